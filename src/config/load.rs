@@ -1,0 +1,950 @@
+//! Converts the YAML node tree into [`Config`], collecting every problem with its
+//! file, line, column and key path instead of stopping at the first.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::values::{interpolate, parse_duration, parse_rate, parse_size};
+use super::yaml::{self, Key, Node, Position, Value};
+use super::*;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    /// Key path such as `inbound.routes[2].verify.secrets`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loads and validates a config file, substituting `${VAR}` from the process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    load_str(&name, &text, &|var| std::env::var(var).ok())
+}
+
+/// Loads and validates config text; `file` names it in messages, `env` resolves `${VAR}`.
+pub fn load_str(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut loader = Loader {
+        file,
+        env,
+        errors: Vec::new(),
+    };
+    let config = match yaml::parse(text) {
+        Ok(root) => loader.config(&root),
+        Err(e) => {
+            loader.error(e.at, "", format!("invalid YAML: {}", e.message));
+            None
+        }
+    };
+    match config {
+        Some(config) if loader.errors.is_empty() => Ok(config),
+        _ => {
+            let mut errors = loader.errors;
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+struct Loader<'a> {
+    file: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+/// The entries of one YAML mapping, already checked for unknown keys.
+struct Fields<'n> {
+    entries: &'n [(Key, Node)],
+    at: Position,
+    path: String,
+}
+
+impl<'n> Fields<'n> {
+    /// The value of `key`; an explicit null counts as absent.
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, v)| k.name == key && !matches!(v.value, Value::Null))
+            .map(|(_, v)| v)
+    }
+
+    fn path(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+const DEFAULT_OUTBOUND_LISTEN: &str = "127.0.0.1:9090";
+const DEFAULT_STORE_PATH: &str = "./hookgate-data";
+const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// Bodies are held in memory while they are verified; beyond this a sidecar is the wrong tool.
+const MAX_BODY_LIMIT: u64 = 64 << 20;
+
+impl Loader<'_> {
+    fn error(&mut self, at: Position, path: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line: at.line,
+            column: at.column,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// A mapping whose keys must all be in `allowed`; unknown keys are reported one by one.
+    fn fields<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let Value::Map(entries) = &node.value else {
+            self.error(
+                node.at,
+                path,
+                format!(
+                    "expected a mapping with keys {}, found {}",
+                    allowed.join(", "),
+                    node.value.kind()
+                ),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            if !allowed.contains(&key.name.as_str()) {
+                self.error(
+                    key.at,
+                    &join(path, &key.name),
+                    format!("unknown key (expected one of: {})", allowed.join(", ")),
+                );
+            }
+        }
+        Some(Fields {
+            entries,
+            at: node.at,
+            path: path.to_string(),
+        })
+    }
+
+    fn required<'n>(&mut self, fields: &Fields<'n>, key: &str) -> Option<&'n Node> {
+        let node = fields.get(key);
+        if node.is_none() {
+            self.error(fields.at, &fields.path(key), "missing required key");
+        }
+        node
+    }
+
+    /// A scalar as text, with `${VAR}` substituted.
+    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        let raw = match &node.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                self.error(
+                    node.at,
+                    path,
+                    format!("expected a string, found {}", other.kind()),
+                );
+                return None;
+            }
+        };
+        match interpolate(&raw, self.env) {
+            Ok(s) => Some(s),
+            Err(message) => {
+                self.error(node.at, path, message);
+                None
+            }
+        }
+    }
+
+    /// A secret: a string, `${VAR}`, or `file:/path` to read it from a mounted file.
+    fn secret(&mut self, node: &Node, path: &str) -> Option<Secret> {
+        let value = self.string(node, path)?;
+        let value = match value.strip_prefix("file:") {
+            Some(file) => match std::fs::read_to_string(file) {
+                Ok(content) => content.trim_end_matches(['\r', '\n']).to_string(),
+                Err(e) => {
+                    self.error(
+                        node.at,
+                        path,
+                        format!("cannot read secret file {file}: {e}"),
+                    );
+                    return None;
+                }
+            },
+            None => value,
+        };
+        if value.is_empty() {
+            self.error(node.at, path, "secret is empty");
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+
+    fn parsed<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.string(node, path)?;
+        match parse(&text) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(node.at, path, message);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        self.parsed(node, path, parse_duration)
+    }
+
+    fn size(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let size = self.parsed(node, path, parse_size)?;
+        if size == 0 || size > MAX_BODY_LIMIT {
+            self.error(node.at, path, "expected a size between 1B and 64MiB");
+            return None;
+        }
+        Some(size)
+    }
+
+    fn socket_addr(&mut self, node: &Node, path: &str) -> Option<SocketAddr> {
+        self.parsed(node, path, |s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                format!("expected an address such as 127.0.0.1:9901 or [::]:8000, found {s:?}")
+            })
+        })
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+        match &node.value {
+            Value::Seq(items) => Some(items),
+            other => {
+                self.error(
+                    node.at,
+                    path,
+                    format!("expected a list, found {}", other.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn optional<T>(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        read: impl FnOnce(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match fields.get(key) {
+            None => Some(None),
+            Some(node) => read(self, node, &fields.path(key)).map(Some),
+        }
+    }
+
+    fn with_default<T>(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        self.optional(fields, key, read)
+            .map(|v| v.unwrap_or(default))
+    }
+
+    fn config(&mut self, root: &Node) -> Option<Config> {
+        let empty = Node {
+            value: Value::Map(Vec::new()),
+            at: root.at,
+        };
+        let root = if matches!(root.value, Value::Null) {
+            &empty
+        } else {
+            root
+        };
+        let top = self.fields(
+            root,
+            "",
+            &["server", "admin", "store", "inbound", "outbound"],
+        )?;
+        let server = self.section(&top, "server", Self::server);
+        let admin = self.section(&top, "admin", Self::admin);
+        let store = self.section(&top, "store", Self::store);
+        let inbound = self.optional(&top, "inbound", Self::inbound);
+        let outbound = self.optional(&top, "outbound", Self::outbound);
+        if top.get("inbound").is_none() && top.get("outbound").is_none() {
+            self.error(
+                top.at,
+                "",
+                "nothing to serve: configure inbound, outbound or both",
+            );
+        }
+        let config = Config {
+            server: server?,
+            admin: admin?,
+            store: store?,
+            inbound: inbound?,
+            outbound: outbound?,
+        };
+        self.check_listeners(&config, &top);
+        Some(config)
+    }
+
+    /// A section that may be left out entirely, in which case all its defaults apply.
+    fn section<T>(
+        &mut self,
+        top: &Fields,
+        key: &str,
+        read: impl FnOnce(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        let empty = Node {
+            value: Value::Map(Vec::new()),
+            at: top.at,
+        };
+        let node = top.get(key).unwrap_or(&empty);
+        read(self, node, key)
+    }
+
+    fn server(&mut self, node: &Node, path: &str) -> Option<ServerSettings> {
+        let f = self.fields(node, path, &["threads", "grace_period", "shutdown_timeout"])?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.with_default(&f, "threads", cores, |l, n, p| {
+            l.parsed(n, p, |s| match s.parse::<usize>() {
+                Ok(t) if (1..=256).contains(&t) => Ok(t),
+                _ => Err(format!(
+                    "expected a number of threads from 1 to 256, found {s:?}"
+                )),
+            })
+        });
+        let grace_period =
+            self.with_default(&f, "grace_period", Duration::from_secs(5), Self::duration);
+        let shutdown_timeout = self.with_default(
+            &f,
+            "shutdown_timeout",
+            Duration::from_secs(5),
+            Self::duration,
+        );
+        Some(ServerSettings {
+            threads: threads?,
+            grace_period: grace_period?,
+            shutdown_timeout: shutdown_timeout?,
+        })
+    }
+
+    fn admin(&mut self, node: &Node, path: &str) -> Option<AdminConfig> {
+        let f = self.fields(node, path, &["listen", "token"])?;
+        let default_listen = DEFAULT_ADMIN_LISTEN.parse().expect("valid default");
+        let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
+        let token = self.optional(&f, "token", Self::secret);
+        Some(AdminConfig {
+            listen: listen?,
+            token: token?,
+        })
+    }
+
+    fn store(&mut self, node: &Node, path: &str) -> Option<StoreConfig> {
+        let f = self.fields(node, path, &["kind", "path", "url", "key_prefix"])?;
+        let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
+        match kind.as_str() {
+            "embedded" => {
+                self.not_allowed(&f, &["url", "key_prefix"], "with kind: embedded");
+                let dir =
+                    self.with_default(&f, "path", DEFAULT_STORE_PATH.to_string(), Self::string)?;
+                Some(StoreConfig::Embedded {
+                    path: PathBuf::from(dir),
+                })
+            }
+            "redis" => {
+                self.not_allowed(&f, &["path"], "with kind: redis");
+                let url = self
+                    .required(&f, "url")
+                    .and_then(|n| self.secret(n, &f.path("url")));
+                let key_prefix =
+                    self.with_default(&f, "key_prefix", "hookgate:".to_string(), Self::string);
+                if let Some(url) = &url {
+                    if !(url.expose().starts_with("redis://")
+                        || url.expose().starts_with("rediss://"))
+                    {
+                        let at = f.get("url").map_or(f.at, |n| n.at);
+                        self.error(
+                            at,
+                            &f.path("url"),
+                            "expected a URL starting with redis:// or rediss://",
+                        );
+                    }
+                }
+                Some(StoreConfig::Redis {
+                    url: url?,
+                    key_prefix: key_prefix?,
+                })
+            }
+            other => {
+                let at = f.get("kind").map_or(f.at, |n| n.at);
+                self.error(
+                    at,
+                    &f.path("kind"),
+                    format!("expected embedded or redis, found {other:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn not_allowed(&mut self, f: &Fields, keys: &[&str], why: &str) {
+        for key in keys {
+            if let Some(node) = f.get(key) {
+                self.error(node.at, &f.path(key), format!("not used {why}"));
+            }
+        }
+    }
+
+    fn inbound(&mut self, node: &Node, path: &str) -> Option<InboundConfig> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "listen",
+                "upstream",
+                "max_body",
+                "body_timeout",
+                "connect_timeout",
+                "upstream_timeout",
+                "routes",
+            ],
+        )?;
+        let listen = self
+            .required(&f, "listen")
+            .and_then(|n| self.socket_addr(n, &f.path("listen")));
+        let upstream = self
+            .required(&f, "upstream")
+            .and_then(|n| self.upstream(n, &f.path("upstream")));
+        let max_body = self.with_default(&f, "max_body", DEFAULT_MAX_BODY, Self::size);
+        let body_timeout = self.with_default(
+            &f,
+            "body_timeout",
+            Duration::from_secs(10),
+            Self::positive_duration,
+        );
+        let connect_timeout = self.with_default(
+            &f,
+            "connect_timeout",
+            Duration::from_secs(2),
+            Self::positive_duration,
+        );
+        let upstream_timeout = self.with_default(
+            &f,
+            "upstream_timeout",
+            Duration::from_secs(30),
+            Self::positive_duration,
+        );
+        let routes = self
+            .required(&f, "routes")
+            .and_then(|n| self.routes(n, &f.path("routes")));
+        Some(InboundConfig {
+            listen: listen?,
+            upstream: upstream?,
+            max_body: max_body?,
+            body_timeout: body_timeout?,
+            connect_timeout: connect_timeout?,
+            upstream_timeout: upstream_timeout?,
+            routes: routes?,
+        })
+    }
+
+    fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let d = self.duration(node, path)?;
+        if d.is_zero() {
+            self.error(node.at, path, "must be longer than 0s");
+            return None;
+        }
+        Some(d)
+    }
+
+    fn upstream(&mut self, node: &Node, path: &str) -> Option<Upstream> {
+        self.parsed(node, path, |s| {
+            let expected = format!("expected a URL such as http://127.0.0.1:8080, found {s:?}");
+            let (tls, rest) = if let Some(rest) = s.strip_prefix("http://") {
+                (false, rest)
+            } else if let Some(rest) = s.strip_prefix("https://") {
+                (true, rest)
+            } else {
+                return Err(expected);
+            };
+            let authority = rest.strip_suffix('/').unwrap_or(rest);
+            if authority.is_empty() || authority.contains('/') {
+                return Err(format!("{expected} (no path: requests keep their own)"));
+            }
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                    (host, port.parse::<u16>().map_err(|_| expected.clone())?)
+                }
+                _ => (authority, if tls { 443 } else { 80 }),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(expected);
+            }
+            Ok(Upstream {
+                tls,
+                host: host.to_string(),
+                port,
+            })
+        })
+    }
+
+    fn routes(&mut self, node: &Node, path: &str) -> Option<Vec<RouteConfig>> {
+        let items = self.list(node, path)?;
+        if items.is_empty() {
+            self.error(node.at, path, "at least one route is needed");
+            return None;
+        }
+        let mut routes = Vec::new();
+        let mut complete = true;
+        for (i, item) in items.iter().enumerate() {
+            let route_path = format!("{path}[{i}]");
+            match self.route(item, &route_path) {
+                Some(route) => {
+                    if let Some(other) = routes
+                        .iter()
+                        .position(|r: &RouteConfig| r.name == route.name)
+                    {
+                        self.error(
+                            item.at,
+                            &join(&route_path, "name"),
+                            format!("duplicate route name (also {path}[{other}])"),
+                        );
+                    }
+                    if let Some(other) = routes
+                        .iter()
+                        .position(|r: &RouteConfig| r.path == route.path)
+                    {
+                        self.error(
+                            item.at,
+                            &join(&route_path, "path"),
+                            format!("duplicate path (also {path}[{other}])"),
+                        );
+                    }
+                    routes.push(route);
+                }
+                None => complete = false,
+            }
+        }
+        complete.then_some(routes)
+    }
+
+    fn route(&mut self, node: &Node, path: &str) -> Option<RouteConfig> {
+        let f = self.fields(
+            node,
+            path,
+            &["name", "path", "max_body", "verify", "dedupe", "rate_limit"],
+        )?;
+        let name = self.required(&f, "name").and_then(|n| {
+            self.parsed(n, &f.path("name"), |s| {
+                let valid = !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                if valid {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!("expected a name of lowercase letters, digits, '-' and '_' (at most 64), found {s:?}"))
+                }
+            })
+        });
+        let route_path = self.required(&f, "path").and_then(|n| {
+            self.parsed(n, &f.path("path"), |s| {
+                if !s.starts_with('/') {
+                    return Err(format!("expected a path starting with '/', found {s:?}"));
+                }
+                match s.strip_suffix('*') {
+                    Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
+                        Ok(PathMatch::Prefix(prefix.to_string()))
+                    }
+                    None if !s.contains('*') => Ok(PathMatch::Exact(s.to_string())),
+                    _ => Err(format!(
+                        "'*' may only end a prefix such as /hooks/*, found {s:?}"
+                    )),
+                }
+            })
+        });
+        let max_body = self.optional(&f, "max_body", Self::size);
+        let verify = self
+            .required(&f, "verify")
+            .and_then(|n| self.verify(n, &f.path("verify")));
+        let dedupe = self.optional(&f, "dedupe", Self::dedupe);
+        let rate_limit = self.optional(&f, "rate_limit", Self::rate_limit);
+        Some(RouteConfig {
+            name: name?,
+            path: route_path?,
+            max_body: max_body?,
+            verify: verify?,
+            dedupe: dedupe?,
+            rate_limit: rate_limit?,
+        })
+    }
+
+    fn verify(&mut self, node: &Node, path: &str) -> Option<Verify> {
+        if let Value::Str(s) = &node.value {
+            if s == "none" {
+                return Some(Verify::None);
+            }
+            self.error(
+                node.at,
+                path,
+                format!("expected none or a mapping with scheme and secrets, found {s:?}"),
+            );
+            return None;
+        }
+        let f = self.fields(node, path, &["scheme", "secrets", "tolerance"])?;
+        let scheme = self.required(&f, "scheme").and_then(|n| {
+            self.parsed(n, &f.path("scheme"), |s| {
+                if KNOWN_SCHEMES.contains(&s) {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!(
+                        "unknown scheme {s:?} (known: {})",
+                        KNOWN_SCHEMES.join(", ")
+                    ))
+                }
+            })
+        });
+        let secrets = self.required(&f, "secrets").and_then(|n| {
+            let p = f.path("secrets");
+            let items = self.list(n, &p)?;
+            if items.is_empty() {
+                self.error(n.at, &p, "at least one secret is needed");
+                return None;
+            }
+            let secrets: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.secret(item, &format!("{p}[{i}]")))
+                .collect();
+            secrets.into_iter().collect::<Option<Vec<_>>>()
+        });
+        let tolerance = self.optional(&f, "tolerance", Self::positive_duration);
+        Some(Verify::Scheme {
+            scheme: scheme?,
+            secrets: secrets?,
+            tolerance: tolerance?,
+        })
+    }
+
+    fn dedupe(&mut self, node: &Node, path: &str) -> Option<DedupeConfig> {
+        let f = self.fields(node, path, &["id", "ttl"])?;
+        let id = self.required(&f, "id").and_then(|n| {
+            self.parsed(n, &f.path("id"), |s| {
+                if s == "scheme" {
+                    Ok(IdSource::Scheme)
+                } else if let Some(name) =
+                    s.strip_prefix("header:").filter(|h| valid_header_name(h))
+                {
+                    Ok(IdSource::Header(name.to_ascii_lowercase()))
+                } else if let Some(pointer) = s.strip_prefix("json:").filter(|p| p.starts_with('/'))
+                {
+                    Ok(IdSource::Json(pointer.to_string()))
+                } else {
+                    Err(format!(
+                        "expected header:NAME, json:/pointer or scheme, found {s:?}"
+                    ))
+                }
+            })
+        });
+        let ttl = self.with_default(
+            &f,
+            "ttl",
+            Duration::from_secs(86_400),
+            Self::positive_duration,
+        );
+        Some(DedupeConfig { id: id?, ttl: ttl? })
+    }
+
+    fn rate_limit(&mut self, node: &Node, path: &str) -> Option<RateLimitConfig> {
+        let f = self.fields(node, path, &["key", "limit", "burst"])?;
+        let key = self.with_default(&f, "key", KeySource::ClientIp, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "ip" => Ok(KeySource::ClientIp),
+                "route" => Ok(KeySource::Route),
+                _ => match s.strip_prefix("header:").filter(|h| valid_header_name(h)) {
+                    Some(name) => Ok(KeySource::Header(name.to_ascii_lowercase())),
+                    None => Err(format!("expected header:NAME, ip or route, found {s:?}")),
+                },
+            })
+        });
+        let limit = self
+            .required(&f, "limit")
+            .and_then(|n| self.parsed(n, &f.path("limit"), parse_rate));
+        let burst = self.optional(&f, "burst", |l, n, p| {
+            l.parsed(n, p, |s| match s.parse::<u32>() {
+                Ok(b) if b >= 1 => Ok(b),
+                _ => Err(format!(
+                    "expected a whole number of at least 1, found {s:?}"
+                )),
+            })
+        });
+        Some(RateLimitConfig {
+            key: key?,
+            limit: limit?,
+            burst: burst?,
+        })
+    }
+
+    fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
+        let f = self.fields(node, path, &["listen", "endpoints"])?;
+        let default_listen = DEFAULT_OUTBOUND_LISTEN.parse().expect("valid default");
+        let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
+        if let Some(endpoints) = f.get("endpoints") {
+            let p = f.path("endpoints");
+            if let Some(items) = self.list(endpoints, &p) {
+                if let Some(first) = items.first() {
+                    self.error(
+                        first.at,
+                        &format!("{p}[0]"),
+                        "outbound endpoints are not supported by this version yet",
+                    );
+                }
+            }
+        }
+        Some(OutboundConfig { listen: listen? })
+    }
+
+    /// Two services cannot share one address.
+    fn check_listeners(&mut self, config: &Config, top: &Fields) {
+        let mut seen: Vec<(&str, SocketAddr)> = vec![("admin.listen", config.admin.listen)];
+        if let Some(inbound) = &config.inbound {
+            seen.push(("inbound.listen", inbound.listen));
+        }
+        if let Some(outbound) = &config.outbound {
+            seen.push(("outbound.listen", outbound.listen));
+        }
+        for i in 1..seen.len() {
+            if let Some((other, _)) = seen[..i].iter().find(|(_, addr)| {
+                addr.port() == seen[i].1.port()
+                    && (addr.ip() == seen[i].1.ip()
+                        || addr.ip().is_unspecified()
+                        || seen[i].1.ip().is_unspecified())
+            }) {
+                let (name, addr) = seen[i];
+                let section = name.split('.').next().unwrap_or(name);
+                let at = top
+                    .get(section)
+                    .and_then(|s| match &s.value {
+                        Value::Map(entries) => entries
+                            .iter()
+                            .find(|(k, _)| k.name == "listen")
+                            .map(|(_, v)| v.at),
+                        _ => None,
+                    })
+                    .unwrap_or(top.at);
+                self.error(at, name, format!("{addr} is already used by {other}"));
+            }
+        }
+    }
+}
+
+/// An HTTP header name (RFC 9110 token).
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "REJENTO_SECRET" => Some("rj-secret".to_string()),
+            _ => None,
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        load_str("test.yaml", text, &env)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        load(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    const MINIMAL: &str = "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  routes:\n    - name: a\n      path: /hooks/a\n      verify: none\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9901");
+        assert!(matches!(config.store, StoreConfig::Embedded { .. }));
+        let inbound = config.inbound.unwrap();
+        assert_eq!(inbound.max_body, 1 << 20);
+        assert_eq!(
+            inbound.upstream,
+            Upstream {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(inbound.routes[0].path, PathMatch::Exact("/hooks/a".into()));
+        assert!(config.outbound.is_none());
+        assert_eq!(config.server.grace_period, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_position_and_path() {
+        let text = "\
+inbound:
+  listen: 127.0.0.1:8000
+  upstream: http://127.0.0.1:8080
+  body_timeout: 10 seconds
+  routes:
+    - name: rejento
+      path: /hooks/rejento
+      verfy: none
+      verify: { scheme: rejento, secrets: [\"${NOPE}\"] }
+";
+        assert_eq!(
+            errors(text),
+            vec![
+                "test.yaml:4:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10 seconds\"",
+                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit)",
+                "test.yaml:9:44: inbound.routes[0].verify.secrets[0]: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
+            ]
+        );
+    }
+
+    #[test]
+    fn env_and_file_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let text = MINIMAL.replace(
+            "verify: none",
+            &format!("verify: {{ scheme: rejento, secrets: [\"${{REJENTO_SECRET}}\", \"file:{}\", \"${{OTHER:-fallback}}\"] }}", file.display()),
+        );
+        let config = load(&text).unwrap();
+        let Verify::Scheme { secrets, .. } = &config.inbound.unwrap().routes[0].verify else {
+            panic!("expected a scheme")
+        };
+        let values: Vec<_> = secrets.iter().map(|s| s.expose()).collect();
+        assert_eq!(values, ["rj-secret", "from-file", "fallback"]);
+        assert!(!format!("{secrets:?}").contains("rj-secret"));
+    }
+
+    #[test]
+    fn route_rules() {
+        let text = MINIMAL.replace("path: /hooks/a", "path: /hooks/*/x")
+            + "    - name: A\n      path: nope\n";
+        let errs = errors(&text);
+        assert!(
+            errs[0].contains("inbound.routes[0].path: '*' may only end a prefix"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("8:7: inbound.routes[1].verify: missing required key"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("inbound.routes[1].name: expected a name of lowercase"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].contains("inbound.routes[1].path: expected a path starting with '/'"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn prefix_paths_match_below_and_at_the_prefix() {
+        let p = PathMatch::Prefix("/hooks/".into());
+        assert!(p.matches("/hooks/github"));
+        assert!(p.matches("/hooks"));
+        assert!(!p.matches("/hooksx"));
+        assert!(!PathMatch::Exact("/a".into()).matches("/a/b"));
+    }
+
+    #[test]
+    fn shared_listen_address_is_refused() {
+        let text = format!("admin: {{ listen: 127.0.0.1:8000 }}\n{MINIMAL}");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("inbound.listen: 127.0.0.1:8000 is already used by admin.listen"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_errors_have_a_position() {
+        let errs = errors("inbound:\n  listen: [\n");
+        assert!(errs[0].starts_with("test.yaml:"), "{errs:?}");
+        assert!(errs[0].contains("invalid YAML"), "{errs:?}");
+    }
+
+    #[test]
+    fn empty_file_says_what_is_missing() {
+        assert_eq!(
+            errors(""),
+            vec!["test.yaml:1:1: nothing to serve: configure inbound, outbound or both"]
+        );
+    }
+}

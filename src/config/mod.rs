@@ -1,0 +1,191 @@
+//! hookgate's one internal configuration. The YAML file is parsed into a position-aware
+//! tree ([`yaml`]) and converted into [`Config`] by [`load`], which validates everything
+//! and reports every problem at once.
+
+mod load;
+pub mod values;
+pub mod yaml;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{load_file, load_str, ConfigError, ConfigErrors};
+pub use values::Rate;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub inbound: Option<InboundConfig>,
+    pub outbound: Option<OutboundConfig>,
+}
+
+/// Process-wide settings: Pingora's worker threads and the shutdown timings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Worker threads per service.
+    pub threads: usize,
+    /// After SIGTERM: how long listeners stay open for in-flight work to finish.
+    pub grace_period: Duration,
+    /// After the grace period: how long runtimes get to wind down before exit.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded { path: PathBuf },
+    Redis { url: Secret, key_prefix: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub max_body: u64,
+    /// Whole-body read deadline for slow senders.
+    pub body_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long the app may take to start answering.
+    pub upstream_timeout: Duration,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The app behind the inbound side, from `http://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub path: PathMatch,
+    pub max_body: Option<u64>,
+    pub verify: Verify,
+    pub dedupe: Option<DedupeConfig>,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// From `path: /hooks/*`: holds `/hooks/`.
+    Prefix(String),
+}
+
+impl PathMatch {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => p == path,
+            PathMatch::Prefix(prefix) => {
+                path.starts_with(prefix.as_str()) || path == &prefix[..prefix.len() - 1]
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Verify {
+    /// `verify: none`: the route deliberately accepts unsigned requests.
+    None,
+    Scheme {
+        scheme: String,
+        secrets: Vec<Secret>,
+        tolerance: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DedupeConfig {
+    pub id: IdSource,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdSource {
+    Header(String),
+    /// A JSON pointer into the body, e.g. `/id`.
+    Json(String),
+    /// The delivery id the signature scheme carries.
+    Scheme,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub key: KeySource,
+    pub limit: Rate,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Header(String),
+    ClientIp,
+    Route,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    pub listen: SocketAddr,
+}
+
+/// A secret value: never printed by `Debug`, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Scheme names a route may name in `verify.scheme`.
+pub const KNOWN_SCHEMES: &[&str] = &[
+    "standard-webhooks",
+    "svix",
+    "stripe",
+    "github",
+    "gitlab",
+    "slack",
+    "shopify",
+    "paddle",
+    "zoom",
+    "square",
+    "linear",
+    "intercom",
+    "twilio",
+    "rejento",
+    "hiresscope",
+    "tenzo",
+    "jobylon",
+    "bearer",
+    "basic",
+    "hmac",
+];

@@ -1,0 +1,219 @@
+//! Parsers for the small value languages of the config file: durations (`30s`),
+//! sizes (`1MiB`), rates (`100/min`) and `${VAR}` interpolation.
+
+use std::time::Duration;
+
+/// `500ms`, `30s`, `2m`, `24h`, `7d`, or a sum such as `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a duration such as 500ms, 30s, 2m, 24h or 1h30m";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(EXPECTED.to_string());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{EXPECTED}, found {text:?}"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{EXPECTED}, found {text:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(format!("{EXPECTED}, found {text:?}")),
+        };
+        rest = &rest[unit_len..];
+        let ms = number
+            .checked_mul(unit_ms)
+            .ok_or_else(|| format!("duration {text:?} is too large"))?;
+        total += Duration::from_millis(ms);
+    }
+    Ok(total)
+}
+
+/// `1MiB`, `512KiB`, `10MB`, `100B` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    const EXPECTED: &str = "expected a size such as 64KiB, 1MiB or 10MB";
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    if digits == 0 {
+        return Err(format!("{EXPECTED}, found {text:?}"));
+    }
+    let number: u64 = text[..digits]
+        .parse()
+        .map_err(|_| format!("{EXPECTED}, found {text:?}"))?;
+    let multiplier: u64 = match text[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("{EXPECTED}, found {text:?}")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// A rate such as `100/min`: `count` events per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// `100/min`, `10/s`, `5000/h`, `20000/d`, or a window such as `5/10s`.
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let expected = format!("expected a rate such as 100/min, 10/s or 5000/h, found {text:?}");
+    let (count, unit) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| expected.clone())?;
+    let count: u32 = count.trim().parse().map_err(|_| expected.clone())?;
+    if count == 0 {
+        return Err(format!(
+            "a rate must allow at least 1 request, found {text:?}"
+        ));
+    }
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3_600),
+        "d" | "day" => Duration::from_secs(86_400),
+        window => parse_duration(window).map_err(|_| expected.clone())?,
+    };
+    if per.is_zero() {
+        return Err(expected);
+    }
+    Ok(Rate { count, per })
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` with values from `lookup`; `$${` is a literal `${`.
+/// A missing variable without a default is an error naming it (never its value).
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    if !text.contains('$') {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("${") {
+            let end = after.find('}').ok_or_else(|| {
+                format!("unclosed \"${{\" in {text:?}: write ${{NAME}} or $${{ for a literal")
+            })?;
+            let inner = &after[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (inner, None),
+            };
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name {
+                return Err(format!(
+                    "invalid variable name {name:?} in \"${{{inner}}}\""
+                ));
+            }
+            match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
+                    ))
+                }
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "30", "s", "3x", "1.5s", "-1s", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("512"), Ok(512));
+        for bad in ["", "MiB", "1 TiB", "1.5MiB", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let per_min = Rate {
+            count: 100,
+            per: Duration::from_secs(60),
+        };
+        assert_eq!(parse_rate("100/min"), Ok(per_min));
+        assert_eq!(parse_rate("5/10s").unwrap().per, Duration::from_secs(10));
+        for bad in ["100", "0/s", "x/min", "10/fortnight", "10/0s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn interpolation() {
+        let env = |name: &str| match name {
+            "SECRET" => Some("s3cr3t".to_string()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(interpolate("${SECRET}", &env).unwrap(), "s3cr3t");
+        assert_eq!(interpolate("a-${SECRET}-b", &env).unwrap(), "a-s3cr3t-b");
+        assert_eq!(interpolate("${MISSING:-dflt}", &env).unwrap(), "dflt");
+        assert_eq!(interpolate("${EMPTY:-dflt}", &env).unwrap(), "dflt");
+        assert_eq!(
+            interpolate("$${SECRET} costs $5", &env).unwrap(),
+            "${SECRET} costs $5"
+        );
+        let err = interpolate("${MISSING}", &env).unwrap_err();
+        assert!(err.contains("MISSING is not set"), "{err}");
+        assert!(interpolate("${SECRET", &env).is_err());
+        assert!(interpolate("${1BAD}", &env).is_err());
+    }
+}

@@ -1,0 +1,2 @@
+//! hookgate: a webhook sidecar and edge gateway on Pingora.
+pub mod config;
