@@ -1,2 +1,9 @@
 //! hookgate: a webhook sidecar and edge gateway on Pingora.
+pub mod admin;
+pub mod cli;
 pub mod config;
+pub mod error_response;
+pub mod inbound;
+pub mod logging;
+pub mod metrics;
+pub mod server;

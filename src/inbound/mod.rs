@@ -1,0 +1,173 @@
+//! The inbound side: a provider's webhook arrives, passes each stage, and only then
+//! reaches the app. Stages, in order, each in its own file:
+//! [`routing`] → [`body`] (whole raw body) → [`forward`] (to the app, answer relayed).
+
+pub mod body;
+pub mod forward;
+pub mod routing;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+
+use crate::config::InboundConfig;
+use crate::error_response::ErrorResponse;
+use crate::metrics::{METRICS, UNMATCHED_ROUTE};
+use forward::{upstream_request, Forwarded, UpstreamClient};
+use routing::RouteTable;
+
+/// Idle time allowed between requests on a client's keep-alive connection.
+const CLIENT_KEEPALIVE_SECS: u64 = 60;
+
+pub struct InboundApp {
+    config: InboundConfig,
+    routes: RouteTable,
+    upstream: UpstreamClient,
+    server_options: HttpServerOptions,
+}
+
+/// What became of one request: for metrics and for whether the connection can be reused.
+struct Outcome {
+    route: String,
+    status: u16,
+    reusable: bool,
+}
+
+impl InboundApp {
+    pub fn new(config: InboundConfig) -> Result<Self, String> {
+        let mut server_options = HttpServerOptions::default();
+        server_options.h2c = true;
+        Ok(InboundApp {
+            routes: RouteTable::new(&config.routes),
+            upstream: UpstreamClient::new(&config)?,
+            config,
+            server_options,
+        })
+    }
+
+    async fn handle(&self, session: &mut ServerSession) -> Outcome {
+        let path = session.req_header().uri.path().to_string();
+        let Some(route) = self.routes.find(&path) else {
+            let answer = ErrorResponse::new(
+                404,
+                "route_not_found",
+                format!("no route is configured for {path}"),
+            );
+            return self.reject(session, UNMATCHED_ROUTE, answer).await;
+        };
+        let limit = route.max_body.unwrap_or(self.config.max_body);
+        let body = match body::read_body(session, limit, self.config.body_timeout).await {
+            Ok(body) => body,
+            Err(answer) => return self.reject(session, &route.name, answer).await,
+        };
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let request =
+            upstream_request(session.req_header(), body.len(), client_ip).and_then(|mut r| {
+                r.insert_header("Hookgate-Route", route.name.as_str())?;
+                Ok(r)
+            });
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                let answer = ErrorResponse::new(
+                    400,
+                    "bad_request",
+                    format!("request cannot be forwarded: {e}"),
+                );
+                return self.reject(session, &route.name, answer).await;
+            }
+        };
+        match self.upstream.forward(session, request, body).await {
+            Ok(Forwarded::Complete { status }) => Outcome {
+                route: route.name.clone(),
+                status,
+                reusable: true,
+            },
+            Ok(Forwarded::Broken { status }) => Outcome {
+                route: route.name.clone(),
+                status,
+                reusable: false,
+            },
+            Err(answer) => {
+                tracing::warn!(route = %route.name, error = answer.code, "{}", answer.message);
+                // The body was read completely, so the connection stays usable.
+                self.answer(session, &route.name, answer, true).await
+            }
+        }
+    }
+
+    /// Answers with an error before the body was read: the connection is closed after it.
+    async fn reject(
+        &self,
+        session: &mut ServerSession,
+        route: &str,
+        answer: ErrorResponse,
+    ) -> Outcome {
+        tracing::info!(
+            route,
+            error = answer.code,
+            status = answer.status,
+            "rejected: {}",
+            answer.message
+        );
+        self.answer(session, route, answer, false).await
+    }
+
+    async fn answer(
+        &self,
+        session: &mut ServerSession,
+        route: &str,
+        answer: ErrorResponse,
+        keepalive: bool,
+    ) -> Outcome {
+        METRICS.record_inbound_error(route, answer.code);
+        let written = answer.send(session, keepalive).await.is_ok();
+        Outcome {
+            route: route.to_string(),
+            status: answer.status,
+            reusable: written && keepalive,
+        }
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for InboundApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read a request head");
+                return None;
+            }
+        }
+        let started = Instant::now();
+        let keepalive = (!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS);
+        session.set_keepalive(keepalive);
+        let outcome = self.handle(&mut session).await;
+        METRICS.record_inbound(&outcome.route, outcome.status, started.elapsed());
+        if !outcome.reusable {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
+        }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.server_options)
+    }
+}

@@ -1,0 +1,142 @@
+//! Prometheus metrics (OpenMetrics text on the admin port's `/metrics`).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Label value for requests whose path matched no route.
+pub const UNMATCHED_ROUTE: &str = "_unmatched";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    /// The status hookgate answered with.
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub route: String,
+    /// The stable error code of the answer, e.g. `body_too_large`.
+    pub error: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub inbound_requests: Family<RequestLabels, Counter>,
+    pub inbound_duration: Family<RouteLabels, Histogram>,
+    pub inbound_errors: Family<RejectLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookgate");
+        let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+        registry.register("build", "hookgate build information", build);
+
+        let inbound_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "inbound_requests",
+            "Inbound requests answered, by route and status",
+            inbound_requests.clone(),
+        );
+        let inbound_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "inbound_request_duration",
+            "Time from request head to the end of hookgate's answer, by route",
+            Unit::Seconds,
+            inbound_duration.clone(),
+        );
+        let inbound_errors = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "inbound_errors",
+            "Inbound requests answered by hookgate itself with an error, by route and error code",
+            inbound_errors.clone(),
+        );
+        Metrics {
+            registry,
+            inbound_requests,
+            inbound_duration,
+            inbound_errors,
+        }
+    }
+
+    pub fn record_inbound(&self, route: &str, status: u16, elapsed: Duration) {
+        self.inbound_requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.inbound_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_inbound_error(&self, route: &str, error: &'static str) {
+        self.inbound_errors
+            .get_or_create(&RejectLabels {
+                route: route.to_string(),
+                error,
+            })
+            .inc();
+    }
+
+    /// The registry in OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_build_info_and_counters() {
+        let metrics = Metrics::new();
+        metrics.record_inbound("github", 200, Duration::from_millis(3));
+        metrics.record_inbound_error("github", "body_too_large");
+        let text = metrics.render();
+        assert!(text.contains("hookgate_build_info{version=\""), "{text}");
+        assert!(
+            text.contains("hookgate_inbound_requests_total{route=\"github\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookgate_inbound_request_duration_seconds_count{route=\"github\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hookgate_inbound_errors_total{route=\"github\",error=\"body_too_large\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! Test harness: a real app that records what it receives, and the real hookgate binary
+//! started on free ports in front of it.
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request as the app received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Clone)]
+struct Behaviour {
+    status: u16,
+    delay: Duration,
+}
+
+/// A small HTTP/1.1 app (hyper) that records every request and answers
+/// `status` with body `app says hi` after `delay`.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let behaviour = Arc::new(Mutex::new(Behaviour {
+            status: 200,
+            delay: Duration::ZERO,
+        }));
+        let (rec, beh) = (received.clone(), behaviour.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rec, beh) = (rec.clone(), beh.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (rec, beh) = (rec.clone(), beh.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            rec.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                            });
+                            let behaviour = beh.lock().unwrap().clone();
+                            tokio::time::sleep(behaviour.delay).await;
+                            let response = Response::builder()
+                                .status(behaviour.status)
+                                .header("X-App", "test-app")
+                                .body(Full::new(Bytes::from_static(b"app says hi")))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestApp {
+            addr,
+            received,
+            behaviour,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn respond_with(&self, status: u16, delay: Duration) {
+        *self.behaviour.lock().unwrap() = Behaviour { status, delay };
+    }
+}
+
+/// The hookgate binary, running on free ports with a config written for the test.
+pub struct Gateway {
+    child: Child,
+    pub inbound: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+pub struct GatewayBuilder {
+    upstream: String,
+    routes: String,
+    inbound_extra: String,
+    server: String,
+    env: Vec<(String, String)>,
+}
+
+impl Gateway {
+    /// A gateway in front of `upstream` (e.g. `TestApp::url()`), with one route `/hooks/test`.
+    pub fn builder(upstream: impl Into<String>) -> GatewayBuilder {
+        GatewayBuilder {
+            upstream: upstream.into(),
+            routes: "    - { name: test, path: /hooks/test, verify: none }\n".to_string(),
+            inbound_extra: String::new(),
+            server: "server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }\n".to_string(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.inbound, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < within,
+                "hookgate did not exit within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GatewayBuilder {
+    /// Replaces the routes; each line an item of `inbound.routes`.
+    pub fn routes(mut self, routes: &str) -> Self {
+        self.routes = routes.to_string();
+        self
+    }
+
+    /// Extra `inbound:` keys, e.g. `"  max_body: 1KiB\n"`.
+    pub fn inbound(mut self, extra: &str) -> Self {
+        self.inbound_extra.push_str(extra);
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn config_text(
+        &self,
+        inbound: SocketAddr,
+        admin: SocketAddr,
+        store: &std::path::Path,
+    ) -> String {
+        format!(
+            "{server}admin: {{ listen: \"{admin}\" }}\nstore: {{ kind: embedded, path: \"{store}\" }}\ninbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
+            server = self.server,
+            store = store.display(),
+            upstream = self.upstream,
+            extra = self.inbound_extra,
+            routes = self.routes,
+        )
+    }
+
+    /// Starts hookgate and waits until `/readyz` answers 200.
+    pub async fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join("hookgate.yaml");
+        std::fs::write(
+            &config,
+            self.config_text(inbound, admin, &dir.path().join("data")),
+        )
+        .unwrap();
+        let log = dir.path().join("hookgate.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        command
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("HOOKGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap();
+        let mut gateway = Gateway {
+            child,
+            inbound,
+            admin,
+            dir,
+            log,
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = client.get(gateway.admin_url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return gateway;
+                }
+            }
+            if let Some(status) = gateway.child.try_wait().unwrap() {
+                panic!("hookgate exited with {status}:\n{}", gateway.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "hookgate not ready:\n{}",
+                gateway.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
