@@ -1,0 +1,106 @@
+//! `hookgate check`, `--version` and config errors as a user sees them.
+
+use std::process::{Command, Output};
+
+fn hookgate(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    command.args(args).env_remove("HOOKGATE_CONFIG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
+    let output = hookgate(&["check", "-c", example], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with("valid\n"));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  max_bdy: 1MiB\n  body_timeout: 10x\n  routes:\n    - name: a\n      path: /a\n      verify: { scheme: rejento, secrets: [\"${HOOKGATE_TEST_MISSING}\"] }\n",
+    )
+    .unwrap();
+    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let f = file.display();
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "{f}:4:3: inbound.max_bdy: unknown key (expected one of: listen, upstream, max_body, body_timeout, connect_timeout, upstream_timeout, routes)\n\
+             {f}:5:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10x\"\n\
+             {f}:9:44: inbound.routes[0].verify.secrets[0]: environment variable HOOKGATE_TEST_MISSING is not set (write ${{HOOKGATE_TEST_MISSING:-default}} to give a default)\n\
+             {f}: 3 problem(s)\n"
+        )
+    );
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "from-a-mounted-secret\n").unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  routes:\n    - name: a\n      path: /a\n      verify: {{ scheme: rejento, secrets: [\"${{HOOKGATE_TEST_SECRET}}\", \"file:{}\"] }}\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = hookgate(
+        &["check", "-c", path],
+        &[("HOOKGATE_TEST_SECRET", "s3cr3t")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = hookgate(&["check", "-c", path], &[]);
+    assert!(stderr(&output).contains("environment variable HOOKGATE_TEST_SECRET is not set"));
+
+    std::fs::remove_file(&secret_file).unwrap();
+    let output = hookgate(
+        &["check", "-c", path],
+        &[("HOOKGATE_TEST_SECRET", "s3cr3t")],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(":7:")
+            && message.contains("inbound.routes[0].verify.secrets[1]: cannot read secret file"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cr3t"));
+}
+
+#[test]
+fn run_refuses_a_bad_config_without_starting() {
+    let output = hookgate(&["run", "-c", "/nonexistent/hookgate.yaml"], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    assert!(stderr(&output).contains("/nonexistent/hookgate.yaml:0:0: cannot read config file"));
+}
+
+#[test]
+fn version_and_help() {
+    let output = hookgate(&["--version"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("hookgate {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = hookgate(&["check", "--help"], &[]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("hookgate check -c config.example.yaml")
+    );
+}
