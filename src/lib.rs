@@ -6,4 +6,5 @@ pub mod error_response;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;
+pub mod schemes;
 pub mod server;

@@ -1,0 +1,175 @@
+//! The primitives every scheme is built from: keyed HMAC over several parts (no copy of
+//! the body), tag encodings, and constant-time comparison.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ring::hmac;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "sha1" => Ok(Algorithm::Sha1),
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            other => Err(format!("expected sha1, sha256 or sha512, found {other:?}")),
+        }
+    }
+
+    fn ring(self) -> hmac::Algorithm {
+        match self {
+            Algorithm::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Algorithm::Sha256 => hmac::HMAC_SHA256,
+            Algorithm::Sha512 => hmac::HMAC_SHA512,
+        }
+    }
+
+    pub fn tag_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+    Base64Url,
+}
+
+impl Encoding {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "hex" => Ok(Encoding::Hex),
+            "base64" => Ok(Encoding::Base64),
+            "base64url" => Ok(Encoding::Base64Url),
+            other => Err(format!(
+                "expected hex, base64 or base64url, found {other:?}"
+            )),
+        }
+    }
+
+    pub fn encode(self, bytes: &[u8]) -> String {
+        match self {
+            Encoding::Hex => const_hex::encode(bytes),
+            Encoding::Base64 => STANDARD.encode(bytes),
+            Encoding::Base64Url => URL_SAFE.encode(bytes),
+        }
+    }
+
+    /// Decodes a received tag; the error says precisely what is wrong with it.
+    pub fn decode(self, text: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Encoding::Hex => {
+                if text.len() % 2 == 1 {
+                    return Err(format!("odd-length hex ({} characters)", text.len()));
+                }
+                const_hex::decode(text).map_err(|_| "not hex".to_string())
+            }
+            Encoding::Base64 => STANDARD
+                .decode(text)
+                .map_err(|e| format!("bad base64: {e}")),
+            Encoding::Base64Url => URL_SAFE
+                .decode(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+                .map_err(|e| format!("bad base64url: {e}")),
+        }
+    }
+}
+
+/// A secret turned into a ready HMAC key (the key pads are computed once, not per request).
+#[derive(Clone)]
+pub struct MacKey {
+    key: hmac::Key,
+    algorithm: Algorithm,
+}
+
+impl MacKey {
+    pub fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
+        MacKey {
+            key: hmac::Key::new(algorithm.ring(), secret),
+            algorithm,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// HMAC over the concatenation of `parts`.
+    pub fn sign(&self, parts: &[&[u8]]) -> hmac::Tag {
+        let mut context = hmac::Context::with_key(&self.key);
+        for part in parts {
+            context.update(part);
+        }
+        context.sign()
+    }
+
+    /// Constant-time check of a received tag against the HMAC of `parts`.
+    pub fn verify(&self, parts: &[&[u8]], received: &[u8]) -> bool {
+        ct_eq(self.sign(parts).as_ref(), received)
+    }
+}
+
+/// Constant-time equality; only the length may leak.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    const_hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
+/// Base64 as the providers' own libraries read secrets: padding optional, stray trailing
+/// bits ignored (Python's `b64decode` behaviour).
+pub fn base64_decode_lenient(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(text)
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_are_precise() {
+        assert_eq!(
+            Encoding::Hex.decode("abc").unwrap_err(),
+            "odd-length hex (3 characters)"
+        );
+        assert_eq!(Encoding::Hex.decode("zz").unwrap_err(), "not hex");
+        assert!(Encoding::Base64
+            .decode("***")
+            .unwrap_err()
+            .starts_with("bad base64"));
+        assert_eq!(Encoding::Hex.decode("0aFF").unwrap(), vec![0x0a, 0xff]);
+    }
+
+    #[test]
+    fn multipart_hmac_equals_one_shot() {
+        let key = MacKey::new(Algorithm::Sha256, b"k");
+        let whole = key.sign(&[b"a.b.c"]);
+        assert!(key.verify(&[b"a", b".b.", b"c"], whole.as_ref()));
+        assert!(!key.verify(&[b"a", b".b.", b"d"], whole.as_ref()));
+    }
+}

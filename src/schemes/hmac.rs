@@ -1,0 +1,358 @@
+//! The generic HMAC scheme (`scheme: hmac`) and the named schemes that are presets of it:
+//! one signature header over a signed-content template.
+
+use std::fmt;
+
+use super::crypto::{Algorithm, Encoding, MacKey};
+use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+
+/// How the configured secret becomes the HMAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretEncoding {
+    /// The secret's UTF-8 bytes, as most providers do (including HIRESSCOPE's `whsec_...`).
+    Utf8,
+    /// Base64, after an optional `whsec_` prefix (Standard Webhooks style).
+    Base64,
+    Hex,
+}
+
+impl SecretEncoding {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "utf8" => Ok(SecretEncoding::Utf8),
+            "base64" => Ok(SecretEncoding::Base64),
+            "hex" => Ok(SecretEncoding::Hex),
+            other => Err(format!("expected utf8, base64 or hex, found {other:?}")),
+        }
+    }
+
+    pub fn key_bytes(self, secret: &str) -> Result<Vec<u8>, String> {
+        match self {
+            SecretEncoding::Utf8 => Ok(secret.as_bytes().to_vec()),
+            SecretEncoding::Base64 => {
+                let text = secret.strip_prefix("whsec_").unwrap_or(secret);
+                super::crypto::base64_decode_lenient(text)
+                    .map_err(|e| format!("secret is not base64: {e}"))
+            }
+            SecretEncoding::Hex => {
+                const_hex::decode(secret).map_err(|_| "secret is not hex".to_string())
+            }
+        }
+    }
+}
+
+/// One piece of the signed content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(Vec<u8>),
+    Id,
+    Timestamp,
+    Body,
+    Method,
+    Url,
+}
+
+/// The signed content, e.g. `{timestamp}.{body}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(pub Vec<Part>);
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest
+                        .find('}')
+                        .ok_or_else(|| format!("unclosed '{{' in {text:?}"))?;
+                    parts.push(match &rest[1..end] {
+                        "id" => Part::Id,
+                        "timestamp" => Part::Timestamp,
+                        "body" => Part::Body,
+                        "method" => Part::Method,
+                        "url" => Part::Url,
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder {{{other}}} (use {{id}}, {{timestamp}}, {{body}}, {{method}}, {{url}})"
+                            ))
+                        }
+                    });
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    parts.push(Part::Literal(rest.as_bytes()[..i].to_vec()));
+                    rest = &rest[i..];
+                }
+                None => {
+                    parts.push(Part::Literal(rest.as_bytes().to_vec()));
+                    rest = "";
+                }
+            }
+        }
+        if !parts.contains(&Part::Body) {
+            return Err(format!("{text:?} does not sign the body: add {{body}}"));
+        }
+        Ok(Template(parts))
+    }
+
+    fn uses(&self, part: &Part) -> bool {
+        self.0.contains(part)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in &self.0 {
+            match part {
+                Part::Literal(l) => f.write_str(&String::from_utf8_lossy(l))?,
+                Part::Id => f.write_str("{id}")?,
+                Part::Timestamp => f.write_str("{timestamp}")?,
+                Part::Body => f.write_str("{body}")?,
+                Part::Method => f.write_str("{method}")?,
+                Part::Url => f.write_str("{url}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything that defines an HMAC scheme.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HmacOptions {
+    /// Lower-case header name carrying the signature.
+    pub header: String,
+    pub algorithm: Algorithm,
+    pub encoding: Encoding,
+    /// Text before the encoded tag, e.g. `sha256=`.
+    pub prefix: String,
+    pub timestamp_header: Option<String>,
+    pub id_header: Option<String>,
+    pub template: Template,
+    pub secret_encoding: SecretEncoding,
+    /// A JSON pointer to a signed timestamp in milliseconds inside the body (Linear).
+    pub body_timestamp_ms: Option<String>,
+}
+
+impl HmacOptions {
+    fn body_only(header: &str, encoding: Encoding) -> Self {
+        HmacOptions {
+            header: header.to_string(),
+            algorithm: Algorithm::Sha256,
+            encoding,
+            prefix: String::new(),
+            timestamp_header: None,
+            id_header: None,
+            template: Template(vec![Part::Body]),
+            secret_encoding: SecretEncoding::Utf8,
+            body_timestamp_ms: None,
+        }
+    }
+
+    fn with_id(mut self, header: &str) -> Self {
+        self.id_header = Some(header.to_string());
+        self
+    }
+
+    fn prefixed(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
+    fn timestamped(mut self, header: &str, template: &[Part]) -> Self {
+        self.timestamp_header = Some(header.to_string());
+        self.template = Template(template.to_vec());
+        self
+    }
+}
+
+/// The named schemes that are plain HMAC presets.
+pub fn preset(name: &str) -> Option<HmacOptions> {
+    let v0 = |rest: &[Part]| {
+        [
+            &[
+                Part::Literal(b"v0:".to_vec()),
+                Part::Timestamp,
+                Part::Literal(b":".to_vec()),
+            ],
+            rest,
+        ]
+        .concat()
+    };
+    let options = match name {
+        "github" => HmacOptions::body_only("x-hub-signature-256", Encoding::Hex)
+            .prefixed("sha256=")
+            .with_id("x-github-delivery"),
+        "intercom" => HmacOptions {
+            algorithm: Algorithm::Sha1,
+            ..HmacOptions::body_only("x-hub-signature", Encoding::Hex).prefixed("sha1=")
+        },
+        "slack" => HmacOptions::body_only("x-slack-signature", Encoding::Hex)
+            .prefixed("v0=")
+            .timestamped("x-slack-request-timestamp", &v0(&[Part::Body])),
+        "zoom" => HmacOptions::body_only("x-zm-signature", Encoding::Hex)
+            .prefixed("v0=")
+            .timestamped("x-zm-request-timestamp", &v0(&[Part::Body])),
+        "shopify" => HmacOptions::body_only("x-shopify-hmac-sha256", Encoding::Base64)
+            .with_id("x-shopify-webhook-id"),
+        "square" => HmacOptions {
+            template: Template(vec![Part::Url, Part::Body]),
+            ..HmacOptions::body_only("x-square-hmacsha256-signature", Encoding::Base64)
+        },
+        "linear" => HmacOptions {
+            body_timestamp_ms: Some("/webhookTimestamp".to_string()),
+            ..HmacOptions::body_only("linear-signature", Encoding::Hex).with_id("linear-delivery")
+        },
+        "rejento" => HmacOptions::body_only("x-rejento-signature", Encoding::Hex)
+            .with_id("x-rejento-delivery-id"),
+        "hiresscope" => HmacOptions::body_only("x-hiresscope-signature", Encoding::Hex),
+        "tenzo" => HmacOptions::body_only("x-webhook-signature", Encoding::Hex),
+        _ => return None,
+    };
+    Some(options)
+}
+
+pub struct HmacScheme {
+    options: HmacOptions,
+}
+
+impl HmacScheme {
+    pub fn new(options: HmacOptions) -> Self {
+        HmacScheme { options }
+    }
+
+    /// The signed content's parts, borrowing the body (no copy).
+    fn parts<'a>(
+        &'a self,
+        id: &'a str,
+        timestamp: &'a str,
+        method: &'a str,
+        url: &'a str,
+        body: &'a [u8],
+    ) -> Vec<&'a [u8]> {
+        self.options
+            .template
+            .0
+            .iter()
+            .map(|part| match part {
+                Part::Literal(l) => l.as_slice(),
+                Part::Id => id.as_bytes(),
+                Part::Timestamp => timestamp.as_bytes(),
+                Part::Body => body,
+                Part::Method => method.as_bytes(),
+                Part::Url => url.as_bytes(),
+            })
+            .collect()
+    }
+
+    fn body_timestamp(&self, pointer: &str, body: &[u8]) -> Result<u64, VerifyError> {
+        let malformed = |detail: &str| VerifyError::MalformedTimestamp {
+            detail: detail.to_string(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| malformed("body is not JSON"))?;
+        let millis = json
+            .pointer(pointer)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| malformed(&format!("body has no {pointer} in milliseconds")))?;
+        Ok(millis / 1000)
+    }
+}
+
+impl Scheme for HmacScheme {
+    fn key(&self, secret: &str) -> Result<Key, String> {
+        let bytes = self.options.secret_encoding.key_bytes(secret)?;
+        if bytes.is_empty() {
+            return Err("secret is empty".into());
+        }
+        Ok(Key::Mac(MacKey::new(self.options.algorithm, &bytes)))
+    }
+
+    fn sign(&self, keys: &[Key], message: &Message) -> Result<Vec<(String, String)>, VerifyError> {
+        let Some(Key::Mac(key)) = keys.first() else {
+            return Err(VerifyError::InvalidSignature);
+        };
+        let o = &self.options;
+        let url = match (o.template.uses(&Part::Url), message.url) {
+            (true, None) => return Err(VerifyError::MissingUrl),
+            (_, url) => url.unwrap_or(""),
+        };
+        let timestamp = message.timestamp.to_string();
+        let tag = key.sign(&self.parts(message.id, &timestamp, message.method, url, message.body));
+        let mut headers = vec![(
+            o.header.clone(),
+            format!("{}{}", o.prefix, o.encoding.encode(tag.as_ref())),
+        )];
+        if let Some(h) = &o.timestamp_header {
+            headers.push((h.clone(), timestamp));
+        }
+        if let Some(h) = &o.id_header {
+            headers.push((h.clone(), message.id.to_string()));
+        }
+        Ok(headers)
+    }
+
+    fn verify(
+        &self,
+        keys: &[Key],
+        request: &Request,
+        clock: &Clock,
+    ) -> Result<Verified, VerifyError> {
+        let o = &self.options;
+        let text = parse::signature(request.headers, &o.header)?;
+        let encoded = text.strip_prefix(o.prefix.as_str()).ok_or_else(|| {
+            VerifyError::malformed(format!("{} should start with {:?}", o.header, o.prefix))
+        })?;
+        let received = o.encoding.decode(encoded).map_err(VerifyError::malformed)?;
+        if received.len() != o.algorithm.tag_len() {
+            return Err(VerifyError::malformed(format!(
+                "expected a {}-byte tag, found {} bytes",
+                o.algorithm.tag_len(),
+                received.len()
+            )));
+        }
+        let (timestamp_text, timestamp) = match &o.timestamp_header {
+            Some(h) => {
+                let text = parse::required(request.headers, h)?;
+                let ts = parse::timestamp(text)?;
+                clock.check(ts)?;
+                (text, Some(ts))
+            }
+            None => ("", None),
+        };
+        let id = match &o.id_header {
+            Some(h) if o.template.uses(&Part::Id) => Some(parse::required(request.headers, h)?),
+            Some(h) => parse::single(request.headers, h)?,
+            None => None,
+        };
+        let url = match (o.template.uses(&Part::Url), request.url) {
+            (true, None) => return Err(VerifyError::MissingUrl),
+            (_, url) => url.unwrap_or(""),
+        };
+        let parts = self.parts(
+            id.unwrap_or(""),
+            timestamp_text,
+            request.method,
+            url,
+            request.body,
+        );
+        let index = keys
+            .iter()
+            .position(|k| matches!(k, Key::Mac(mac) if mac.verify(&parts, &received)))
+            .ok_or(VerifyError::InvalidSignature)?;
+        // A timestamp inside the body can only be trusted once the body is authentic.
+        let timestamp = match &o.body_timestamp_ms {
+            Some(pointer) => {
+                let ts = self.body_timestamp(pointer, request.body)?;
+                clock.check(ts)?;
+                Some(ts)
+            }
+            None => timestamp,
+        };
+        Ok(Verified {
+            secret_index: index,
+            id: id.map(str::to_string),
+            timestamp,
+        })
+    }
+}

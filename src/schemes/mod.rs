@@ -1,0 +1,328 @@
+//! Webhook signature schemes: one small, exact implementation per real provider format,
+//! shared by the inbound side (verify) and the outbound side (sign).
+//!
+//! Everything here is a pure function over bytes: no I/O, and the clock is a parameter.
+//! A scheme is built once from a [`SchemeSpec`] and its secrets become ready keys
+//! ([`Keys`]), so a request costs one HMAC per secret tried and no copy of the body.
+
+pub mod crypto;
+mod hmac;
+mod parse;
+mod standard;
+mod stripe_like;
+mod token;
+mod twilio;
+
+use std::fmt;
+use std::time::Duration;
+
+use http::HeaderMap;
+
+pub use hmac::{HmacOptions, Template};
+
+/// Default replay window for schemes whose signatures carry a timestamp.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// The parts of a received request a scheme may look at.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The full URL the sender signed (Twilio, Square, `{url}` templates).
+    pub url: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// What to sign: fixed once per message and reused on every retry.
+pub struct Message<'a> {
+    pub id: &'a str,
+    /// Unix seconds.
+    pub timestamp: u64,
+    pub method: &'a str,
+    pub url: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// A successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Which configured secret matched (0-based).
+    pub secret_index: usize,
+    /// The delivery id, when the scheme carries one.
+    pub id: Option<String>,
+    /// The signed timestamp (unix seconds), when the scheme carries one.
+    pub timestamp: Option<u64>,
+}
+
+/// Why a request failed verification. [`VerifyError::code`] is a stable API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    MissingSignature {
+        header: String,
+    },
+    MissingHeader {
+        header: String,
+    },
+    DuplicateHeader {
+        header: String,
+    },
+    MalformedSignature {
+        detail: String,
+    },
+    MalformedTimestamp {
+        detail: String,
+    },
+    TimestampOutOfTolerance {
+        timestamp: u64,
+        now: u64,
+        tolerance: u64,
+    },
+    InvalidSignature,
+    MissingUrl,
+}
+
+impl VerifyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::MissingSignature { .. } => "missing_signature",
+            VerifyError::MissingHeader { .. } => "missing_header",
+            VerifyError::DuplicateHeader { .. } => "duplicate_header",
+            VerifyError::MalformedSignature { .. } => "malformed_signature",
+            VerifyError::MalformedTimestamp { .. } => "malformed_timestamp",
+            VerifyError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
+            VerifyError::InvalidSignature => "invalid_signature",
+            VerifyError::MissingUrl => "missing_url",
+        }
+    }
+
+    fn malformed(detail: impl Into<String>) -> Self {
+        VerifyError::MalformedSignature {
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyError::MissingSignature { header } => {
+                write!(f, "missing signature header {header}")
+            }
+            VerifyError::MissingHeader { header } => write!(f, "missing header {header}"),
+            VerifyError::DuplicateHeader { header } => {
+                write!(f, "header {header} appears more than once")
+            }
+            VerifyError::MalformedSignature { detail } => {
+                write!(f, "malformed signature: {detail}")
+            }
+            VerifyError::MalformedTimestamp { detail } => {
+                write!(f, "malformed timestamp: {detail}")
+            }
+            VerifyError::TimestampOutOfTolerance {
+                timestamp,
+                now,
+                tolerance,
+            } => {
+                if timestamp < now {
+                    write!(
+                        f,
+                        "timestamp is {}s old, more than the {tolerance}s tolerance",
+                        now - timestamp
+                    )
+                } else {
+                    write!(
+                        f,
+                        "timestamp is {}s in the future, more than the {tolerance}s tolerance",
+                        timestamp - now
+                    )
+                }
+            }
+            VerifyError::InvalidSignature => {
+                f.write_str("signature does not match any configured secret")
+            }
+            VerifyError::MissingUrl => {
+                f.write_str("this scheme signs the request URL, but none is known")
+            }
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// The clock and the replay window, passed in so tests and callers control time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Unix seconds.
+    pub now: u64,
+    pub tolerance: Duration,
+}
+
+impl Clock {
+    /// Rejects timestamps too old and too far in the future (Standard Webhooks and
+    /// slack_sdk do both; Stripe's and Bolt's SDKs only the former; hookgate is strict).
+    pub fn check(&self, timestamp: u64) -> Result<(), VerifyError> {
+        let tolerance = self.tolerance.as_secs();
+        if timestamp.abs_diff(self.now) > tolerance {
+            return Err(VerifyError::TimestampOutOfTolerance {
+                timestamp,
+                now: self.now,
+                tolerance,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A configured secret in the form a scheme needs it.
+#[derive(Clone)]
+pub enum Key {
+    Mac(crypto::MacKey),
+    /// Static credentials compared as they are (bearer tokens, basic `user:pass`, GitLab tokens).
+    Token(Vec<u8>),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+/// One signature scheme. Implementations are pure and cheap to share.
+pub trait Scheme: Send + Sync {
+    /// Turns a configured secret into key material; the error says what is wrong with it
+    /// (never the secret itself).
+    fn key(&self, secret: &str) -> Result<Key, String>;
+
+    /// The headers that sign `message`, one signature per key where the format allows
+    /// several (otherwise the first key signs).
+    fn sign(&self, keys: &[Key], message: &Message) -> Result<Vec<(String, String)>, VerifyError>;
+
+    /// Checks a received request against every key.
+    fn verify(
+        &self,
+        keys: &[Key],
+        request: &Request,
+        clock: &Clock,
+    ) -> Result<Verified, VerifyError>;
+
+    /// Header names that carry static credentials, to strip before forwarding.
+    fn credential_headers(&self) -> &[&'static str] {
+        &[]
+    }
+}
+
+/// A scheme as configured: a name and, for `hmac`, its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemeSpec {
+    Named(String),
+    Hmac(HmacOptions),
+}
+
+/// Every scheme name a config may use.
+pub const SCHEME_NAMES: &[&str] = &[
+    "standard-webhooks",
+    "svix",
+    "stripe",
+    "github",
+    "gitlab",
+    "slack",
+    "shopify",
+    "paddle",
+    "zoom",
+    "square",
+    "linear",
+    "intercom",
+    "twilio",
+    "rejento",
+    "hiresscope",
+    "tenzo",
+    "jobylon",
+    "bearer",
+    "basic",
+    "hmac",
+];
+
+/// Builds the scheme a spec names.
+pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
+    let scheme: Box<dyn Scheme> = match spec {
+        SchemeSpec::Hmac(options) => Box::new(hmac::HmacScheme::new(options.clone())),
+        SchemeSpec::Named(name) => match name.as_str() {
+            "standard-webhooks" => Box::new(standard::StandardWebhooks::standard()),
+            "svix" => Box::new(standard::StandardWebhooks::svix()),
+            "stripe" => Box::new(stripe_like::KeyValueScheme::stripe()),
+            "paddle" => Box::new(stripe_like::KeyValueScheme::paddle()),
+            "twilio" => Box::new(twilio::Twilio),
+            "gitlab" => Box::new(token::TokenScheme::gitlab()),
+            "jobylon" | "bearer" => Box::new(token::TokenScheme::bearer()),
+            "basic" => Box::new(token::TokenScheme::basic()),
+            "hmac" => {
+                return Err(
+                    "scheme hmac needs its options (header, algorithm, encoding, ...)".into(),
+                )
+            }
+            other => match hmac::preset(other) {
+                Some(options) => Box::new(hmac::HmacScheme::new(options)),
+                None => {
+                    return Err(format!(
+                        "unknown scheme {other:?} (known: {})",
+                        SCHEME_NAMES.join(", ")
+                    ))
+                }
+            },
+        },
+    };
+    Ok(scheme)
+}
+
+/// A scheme with its keys, ready to verify or sign.
+pub struct Verifier {
+    scheme: Box<dyn Scheme>,
+    keys: Vec<Key>,
+    tolerance: Duration,
+}
+
+impl Verifier {
+    /// Builds the scheme and turns every secret into a key; the error names the secret by index.
+    pub fn new(
+        spec: &SchemeSpec,
+        secrets: &[&str],
+        tolerance: Option<Duration>,
+    ) -> Result<Self, String> {
+        let scheme = build(spec)?;
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| scheme.key(s).map_err(|e| format!("secret #{i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err("at least one secret is needed".into());
+        }
+        Ok(Verifier {
+            scheme,
+            keys,
+            tolerance: tolerance.unwrap_or(DEFAULT_TOLERANCE),
+        })
+    }
+
+    pub fn verify(&self, request: &Request, now: u64) -> Result<Verified, VerifyError> {
+        let clock = Clock {
+            now,
+            tolerance: self.tolerance,
+        };
+        self.scheme.verify(&self.keys, request, &clock)
+    }
+
+    pub fn sign(&self, message: &Message) -> Result<Vec<(String, String)>, VerifyError> {
+        self.scheme.sign(&self.keys, message)
+    }
+
+    pub fn credential_headers(&self) -> &[&'static str] {
+        self.scheme.credential_headers()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,128 @@
+//! Standard Webhooks (`webhook-*` headers) and Svix (`svix-*`, same cryptography):
+//! HMAC-SHA256 over `{id}.{timestamp}.{body}`, `v1,<base64>` entries separated by spaces,
+//! keys are the base64 bytes after `whsec_`.
+
+use super::crypto::{base64_encode, Algorithm, Encoding, MacKey};
+use super::hmac::SecretEncoding;
+use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+
+pub struct StandardWebhooks {
+    /// Header prefixes tried in order: `svix-` first for Svix, which also accepts
+    /// unbranded `webhook-*` headers like its official libraries do.
+    prefixes: &'static [&'static str],
+}
+
+impl StandardWebhooks {
+    pub fn standard() -> Self {
+        StandardWebhooks {
+            prefixes: &["webhook-"],
+        }
+    }
+
+    pub fn svix() -> Self {
+        StandardWebhooks {
+            prefixes: &["svix-", "webhook-"],
+        }
+    }
+
+    fn header(prefix: &str, name: &str) -> String {
+        format!("{prefix}{name}")
+    }
+}
+
+impl Scheme for StandardWebhooks {
+    fn key(&self, secret: &str) -> Result<Key, String> {
+        let bytes = SecretEncoding::Base64.key_bytes(secret).map_err(|_| {
+            "expected whsec_ followed by base64 (as the provider shows it)".to_string()
+        })?;
+        if bytes.is_empty() {
+            return Err("secret is empty".into());
+        }
+        Ok(Key::Mac(MacKey::new(Algorithm::Sha256, &bytes)))
+    }
+
+    fn sign(&self, keys: &[Key], message: &Message) -> Result<Vec<(String, String)>, VerifyError> {
+        let timestamp = message.timestamp.to_string();
+        let parts: [&[u8]; 5] = [
+            message.id.as_bytes(),
+            b".",
+            timestamp.as_bytes(),
+            b".",
+            message.body,
+        ];
+        let signatures: Vec<String> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Mac(mac) => Some(format!("v1,{}", base64_encode(mac.sign(&parts).as_ref()))),
+                Key::Token(_) => None,
+            })
+            .collect();
+        let prefix = self.prefixes[0];
+        Ok(vec![
+            (Self::header(prefix, "id"), message.id.to_string()),
+            (Self::header(prefix, "timestamp"), timestamp),
+            (Self::header(prefix, "signature"), signatures.join(" ")),
+        ])
+    }
+
+    fn verify(
+        &self,
+        keys: &[Key],
+        request: &Request,
+        clock: &Clock,
+    ) -> Result<Verified, VerifyError> {
+        let headers = request.headers;
+        // The first prefix whose signature header is present decides the whole set.
+        let prefix = self
+            .prefixes
+            .iter()
+            .find(|p| headers.contains_key(Self::header(p, "signature").as_str()))
+            .unwrap_or(&self.prefixes[0]);
+        let signature = parse::signature(headers, &Self::header(prefix, "signature"))?;
+        let id = parse::required(headers, &Self::header(prefix, "id"))?;
+        let timestamp_text = parse::required(headers, &Self::header(prefix, "timestamp"))?;
+        let timestamp = parse::timestamp(timestamp_text)?;
+        clock.check(timestamp)?;
+
+        let mut candidates = Vec::new();
+        for entry in signature.split(' ').filter(|e| !e.is_empty()) {
+            let (version, value) = entry.split_once(',').ok_or_else(|| {
+                VerifyError::malformed(format!(
+                    "entry {:?} is not version,signature",
+                    parse::truncate(entry)
+                ))
+            })?;
+            if version == "v1" {
+                let tag = Encoding::Base64
+                    .decode(value)
+                    .map_err(VerifyError::malformed)?;
+                candidates.push(tag);
+            }
+        }
+        if candidates.is_empty() {
+            return Err(VerifyError::malformed("no v1 signature"));
+        }
+        let parts: [&[u8]; 5] = [
+            id.as_bytes(),
+            b".",
+            timestamp_text.as_bytes(),
+            b".",
+            request.body,
+        ];
+        for (index, key) in keys.iter().enumerate() {
+            let Key::Mac(mac) = key else { continue };
+            let expected = mac.sign(&parts);
+            if candidates
+                .iter()
+                .any(|c| super::crypto::ct_eq(expected.as_ref(), c))
+            {
+                return Ok(Verified {
+                    secret_index: index,
+                    id: Some(id.to_string()),
+                    timestamp: Some(timestamp),
+                });
+            }
+        }
+        Err(VerifyError::InvalidSignature)
+    }
+}

@@ -1,0 +1,118 @@
+//! Schemes whose one header is a list of `key=value` pairs with a timestamp and one or
+//! more hex signatures: Stripe (`t=…,v1=…`) and Paddle (`ts=…;h1=…`).
+
+use super::crypto::{Algorithm, Encoding, MacKey};
+use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+
+pub struct KeyValueScheme {
+    header: &'static str,
+    separator: char,
+    timestamp_key: &'static str,
+    signature_key: &'static str,
+    /// Between the timestamp and the body in the signed content.
+    joiner: &'static [u8],
+}
+
+impl KeyValueScheme {
+    /// Key: the whole `whsec_…` string as UTF-8 (not decoded); `v0` entries are ignored.
+    pub fn stripe() -> Self {
+        KeyValueScheme {
+            header: "stripe-signature",
+            separator: ',',
+            timestamp_key: "t",
+            signature_key: "v1",
+            joiner: b".",
+        }
+    }
+
+    /// Key: the `pdl_ntfset_…` secret as-is; any `h1` may match.
+    pub fn paddle() -> Self {
+        KeyValueScheme {
+            header: "paddle-signature",
+            separator: ';',
+            timestamp_key: "ts",
+            signature_key: "h1",
+            joiner: b":",
+        }
+    }
+}
+
+impl Scheme for KeyValueScheme {
+    fn key(&self, secret: &str) -> Result<Key, String> {
+        if secret.is_empty() {
+            return Err("secret is empty".into());
+        }
+        Ok(Key::Mac(MacKey::new(Algorithm::Sha256, secret.as_bytes())))
+    }
+
+    fn sign(&self, keys: &[Key], message: &Message) -> Result<Vec<(String, String)>, VerifyError> {
+        let timestamp = message.timestamp.to_string();
+        let mut value = format!("{}={timestamp}", self.timestamp_key);
+        for key in keys {
+            if let Key::Mac(mac) = key {
+                let tag = mac.sign(&[timestamp.as_bytes(), self.joiner, message.body]);
+                value.push(self.separator);
+                value.push_str(&format!(
+                    "{}={}",
+                    self.signature_key,
+                    Encoding::Hex.encode(tag.as_ref())
+                ));
+            }
+        }
+        Ok(vec![(self.header.to_string(), value)])
+    }
+
+    fn verify(
+        &self,
+        keys: &[Key],
+        request: &Request,
+        clock: &Clock,
+    ) -> Result<Verified, VerifyError> {
+        let header = parse::signature(request.headers, self.header)?;
+        let mut timestamp_text = None;
+        let mut candidates = Vec::new();
+        for pair in header.split(self.separator).map(str::trim) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                VerifyError::malformed(format!("{:?} is not key=value", parse::truncate(pair)))
+            })?;
+            if k == self.timestamp_key {
+                if timestamp_text.replace(v).is_some() {
+                    return Err(VerifyError::malformed(format!(
+                        "{} appears twice",
+                        self.timestamp_key
+                    )));
+                }
+            } else if k == self.signature_key {
+                let tag = Encoding::Hex.decode(v).map_err(VerifyError::malformed)?;
+                candidates.push(tag);
+            }
+        }
+        let timestamp_text = timestamp_text.ok_or_else(|| {
+            VerifyError::malformed(format!("no {}= timestamp", self.timestamp_key))
+        })?;
+        let timestamp = parse::timestamp(timestamp_text)?;
+        if candidates.is_empty() {
+            return Err(VerifyError::malformed(format!(
+                "no {}= signature",
+                self.signature_key
+            )));
+        }
+        clock.check(timestamp)?;
+        let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), self.joiner, request.body];
+        for (index, key) in keys.iter().enumerate() {
+            let Key::Mac(mac) = key else { continue };
+            let expected = mac.sign(&parts);
+            if candidates
+                .iter()
+                .any(|c| super::crypto::ct_eq(expected.as_ref(), c))
+            {
+                return Ok(Verified {
+                    secret_index: index,
+                    id: None,
+                    timestamp: Some(timestamp),
+                });
+            }
+        }
+        Err(VerifyError::InvalidSignature)
+    }
+}
