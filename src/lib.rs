@@ -1,6 +1,7 @@
 //! hookgate: a webhook sidecar and edge gateway on Pingora.
 pub mod admin;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error_response;
 pub mod inbound;

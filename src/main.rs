@@ -2,25 +2,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hookgate::cli::{Cli, Command};
+use hookgate::commands::{self, EXIT_CONFIG};
 use hookgate::{config, logging, server};
-
-/// sysexits' EX_CONFIG: the configuration is wrong.
-const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load_file(&config) {
-            Ok(_) => {
-                println!("{}: valid", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{}: {} problem(s)", config.display(), errors.0.len());
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
+        Command::Check { config } => commands::check(&config),
+        Command::Sign {
+            scheme,
+            id,
+            timestamp,
+            curl,
+            file,
+        } => commands::sign(&scheme, id, timestamp, curl, &file),
+        Command::Verify {
+            scheme,
+            headers,
+            tolerance,
+            now,
+            file,
+        } => commands::verify(&scheme, &headers, tolerance, now, &file),
         Command::Run { config } => {
             logging::init(cli.log_format);
             let loaded = match config::load_file(&config) {

@@ -32,8 +32,16 @@ pub struct RejectLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerifiedLabels {
+    pub route: String,
+    /// Which configured secret matched (0-based): watch an old one fall to zero before removing it.
+    pub secret: u32,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub inbound_verified: Family<VerifiedLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -71,8 +79,15 @@ impl Metrics {
             "Inbound requests answered by hookgate itself with an error, by route and error code",
             inbound_errors.clone(),
         );
+        let inbound_verified = Family::<VerifiedLabels, Counter>::default();
+        registry.register(
+            "inbound_verified",
+            "Inbound requests whose signature verified, by route and by which secret matched",
+            inbound_verified.clone(),
+        );
         Metrics {
             registry,
+            inbound_verified,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -98,6 +113,15 @@ impl Metrics {
             .get_or_create(&RejectLabels {
                 route: route.to_string(),
                 error,
+            })
+            .inc();
+    }
+
+    pub fn record_verified(&self, route: &str, secret_index: usize) {
+        self.inbound_verified
+            .get_or_create(&VerifiedLabels {
+                route: route.to_string(),
+                secret: secret_index as u32,
             })
             .inc();
     }

@@ -8,7 +8,7 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, Readiness};
-use crate::config::{Config, StoreConfig, Verify};
+use crate::config::{Config, StoreConfig};
 use crate::inbound::InboundApp;
 
 /// Builds the server with every configured service, ready to run.
@@ -48,11 +48,6 @@ pub fn build(config: &Config) -> Result<Server, String> {
     server.bootstrap();
 
     if let Some(inbound) = &config.inbound {
-        for route in &inbound.routes {
-            if let Verify::Scheme { scheme, .. } = &route.verify {
-                tracing::warn!(route = %route.name, scheme = %scheme, "signature verification is not implemented yet: this route forwards unverified requests");
-            }
-        }
         let mut service = Service::new("inbound".to_string(), InboundApp::new(inbound.clone())?);
         service.add_tcp(&inbound.listen.to_string());
         server.add_service(service);

@@ -9,6 +9,34 @@ use std::time::Duration;
 use super::values::{interpolate, parse_duration, parse_rate, parse_size};
 use super::yaml::{self, Key, Node, Position, Value};
 use super::*;
+use crate::schemes::crypto::{Algorithm, Encoding};
+use crate::schemes::{self, HmacOptions, SecretEncoding, Template, SCHEME_NAMES};
+
+const VERIFY_KEYS: &[&str] = &[
+    "scheme",
+    "secrets",
+    "tolerance",
+    "url",
+    "keep_credentials",
+    "header",
+    "algorithm",
+    "encoding",
+    "prefix",
+    "timestamp_header",
+    "id_header",
+    "signed_content",
+    "secret_encoding",
+];
+const HMAC_KEYS: &[&str] = &[
+    "header",
+    "algorithm",
+    "encoding",
+    "prefix",
+    "timestamp_header",
+    "id_header",
+    "signed_content",
+    "secret_encoding",
+];
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -648,19 +676,28 @@ impl Loader<'_> {
             );
             return None;
         }
-        let f = self.fields(node, path, &["scheme", "secrets", "tolerance"])?;
-        let scheme = self.required(&f, "scheme").and_then(|n| {
+        let f = self.fields(node, path, VERIFY_KEYS)?;
+        let scheme_name = self.required(&f, "scheme").and_then(|n| {
             self.parsed(n, &f.path("scheme"), |s| {
-                if KNOWN_SCHEMES.contains(&s) {
+                if SCHEME_NAMES.contains(&s) {
                     Ok(s.to_string())
                 } else {
                     Err(format!(
                         "unknown scheme {s:?} (known: {})",
-                        KNOWN_SCHEMES.join(", ")
+                        SCHEME_NAMES.join(", ")
                     ))
                 }
             })
-        });
+        })?;
+        let spec = if scheme_name == "hmac" {
+            SchemeSpec::Hmac(self.hmac_options(&f)?)
+        } else {
+            self.not_allowed(&f, HMAC_KEYS, "unless scheme is hmac");
+            SchemeSpec::Named(scheme_name)
+        };
+        let scheme = schemes::build(&spec)
+            .map_err(|e| self.error(f.at, path, e))
+            .ok()?;
         let secrets = self.required(&f, "secrets").and_then(|n| {
             let p = f.path("secrets");
             let items = self.list(n, &p)?;
@@ -671,16 +708,113 @@ impl Loader<'_> {
             let secrets: Vec<_> = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| self.secret(item, &format!("{p}[{i}]")))
+                .map(|(i, item)| {
+                    let item_path = format!("{p}[{i}]");
+                    let secret = self.secret(item, &item_path)?;
+                    // The scheme decides what a valid secret is (e.g. whsec_ base64).
+                    match scheme.key(secret.expose()) {
+                        Ok(_) => Some(secret),
+                        Err(e) => {
+                            self.error(item.at, &item_path, e);
+                            None
+                        }
+                    }
+                })
                 .collect();
             secrets.into_iter().collect::<Option<Vec<_>>>()
         });
         let tolerance = self.optional(&f, "tolerance", Self::positive_duration);
-        Some(Verify::Scheme {
-            scheme: scheme?,
+        let url = self.optional(&f, "url", |l, n, p| {
+            l.parsed(n, p, |s| {
+                if s.starts_with("https://") || s.starts_with("http://") {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!(
+                        "expected the full URL the sender signs, found {s:?}"
+                    ))
+                }
+            })
+        });
+        let keep_credentials = self.with_default(&f, "keep_credentials", false, Self::boolean);
+        Some(Verify::Scheme(Box::new(VerifyConfig {
+            scheme: spec,
             secrets: secrets?,
             tolerance: tolerance?,
-        })
+            url: url?,
+            keep_credentials: keep_credentials?,
+        })))
+    }
+
+    fn hmac_options(&mut self, f: &Fields) -> Option<HmacOptions> {
+        let header = self.required(f, "header").and_then(|n| {
+            self.parsed(n, &f.path("header"), |s| {
+                header_name(s).ok_or_else(|| format!("expected a header name, found {s:?}"))
+            })
+        });
+        let algorithm = self.with_default(f, "algorithm", Algorithm::Sha256, |l, n, p| {
+            l.parsed(n, p, Algorithm::parse)
+        });
+        let encoding = self.with_default(f, "encoding", Encoding::Hex, |l, n, p| {
+            l.parsed(n, p, Encoding::parse)
+        });
+        let prefix = self.with_default(f, "prefix", String::new(), Self::string);
+        let optional_header = |l: &mut Self, n: &Node, p: &str| {
+            l.parsed(n, p, |s| {
+                header_name(s).ok_or_else(|| format!("expected a header name, found {s:?}"))
+            })
+        };
+        let timestamp_header = self.optional(f, "timestamp_header", optional_header);
+        let id_header = self.optional(f, "id_header", optional_header);
+        let template = self.with_default(
+            f,
+            "signed_content",
+            Template::parse("{body}").expect("valid"),
+            |l, n, p| l.parsed(n, p, Template::parse),
+        );
+        let secret_encoding =
+            self.with_default(f, "secret_encoding", SecretEncoding::Utf8, |l, n, p| {
+                l.parsed(n, p, SecretEncoding::parse)
+            });
+        let options = HmacOptions {
+            header: header?,
+            algorithm: algorithm?,
+            encoding: encoding?,
+            prefix: prefix?,
+            timestamp_header: timestamp_header?,
+            id_header: id_header?,
+            template: template?,
+            secret_encoding: secret_encoding?,
+            body_timestamp_ms: None,
+        };
+        if options.template.uses_timestamp() && options.timestamp_header.is_none() {
+            let at = f.get("signed_content").map_or(f.at, |n| n.at);
+            self.error(
+                at,
+                &f.path("signed_content"),
+                "{timestamp} needs timestamp_header",
+            );
+            return None;
+        }
+        if options.template.uses_id() && options.id_header.is_none() {
+            let at = f.get("signed_content").map_or(f.at, |n| n.at);
+            self.error(at, &f.path("signed_content"), "{id} needs id_header");
+            return None;
+        }
+        Some(options)
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.error(
+                    node.at,
+                    path,
+                    format!("expected true or false, found {}", node.value.kind()),
+                );
+                None
+            }
+        }
     }
 
     fn dedupe(&mut self, node: &Node, path: &str) -> Option<DedupeConfig> {
@@ -795,6 +929,11 @@ impl Loader<'_> {
     }
 }
 
+/// A header name, lower-cased, if it is one.
+fn header_name(name: &str) -> Option<String> {
+    valid_header_name(name).then(|| name.to_ascii_lowercase())
+}
+
 /// An HTTP header name (RFC 9110 token).
 fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
@@ -882,12 +1021,12 @@ inbound:
             &format!("verify: {{ scheme: rejento, secrets: [\"${{REJENTO_SECRET}}\", \"file:{}\", \"${{OTHER:-fallback}}\"] }}", file.display()),
         );
         let config = load(&text).unwrap();
-        let Verify::Scheme { secrets, .. } = &config.inbound.unwrap().routes[0].verify else {
+        let Verify::Scheme(verify) = &config.inbound.unwrap().routes[0].verify else {
             panic!("expected a scheme")
         };
-        let values: Vec<_> = secrets.iter().map(|s| s.expose()).collect();
+        let values: Vec<_> = verify.secrets.iter().map(|s| s.expose()).collect();
         assert_eq!(values, ["rj-secret", "from-file", "fallback"]);
-        assert!(!format!("{secrets:?}").contains("rj-secret"));
+        assert!(!format!("{verify:?}").contains("rj-secret"));
     }
 
     #[test]

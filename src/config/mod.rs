@@ -14,6 +14,8 @@ use std::time::Duration;
 pub use load::{load_file, load_str, ConfigError, ConfigErrors};
 pub use values::Rate;
 
+use crate::schemes::SchemeSpec;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerSettings,
@@ -106,11 +108,31 @@ impl PathMatch {
 pub enum Verify {
     /// `verify: none`: the route deliberately accepts unsigned requests.
     None,
-    Scheme {
-        scheme: String,
-        secrets: Vec<Secret>,
-        tolerance: Option<Duration>,
-    },
+    Scheme(Box<VerifyConfig>),
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub scheme: SchemeSpec,
+    /// Every secret verifies (rotation); the first one signs.
+    pub secrets: Vec<Secret>,
+    /// Replay window for schemes with timestamps; `None` means the 5-minute default.
+    pub tolerance: Option<Duration>,
+    /// The public URL the sender signs (Twilio, Square, `{url}`); by default it is
+    /// rebuilt from the request's Host, X-Forwarded-Proto and path.
+    pub url: Option<String>,
+    /// Forward static credentials (bearer, basic, GitLab token) to the app instead of stripping them.
+    pub keep_credentials: bool,
+}
+
+impl VerifyConfig {
+    /// The scheme's name as configured, for headers, logs and metrics.
+    pub fn scheme_name(&self) -> &str {
+        match &self.scheme {
+            SchemeSpec::Named(name) => name,
+            SchemeSpec::Hmac(_) => "hmac",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,27 +187,3 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(<redacted>)")
     }
 }
-
-/// Scheme names a route may name in `verify.scheme`.
-pub const KNOWN_SCHEMES: &[&str] = &[
-    "standard-webhooks",
-    "svix",
-    "stripe",
-    "github",
-    "gitlab",
-    "slack",
-    "shopify",
-    "paddle",
-    "zoom",
-    "square",
-    "linear",
-    "intercom",
-    "twilio",
-    "rejento",
-    "hiresscope",
-    "tenzo",
-    "jobylon",
-    "bearer",
-    "basic",
-    "hmac",
-];

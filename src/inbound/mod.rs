@@ -1,10 +1,12 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
-//! [`routing`] → [`body`] (whole raw body) → [`forward`] (to the app, answer relayed).
+//! [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`forward`]
+//! (to the app, answer relayed).
 
 pub mod body;
 pub mod forward;
 pub mod routing;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +19,7 @@ use pingora::server::ShutdownWatch;
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
+use crate::schemes::unix_now;
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
 
@@ -42,7 +45,7 @@ impl InboundApp {
         let mut server_options = HttpServerOptions::default();
         server_options.h2c = true;
         Ok(InboundApp {
-            routes: RouteTable::new(&config.routes),
+            routes: RouteTable::new(&config.routes)?,
             upstream: UpstreamClient::new(&config)?,
             config,
             server_options,
@@ -59,18 +62,37 @@ impl InboundApp {
             );
             return self.reject(session, UNMATCHED_ROUTE, answer).await;
         };
-        let limit = route.max_body.unwrap_or(self.config.max_body);
+        let name = route.config.name.as_str();
+        let limit = route.config.max_body.unwrap_or(self.config.max_body);
         let body = match body::read_body(session, limit, self.config.body_timeout).await {
             Ok(body) => body,
-            Err(answer) => return self.reject(session, &route.name, answer).await,
+            Err(answer) => return self.reject(session, name, answer).await,
         };
+        let passed = match route
+            .verifier
+            .check(session.req_header(), &body, unix_now())
+        {
+            Ok(passed) => passed,
+            // The body was read completely, so the connection stays usable.
+            Err(answer) => return self.answer(session, name, answer, true).await,
+        };
+        if let Some(verified) = &passed.verified {
+            METRICS.record_verified(name, verified.secret_index);
+        }
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let request =
             upstream_request(session.req_header(), body.len(), client_ip).and_then(|mut r| {
-                r.insert_header("Hookgate-Route", route.name.as_str())?;
+                for header in passed.strip {
+                    r.remove_header(*header);
+                }
+                r.insert_header("Hookgate-Route", name)?;
+                r.insert_header("Hookgate-Verified", passed.scheme.as_str())?;
+                if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.as_deref()) {
+                    r.insert_header("Hookgate-Delivery-Id", id)?;
+                }
                 Ok(r)
             });
         let request = match request {
@@ -81,24 +103,23 @@ impl InboundApp {
                     "bad_request",
                     format!("request cannot be forwarded: {e}"),
                 );
-                return self.reject(session, &route.name, answer).await;
+                return self.answer(session, name, answer, true).await;
             }
         };
         match self.upstream.forward(session, request, body).await {
             Ok(Forwarded::Complete { status }) => Outcome {
-                route: route.name.clone(),
+                route: name.to_string(),
                 status,
                 reusable: true,
             },
             Ok(Forwarded::Broken { status }) => Outcome {
-                route: route.name.clone(),
+                route: name.to_string(),
                 status,
                 reusable: false,
             },
             Err(answer) => {
-                tracing::warn!(route = %route.name, error = answer.code, "{}", answer.message);
-                // The body was read completely, so the connection stays usable.
-                self.answer(session, &route.name, answer, true).await
+                tracing::warn!(route = name, error = answer.code, "{}", answer.message);
+                self.answer(session, name, answer, true).await
             }
         }
     }

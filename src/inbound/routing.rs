@@ -1,27 +1,42 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
-use std::sync::Arc;
-
 use crate::config::{PathMatch, RouteConfig};
+use crate::inbound::verify::RouteVerifier;
+
+/// A configured route with what it needs at request time.
+pub struct Route {
+    pub config: RouteConfig,
+    pub verifier: RouteVerifier,
+}
 
 /// Routes in match order: exact paths first, then prefixes from longest to shortest,
 /// so `/hooks/github` wins over `/hooks/*` whatever the order in the file.
 pub struct RouteTable {
-    routes: Vec<Arc<RouteConfig>>,
+    routes: Vec<Route>,
 }
 
 impl RouteTable {
-    pub fn new(routes: &[RouteConfig]) -> Self {
-        let mut routes: Vec<Arc<RouteConfig>> = routes.iter().cloned().map(Arc::new).collect();
-        routes.sort_by_key(|r| match &r.path {
+    pub fn new(routes: &[RouteConfig]) -> Result<Self, String> {
+        let mut routes = routes
+            .iter()
+            .map(|config| {
+                let verifier = RouteVerifier::new(&config.verify)
+                    .map_err(|e| format!("route {}: {e}", config.name))?;
+                Ok(Route {
+                    config: config.clone(),
+                    verifier,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        routes.sort_by_key(|r| match &r.config.path {
             PathMatch::Exact(_) => (0, 0),
             PathMatch::Prefix(p) => (1, usize::MAX - p.len()),
         });
-        RouteTable { routes }
+        Ok(RouteTable { routes })
     }
 
-    pub fn find(&self, path: &str) -> Option<&Arc<RouteConfig>> {
-        self.routes.iter().find(|r| r.path.matches(path))
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.config.path.matches(path))
     }
 }
 
@@ -47,8 +62,9 @@ mod tests {
             route("all", PathMatch::Prefix("/hooks/".into())),
             route("vendors", PathMatch::Prefix("/hooks/vendors/".into())),
             route("github", PathMatch::Exact("/hooks/github".into())),
-        ]);
-        let name = |p: &str| table.find(p).map(|r| r.name.clone());
+        ])
+        .unwrap();
+        let name = |p: &str| table.find(p).map(|r| r.config.name.clone());
         assert_eq!(name("/hooks/github").as_deref(), Some("github"));
         assert_eq!(name("/hooks/vendors/x").as_deref(), Some("vendors"));
         assert_eq!(name("/hooks/other").as_deref(), Some("all"));

@@ -99,6 +99,14 @@ impl Template {
     fn uses(&self, part: &Part) -> bool {
         self.0.contains(part)
     }
+
+    pub fn uses_timestamp(&self) -> bool {
+        self.uses(&Part::Timestamp)
+    }
+
+    pub fn uses_id(&self) -> bool {
+        self.uses(&Part::Id)
+    }
 }
 
 impl fmt::Display for Template {

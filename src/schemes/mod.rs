@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-pub use hmac::{HmacOptions, Template};
+pub use hmac::{HmacOptions, SecretEncoding, Template};
 
 /// Default replay window for schemes whose signatures carry a timestamp.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -205,7 +205,7 @@ pub trait Scheme: Send + Sync {
     ) -> Result<Verified, VerifyError>;
 
     /// Header names that carry static credentials, to strip before forwarding.
-    fn credential_headers(&self) -> &[&'static str] {
+    fn credential_headers(&self) -> &'static [&'static str] {
         &[]
     }
 }
@@ -315,7 +315,7 @@ impl Verifier {
         self.scheme.sign(&self.keys, message)
     }
 
-    pub fn credential_headers(&self) -> &[&'static str] {
+    pub fn credential_headers(&self) -> &'static [&'static str] {
         self.scheme.credential_headers()
     }
 }

@@ -105,7 +105,7 @@ impl Scheme for TokenScheme {
         })
     }
 
-    fn credential_headers(&self) -> &[&'static str] {
+    fn credential_headers(&self) -> &'static [&'static str] {
         match self.kind {
             Kind::Bearer | Kind::Basic => &["authorization"],
             Kind::GitLab => &["x-gitlab-token"],

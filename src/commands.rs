@@ -1,0 +1,191 @@
+//! The one-shot commands: `check`, `sign` and `verify`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cli::SchemeArgs;
+use crate::config::{self, values::parse_duration};
+use crate::schemes::{unix_now, Message, Request, SchemeSpec, Verifier};
+
+/// sysexits' EX_CONFIG: the configuration is wrong.
+pub const EXIT_CONFIG: u8 = 78;
+/// sysexits' EX_USAGE: the command line is wrong.
+const EXIT_USAGE: u8 = 64;
+
+pub fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(_) => {
+            println!("{}: valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
+    if file == "-" {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body)?;
+        Ok(body)
+    } else {
+        std::fs::read(file)
+    }
+}
+
+fn verifier(args: &SchemeArgs, tolerance: Option<std::time::Duration>) -> Result<Verifier, String> {
+    let mut secrets = args.secret.clone();
+    for name in &args.secret_env {
+        secrets.push(
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?,
+        );
+    }
+    if secrets.is_empty() {
+        return Err("give at least one --secret or --secret-env".into());
+    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    Verifier::new(&SchemeSpec::Named(args.scheme.clone()), &secrets, tolerance)
+}
+
+/// A random delivery id in the Standard Webhooks style.
+fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 12];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source is available");
+    format!("msg_{}", const_hex::encode(bytes))
+}
+
+/// Single-quotes text for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+pub fn sign(
+    args: &SchemeArgs,
+    id: Option<String>,
+    timestamp: Option<u64>,
+    curl: Option<String>,
+    file: &str,
+) -> ExitCode {
+    let verifier = match verifier(args, None) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let body = match read_input(file) {
+        Ok(body) => body,
+        Err(e) => return usage(format!("cannot read {file}: {e}")),
+    };
+    let id = id.unwrap_or_else(random_id);
+    let url = args.url.clone().or_else(|| curl.clone());
+    let message = Message {
+        id: &id,
+        timestamp: timestamp.unwrap_or_else(unix_now),
+        method: "POST",
+        url: url.as_deref(),
+        body: &body,
+    };
+    let headers = match verifier.sign(&message) {
+        Ok(h) => h,
+        Err(e) => return usage(format!("{e} (give --url)")),
+    };
+    match curl {
+        None => {
+            for (name, value) in headers {
+                println!("{name}: {value}");
+            }
+        }
+        Some(target) => {
+            let mut command = format!("curl -sS -X POST {}", shell_quote(&target));
+            if serde_json::from_slice::<serde_json::Value>(&body).is_ok() {
+                command.push_str(" -H 'Content-Type: application/json'");
+            }
+            for (name, value) in headers {
+                command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+            }
+            match (file, std::str::from_utf8(&body)) {
+                ("-", Ok(text)) => {
+                    command.push_str(&format!(" --data-binary {}", shell_quote(text)))
+                }
+                ("-", Err(_)) => {
+                    return usage(
+                        "a binary body from stdin cannot go into a curl command; pass a file",
+                    )
+                }
+                (path, _) => command.push_str(&format!(" --data-binary @{}", shell_quote(path))),
+            }
+            println!("{command}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn verify(
+    args: &SchemeArgs,
+    header_args: &[String],
+    tolerance: Option<String>,
+    now: Option<u64>,
+    file: &str,
+) -> ExitCode {
+    let tolerance = match tolerance.as_deref().map(parse_duration).transpose() {
+        Ok(t) => t,
+        Err(e) => return usage(format!("--tolerance: {e}")),
+    };
+    let verifier = match verifier(args, tolerance) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let mut headers = HeaderMap::new();
+    for line in header_args {
+        let parsed = line.split_once(':').and_then(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+                HeaderValue::from_str(value.trim()).ok()?,
+            ))
+        });
+        match parsed {
+            Some((name, value)) => {
+                headers.append(name, value);
+            }
+            None => return usage(format!("--header {line:?} is not `Name: value`")),
+        }
+    }
+    let body = match read_input(file) {
+        Ok(body) => body,
+        Err(e) => return usage(format!("cannot read {file}: {e}")),
+    };
+    let request = Request {
+        method: "POST",
+        url: args.url.as_deref(),
+        headers: &headers,
+        body: &body,
+    };
+    match verifier.verify(&request, now.unwrap_or_else(unix_now)) {
+        Ok(verified) => {
+            let mut line = format!("valid (secret #{})", verified.secret_index);
+            if let Some(id) = verified.id {
+                line.push_str(&format!(" id={id}"));
+            }
+            if let Some(ts) = verified.timestamp {
+                line.push_str(&format!(" timestamp={ts}"));
+            }
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("invalid: {}: {e}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}

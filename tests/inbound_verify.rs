@@ -1,0 +1,325 @@
+//! Signature verification on the inbound path: only verified requests reach the app.
+
+mod support;
+
+use std::process::Command;
+
+use hookgate::schemes::{unix_now, Message, SchemeSpec, Verifier};
+use support::{Gateway, TestApp};
+
+fn signed_headers(
+    scheme: &str,
+    secret: &str,
+    id: &str,
+    body: &[u8],
+    url: Option<&str>,
+) -> Vec<(String, String)> {
+    Verifier::new(&SchemeSpec::Named(scheme.into()), &[secret], None)
+        .unwrap()
+        .sign(&Message {
+            id,
+            timestamp: unix_now(),
+            method: "POST",
+            url,
+            body,
+        })
+        .unwrap()
+}
+
+async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().post(url).body(body);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_curl_command_from_hookgate_sign_is_accepted() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: rejento, path: /hooks/rejento, verify: { scheme: rejento, secrets: [\"${REJENTO_SECRET}\"] } }\n")
+        .env("REJENTO_SECRET", "s")
+        .start()
+        .await;
+    let body = gateway.dir.path().join("body.json");
+    std::fs::write(
+        &body,
+        br#"{"event":"candidate.created","data":{"id":"cand_1"}}"#,
+    )
+    .unwrap();
+    let sign = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args([
+            "sign",
+            "--scheme",
+            "rejento",
+            "--secret",
+            "s",
+            "--id",
+            "dlv_42",
+            "--curl",
+            &gateway.url("/hooks/rejento"),
+        ])
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert!(
+        sign.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sign.stderr)
+    );
+    let curl = String::from_utf8(sign.stdout).unwrap();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .args(["-c", &format!("{} -w ' %{{http_code}}'", curl.trim())])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stdout).ends_with(" 200"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let received = app.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].body.as_ref(),
+        std::fs::read(&body).unwrap().as_slice()
+    );
+    assert_eq!(received[0].header("hookgate-verified"), Some("rejento"));
+    assert_eq!(received[0].header("hookgate-delivery-id"), Some("dlv_42"));
+    assert!(
+        received[0].header("x-rejento-signature").is_some(),
+        "signatures are passed on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unverified_requests_get_401_and_never_reach_the_app() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: github, path: /hooks/github, verify: { scheme: github, secrets: [gh-secret] } }\n")
+        .start()
+        .await;
+    let url = gateway.url("/hooks/github");
+    let body = br#"{"action":"opened"}"#.to_vec();
+    let (status, json) = post(&url, &[], body.clone()).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("missing_signature"))
+    );
+    let forged = signed_headers("github", "wrong-secret", "d", &body, None);
+    let (status, json) = post(&url, &forged, body.clone()).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+    assert_eq!(
+        json["message"],
+        "signature does not match any configured secret"
+    );
+    let good = signed_headers("github", "gh-secret", "d", &body, None);
+    let (status, json) = post(&url, &good, br#"{"action":"closed"}"#.to_vec()).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("invalid_signature")),
+        "tampered body"
+    );
+    let bad_prefix = vec![(
+        "x-hub-signature-256".to_string(),
+        good[0].1.replace("sha256=", "sha1="),
+    )];
+    let (status, json) = post(&url, &bad_prefix, body.clone()).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("malformed_signature"))
+    );
+    assert!(app.received().is_empty());
+
+    let (status, _) = post(&url, &good, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.received()[0].header("hookgate-delivery-id"), Some("d"));
+    let metrics = reqwest::get(gateway.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "hookgate_inbound_errors_total{route=\"github\",error=\"invalid_signature\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hookgate_inbound_verified_total{route=\"github\",secret=\"0\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_megabyte_is_verified_before_the_app_sees_it() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: sw, path: /hooks/sw, verify: { scheme: standard-webhooks, secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw] } }\n")
+        .start()
+        .await;
+    let body: Vec<u8> = (0..(1 << 20) - 64).map(|i| b"abcdefghij"[i % 10]).collect();
+    let headers = signed_headers(
+        "standard-webhooks",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_big",
+        &body,
+        None,
+    );
+    let (status, _) = post(&gateway.url("/hooks/sw"), &headers, body.clone()).await;
+    assert_eq!(status, 200);
+    let mut tampered = body.clone();
+    tampered[900_000] = b'!';
+    let (status, _) = post(&gateway.url("/hooks/sw"), &headers, tampered).await;
+    assert_eq!(status, 401);
+    let received = app.received();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].body == body);
+    assert_eq!(received[0].header("hookgate-delivery-id"), Some("msg_big"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_secrets_and_stale_timestamps() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: stripe, path: /hooks/stripe, verify: { scheme: stripe, secrets: [whsec_new, whsec_old], tolerance: 1m } }\n")
+        .start()
+        .await;
+    let body = br#"{"id":"evt_1"}"#.to_vec();
+    let old = signed_headers("stripe", "whsec_old", "", &body, None);
+    let (status, _) = post(&gateway.url("/hooks/stripe"), &old, body.clone()).await;
+    assert_eq!(status, 200);
+    let stale = Verifier::new(&SchemeSpec::Named("stripe".into()), &["whsec_new"], None)
+        .unwrap()
+        .sign(&Message {
+            id: "",
+            timestamp: unix_now() - 120,
+            method: "POST",
+            url: None,
+            body: &body,
+        })
+        .unwrap();
+    let (status, json) = post(&gateway.url("/hooks/stripe"), &stale, body).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("timestamp_out_of_tolerance"))
+    );
+    let metrics = reqwest::get(gateway.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hookgate_inbound_verified_total{route=\"stripe\",secret=\"1\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_credentials_are_stripped_unless_kept() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes(
+            "    - { name: jobylon, path: /hooks/jobylon, verify: { scheme: jobylon, secrets: [xyz] } }\n    - { name: kept, path: /hooks/kept, verify: { scheme: bearer, secrets: [xyz], keep_credentials: true } }\n",
+        )
+        .start()
+        .await;
+    let auth = vec![("authorization".to_string(), "Bearer xyz".to_string())];
+    assert_eq!(
+        post(&gateway.url("/hooks/jobylon"), &auth, b"{}".to_vec())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&gateway.url("/hooks/kept"), &auth, b"{}".to_vec())
+            .await
+            .0,
+        200
+    );
+    let wrong = vec![("authorization".to_string(), "Bearer xy".to_string())];
+    assert_eq!(
+        post(&gateway.url("/hooks/jobylon"), &wrong, b"{}".to_vec())
+            .await
+            .0,
+        401
+    );
+    let received = app.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].header("authorization"), None);
+    assert_eq!(received[0].header("hookgate-verified"), Some("jobylon"));
+    assert_eq!(received[1].header("authorization"), Some("Bearer xyz"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generic_hmac_and_url_signing_schemes() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes(concat!(
+            "    - name: custom\n      path: /hooks/custom\n      verify:\n        scheme: hmac\n        secrets: [custom-secret]\n",
+            "        header: X-Signature\n        algorithm: sha512\n        encoding: base64url\n        prefix: \"v2=\"\n",
+            "        timestamp_header: X-Timestamp\n        id_header: X-Id\n        signed_content: \"{id}:{timestamp}:{body}\"\n",
+            "    - { name: twilio, path: /hooks/twilio, verify: { scheme: twilio, secrets: [auth-token] } }\n",
+        ))
+        .start()
+        .await;
+    let body = br#"{"n":1}"#.to_vec();
+    let options = hookgate::schemes::HmacOptions {
+        header: "x-signature".into(),
+        algorithm: hookgate::schemes::crypto::Algorithm::Sha512,
+        encoding: hookgate::schemes::crypto::Encoding::Base64Url,
+        prefix: "v2=".into(),
+        timestamp_header: Some("x-timestamp".into()),
+        id_header: Some("x-id".into()),
+        template: hookgate::schemes::Template::parse("{id}:{timestamp}:{body}").unwrap(),
+        secret_encoding: hookgate::schemes::SecretEncoding::Utf8,
+        body_timestamp_ms: None,
+    };
+    let headers = Verifier::new(&SchemeSpec::Hmac(options), &["custom-secret"], None)
+        .unwrap()
+        .sign(&Message {
+            id: "evt-7",
+            timestamp: unix_now(),
+            method: "POST",
+            url: None,
+            body: &body,
+        })
+        .unwrap();
+    assert_eq!(
+        post(&gateway.url("/hooks/custom"), &headers, body.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.received()[0].header("hookgate-delivery-id"),
+        Some("evt-7")
+    );
+
+    // Twilio signs the URL it called; hookgate rebuilds it from Host and the path.
+    let form = b"Body=hello&From=%2B15551234567".to_vec();
+    let url = gateway.url("/hooks/twilio?tenant=a");
+    let mut headers = signed_headers("twilio", "auth-token", "", &form, Some(&url));
+    headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    assert_eq!(post(&url, &headers, form.clone()).await.0, 200);
+    let other = gateway.url("/hooks/twilio?tenant=b");
+    assert_eq!(post(&other, &headers, form).await.0, 401);
+}
