@@ -67,23 +67,71 @@ impl Encoding {
         }
     }
 
-    /// Decodes a received tag; the error says precisely what is wrong with it.
-    pub fn decode(self, text: &str) -> Result<Vec<u8>, String> {
+    /// Decodes a received tag into a stack buffer (no allocation on the request path).
+    pub fn decode_tag(self, text: &str) -> Result<TagBuf, String> {
+        let mut tag = TagBuf {
+            bytes: [0; MAX_TAG],
+            len: 0,
+        };
         match self {
             Encoding::Hex => {
                 if text.len() % 2 == 1 {
                     return Err(format!("odd-length hex ({} characters)", text.len()));
                 }
-                const_hex::decode(text).map_err(|_| "not hex".to_string())
+                let len = text.len() / 2;
+                if len > MAX_TAG {
+                    return Err(format!("{len} bytes is longer than any signature"));
+                }
+                const_hex::decode_to_slice(text, &mut tag.bytes[..len])
+                    .map_err(|_| "not hex".to_string())?;
+                tag.len = len;
             }
-            Encoding::Base64 => STANDARD
-                .decode(text)
-                .map_err(|e| format!("bad base64: {e}")),
-            Encoding::Base64Url => URL_SAFE
-                .decode(text)
-                .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-                .map_err(|e| format!("bad base64url: {e}")),
+            Encoding::Base64 | Encoding::Base64Url => {
+                let engine = match self {
+                    Encoding::Base64 => &STANDARD,
+                    _ => &URL_SAFE,
+                };
+                // Base64 of 64 bytes is 88 characters; longer cannot be a tag.
+                if text.len() > 88 {
+                    return Err(format!(
+                        "{} characters is longer than any signature",
+                        text.len()
+                    ));
+                }
+                tag.len = engine
+                    .decode_slice(text, &mut tag.bytes)
+                    .or_else(|_| match self {
+                        Encoding::Base64Url => URL_SAFE_NO_PAD.decode_slice(text, &mut tag.bytes),
+                        _ => Err(base64::DecodeSliceError::OutputSliceTooSmall),
+                    })
+                    .map_err(|_| {
+                        format!(
+                            "bad {}",
+                            if self == Encoding::Base64 {
+                                "base64"
+                            } else {
+                                "base64url"
+                            }
+                        )
+                    })?;
+            }
         }
+        Ok(tag)
+    }
+}
+
+/// Longest tag any algorithm here produces (SHA-512).
+const MAX_TAG: usize = 64;
+
+/// A decoded signature, held on the stack.
+pub struct TagBuf {
+    bytes: [u8; MAX_TAG],
+    len: usize,
+}
+
+impl AsRef<[u8]> for TagBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -108,10 +156,17 @@ impl MacKey {
 
     /// HMAC over the concatenation of `parts`.
     pub fn sign(&self, parts: &[&[u8]]) -> hmac::Tag {
+        self.sign_with(|context| {
+            for part in parts {
+                context.update(part);
+            }
+        })
+    }
+
+    /// HMAC over whatever `feed` passes to the context, piece by piece.
+    pub fn sign_with(&self, feed: impl FnOnce(&mut hmac::Context)) -> hmac::Tag {
         let mut context = hmac::Context::with_key(&self.key);
-        for part in parts {
-            context.update(part);
-        }
+        feed(&mut context);
         context.sign()
     }
 
@@ -153,16 +208,22 @@ mod tests {
 
     #[test]
     fn decode_errors_are_precise() {
+        let err = |e: Encoding, t: &str| e.decode_tag(t).err().unwrap();
+        assert_eq!(err(Encoding::Hex, "abc"), "odd-length hex (3 characters)");
+        assert_eq!(err(Encoding::Hex, "zz"), "not hex");
+        assert_eq!(err(Encoding::Base64, "***"), "bad base64");
         assert_eq!(
-            Encoding::Hex.decode("abc").unwrap_err(),
-            "odd-length hex (3 characters)"
+            err(Encoding::Hex, &"00".repeat(65)),
+            "65 bytes is longer than any signature"
         );
-        assert_eq!(Encoding::Hex.decode("zz").unwrap_err(), "not hex");
-        assert!(Encoding::Base64
-            .decode("***")
-            .unwrap_err()
-            .starts_with("bad base64"));
-        assert_eq!(Encoding::Hex.decode("0aFF").unwrap(), vec![0x0a, 0xff]);
+        assert_eq!(
+            Encoding::Hex.decode_tag("0aFF").unwrap().as_ref(),
+            &[0x0a, 0xff]
+        );
+        assert_eq!(
+            Encoding::Base64Url.decode_tag("_-8").unwrap().as_ref(),
+            &[0xff, 0xef]
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use super::crypto::{Algorithm, Encoding, MacKey};
+use http::HeaderName;
+
+use super::crypto::{ct_eq, Algorithm, Encoding, MacKey};
 use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 /// How the configured secret becomes the HMAC key.
@@ -222,35 +224,51 @@ pub fn preset(name: &str) -> Option<HmacOptions> {
 
 pub struct HmacScheme {
     options: HmacOptions,
+    names: Names,
+}
+
+/// The configured header names, parsed once.
+struct Names {
+    signature: HeaderName,
+    timestamp: Option<HeaderName>,
+    id: Option<HeaderName>,
+}
+
+/// The values a template can refer to.
+struct Fields<'a> {
+    id: &'a str,
+    timestamp: &'a str,
+    method: &'a str,
+    url: &'a str,
+    body: &'a [u8],
 }
 
 impl HmacScheme {
-    pub fn new(options: HmacOptions) -> Self {
-        HmacScheme { options }
+    pub fn new(options: HmacOptions) -> Result<Self, String> {
+        let name =
+            |n: &str| HeaderName::try_from(n).map_err(|_| format!("{n:?} is not a header name"));
+        let names = Names {
+            signature: name(&options.header)?,
+            timestamp: options.timestamp_header.as_deref().map(name).transpose()?,
+            id: options.id_header.as_deref().map(name).transpose()?,
+        };
+        Ok(HmacScheme { options, names })
     }
 
-    /// The signed content's parts, borrowing the body (no copy).
-    fn parts<'a>(
-        &'a self,
-        id: &'a str,
-        timestamp: &'a str,
-        method: &'a str,
-        url: &'a str,
-        body: &'a [u8],
-    ) -> Vec<&'a [u8]> {
-        self.options
-            .template
-            .0
-            .iter()
-            .map(|part| match part {
-                Part::Literal(l) => l.as_slice(),
-                Part::Id => id.as_bytes(),
-                Part::Timestamp => timestamp.as_bytes(),
-                Part::Body => body,
-                Part::Method => method.as_bytes(),
-                Part::Url => url.as_bytes(),
-            })
-            .collect()
+    /// The HMAC of the signed content, fed piece by piece (the body is not copied).
+    fn tag(&self, key: &MacKey, fields: &Fields) -> ring::hmac::Tag {
+        key.sign_with(|context| {
+            for part in &self.options.template.0 {
+                context.update(match part {
+                    Part::Literal(l) => l.as_slice(),
+                    Part::Id => fields.id.as_bytes(),
+                    Part::Timestamp => fields.timestamp.as_bytes(),
+                    Part::Body => fields.body,
+                    Part::Method => fields.method.as_bytes(),
+                    Part::Url => fields.url.as_bytes(),
+                });
+            }
+        })
     }
 
     fn body_timestamp(&self, pointer: &str, body: &[u8]) -> Result<u64, VerifyError> {
@@ -286,7 +304,14 @@ impl Scheme for HmacScheme {
             (_, url) => url.unwrap_or(""),
         };
         let timestamp = message.timestamp.to_string();
-        let tag = key.sign(&self.parts(message.id, &timestamp, message.method, url, message.body));
+        let fields = Fields {
+            id: message.id,
+            timestamp: &timestamp,
+            method: message.method,
+            url,
+            body: message.body,
+        };
+        let tag = self.tag(key, &fields);
         let mut headers = vec![(
             o.header.clone(),
             format!("{}{}", o.prefix, o.encoding.encode(tag.as_ref())),
@@ -307,11 +332,15 @@ impl Scheme for HmacScheme {
         clock: &Clock,
     ) -> Result<Verified, VerifyError> {
         let o = &self.options;
-        let text = parse::signature(request.headers, &o.header)?;
+        let text = parse::signature(request.headers, &self.names.signature)?;
         let encoded = text.strip_prefix(o.prefix.as_str()).ok_or_else(|| {
             VerifyError::malformed(format!("{} should start with {:?}", o.header, o.prefix))
         })?;
-        let received = o.encoding.decode(encoded).map_err(VerifyError::malformed)?;
+        let received = o
+            .encoding
+            .decode_tag(encoded)
+            .map_err(VerifyError::malformed)?;
+        let received = received.as_ref();
         if received.len() != o.algorithm.tag_len() {
             return Err(VerifyError::malformed(format!(
                 "expected a {}-byte tag, found {} bytes",
@@ -319,7 +348,7 @@ impl Scheme for HmacScheme {
                 received.len()
             )));
         }
-        let (timestamp_text, timestamp) = match &o.timestamp_header {
+        let (timestamp_text, timestamp) = match &self.names.timestamp {
             Some(h) => {
                 let text = parse::required(request.headers, h)?;
                 let ts = parse::timestamp(text)?;
@@ -328,7 +357,7 @@ impl Scheme for HmacScheme {
             }
             None => ("", None),
         };
-        let id = match &o.id_header {
+        let id = match &self.names.id {
             Some(h) if o.template.uses(&Part::Id) => Some(parse::required(request.headers, h)?),
             Some(h) => parse::single(request.headers, h)?,
             None => None,
@@ -337,16 +366,18 @@ impl Scheme for HmacScheme {
             (true, None) => return Err(VerifyError::MissingUrl),
             (_, url) => url.unwrap_or(""),
         };
-        let parts = self.parts(
-            id.unwrap_or(""),
-            timestamp_text,
-            request.method,
+        let fields = Fields {
+            id: id.unwrap_or(""),
+            timestamp: timestamp_text,
+            method: request.method,
             url,
-            request.body,
-        );
+            body: request.body,
+        };
         let index = keys
             .iter()
-            .position(|k| matches!(k, Key::Mac(mac) if mac.verify(&parts, &received)))
+            .position(
+                |k| matches!(k, Key::Mac(mac) if ct_eq(self.tag(mac, &fields).as_ref(), received)),
+            )
             .ok_or(VerifyError::InvalidSignature)?;
         // A timestamp inside the body can only be trusted once the body is authentic.
         let timestamp = match &o.body_timestamp_ms {

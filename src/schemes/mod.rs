@@ -244,7 +244,7 @@ pub const SCHEME_NAMES: &[&str] = &[
 /// Builds the scheme a spec names.
 pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
     let scheme: Box<dyn Scheme> = match spec {
-        SchemeSpec::Hmac(options) => Box::new(hmac::HmacScheme::new(options.clone())),
+        SchemeSpec::Hmac(options) => Box::new(hmac::HmacScheme::new(options.clone())?),
         SchemeSpec::Named(name) => match name.as_str() {
             "standard-webhooks" => Box::new(standard::StandardWebhooks::standard()),
             "svix" => Box::new(standard::StandardWebhooks::svix()),
@@ -260,7 +260,7 @@ pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
                 )
             }
             other => match hmac::preset(other) {
-                Some(options) => Box::new(hmac::HmacScheme::new(options)),
+                Some(options) => Box::new(hmac::HmacScheme::new(options)?),
                 None => {
                     return Err(format!(
                         "unknown scheme {other:?} (known: {})",

@@ -1,12 +1,15 @@
 //! Strict header reading shared by the schemes: a header that must appear once appears
 //! exactly once, and timestamps are plain unix seconds.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::VerifyError;
 
 /// The value of a header that may appear at most once.
-pub fn single<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, VerifyError> {
+pub fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, VerifyError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -23,7 +26,7 @@ pub fn single<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>,
 }
 
 /// The signature header, which must be present exactly once.
-pub fn signature<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, VerifyError> {
+pub fn signature<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h str, VerifyError> {
     match single(headers, name)? {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(VerifyError::MissingSignature {
@@ -33,7 +36,7 @@ pub fn signature<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, Veri
 }
 
 /// Another header the scheme cannot do without (an id, a timestamp).
-pub fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, VerifyError> {
+pub fn required<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h str, VerifyError> {
     match single(headers, name)? {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(VerifyError::MissingHeader {

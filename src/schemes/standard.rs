@@ -2,31 +2,49 @@
 //! HMAC-SHA256 over `{id}.{timestamp}.{body}`, `v1,<base64>` entries separated by spaces,
 //! keys are the base64 bytes after `whsec_`.
 
+use http::HeaderName;
+
 use super::crypto::{base64_encode, Algorithm, Encoding, MacKey};
 use super::hmac::SecretEncoding;
 use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
+/// One set of the three headers.
+struct HeaderSet {
+    id: HeaderName,
+    timestamp: HeaderName,
+    signature: HeaderName,
+}
+
+impl HeaderSet {
+    fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| {
+            HeaderName::try_from(format!("{prefix}{suffix}")).expect("valid header name")
+        };
+        HeaderSet {
+            id: name("id"),
+            timestamp: name("timestamp"),
+            signature: name("signature"),
+        }
+    }
+}
+
 pub struct StandardWebhooks {
-    /// Header prefixes tried in order: `svix-` first for Svix, which also accepts
+    /// Header sets tried in order: `svix-*` first for Svix, which also accepts
     /// unbranded `webhook-*` headers like its official libraries do.
-    prefixes: &'static [&'static str],
+    sets: Vec<HeaderSet>,
 }
 
 impl StandardWebhooks {
     pub fn standard() -> Self {
         StandardWebhooks {
-            prefixes: &["webhook-"],
+            sets: vec![HeaderSet::new("webhook-")],
         }
     }
 
     pub fn svix() -> Self {
         StandardWebhooks {
-            prefixes: &["svix-", "webhook-"],
+            sets: vec![HeaderSet::new("svix-"), HeaderSet::new("webhook-")],
         }
-    }
-
-    fn header(prefix: &str, name: &str) -> String {
-        format!("{prefix}{name}")
     }
 }
 
@@ -57,11 +75,11 @@ impl Scheme for StandardWebhooks {
                 Key::Token(_) => None,
             })
             .collect();
-        let prefix = self.prefixes[0];
+        let set = &self.sets[0];
         Ok(vec![
-            (Self::header(prefix, "id"), message.id.to_string()),
-            (Self::header(prefix, "timestamp"), timestamp),
-            (Self::header(prefix, "signature"), signatures.join(" ")),
+            (set.id.to_string(), message.id.to_string()),
+            (set.timestamp.to_string(), timestamp),
+            (set.signature.to_string(), signatures.join(" ")),
         ])
     }
 
@@ -72,15 +90,17 @@ impl Scheme for StandardWebhooks {
         clock: &Clock,
     ) -> Result<Verified, VerifyError> {
         let headers = request.headers;
-        // The first prefix whose signature header is present decides the whole set.
-        let prefix = self
-            .prefixes
-            .iter()
-            .find(|p| headers.contains_key(Self::header(p, "signature").as_str()))
-            .unwrap_or(&self.prefixes[0]);
-        let signature = parse::signature(headers, &Self::header(prefix, "signature"))?;
-        let id = parse::required(headers, &Self::header(prefix, "id"))?;
-        let timestamp_text = parse::required(headers, &Self::header(prefix, "timestamp"))?;
+        // The first set whose signature header is present decides all three headers.
+        let set = match self.sets.as_slice() {
+            [only] => only,
+            sets => sets
+                .iter()
+                .find(|set| headers.contains_key(&set.signature))
+                .unwrap_or(&sets[0]),
+        };
+        let signature = parse::signature(headers, &set.signature)?;
+        let id = parse::required(headers, &set.id)?;
+        let timestamp_text = parse::required(headers, &set.timestamp)?;
         let timestamp = parse::timestamp(timestamp_text)?;
         clock.check(timestamp)?;
 
@@ -94,7 +114,7 @@ impl Scheme for StandardWebhooks {
             })?;
             if version == "v1" {
                 let tag = Encoding::Base64
-                    .decode(value)
+                    .decode_tag(value)
                     .map_err(VerifyError::malformed)?;
                 candidates.push(tag);
             }
@@ -114,7 +134,7 @@ impl Scheme for StandardWebhooks {
             let expected = mac.sign(&parts);
             if candidates
                 .iter()
-                .any(|c| super::crypto::ct_eq(expected.as_ref(), c))
+                .any(|c| super::crypto::ct_eq(expected.as_ref(), c.as_ref()))
             {
                 return Ok(Verified {
                     secret_index: index,

@@ -1,11 +1,13 @@
 //! Schemes whose one header is a list of `key=value` pairs with a timestamp and one or
 //! more hex signatures: Stripe (`t=…,v1=…`) and Paddle (`ts=…;h1=…`).
 
+use http::HeaderName;
+
 use super::crypto::{Algorithm, Encoding, MacKey};
 use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 pub struct KeyValueScheme {
-    header: &'static str,
+    header: HeaderName,
     separator: char,
     timestamp_key: &'static str,
     signature_key: &'static str,
@@ -17,7 +19,7 @@ impl KeyValueScheme {
     /// Key: the whole `whsec_…` string as UTF-8 (not decoded); `v0` entries are ignored.
     pub fn stripe() -> Self {
         KeyValueScheme {
-            header: "stripe-signature",
+            header: HeaderName::from_static("stripe-signature"),
             separator: ',',
             timestamp_key: "t",
             signature_key: "v1",
@@ -28,7 +30,7 @@ impl KeyValueScheme {
     /// Key: the `pdl_ntfset_…` secret as-is; any `h1` may match.
     pub fn paddle() -> Self {
         KeyValueScheme {
-            header: "paddle-signature",
+            header: HeaderName::from_static("paddle-signature"),
             separator: ';',
             timestamp_key: "ts",
             signature_key: "h1",
@@ -68,7 +70,7 @@ impl Scheme for KeyValueScheme {
         request: &Request,
         clock: &Clock,
     ) -> Result<Verified, VerifyError> {
-        let header = parse::signature(request.headers, self.header)?;
+        let header = parse::signature(request.headers, &self.header)?;
         let mut timestamp_text = None;
         let mut candidates = Vec::new();
         for pair in header.split(self.separator).map(str::trim) {
@@ -83,7 +85,9 @@ impl Scheme for KeyValueScheme {
                     )));
                 }
             } else if k == self.signature_key {
-                let tag = Encoding::Hex.decode(v).map_err(VerifyError::malformed)?;
+                let tag = Encoding::Hex
+                    .decode_tag(v)
+                    .map_err(VerifyError::malformed)?;
                 candidates.push(tag);
             }
         }
@@ -104,7 +108,7 @@ impl Scheme for KeyValueScheme {
             let expected = mac.sign(&parts);
             if candidates
                 .iter()
-                .any(|c| super::crypto::ct_eq(expected.as_ref(), c))
+                .any(|c| super::crypto::ct_eq(expected.as_ref(), c.as_ref()))
             {
                 return Ok(Verified {
                     secret_index: index,

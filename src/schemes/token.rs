@@ -1,6 +1,8 @@
 //! Static credentials: `Authorization: Bearer` (also Jobylon), `Authorization: Basic`,
 //! and GitLab's `X-Gitlab-Token`. Compared in constant time; stripped before forwarding.
 
+use http::HeaderName;
+
 use super::crypto::{base64_decode_lenient, base64_encode, ct_eq};
 use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
@@ -26,10 +28,10 @@ impl TokenScheme {
         TokenScheme { kind: Kind::GitLab }
     }
 
-    fn header(&self) -> &'static str {
+    fn header(&self) -> HeaderName {
         match self.kind {
-            Kind::Bearer | Kind::Basic => "authorization",
-            Kind::GitLab => "x-gitlab-token",
+            Kind::Bearer | Kind::Basic => http::header::AUTHORIZATION,
+            Kind::GitLab => HeaderName::from_static("x-gitlab-token"),
         }
     }
 
@@ -84,7 +86,7 @@ impl Scheme for TokenScheme {
         request: &Request,
         _clock: &Clock,
     ) -> Result<Verified, VerifyError> {
-        let value = parse::signature(request.headers, self.header())?;
+        let value = parse::signature(request.headers, &self.header())?;
         let presented = self.presented(value)?;
         let index = keys
             .iter()
@@ -92,10 +94,15 @@ impl Scheme for TokenScheme {
             .ok_or(VerifyError::InvalidSignature)?;
         let id = match self.kind {
             // GitLab 17.4+ keeps Idempotency-Key across retries; older versions send only the event UUID.
-            Kind::GitLab => match parse::single(request.headers, "idempotency-key")? {
-                Some(id) => Some(id),
-                None => parse::single(request.headers, "x-gitlab-event-uuid")?,
-            },
+            Kind::GitLab => {
+                match parse::single(request.headers, &HeaderName::from_static("idempotency-key"))? {
+                    Some(id) => Some(id),
+                    None => parse::single(
+                        request.headers,
+                        &HeaderName::from_static("x-gitlab-event-uuid"),
+                    )?,
+                }
+            }
             _ => None,
         };
         Ok(Verified {

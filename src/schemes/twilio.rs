@@ -2,10 +2,13 @@
 //! parameters sorted by name, each as name+value. JSON bodies are signed through a
 //! `bodySHA256` query parameter instead, which must match the body's SHA-256.
 
+use http::HeaderName;
+
 use super::crypto::{ct_eq, sha256_hex, Algorithm, Encoding, MacKey};
 use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
-const HEADER: &str = "x-twilio-signature";
+const HEADER: HeaderName = HeaderName::from_static("x-twilio-signature");
+const IDEMPOTENCY: HeaderName = HeaderName::from_static("i-twilio-idempotency-token");
 
 pub struct Twilio;
 
@@ -79,10 +82,11 @@ impl Scheme for Twilio {
         request: &Request,
         _clock: &Clock,
     ) -> Result<Verified, VerifyError> {
-        let text = parse::signature(request.headers, HEADER)?;
+        let text = parse::signature(request.headers, &HEADER)?;
         let received = Encoding::Base64
-            .decode(text)
+            .decode_tag(text)
             .map_err(VerifyError::malformed)?;
+        let received = received.as_ref();
         if received.len() != Algorithm::Sha1.tag_len() {
             return Err(VerifyError::malformed(format!(
                 "expected a 20-byte tag, found {} bytes",
@@ -110,12 +114,11 @@ impl Scheme for Twilio {
             let content = signed_content(&variant, request.body, form);
             if let Some(index) = keys
                 .iter()
-                .position(|k| matches!(k, Key::Mac(mac) if mac.verify(&[&content], &received)))
+                .position(|k| matches!(k, Key::Mac(mac) if mac.verify(&[&content], received)))
             {
                 return Ok(Verified {
                     secret_index: index,
-                    id: parse::single(request.headers, "i-twilio-idempotency-token")?
-                        .map(str::to_string),
+                    id: parse::single(request.headers, &IDEMPOTENCY)?.map(str::to_string),
                     timestamp: None,
                 });
             }
