@@ -186,6 +186,17 @@ impl fmt::Debug for Key {
     }
 }
 
+/// The index of the first key whose HMAC of `parts` equals any of the received tags.
+fn matching_key<T: AsRef<[u8]>>(keys: &[Key], parts: &[&[u8]], received: &[T]) -> Option<usize> {
+    keys.iter().position(|key| {
+        let Key::Mac(mac) = key else { return false };
+        let expected = mac.sign(parts);
+        received
+            .iter()
+            .any(|tag| crypto::ct_eq(expected.as_ref(), tag.as_ref()))
+    })
+}
+
 /// One signature scheme. Implementations are pure and cheap to share.
 pub trait Scheme: Send + Sync {
     /// Turns a configured secret into key material; the error says what is wrong with it

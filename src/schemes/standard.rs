@@ -6,7 +6,7 @@ use http::HeaderName;
 
 use super::crypto::{base64_encode, Algorithm, Encoding, MacKey};
 use super::hmac::SecretEncoding;
-use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 /// One set of the three headers.
 struct HeaderSet {
@@ -129,20 +129,11 @@ impl Scheme for StandardWebhooks {
             b".",
             request.body,
         ];
-        for (index, key) in keys.iter().enumerate() {
-            let Key::Mac(mac) = key else { continue };
-            let expected = mac.sign(&parts);
-            if candidates
-                .iter()
-                .any(|c| super::crypto::ct_eq(expected.as_ref(), c.as_ref()))
-            {
-                return Ok(Verified {
-                    secret_index: index,
-                    id: Some(id.to_string()),
-                    timestamp: Some(timestamp),
-                });
-            }
-        }
-        Err(VerifyError::InvalidSignature)
+        let index = matching_key(keys, &parts, &candidates).ok_or(VerifyError::InvalidSignature)?;
+        Ok(Verified {
+            secret_index: index,
+            id: Some(id.to_string()),
+            timestamp: Some(timestamp),
+        })
     }
 }

@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::crypto::{Algorithm, Encoding, MacKey};
-use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 pub struct KeyValueScheme {
     header: HeaderName,
@@ -103,20 +103,11 @@ impl Scheme for KeyValueScheme {
         }
         clock.check(timestamp)?;
         let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), self.joiner, request.body];
-        for (index, key) in keys.iter().enumerate() {
-            let Key::Mac(mac) = key else { continue };
-            let expected = mac.sign(&parts);
-            if candidates
-                .iter()
-                .any(|c| super::crypto::ct_eq(expected.as_ref(), c.as_ref()))
-            {
-                return Ok(Verified {
-                    secret_index: index,
-                    id: None,
-                    timestamp: Some(timestamp),
-                });
-            }
-        }
-        Err(VerifyError::InvalidSignature)
+        let index = matching_key(keys, &parts, &candidates).ok_or(VerifyError::InvalidSignature)?;
+        Ok(Verified {
+            secret_index: index,
+            id: None,
+            timestamp: Some(timestamp),
+        })
     }
 }
