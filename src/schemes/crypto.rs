@@ -124,9 +124,46 @@ impl Encoding {
 const MAX_TAG: usize = 64;
 
 /// A decoded signature, held on the stack.
+#[derive(Clone, Copy)]
 pub struct TagBuf {
     bytes: [u8; MAX_TAG],
     len: usize,
+}
+
+/// Most signatures one header may carry (one per live secret in practice); more is
+/// refused so a request cannot make hookgate compare without end.
+const MAX_CANDIDATES: usize = 8;
+
+/// The signatures a header carries, decoded on the stack.
+pub struct Candidates {
+    tags: [TagBuf; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl Candidates {
+    pub fn new() -> Self {
+        Candidates {
+            tags: [TagBuf {
+                bytes: [0; MAX_TAG],
+                len: 0,
+            }; MAX_CANDIDATES],
+            len: 0,
+        }
+    }
+
+    pub fn push(&mut self, tag: TagBuf) -> Result<(), String> {
+        let slot = self
+            .tags
+            .get_mut(self.len)
+            .ok_or_else(|| format!("more than {MAX_CANDIDATES} signatures"))?;
+        *slot = tag;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[TagBuf] {
+        &self.tags[..self.len]
+    }
 }
 
 impl AsRef<[u8]> for TagBuf {

@@ -4,7 +4,7 @@
 
 use http::HeaderName;
 
-use super::crypto::{base64_encode, Algorithm, Encoding, MacKey};
+use super::crypto::{base64_encode, Algorithm, Candidates, Encoding, MacKey};
 use super::hmac::SecretEncoding;
 use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
@@ -104,7 +104,7 @@ impl Scheme for StandardWebhooks {
         let timestamp = parse::timestamp(timestamp_text)?;
         clock.check(timestamp)?;
 
-        let mut candidates = Vec::new();
+        let mut candidates = Candidates::new();
         for entry in signature.split(' ').filter(|e| !e.is_empty()) {
             let (version, value) = entry.split_once(',').ok_or_else(|| {
                 VerifyError::malformed(format!(
@@ -116,10 +116,10 @@ impl Scheme for StandardWebhooks {
                 let tag = Encoding::Base64
                     .decode_tag(value)
                     .map_err(VerifyError::malformed)?;
-                candidates.push(tag);
+                candidates.push(tag).map_err(VerifyError::malformed)?;
             }
         }
-        if candidates.is_empty() {
+        if candidates.as_slice().is_empty() {
             return Err(VerifyError::malformed("no v1 signature"));
         }
         let parts: [&[u8]; 5] = [
@@ -129,7 +129,8 @@ impl Scheme for StandardWebhooks {
             b".",
             request.body,
         ];
-        let index = matching_key(keys, &parts, &candidates).ok_or(VerifyError::InvalidSignature)?;
+        let index = matching_key(keys, &parts, candidates.as_slice())
+            .ok_or(VerifyError::InvalidSignature)?;
         Ok(Verified {
             secret_index: index,
             id: Some(id.to_string()),

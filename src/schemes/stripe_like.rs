@@ -3,7 +3,7 @@
 
 use http::HeaderName;
 
-use super::crypto::{Algorithm, Encoding, MacKey};
+use super::crypto::{Algorithm, Candidates, Encoding, MacKey};
 use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 pub struct KeyValueScheme {
@@ -72,7 +72,7 @@ impl Scheme for KeyValueScheme {
     ) -> Result<Verified, VerifyError> {
         let header = parse::signature(request.headers, &self.header)?;
         let mut timestamp_text = None;
-        let mut candidates = Vec::new();
+        let mut candidates = Candidates::new();
         for pair in header.split(self.separator).map(str::trim) {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
                 VerifyError::malformed(format!("{:?} is not key=value", parse::truncate(pair)))
@@ -88,14 +88,14 @@ impl Scheme for KeyValueScheme {
                 let tag = Encoding::Hex
                     .decode_tag(v)
                     .map_err(VerifyError::malformed)?;
-                candidates.push(tag);
+                candidates.push(tag).map_err(VerifyError::malformed)?;
             }
         }
         let timestamp_text = timestamp_text.ok_or_else(|| {
             VerifyError::malformed(format!("no {}= timestamp", self.timestamp_key))
         })?;
         let timestamp = parse::timestamp(timestamp_text)?;
-        if candidates.is_empty() {
+        if candidates.as_slice().is_empty() {
             return Err(VerifyError::malformed(format!(
                 "no {}= signature",
                 self.signature_key
@@ -103,7 +103,8 @@ impl Scheme for KeyValueScheme {
         }
         clock.check(timestamp)?;
         let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), self.joiner, request.body];
-        let index = matching_key(keys, &parts, &candidates).ok_or(VerifyError::InvalidSignature)?;
+        let index = matching_key(keys, &parts, candidates.as_slice())
+            .ok_or(VerifyError::InvalidSignature)?;
         Ok(Verified {
             secret_index: index,
             id: None,
