@@ -9,3 +9,4 @@ pub mod logging;
 pub mod metrics;
 pub mod schemes;
 pub mod server;
+pub mod store;

@@ -16,7 +16,9 @@ pub const UNMATCHED_ROUTE: &str = "_unmatched";
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
-    /// The status hookgate answered with.
+    /// `forwarded`, `duplicate`, or the error code of hookgate's own answer.
+    pub outcome: &'static str,
+    /// The status the client got.
     pub status: u16,
 }
 
@@ -41,6 +43,7 @@ pub struct VerifiedLabels {
 
 pub struct Metrics {
     registry: Registry,
+    pub dedupe_store_errors: Counter,
     pub inbound_verified: Family<VerifiedLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
@@ -61,7 +64,7 @@ impl Metrics {
         let inbound_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "inbound_requests",
-            "Inbound requests answered, by route and status",
+            "Inbound requests answered, by route, outcome and status",
             inbound_requests.clone(),
         );
         let inbound_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
@@ -85,8 +88,15 @@ impl Metrics {
             "Inbound requests whose signature verified, by route and by which secret matched",
             inbound_verified.clone(),
         );
+        let dedupe_store_errors = Counter::default();
+        registry.register(
+            "dedupe_store_errors",
+            "Dedupe store operations that failed (claims refused when full, writes lost)",
+            dedupe_store_errors.clone(),
+        );
         Metrics {
             registry,
+            dedupe_store_errors,
             inbound_verified,
             inbound_requests,
             inbound_duration,
@@ -94,10 +104,17 @@ impl Metrics {
         }
     }
 
-    pub fn record_inbound(&self, route: &str, status: u16, elapsed: Duration) {
+    pub fn record_inbound(
+        &self,
+        route: &str,
+        outcome: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.inbound_requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
+                outcome,
                 status,
             })
             .inc();
@@ -144,12 +161,12 @@ mod tests {
     #[test]
     fn renders_build_info_and_counters() {
         let metrics = Metrics::new();
-        metrics.record_inbound("github", 200, Duration::from_millis(3));
+        metrics.record_inbound("github", "forwarded", 200, Duration::from_millis(3));
         metrics.record_inbound_error("github", "body_too_large");
         let text = metrics.render();
         assert!(text.contains("hookgate_build_info{version=\""), "{text}");
         assert!(
-            text.contains("hookgate_inbound_requests_total{route=\"github\",status=\"200\"} 1"),
+            text.contains("hookgate_inbound_requests_total{route=\"github\",outcome=\"forwarded\",status=\"200\"} 1"),
             "{text}"
         );
         assert!(

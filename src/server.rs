@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a [`Config`]: one service per listener.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
@@ -10,14 +11,16 @@ use pingora::services::listening::Service;
 use crate::admin::{AdminApp, Readiness};
 use crate::config::{Config, StoreConfig};
 use crate::inbound::InboundApp;
+use crate::store::{DedupeStore, EmbeddedDedupe};
 
 /// Builds the server with every configured service, ready to run.
 pub fn build(config: &Config) -> Result<Server, String> {
-    let store_dir = match &config.store {
-        StoreConfig::Embedded { path } => {
+    let (store_dir, dedupe): (_, Arc<dyn DedupeStore>) = match &config.store {
+        StoreConfig::Embedded { path, max_ids } => {
             std::fs::create_dir_all(path)
                 .map_err(|e| format!("store.path: cannot create {}: {e}", path.display()))?;
-            Some(path.clone())
+            let dedupe = EmbeddedDedupe::open(path, *max_ids).map_err(|e| format!("store: {e}"))?;
+            (Some(path.clone()), Arc::new(dedupe))
         }
         StoreConfig::Redis { .. } => {
             return Err(
@@ -48,7 +51,10 @@ pub fn build(config: &Config) -> Result<Server, String> {
     server.bootstrap();
 
     if let Some(inbound) = &config.inbound {
-        let mut service = Service::new("inbound".to_string(), InboundApp::new(inbound.clone())?);
+        let mut service = Service::new(
+            "inbound".to_string(),
+            InboundApp::new(inbound.clone(), dedupe.clone())?,
+        );
         service.add_tcp(&inbound.listen.to_string());
         server.add_service(service);
     }

@@ -38,7 +38,8 @@ async fn health_readiness_and_metrics() {
         serde_json::json!({"status": "ready", "checks": {"inbound": "ok", "store": "ok"}})
     );
 
-    let series = "hookgate_inbound_requests_total{route=\"test\",status=\"200\"}";
+    let series =
+        "hookgate_inbound_requests_total{route=\"test\",outcome=\"forwarded\",status=\"200\"}";
     let before = client
         .get(gateway.admin_url("/metrics"))
         .send()
@@ -61,14 +62,13 @@ async fn health_readiness_and_metrics() {
             .unwrap();
     }
     client.post(gateway.url("/nowhere")).send().await.unwrap();
-    let after = client
-        .get(gateway.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let expected = counter(&before, series) + 3.0;
+    gateway
+        .metrics_eventually(&format!("{series} {expected}"))
+        .await;
+    let after = gateway
+        .metrics_eventually("hookgate_inbound_requests_total{route=\"_unmatched\",outcome=\"route_not_found\",status=\"404\"} 1")
+        .await;
     assert_eq!(
         counter(&after, series) - counter(&before, series),
         3.0,
@@ -77,7 +77,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(
         counter(
             &after,
-            "hookgate_inbound_requests_total{route=\"_unmatched\",status=\"404\"}"
+            "hookgate_inbound_requests_total{route=\"_unmatched\",outcome=\"route_not_found\",status=\"404\"}"
         ),
         1.0
     );

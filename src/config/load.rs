@@ -425,19 +425,32 @@ impl Loader<'_> {
     }
 
     fn store(&mut self, node: &Node, path: &str) -> Option<StoreConfig> {
-        let f = self.fields(node, path, &["kind", "path", "url", "key_prefix"])?;
+        let f = self.fields(
+            node,
+            path,
+            &["kind", "path", "max_ids", "url", "key_prefix"],
+        )?;
         let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
         match kind.as_str() {
             "embedded" => {
                 self.not_allowed(&f, &["url", "key_prefix"], "with kind: embedded");
                 let dir =
                     self.with_default(&f, "path", DEFAULT_STORE_PATH.to_string(), Self::string)?;
+                let max_ids = self.with_default(&f, "max_ids", 1_000_000, |l, n, p| {
+                    l.parsed(n, p, |s| match s.parse::<usize>() {
+                        Ok(m) if m >= 1 => Ok(m),
+                        _ => Err(format!(
+                            "expected a whole number of at least 1, found {s:?}"
+                        )),
+                    })
+                })?;
                 Some(StoreConfig::Embedded {
                     path: PathBuf::from(dir),
+                    max_ids,
                 })
             }
             "redis" => {
-                self.not_allowed(&f, &["path"], "with kind: redis");
+                self.not_allowed(&f, &["path", "max_ids"], "with kind: redis");
                 let url = self
                     .required(&f, "url")
                     .and_then(|n| self.secret(n, &f.path("url")));

@@ -44,8 +44,15 @@ pub struct AdminConfig {
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    Embedded { path: PathBuf },
-    Redis { url: Secret, key_prefix: String },
+    Embedded {
+        path: PathBuf,
+        /// Most delivery ids held at once; claims beyond it are refused (503), never forgotten.
+        max_ids: usize,
+    },
+    Redis {
+        url: Secret,
+        key_prefix: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -82,6 +82,7 @@ impl UpstreamClient {
         session: &mut ServerSession,
         request: RequestHeader,
         body: Bytes,
+        extra_response_headers: &[(&'static str, String)],
     ) -> Result<Forwarded, ErrorResponse> {
         let mut attempt = 0;
         let (mut upstream, response) = loop {
@@ -120,6 +121,9 @@ impl UpstreamClient {
         let status = response.status.as_u16();
         let mut response = response;
         strip_hop_by_hop_response(&mut response);
+        for (name, value) in extra_response_headers {
+            let _ = response.insert_header(*name, value.as_str());
+        }
         if session
             .write_response_header(Box::new(response))
             .await

@@ -1,10 +1,12 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
-//! [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`forward`]
-//! (to the app, answer relayed).
+//! [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`]
+//! (claim the delivery id) → [`rate_limit`] → [`forward`] (to the app, answer relayed).
 
 pub mod body;
+pub mod dedupe;
 pub mod forward;
+pub mod rate_limit;
 pub mod routing;
 pub mod verify;
 
@@ -20,6 +22,7 @@ use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::schemes::unix_now;
+use crate::store::{Claim, DedupeStore};
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
 
@@ -28,6 +31,7 @@ const CLIENT_KEEPALIVE_SECS: u64 = 60;
 
 pub struct InboundApp {
     config: InboundConfig,
+    dedupe: Arc<dyn DedupeStore>,
     routes: RouteTable,
     upstream: UpstreamClient,
     server_options: HttpServerOptions,
@@ -36,15 +40,18 @@ pub struct InboundApp {
 /// What became of one request: for metrics and for whether the connection can be reused.
 struct Outcome {
     route: String,
+    /// `forwarded`, `duplicate`, `in_flight`, or the error code hookgate answered with.
+    outcome: &'static str,
     status: u16,
     reusable: bool,
 }
 
 impl InboundApp {
-    pub fn new(config: InboundConfig) -> Result<Self, String> {
+    pub fn new(config: InboundConfig, dedupe: Arc<dyn DedupeStore>) -> Result<Self, String> {
         let mut server_options = HttpServerOptions::default();
         server_options.h2c = true;
         Ok(InboundApp {
+            dedupe,
             routes: RouteTable::new(&config.routes)?,
             upstream: UpstreamClient::new(&config)?,
             config,
@@ -83,6 +90,66 @@ impl InboundApp {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+
+        // Dedupe: claim the delivery id, or answer for the earlier delivery.
+        let claimed = match &route.config.dedupe {
+            None => None,
+            Some(dedupe) => {
+                let id = match dedupe::delivery_id(
+                    dedupe,
+                    session.req_header(),
+                    &body,
+                    passed.verified.as_ref(),
+                ) {
+                    Ok(id) => id,
+                    Err(answer) => return self.answer(session, name, answer, true).await,
+                };
+                let key = format!("{name}:{id}");
+                match self.dedupe.claim(&key, self.claim_lease()).await {
+                    Ok(Claim::Claimed) => Some((key, dedupe.ttl)),
+                    Ok(Claim::Done { status }) => {
+                        tracing::info!(route = name, delivery_id = %id, status, "duplicate answered from the dedupe window");
+                        let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
+                        return Outcome {
+                            route: name.to_string(),
+                            outcome: "duplicate",
+                            status,
+                            reusable: written,
+                        };
+                    }
+                    Ok(Claim::InFlight) => {
+                        let answer = ErrorResponse::new(
+                            409,
+                            "delivery_in_flight",
+                            format!("delivery {id} is being delivered right now"),
+                        )
+                        .with_header("Retry-After", dedupe::IN_FLIGHT_RETRY_AFTER);
+                        return self.answer(session, name, answer, true).await;
+                    }
+                    Err(e) => {
+                        METRICS.dedupe_store_errors.inc();
+                        tracing::error!(route = name, error = %e, "dedupe store refused a claim");
+                        let answer = ErrorResponse::new(503, "dedupe_unavailable", e.to_string())
+                            .with_header("Retry-After", "30");
+                        return self.answer(session, name, answer, true).await;
+                    }
+                }
+            }
+        };
+
+        let rate_headers = match route
+            .limiter
+            .as_ref()
+            .map(|l| l.check(name, session.req_header(), client_ip))
+        {
+            None => Vec::new(),
+            Some(Ok(headers)) => headers,
+            Some(Err(answer)) => {
+                self.release(&claimed).await;
+                return self.answer(session, name, answer, true).await;
+            }
+        };
+
         let request =
             upstream_request(session.req_header(), body.len(), client_ip).and_then(|mut r| {
                 for header in passed.strip {
@@ -98,6 +165,7 @@ impl InboundApp {
         let request = match request {
             Ok(r) => r,
             Err(e) => {
+                self.release(&claimed).await;
                 let answer = ErrorResponse::new(
                     400,
                     "bad_request",
@@ -106,20 +174,57 @@ impl InboundApp {
                 return self.answer(session, name, answer, true).await;
             }
         };
-        match self.upstream.forward(session, request, body).await {
+        let forwarded = self
+            .upstream
+            .forward(session, request, body, &rate_headers)
+            .await;
+        let app_status = match &forwarded {
+            Ok(Forwarded::Complete { status } | Forwarded::Broken { status }) => Some(*status),
+            Err(_) => None,
+        };
+        // The app has the delivery once it answered 2xx, even if the client went away since.
+        match (&claimed, app_status) {
+            (Some((key, ttl)), Some(status)) if (200..300).contains(&status) => {
+                if let Err(e) = self.dedupe.complete(key, status, *ttl).await {
+                    METRICS.dedupe_store_errors.inc();
+                    tracing::error!(route = name, error = %e, "could not record a delivered id");
+                }
+            }
+            _ => self.release(&claimed).await,
+        }
+        match forwarded {
             Ok(Forwarded::Complete { status }) => Outcome {
                 route: name.to_string(),
+                outcome: "forwarded",
                 status,
                 reusable: true,
             },
             Ok(Forwarded::Broken { status }) => Outcome {
                 route: name.to_string(),
+                outcome: "forwarded",
                 status,
                 reusable: false,
             },
-            Err(answer) => {
+            Err(mut answer) => {
                 tracing::warn!(route = name, error = answer.code, "{}", answer.message);
+                answer.headers.extend(rate_headers);
                 self.answer(session, name, answer, true).await
+            }
+        }
+    }
+
+    /// How long a claim may stay in flight before it lapses: longer than any delivery.
+    fn claim_lease(&self) -> std::time::Duration {
+        self.config.connect_timeout
+            + self.config.upstream_timeout * 2
+            + std::time::Duration::from_secs(10)
+    }
+
+    async fn release(&self, claimed: &Option<(String, std::time::Duration)>) {
+        if let Some((key, _)) = claimed {
+            if let Err(e) = self.dedupe.release(key).await {
+                METRICS.dedupe_store_errors.inc();
+                tracing::error!(error = %e, "could not release a claimed id");
             }
         }
     }
@@ -152,6 +257,7 @@ impl InboundApp {
         let written = answer.send(session, keepalive).await.is_ok();
         Outcome {
             route: route.to_string(),
+            outcome: answer.code,
             status: answer.status,
             reusable: written && keepalive,
         }
@@ -177,7 +283,12 @@ impl HttpServerApp for InboundApp {
         let keepalive = (!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS);
         session.set_keepalive(keepalive);
         let outcome = self.handle(&mut session).await;
-        METRICS.record_inbound(&outcome.route, outcome.status, started.elapsed());
+        METRICS.record_inbound(
+            &outcome.route,
+            outcome.outcome,
+            outcome.status,
+            started.elapsed(),
+        );
         if !outcome.reusable {
             return None;
         }

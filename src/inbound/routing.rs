@@ -1,12 +1,14 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
 use crate::config::{PathMatch, RouteConfig};
+use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
 
 /// A configured route with what it needs at request time.
 pub struct Route {
     pub config: RouteConfig,
     pub verifier: RouteVerifier,
+    pub limiter: Option<RouteLimiter>,
 }
 
 /// Routes in match order: exact paths first, then prefixes from longest to shortest,
@@ -25,6 +27,7 @@ impl RouteTable {
                 Ok(Route {
                     config: config.clone(),
                     verifier,
+                    limiter: config.rate_limit.as_ref().map(RouteLimiter::new),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;

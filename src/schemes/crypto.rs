@@ -69,10 +69,7 @@ impl Encoding {
 
     /// Decodes a received tag into a stack buffer (no allocation on the request path).
     pub fn decode_tag(self, text: &str) -> Result<TagBuf, String> {
-        let mut tag = TagBuf {
-            bytes: [0; MAX_TAG],
-            len: 0,
-        };
+        let mut tag = TagBuf::default();
         match self {
             Encoding::Hex => {
                 if text.len() % 2 == 1 {
@@ -135,22 +132,13 @@ pub struct TagBuf {
 const MAX_CANDIDATES: usize = 8;
 
 /// The signatures a header carries, decoded on the stack.
+#[derive(Default)]
 pub struct Candidates {
     tags: [TagBuf; MAX_CANDIDATES],
     len: usize,
 }
 
 impl Candidates {
-    pub fn new() -> Self {
-        Candidates {
-            tags: [TagBuf {
-                bytes: [0; MAX_TAG],
-                len: 0,
-            }; MAX_CANDIDATES],
-            len: 0,
-        }
-    }
-
     pub fn push(&mut self, tag: TagBuf) -> Result<(), String> {
         let slot = self
             .tags
@@ -163,6 +151,15 @@ impl Candidates {
 
     pub fn as_slice(&self) -> &[TagBuf] {
         &self.tags[..self.len]
+    }
+}
+
+impl Default for TagBuf {
+    fn default() -> Self {
+        TagBuf {
+            bytes: [0; MAX_TAG],
+            len: 0,
+        }
     }
 }
 

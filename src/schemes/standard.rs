@@ -104,7 +104,7 @@ impl Scheme for StandardWebhooks {
         let timestamp = parse::timestamp(timestamp_text)?;
         clock.check(timestamp)?;
 
-        let mut candidates = Candidates::new();
+        let mut candidates = Candidates::default();
         for entry in signature.split(' ').filter(|e| !e.is_empty()) {
             let (version, value) = entry.split_once(',').ok_or_else(|| {
                 VerifyError::malformed(format!(

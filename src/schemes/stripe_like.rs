@@ -72,7 +72,7 @@ impl Scheme for KeyValueScheme {
     ) -> Result<Verified, VerifyError> {
         let header = parse::signature(request.headers, &self.header)?;
         let mut timestamp_text = None;
-        let mut candidates = Candidates::new();
+        let mut candidates = Candidates::default();
         for pair in header.split(self.separator).map(str::trim) {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
                 VerifyError::malformed(format!("{:?} is not key=value", parse::truncate(pair)))

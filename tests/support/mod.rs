@@ -137,6 +137,7 @@ pub struct GatewayBuilder {
     inbound_extra: String,
     server: String,
     env: Vec<(String, String)>,
+    store: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -148,6 +149,7 @@ impl Gateway {
             inbound_extra: String::new(),
             server: "server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }\n".to_string(),
             env: Vec::new(),
+            store: None,
         }
     }
 
@@ -157,6 +159,27 @@ impl Gateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+
+    /// Waits until `/metrics` shows `series`: a request is counted just after its answer is sent.
+    pub async fn metrics_eventually(&self, series: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let metrics = reqwest::get(self.admin_url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.contains(series) {
+                return metrics;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "no {series} in:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -209,6 +232,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Keeps the embedded store in `dir` (to restart a gateway on the same state).
+    pub fn store_dir(mut self, dir: &std::path::Path) -> Self {
+        self.store = Some(dir.to_path_buf());
+        self
+    }
+
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
         self
@@ -236,11 +265,11 @@ impl GatewayBuilder {
         let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("hookgate.yaml");
-        std::fs::write(
-            &config,
-            self.config_text(inbound, admin, &dir.path().join("data")),
-        )
-        .unwrap();
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        std::fs::write(&config, self.config_text(inbound, admin, &store)).unwrap();
         let log = dir.path().join("hookgate.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
         command

@@ -1,0 +1,182 @@
+//! Rate limiting stage: GCRA per key (governor), answered with 429 + Retry-After and
+//! IETF `RateLimit-*` headers.
+//!
+//! It runs after verification, on authentic requests only: a limit keyed by route or by
+//! the provider's header would otherwise let anyone spend the real sender's quota with
+//! forged requests. Forged floods are cheap to refuse anyway (one HMAC each).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use pingora::http::RequestHeader;
+
+use crate::config::{KeySource, RateLimitConfig};
+use crate::error_response::ErrorResponse;
+
+type Limiter =
+    RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// How often idle keys are dropped so per-key state cannot grow without bound.
+const EVICT_EVERY: Duration = Duration::from_secs(30);
+
+pub struct RouteLimiter {
+    limiter: Arc<Limiter>,
+    key: KeySource,
+    /// Requests allowed at once (the burst).
+    capacity: u32,
+    /// Time to earn back one request.
+    per_request: Duration,
+}
+
+/// Response headers for a request that was let through.
+pub type RateLimitHeaders = Vec<(&'static str, String)>;
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl RouteLimiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        let count = config.limit.count.max(1);
+        let per_request = config.limit.per / count;
+        let capacity = config.burst.unwrap_or(count);
+        let quota = Quota::with_period(per_request)
+            .expect("a rate's period is never zero")
+            .allow_burst(NonZeroU32::new(capacity).expect("burst is at least 1"));
+        let limiter =
+            Arc::new(RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>());
+        spawn_evictor(Arc::downgrade(&limiter));
+        RouteLimiter {
+            limiter,
+            key: config.key.clone(),
+            capacity,
+            per_request,
+        }
+    }
+
+    fn key(&self, route: &str, header: &RequestHeader, client_ip: Option<IpAddr>) -> String {
+        match &self.key {
+            KeySource::Route => route.to_string(),
+            KeySource::ClientIp => {
+                client_ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+            }
+            KeySource::Header(name) => header
+                .headers
+                .get(name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Takes one request from the key's allowance, or answers 429.
+    pub fn check(
+        &self,
+        route: &str,
+        header: &RequestHeader,
+        client_ip: Option<IpAddr>,
+    ) -> Result<RateLimitHeaders, ErrorResponse> {
+        let key = self.key(route, header, client_ip);
+        match self.limiter.check_key(&key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let reset = self.per_request * (self.capacity - remaining.min(self.capacity));
+                Ok(vec![
+                    ("RateLimit-Limit", self.capacity.to_string()),
+                    ("RateLimit-Remaining", remaining.to_string()),
+                    ("RateLimit-Reset", ceil_secs(reset).to_string()),
+                ])
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry_after = ceil_secs(wait).max(1).to_string();
+                Err(ErrorResponse::new(
+                    429,
+                    "rate_limited",
+                    format!(
+                        "more than {} requests for this key; retry in {retry_after}s",
+                        self.capacity
+                    ),
+                )
+                .with_header("Retry-After", retry_after.clone())
+                .with_header("RateLimit-Limit", self.capacity.to_string())
+                .with_header("RateLimit-Remaining", "0")
+                .with_header("RateLimit-Reset", retry_after))
+            }
+        }
+    }
+}
+
+/// Drops keys whose allowance is full again, for as long as the limiter exists.
+fn spawn_evictor(limiter: Weak<Limiter>) {
+    let spawned = std::thread::Builder::new()
+        .name("hookgate-ratelimit-evictor".into())
+        .spawn(move || loop {
+            std::thread::sleep(EVICT_EVERY);
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "idle rate-limit keys will not be evicted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rate;
+
+    fn limiter(count: u32, per_secs: u64, burst: Option<u32>, key: KeySource) -> RouteLimiter {
+        RouteLimiter::new(&RateLimitConfig {
+            key,
+            limit: Rate {
+                count,
+                per: Duration::from_secs(per_secs),
+            },
+            burst,
+        })
+    }
+
+    #[test]
+    fn the_request_after_the_burst_gets_429_with_retry_after() {
+        let limiter = limiter(100, 60, None, KeySource::Route);
+        let header = RequestHeader::build("POST", b"/", None).unwrap();
+        for i in 0..100 {
+            let headers = limiter.check("r", &header, None).unwrap();
+            assert_eq!(headers[1], ("RateLimit-Remaining", (99 - i).to_string()));
+        }
+        let refused = limiter.check("r", &header, None).unwrap_err();
+        assert_eq!(refused.status, 429);
+        // One request is earned back every 600 ms: Retry-After rounds up to 1.
+        assert!(
+            refused.headers.contains(&("Retry-After", "1".to_string())),
+            "{:?}",
+            refused.headers
+        );
+    }
+
+    #[test]
+    fn keys_are_limited_separately() {
+        let limiter = limiter(1, 60, None, KeySource::Header("authorization".into()));
+        let mut a = RequestHeader::build("POST", b"/", None).unwrap();
+        a.insert_header("Authorization", "a").unwrap();
+        let mut b = RequestHeader::build("POST", b"/", None).unwrap();
+        b.insert_header("Authorization", "b").unwrap();
+        assert!(limiter.check("r", &a, None).is_ok());
+        assert!(limiter.check("r", &b, None).is_ok());
+        let refused = limiter.check("r", &a, None).unwrap_err();
+        assert!(
+            refused.headers.contains(&("Retry-After", "60".to_string())),
+            "{:?}",
+            refused.headers
+        );
+    }
+}
