@@ -4,6 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -55,7 +56,16 @@ pub fn build(config: &Config) -> Result<Server, String> {
             "inbound".to_string(),
             InboundApp::new(inbound.clone(), dedupe.clone())?,
         );
-        service.add_tcp(&inbound.listen.to_string());
+        match &inbound.tls {
+            None => service.add_tcp(&inbound.listen.to_string()),
+            Some(tls) => {
+                let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+                let mut settings = TlsSettings::intermediate(&path(&tls.cert), &path(&tls.key))
+                    .map_err(|e| format!("inbound.tls: {e}"))?;
+                settings.enable_h2();
+                service.add_tls_with_settings(&inbound.listen.to_string(), None, settings);
+            }
+        }
         server.add_service(service);
     }
 

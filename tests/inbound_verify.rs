@@ -325,10 +325,19 @@ async fn generic_hmac_and_url_signing_schemes() {
 }
 
 /// Sends a raw HTTP/1.1 request, optionally waiting for `100 Continue` before the body.
-fn raw_post(addr: std::net::SocketAddr, path: &str, headers: &[(String, String)], body: &[u8], chunked: bool, expect: bool) -> String {
+fn raw_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    chunked: bool,
+    expect: bool,
+) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut head = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -357,7 +366,12 @@ fn raw_post(addr: std::net::SocketAddr, path: &str, headers: &[(String, String)]
     }
     let sent = if chunked {
         body.chunks(10_000)
-            .try_for_each(|c| stream.write_all(format!("{:x}\r\n", c.len()).as_bytes()).and_then(|_| stream.write_all(c)).and_then(|_| stream.write_all(b"\r\n")))
+            .try_for_each(|c| {
+                stream
+                    .write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                    .and_then(|_| stream.write_all(c))
+                    .and_then(|_| stream.write_all(b"\r\n"))
+            })
             .and_then(|_| stream.write_all(b"0\r\n\r\n"))
     } else {
         stream.write_all(body)
@@ -380,12 +394,20 @@ async fn body_sizes_around_the_limits_with_every_framing() {
         for chunked in [false, true] {
             for expect in [false, true] {
                 let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-                let headers = signed_headers("rejento", "s", &format!("d-{size}-{chunked}-{expect}"), &body, None);
+                let headers = signed_headers(
+                    "rejento",
+                    "s",
+                    &format!("d-{size}-{chunked}-{expect}"),
+                    &body,
+                    None,
+                );
                 let addr = gateway.inbound;
                 let sent = body.clone();
-                let answer = tokio::task::spawn_blocking(move || raw_post(addr, "/hooks/rejento", &headers, &sent, chunked, expect))
-                    .await
-                    .unwrap();
+                let answer = tokio::task::spawn_blocking(move || {
+                    raw_post(addr, "/hooks/rejento", &headers, &sent, chunked, expect)
+                })
+                .await
+                .unwrap();
                 let case = format!("{size} bytes, chunked={chunked}, expect={expect}");
                 if size > 1 << 20 {
                     assert!(answer.starts_with("HTTP/1.1 413"), "{case}: {answer:.200}");
@@ -399,7 +421,11 @@ async fn body_sizes_around_the_limits_with_every_framing() {
     let received = app.received();
     assert_eq!(received.len(), expected_bodies.len());
     for (got, want) in received.iter().zip(&expected_bodies) {
-        assert!(got.body == *want, "a {}-byte body changed on the way", want.len());
+        assert!(
+            got.body == *want,
+            "a {}-byte body changed on the way",
+            want.len()
+        );
     }
 }
 
@@ -413,7 +439,13 @@ async fn a_200_kib_body_with_a_wrong_signature_never_reaches_the_app() {
     let body = vec![b'x'; 200 * 1024];
     let headers = signed_headers("rejento", "not-s", "d-200k", &body, None);
     let (status, json) = post(&gateway.url("/hooks/rejento"), &headers, body).await;
-    assert_eq!((status, json["error"].as_str()), (401, Some("invalid_signature")));
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("invalid_signature"))
+    );
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(app.received().is_empty(), "the app's record shows no request at all");
+    assert!(
+        app.received().is_empty(),
+        "the app's record shows no request at all"
+    );
 }

@@ -499,6 +499,7 @@ impl Loader<'_> {
             path,
             &[
                 "listen",
+                "tls",
                 "upstream",
                 "max_body",
                 "body_timeout",
@@ -510,6 +511,7 @@ impl Loader<'_> {
         let listen = self
             .required(&f, "listen")
             .and_then(|n| self.socket_addr(n, &f.path("listen")));
+        let tls = self.optional(&f, "tls", Self::tls);
         let upstream = self
             .required(&f, "upstream")
             .and_then(|n| self.upstream(n, &f.path("upstream")));
@@ -537,6 +539,7 @@ impl Loader<'_> {
             .and_then(|n| self.routes(n, &f.path("routes")));
         Some(InboundConfig {
             listen: listen?,
+            tls: tls?,
             upstream: upstream?,
             max_body: max_body?,
             body_timeout: body_timeout?,
@@ -544,6 +547,36 @@ impl Loader<'_> {
             upstream_timeout: upstream_timeout?,
             routes: routes?,
         })
+    }
+
+    /// A PEM certificate chain and key, checked now so a bad file stops the start, not one listener.
+    fn tls(&mut self, node: &Node, path: &str) -> Option<TlsConfig> {
+        let f = self.fields(node, path, &["cert", "key"])?;
+        let cert = self
+            .required(&f, "cert")
+            .and_then(|n| self.string(n, &f.path("cert")));
+        let key = self
+            .required(&f, "key")
+            .and_then(|n| self.string(n, &f.path("key")));
+        let (cert, key) = (cert?, key?);
+        match pingora::tls::load_certs_and_key_files(&cert, &key) {
+            Ok(Some(_)) => Some(TlsConfig {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+            Ok(None) => {
+                self.error(f.at, path, format!("no certificate in {cert}"));
+                None
+            }
+            Err(e) => {
+                self.error(
+                    f.at,
+                    path,
+                    format!("cannot load the certificate and key: {e}"),
+                );
+                None
+            }
+        }
     }
 
     fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {

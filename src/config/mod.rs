@@ -58,6 +58,8 @@ pub enum StoreConfig {
 #[derive(Debug, Clone)]
 pub struct InboundConfig {
     pub listen: SocketAddr,
+    /// Terminate TLS on `listen` (edge mode): PEM certificate chain and private key.
+    pub tls: Option<TlsConfig>,
     pub upstream: Upstream,
     pub max_body: u64,
     /// Whole-body read deadline for slow senders.
@@ -66,6 +68,12 @@ pub struct InboundConfig {
     /// How long the app may take to start answering.
     pub upstream_timeout: Duration,
     pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The app behind the inbound side, from `http://host:port`.

@@ -161,6 +161,7 @@ pub fn upstream_request(
     client: &RequestHeader,
     body_len: usize,
     client_ip: Option<std::net::IpAddr>,
+    tls: bool,
 ) -> pingora::Result<RequestHeader> {
     let path = client
         .uri
@@ -213,7 +214,10 @@ pub fn upstream_request(
         };
         request.insert_header("X-Forwarded-For", forwarded_for)?;
     }
-    if !client.headers.contains_key("x-forwarded-proto") {
+    if tls {
+        // hookgate terminated TLS itself: no client-supplied value can be right.
+        request.insert_header("X-Forwarded-Proto", "https")?;
+    } else if !client.headers.contains_key("x-forwarded-proto") {
         request.insert_header("X-Forwarded-Proto", "http")?;
     }
     Ok(request)
@@ -282,7 +286,7 @@ mod tests {
             .unwrap();
         client.insert_header("X-Signature", "abc").unwrap();
         let ip = "10.1.2.3".parse().ok();
-        let req = upstream_request(&client, 5, ip).unwrap();
+        let req = upstream_request(&client, 5, ip, false).unwrap();
         let header = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
         assert_eq!(req.uri.to_string(), "/hooks/a?x=1");
         assert_eq!(header("content-length").as_deref(), Some("5"));
@@ -306,7 +310,8 @@ mod tests {
     #[test]
     fn get_without_body_gets_no_content_length() {
         let client = RequestHeader::build("GET", b"/", None).unwrap();
-        let req = upstream_request(&client, 0, None).unwrap();
+        let req = upstream_request(&client, 0, None, true).unwrap();
+        assert_eq!(req.headers.get("x-forwarded-proto").unwrap(), "https");
         assert!(req.headers.get("content-length").is_none());
     }
 }

@@ -150,18 +150,23 @@ impl InboundApp {
             }
         };
 
-        let request =
-            upstream_request(session.req_header(), body.len(), client_ip).and_then(|mut r| {
-                for header in passed.strip {
-                    r.remove_header(*header);
-                }
-                r.insert_header("Hookgate-Route", name)?;
-                r.insert_header("Hookgate-Verified", passed.scheme.as_str())?;
-                if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.as_deref()) {
-                    r.insert_header("Hookgate-Delivery-Id", id)?;
-                }
-                Ok(r)
-            });
+        let request = upstream_request(
+            session.req_header(),
+            body.len(),
+            client_ip,
+            self.config.tls.is_some(),
+        )
+        .and_then(|mut r| {
+            for header in passed.strip {
+                r.remove_header(*header);
+            }
+            r.insert_header("Hookgate-Route", name)?;
+            r.insert_header("Hookgate-Verified", passed.scheme.as_str())?;
+            if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.as_deref()) {
+                r.insert_header("Hookgate-Delivery-Id", id)?;
+            }
+            Ok(r)
+        });
         let request = match request {
             Ok(r) => r,
             Err(e) => {
