@@ -41,8 +41,16 @@ pub struct VerifiedLabels {
     pub secret: u32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub route: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub class: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub upstream_responses: Family<UpstreamLabels, Counter>,
     pub dedupe_store_errors: Counter,
     pub inbound_verified: Family<VerifiedLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
@@ -94,8 +102,15 @@ impl Metrics {
             "Dedupe store operations that failed (claims refused when full, writes lost)",
             dedupe_store_errors.clone(),
         );
+        let upstream_responses = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_responses",
+            "Answers from the app, by route and status class",
+            upstream_responses.clone(),
+        );
         Metrics {
             registry,
+            upstream_responses,
             dedupe_store_errors,
             inbound_verified,
             inbound_requests,
@@ -139,6 +154,22 @@ impl Metrics {
             .get_or_create(&VerifiedLabels {
                 route: route.to_string(),
                 secret: secret_index as u32,
+            })
+            .inc();
+    }
+
+    pub fn record_upstream(&self, route: &str, status: u16) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "other",
+        };
+        self.upstream_responses
+            .get_or_create(&UpstreamLabels {
+                route: route.to_string(),
+                class,
             })
             .inc();
     }

@@ -104,6 +104,12 @@ async fn a_failed_delivery_is_released_for_the_retry() {
         "a duplicate gets the recorded status"
     );
     assert_eq!(app.received().len(), 2);
+    gateway
+        .metrics_eventually("hookgate_upstream_responses_total{route=\"rejento\",class=\"5xx\"} 1")
+        .await;
+    gateway
+        .metrics_eventually("hookgate_upstream_responses_total{route=\"rejento\",class=\"2xx\"} 1")
+        .await;
 
     // Without the id header the route cannot dedupe: 400, and the app is not called.
     let mut without_id = signed("x", body);

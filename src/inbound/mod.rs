@@ -187,6 +187,9 @@ impl InboundApp {
             Ok(Forwarded::Complete { status } | Forwarded::Broken { status }) => Some(*status),
             Err(_) => None,
         };
+        if let Some(status) = app_status {
+            METRICS.record_upstream(name, status);
+        }
         // The app has the delivery once it answered 2xx, even if the client went away since.
         match (&claimed, app_status) {
             (Some((key, ttl)), Some(status)) if (200..300).contains(&status) => {
