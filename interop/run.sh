@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the providers' official libraries into this folder (interop/.venv and
-# interop/node_modules) and cross-checks the hookgate binary against them both ways.
+# interop/node_modules), cross-checks the hookgate binary against them both ways
+# (check.py, check.mjs), then sends their webhooks through a running hookgate to a
+# small app (through_server.py, through_server.mjs).
 # Usage: interop/run.sh [PATH/TO/hookgate]   (default: target/debug/hookgate)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,3 +18,4 @@ npm ci --silent --no-audit --no-fund
 
 .venv/bin/python check.py "$hookgate"
 node check.mjs "$hookgate"
+.venv/bin/python through_server.py "$hookgate"
