@@ -449,3 +449,116 @@ async fn a_200_kib_body_with_a_wrong_signature_never_reaches_the_app() {
         "the app's record shows no request at all"
     );
 }
+
+/// Every scheme through the real server: valid is forwarded once; wrong secret, tampered,
+/// stale and future-dated are refused and the app sees none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_scheme_end_to_end() {
+    let app = TestApp::start().await;
+    let schemes: Vec<&str> = hookgate::schemes::SCHEME_NAMES
+        .iter()
+        .copied()
+        .filter(|s| *s != "hmac")
+        .collect();
+    let secret = |scheme: &str, good: bool| match (scheme, good) {
+        ("standard-webhooks" | "svix", true) => {
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+        }
+        ("standard-webhooks" | "svix", false) => {
+            "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB".to_string()
+        }
+        ("basic", good) => format!("user:{}", if good { "right" } else { "wrong" }),
+        (_, good) => (if good { "right-secret" } else { "wrong-secret" }).to_string(),
+    };
+    let routes: String = schemes
+        .iter()
+        .map(|s| format!("    - {{ name: {s}, path: /hooks/{s}, verify: {{ scheme: {s}, secrets: [\"{}\"] }} }}\n", secret(s, true)))
+        .collect();
+    let gateway = Gateway::builder(app.url()).routes(&routes).start().await;
+    let client = reqwest::Client::new();
+    let mut expected = 0;
+    for scheme in schemes {
+        let url = gateway.url(&format!("/hooks/{scheme}"));
+        let now = unix_now();
+        let body: Vec<u8> = match scheme {
+            "linear" => {
+                format!(r#"{{"action":"create","webhookTimestamp":{}}}"#, now * 1000).into_bytes()
+            }
+            "twilio" => b"Body=hi&From=%2B15551234567".to_vec(),
+            _ => br#"{"event":"candidate.created","id":"evt_1"}"#.to_vec(),
+        };
+        let sign = |good: bool, timestamp: u64| {
+            let mut headers = Verifier::new(
+                &SchemeSpec::Named(scheme.into()),
+                &[secret(scheme, good).as_str()],
+                None,
+            )
+            .unwrap()
+            .sign(&Message {
+                id: "dlv-1",
+                timestamp,
+                method: "POST",
+                url: Some(&url),
+                body: &body,
+            })
+            .unwrap();
+            if scheme == "twilio" {
+                headers.push((
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ));
+            }
+            headers
+        };
+        let send = |headers: Vec<(String, String)>, body: Vec<u8>| {
+            let mut request = client.post(&url).body(body);
+            for (k, v) in &headers {
+                request = request.header(k, v);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(
+            send(sign(true, now), body.clone()).await,
+            200,
+            "{scheme}: valid"
+        );
+        expected += 1;
+        assert_eq!(
+            send(sign(false, now), body.clone()).await,
+            401,
+            "{scheme}: wrong secret"
+        );
+        let signs_body = !matches!(scheme, "bearer" | "basic" | "gitlab" | "jobylon");
+        if signs_body {
+            let mut tampered = body.clone();
+            tampered.push(b' ');
+            assert_eq!(
+                send(sign(true, now), tampered).await,
+                401,
+                "{scheme}: tampered"
+            );
+        }
+        let timestamped = sign(true, now) != sign(true, now - 600);
+        if timestamped && scheme != "linear" {
+            assert_eq!(
+                send(sign(true, now - 600), body.clone()).await,
+                401,
+                "{scheme}: stale"
+            );
+            assert_eq!(
+                send(sign(true, now + 600), body.clone()).await,
+                401,
+                "{scheme}: future"
+            );
+        }
+        assert_eq!(
+            app.received().len(),
+            expected,
+            "{scheme}: only the valid request reached the app"
+        );
+        assert_eq!(
+            app.received()[expected - 1].header("hookgate-verified"),
+            Some(scheme)
+        );
+    }
+}
