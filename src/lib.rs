@@ -7,6 +7,7 @@ pub mod error_response;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod schemes;
 pub mod server;
 pub mod store;

@@ -38,7 +38,7 @@ fn every_problem_is_listed_with_its_line() {
     assert_eq!(
         stderr(&output),
         format!(
-            "{f}:4:3: inbound.max_bdy: unknown key (expected one of: listen, upstream, max_body, body_timeout, connect_timeout, upstream_timeout, routes)\n\
+            "{f}:4:3: inbound.max_bdy: unknown key (expected one of: listen, tls, upstream, max_body, body_timeout, connect_timeout, upstream_timeout, routes)\n\
              {f}:5:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10x\"\n\
              {f}:9:44: inbound.routes[0].verify.secrets[0]: environment variable HOOKGATE_TEST_MISSING is not set (write ${{HOOKGATE_TEST_MISSING:-default}} to give a default)\n\
              {f}: 3 problem(s)\n"

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::values::{interpolate, parse_duration, parse_rate, parse_size};
 use super::yaml::{self, Key, Node, Position, Value};
 use super::*;
+use crate::outbound::retry::{self, RetryPolicy};
 use crate::schemes::crypto::{Algorithm, Encoding};
 use crate::schemes::{self, HmacOptions, SecretEncoding, Template, SCHEME_NAMES};
 
@@ -666,18 +667,9 @@ impl Loader<'_> {
             path,
             &["name", "path", "max_body", "verify", "dedupe", "rate_limit"],
         )?;
-        let name = self.required(&f, "name").and_then(|n| {
-            self.parsed(n, &f.path("name"), |s| {
-                let valid = !s.is_empty()
-                    && s.len() <= 64
-                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-                if valid {
-                    Ok(s.to_string())
-                } else {
-                    Err(format!("expected a name of lowercase letters, digits, '-' and '_' (at most 64), found {s:?}"))
-                }
-            })
-        });
+        let name = self
+            .required(&f, "name")
+            .and_then(|n| self.parsed(n, &f.path("name"), route_name));
         let route_path = self.required(&f, "path").and_then(|n| {
             self.parsed(n, &f.path("path"), |s| {
                 if !s.starts_with('/') {
@@ -923,22 +915,190 @@ impl Loader<'_> {
     }
 
     fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
-        let f = self.fields(node, path, &["listen", "endpoints"])?;
+        let f = self.fields(node, path, &["listen", "max_body", "endpoints"])?;
         let default_listen = DEFAULT_OUTBOUND_LISTEN.parse().expect("valid default");
         let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
-        if let Some(endpoints) = f.get("endpoints") {
-            let p = f.path("endpoints");
-            if let Some(items) = self.list(endpoints, &p) {
-                if let Some(first) = items.first() {
-                    self.error(
-                        first.at,
-                        &format!("{p}[0]"),
-                        "outbound endpoints are not supported by this version yet",
+        let max_body = self.with_default(&f, "max_body", DEFAULT_MAX_BODY, Self::size);
+        let endpoints = self.with_default(&f, "endpoints", Vec::new(), |l, n, p| {
+            let items = l.list(n, p)?;
+            let endpoints: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| l.endpoint(item, &format!("{p}[{i}]")))
+                .collect();
+            let endpoints = endpoints
+                .into_iter()
+                .collect::<Option<Vec<EndpointConfig>>>()?;
+            for (i, e) in endpoints.iter().enumerate() {
+                if let Some(first) = endpoints[..i].iter().position(|o| o.name == e.name) {
+                    l.error(
+                        items[i].at,
+                        &format!("{p}[{i}].name"),
+                        format!("duplicate endpoint name (also {p}[{first}])"),
                     );
                 }
             }
+            Some(endpoints)
+        });
+        Some(OutboundConfig {
+            listen: listen?,
+            max_body: max_body?,
+            endpoints: endpoints?,
+        })
+    }
+
+    fn endpoint(&mut self, node: &Node, path: &str) -> Option<EndpointConfig> {
+        let f = self.fields(node, path, &["name", "url", "sign", "retry", "mode"])?;
+        let name = self
+            .required(&f, "name")
+            .and_then(|n| self.parsed(n, &f.path("name"), route_name));
+        let url = self
+            .required(&f, "url")
+            .and_then(|n| self.parsed(n, &f.path("url"), parse_destination));
+        let sign = self
+            .required(&f, "sign")
+            .and_then(|n| self.sign(n, &f.path("sign")));
+        let retry = self.with_default(
+            &f,
+            "retry",
+            retry::preset("standard-webhooks").expect("preset"),
+            Self::retry,
+        );
+        self.optional(&f, "mode", |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "async" => Ok(()),
+                other => Err(format!(
+                    "expected async (sync is not available yet), found {other:?}"
+                )),
+            })
+        })?;
+        Some(EndpointConfig {
+            name: name?,
+            url: url?,
+            sign: sign?,
+            retry: retry?,
+        })
+    }
+
+    fn sign(&mut self, node: &Node, path: &str) -> Option<SignConfig> {
+        let f = self.fields(node, path, &["scheme", "secret", "secrets"])?;
+        let name = self.with_default(&f, "scheme", "standard-webhooks".to_string(), |l, n, p| {
+            l.parsed(n, p, |s| {
+                if SCHEME_NAMES.contains(&s) && s != "hmac" {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!("expected a scheme name such as standard-webhooks or rejento, found {s:?}"))
+                }
+            })
+        })?;
+        let spec = SchemeSpec::Named(name);
+        let scheme = schemes::build(&spec)
+            .map_err(|e| self.error(f.at, path, e))
+            .ok()?;
+        let mut secrets = Vec::new();
+        if let Some(n) = f.get("secret") {
+            secrets.push((n, f.path("secret")));
         }
-        Some(OutboundConfig { listen: listen? })
+        if let Some(n) = f.get("secrets") {
+            let p = f.path("secrets");
+            for (i, item) in self.list(n, &p)?.iter().enumerate() {
+                secrets.push((item, format!("{p}[{i}]")));
+            }
+        }
+        if secrets.is_empty() {
+            self.error(f.at, path, "give secret or secrets");
+            return None;
+        }
+        let secrets: Vec<Option<Secret>> = secrets
+            .into_iter()
+            .map(|(n, p)| {
+                let secret = self.secret(n, &p)?;
+                match scheme.key(secret.expose()) {
+                    Ok(_) => Some(secret),
+                    Err(e) => {
+                        self.error(n.at, &p, e);
+                        None
+                    }
+                }
+            })
+            .collect();
+        Some(SignConfig {
+            scheme: spec,
+            secrets: secrets.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn retry(&mut self, node: &Node, path: &str) -> Option<RetryPolicy> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "preset",
+                "schedule",
+                "max_attempts",
+                "timeout",
+                "success_status",
+                "max_retry_after",
+            ],
+        )?;
+        let base = self.with_default(
+            &f,
+            "preset",
+            retry::preset("standard-webhooks").expect("preset"),
+            |l, n, p| {
+                l.parsed(n, p, |s| {
+                    retry::preset(s).ok_or_else(|| {
+                        format!(
+                            "unknown preset {s:?} (known: {})",
+                            retry::PRESETS.join(", ")
+                        )
+                    })
+                })
+            },
+        )?;
+        let schedule = self.optional(&f, "schedule", |l, n, p| {
+            let items = l.list(n, p)?;
+            let delays: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, d)| l.duration(d, &format!("{p}[{i}]")))
+                .collect();
+            delays.into_iter().collect::<Option<Vec<_>>>()
+        })?;
+        let explicit_attempts = self.optional(&f, "max_attempts", |l, n, p| {
+            l.parsed(n, p, |s| match s.parse::<u32>() {
+                Ok(a) if (1..=100).contains(&a) => Ok(a),
+                _ => Err(format!("expected attempts from 1 to 100, found {s:?}")),
+            })
+        })?;
+        let timeout = self.with_default(&f, "timeout", base.timeout, Self::positive_duration)?;
+        let success_status = self.optional(&f, "success_status", |l, n, p| {
+            let items = l.list(n, p)?;
+            let statuses: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    l.parsed(item, &format!("{p}[{i}]"), |s| match s.parse::<u16>() {
+                        Ok(code) if (100..600).contains(&code) => Ok(code),
+                        _ => Err(format!("expected an HTTP status, found {s:?}")),
+                    })
+                })
+                .collect();
+            statuses.into_iter().collect::<Option<Vec<_>>>()
+        })?;
+        let max_retry_after =
+            self.with_default(&f, "max_retry_after", base.max_retry_after, Self::duration)?;
+        // A schedule of its own implies one attempt per delay plus the first, unless capped.
+        let max_attempts = explicit_attempts
+            .or(schedule.as_ref().map(|s| s.len() as u32 + 1))
+            .unwrap_or(base.max_attempts);
+        Some(RetryPolicy {
+            schedule: schedule.unwrap_or(base.schedule),
+            max_attempts,
+            timeout,
+            success_status: success_status.or(base.success_status),
+            max_retry_after,
+        })
     }
 
     /// Two services cannot share one address.
@@ -973,6 +1133,56 @@ impl Loader<'_> {
             }
         }
     }
+}
+
+/// A route or endpoint name: it appears in URLs, headers and metric labels.
+fn route_name(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "expected a name of lowercase letters, digits, '-' and '_' (at most 64), found {s:?}"
+        ))
+    }
+}
+
+/// `https://host[:port]/path?query`.
+fn parse_destination(s: &str) -> Result<Destination, String> {
+    let expected = || format!("expected a URL such as https://hooks.example.com/path, found {s:?}");
+    let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = s.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(expected());
+    };
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(']') || host.ends_with(']') => {
+            (host, port.parse::<u16>().map_err(|_| expected())?)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['@', ' ']) {
+        return Err(expected());
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(Destination {
+        tls,
+        host: host.to_string(),
+        port,
+        path,
+    })
 }
 
 /// A header name, lower-cased, if it is one.

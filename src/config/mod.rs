@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use load::{load_file, load_str, ConfigError, ConfigErrors};
 pub use values::Rate;
 
+use crate::outbound::retry::RetryPolicy;
 use crate::schemes::SchemeSpec;
 
 #[derive(Debug, Clone)]
@@ -182,6 +183,42 @@ pub enum KeySource {
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {
     pub listen: SocketAddr,
+    /// Largest message an app may post.
+    pub max_body: u64,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// A receiver the app sends to by name: `POST http://<outbound.listen>/<name>`.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub url: Destination,
+    pub sign: SignConfig,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignConfig {
+    pub scheme: SchemeSpec,
+    /// Each signs where the format carries several signatures; otherwise the first.
+    pub secrets: Vec<Secret>,
+}
+
+/// Where a message goes: `https://host:port/path?query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
 }
 
 /// A secret value: never printed by `Debug`, never logged.
