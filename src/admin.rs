@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,7 +11,11 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::config::Secret;
 use crate::metrics::METRICS;
+use crate::outbound::now_ms;
+use crate::outbound::queue::{Queue, State};
+use crate::schemes::crypto::ct_eq;
 
 /// What `/readyz` checks.
 pub struct Readiness {
@@ -22,6 +27,10 @@ pub struct Readiness {
 
 pub struct AdminApp {
     pub readiness: Readiness,
+    /// The outbound queue, for `/admin/deliveries`.
+    pub deliveries: Option<Arc<dyn Queue>>,
+    /// Bearer token for `/admin/*`; without one the admin API is off.
+    pub token: Option<Secret>,
 }
 
 impl Readiness {
@@ -79,6 +88,109 @@ fn json_response(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
         .expect("static response parts are valid")
 }
 
+fn api_error(status: u16, code: &str, message: impl Into<String>) -> Response<Vec<u8>> {
+    json_response(status, json!({ "error": code, "message": message.into() }))
+}
+
+impl AdminApp {
+    /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
+    async fn admin_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        let Some(token) = &self.token else {
+            return api_error(
+                403,
+                "admin_api_disabled",
+                "set admin.token to use the admin API",
+            );
+        };
+        let header = session.req_header();
+        let presented = header
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !ct_eq(presented.as_bytes(), token.expose().as_bytes()) {
+            return api_error(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <admin.token>",
+            );
+        }
+        let Some(queue) = self.deliveries.clone() else {
+            return api_error(
+                404,
+                "outbound_not_configured",
+                "there is no outbound side in this config",
+            );
+        };
+        let path = header.uri.path().to_string();
+        let query: Vec<(String, String)> = header
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+        let method = header.method.clone();
+        let result = match (method.as_str(), segments.as_slice()) {
+            ("GET", ["deliveries"]) => {
+                let state = match param("state").as_deref() {
+                    None => None,
+                    Some("pending") => Some(State::Pending),
+                    Some("dead") => Some(State::Dead),
+                    Some(other) => {
+                        return api_error(
+                            400,
+                            "bad_request",
+                            format!("state is pending or dead, not {other:?}"),
+                        )
+                    }
+                };
+                let endpoint = param("endpoint");
+                tokio::task::spawn_blocking(move || {
+                    queue
+                        .list(endpoint.as_deref(), state)
+                        .map(|r| json!({ "deliveries": r }))
+                })
+                .await
+            }
+            ("GET", ["deliveries", id]) => {
+                let id = id.to_string();
+                tokio::task::spawn_blocking(move || queue.get(&id).map(|r| json!(r))).await
+            }
+            ("POST", ["deliveries", id, "retry"]) => {
+                let id = id.to_string();
+                tokio::task::spawn_blocking(move || {
+                    queue
+                        .retry_now(&id, now_ms())
+                        .map(|found| json!({ "retried": found }))
+                })
+                .await
+            }
+            _ => {
+                return api_error(
+                    404,
+                    "not_found",
+                    format!("{method} {path} is not an admin API call"),
+                )
+            }
+        };
+        match result {
+            Ok(Ok(body)) if body.is_null() || body == json!({ "retried": false }) => {
+                api_error(404, "delivery_not_found", "no such delivery")
+            }
+            Ok(Ok(body)) => json_response(200, body),
+            Ok(Err(e)) => api_error(503, "queue_unavailable", e.to_string()),
+            Err(e) => api_error(500, "internal_error", e.to_string()),
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -116,6 +228,7 @@ impl ServeHttp for AdminApp {
                     .body(body)
                     .expect("static response parts are valid")
             }
+            path if path.starts_with("/admin/") => self.admin_api(session).await,
             path => json_response(
                 404,
                 json!({ "error": "not_found", "message": format!("{path} is not an admin endpoint (try /healthz, /readyz, /metrics)") }),

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cli::SchemeArgs;
 use crate::config::{self, values::parse_duration};
+use crate::outbound::new_delivery_id;
 use crate::schemes::{unix_now, Message, Request, SchemeSpec, Verifier};
 
 /// sysexits' EX_CONFIG: the configuration is wrong.
@@ -57,16 +58,6 @@ fn verifier(args: &SchemeArgs, tolerance: Option<std::time::Duration>) -> Result
     Verifier::new(&SchemeSpec::Named(args.scheme.clone()), &secrets, tolerance)
 }
 
-/// A random delivery id in the Standard Webhooks style.
-fn random_id() -> String {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 12];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random source is available");
-    format!("msg_{}", const_hex::encode(bytes))
-}
-
 /// Single-quotes text for a POSIX shell.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -87,7 +78,7 @@ pub fn sign(
         Ok(body) => body,
         Err(e) => return usage(format!("cannot read {file}: {e}")),
     };
-    let id = id.unwrap_or_else(random_id);
+    let id = id.unwrap_or_else(new_delivery_id);
     let url = args.url.clone().or_else(|| curl.clone());
     let message = Message {
         id: &id,

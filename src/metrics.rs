@@ -48,8 +48,31 @@ pub struct UpstreamLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    pub endpoint: String,
+    /// `delivered`, `retry_scheduled` or `dead`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub endpoint: String,
+    /// `2xx`...`5xx`, or `error` when no answer came.
+    pub status_class: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub outbound_messages: Family<OutboundLabels, Counter>,
+    pub outbound_attempts: Family<AttemptLabels, Counter>,
+    pub outbound_attempt_duration: Family<EndpointLabels, Histogram>,
+    pub outbound_end_to_end: Histogram,
     pub upstream_responses: Family<UpstreamLabels, Counter>,
     pub dedupe_store_errors: Counter,
     pub inbound_verified: Family<VerifiedLabels, Counter>,
@@ -108,8 +131,41 @@ impl Metrics {
             "Answers from the app, by route and status class",
             upstream_responses.clone(),
         );
+        let outbound_messages = Family::<OutboundLabels, Counter>::default();
+        registry.register(
+            "outbound_messages",
+            "Outbound delivery attempts by what followed: delivered, retry_scheduled or dead",
+            outbound_messages.clone(),
+        );
+        let outbound_attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "outbound_attempts",
+            "Outbound delivery attempts by endpoint and the receiver's status class",
+            outbound_attempts.clone(),
+        );
+        let outbound_attempt_duration = Family::<EndpointLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "outbound_attempt_duration",
+            "Time of one delivery attempt, by endpoint",
+            Unit::Seconds,
+            outbound_attempt_duration.clone(),
+        );
+        // 10 ms .. ~1.5 days: retries span hours.
+        let outbound_end_to_end = Histogram::new(exponential_buckets(0.01, 4.0, 12));
+        registry.register_with_unit(
+            "outbound_end_to_end",
+            "Time from accepting a message to its successful delivery",
+            Unit::Seconds,
+            outbound_end_to_end.clone(),
+        );
         Metrics {
             registry,
+            outbound_messages,
+            outbound_attempts,
+            outbound_attempt_duration,
+            outbound_end_to_end,
             upstream_responses,
             dedupe_store_errors,
             inbound_verified,
@@ -172,6 +228,41 @@ impl Metrics {
                 class,
             })
             .inc();
+    }
+
+    pub fn record_outbound_message(&self, endpoint: &str, outcome: &'static str) {
+        self.outbound_messages
+            .get_or_create(&OutboundLabels {
+                endpoint: endpoint.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn record_outbound_attempt(&self, endpoint: &str, status: Option<u16>, latency_ms: u64) {
+        let status_class = match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            Some(_) => "other",
+            None => "error",
+        };
+        self.outbound_attempts
+            .get_or_create(&AttemptLabels {
+                endpoint: endpoint.to_string(),
+                status_class,
+            })
+            .inc();
+        self.outbound_attempt_duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_string(),
+            })
+            .observe(latency_ms as f64 / 1000.0);
+    }
+
+    pub fn record_outbound_end_to_end(&self, millis: u64) {
+        self.outbound_end_to_end.observe(millis as f64 / 1000.0);
     }
 
     /// The registry in OpenMetrics text format.

@@ -7,11 +7,16 @@ use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, Readiness};
 use crate::config::{Config, StoreConfig};
 use crate::inbound::InboundApp;
+use crate::outbound::deliver::Endpoint;
+use crate::outbound::queue::{EmbeddedQueue, Queue};
+use crate::outbound::worker::{DeliveryWorker, WorkerService};
+use crate::outbound::OutboundApp;
 use crate::store::{DedupeStore, EmbeddedDedupe};
 
 /// Builds the server with every configured service, ready to run.
@@ -32,6 +37,9 @@ pub fn build(config: &Config) -> Result<Server, String> {
     let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin", config.admin.listen)];
     if let Some(inbound) = &config.inbound {
         listeners.push(("inbound", inbound.listen));
+    }
+    if let Some(outbound) = &config.outbound {
+        listeners.push(("outbound", outbound.listen));
     }
     // Pingora retries a busy port for 30 s and then kills only that service, silently:
     // find out now and refuse to start instead.
@@ -69,6 +77,38 @@ pub fn build(config: &Config) -> Result<Server, String> {
         server.add_service(service);
     }
 
+    let mut deliveries: Option<Arc<dyn Queue>> = None;
+    if let Some(outbound) = &config.outbound {
+        let StoreConfig::Embedded { path, .. } = &config.store else {
+            unreachable!("redis is refused above")
+        };
+        let queue: Arc<dyn Queue> =
+            Arc::new(EmbeddedQueue::open(path).map_err(|e| format!("store: {e}"))?);
+        let endpoints = outbound
+            .endpoints
+            .iter()
+            .map(|e| {
+                Endpoint::new(e.clone())
+                    .map(Arc::new)
+                    .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let app = OutboundApp {
+            queue: queue.clone(),
+            endpoints: endpoints.iter().map(|e| e.config.name.clone()).collect(),
+            max_body: outbound.max_body,
+        };
+        let mut service = Service::new("outbound".to_string(), HttpServer::new_app(app));
+        service.add_tcp(&outbound.listen.to_string());
+        server.add_service(service);
+        let worker = DeliveryWorker::new(queue.clone(), endpoints, retry_time_scale()?);
+        server.add_service(background_service(
+            "delivery",
+            WorkerService(Arc::new(worker)),
+        ));
+        deliveries = Some(queue);
+    }
+
     let readiness = Readiness {
         listeners: listeners
             .into_iter()
@@ -76,14 +116,30 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .collect(),
         store_dir,
     };
-    let mut admin = Service::new(
-        "admin".to_string(),
-        HttpServer::new_app(AdminApp { readiness }),
-    );
+    let admin_app = AdminApp {
+        readiness,
+        deliveries,
+        token: config.admin.token.clone(),
+    };
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
     admin.add_tcp(&config.admin.listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
     Ok(server)
+}
+
+/// `HOOKGATE_RETRY_TIME_SCALE` multiplies every retry delay: tests and demos run hours-long
+/// schedules in seconds with it (e.g. 0.001). Unset, it is 1.
+fn retry_time_scale() -> Result<f64, String> {
+    match std::env::var("HOOKGATE_RETRY_TIME_SCALE") {
+        Err(_) => Ok(1.0),
+        Ok(v) => match v.parse::<f64>() {
+            Ok(scale) if scale > 0.0 && scale.is_finite() => Ok(scale),
+            _ => Err(format!(
+                "HOOKGATE_RETRY_TIME_SCALE must be a positive number, found {v:?}"
+            )),
+        },
+    }
 }
 
 /// Runs until SIGTERM (graceful: listeners close, in-flight requests get the grace

@@ -126,6 +126,7 @@ impl TestApp {
 pub struct Gateway {
     child: Child,
     pub inbound: SocketAddr,
+    pub outbound: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     log: PathBuf,
@@ -138,7 +139,11 @@ pub struct GatewayBuilder {
     server: String,
     env: Vec<(String, String)>,
     store: Option<PathBuf>,
+    endpoints: Option<String>,
 }
+
+/// The admin API token every test gateway has.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 impl Gateway {
     /// A gateway in front of `upstream` (e.g. `TestApp::url()`), with one route `/hooks/test`.
@@ -150,6 +155,7 @@ impl Gateway {
             server: "server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }\n".to_string(),
             env: Vec::new(),
             store: None,
+            endpoints: None,
         }
     }
 
@@ -188,6 +194,12 @@ impl Gateway {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -232,6 +244,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Adds an outbound side with these endpoints (each line an item of `outbound.endpoints`).
+    pub fn endpoints(mut self, endpoints: &str) -> Self {
+        self.endpoints = Some(endpoints.to_string());
+        self
+    }
+
     /// Keeps the embedded store in `dir` (to restart a gateway on the same state).
     pub fn store_dir(mut self, dir: &std::path::Path) -> Self {
         self.store = Some(dir.to_path_buf());
@@ -243,14 +261,21 @@ impl GatewayBuilder {
         self
     }
 
-    pub fn config_text(
+    fn config_text(
         &self,
         inbound: SocketAddr,
+        outbound: SocketAddr,
         admin: SocketAddr,
         store: &std::path::Path,
     ) -> String {
+        let outbound = match &self.endpoints {
+            Some(endpoints) => {
+                format!("outbound:\n  listen: \"{outbound}\"\n  endpoints:\n{endpoints}")
+            }
+            None => String::new(),
+        };
         format!(
-            "{server}admin: {{ listen: \"{admin}\" }}\nstore: {{ kind: embedded, path: \"{store}\" }}\ninbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
+            "{server}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\nstore: {{ kind: embedded, path: \"{store}\" }}\n{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
             server = self.server,
             store = store.display(),
             upstream = self.upstream,
@@ -264,12 +289,13 @@ impl GatewayBuilder {
         let dir = tempfile::tempdir().unwrap();
         let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("hookgate.yaml");
         let store = self
             .store
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
-        std::fs::write(&config, self.config_text(inbound, admin, &store)).unwrap();
+        std::fs::write(&config, self.config_text(inbound, outbound, admin, &store)).unwrap();
         let log = dir.path().join("hookgate.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
         command
@@ -285,6 +311,7 @@ impl GatewayBuilder {
         let mut gateway = Gateway {
             child,
             inbound,
+            outbound,
             admin,
             dir,
             log,

@@ -1,0 +1,203 @@
+//! One delivery attempt: sign, POST to the endpoint with Pingora's connector, read the
+//! answer. The outcome says what the schedule should do next.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::queue::{Attempt, Record};
+use super::retry::parse_retry_after;
+use crate::config::{Destination, EndpointConfig};
+use crate::schemes::{unix_now, Message, Verifier};
+
+/// How much of a receiver's answer is kept with the attempt.
+const RESPONSE_EXCERPT: usize = 1024;
+/// Most of an answer that is read (then the connection is dropped, not reused).
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// An endpoint ready to deliver to: its signer and its connection settings.
+pub struct Endpoint {
+    pub config: EndpointConfig,
+    signer: Verifier,
+}
+
+/// The result of one attempt.
+pub struct Outcome {
+    pub attempt: Attempt,
+    pub retry_after: Option<Duration>,
+    /// `410 Gone`: the receiver asks never to be sent to again.
+    pub gone: bool,
+    pub success: bool,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Result<Self, String> {
+        let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
+        let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
+        Ok(Endpoint { config, signer })
+    }
+
+    async fn peer(&self, destination: &Destination) -> Result<HttpPeer, String> {
+        // Resolve asynchronously: HttpPeer::new would block (and panic on failure) if given a name.
+        let addr: SocketAddr =
+            tokio::net::lookup_host((destination.host.as_str(), destination.port))
+                .await
+                .map_err(|e| format!("cannot resolve {}: {e}", destination.host))?
+                .next()
+                .ok_or_else(|| format!("{} resolves to no address", destination.host))?;
+        let mut peer = HttpPeer::new(addr, destination.tls, destination.host.clone());
+        let timeout = self.config.retry.timeout;
+        peer.options.connection_timeout = Some(timeout);
+        peer.options.total_connection_timeout = Some(timeout);
+        peer.options.read_timeout = Some(timeout);
+        peer.options.write_timeout = Some(timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(30));
+        Ok(peer)
+    }
+
+    /// Attempts `record` once; never panics, every failure is an attempt with an error.
+    pub async fn attempt(&self, connector: &Connector, record: &Record, body: &[u8]) -> Outcome {
+        let started = Instant::now();
+        let at_ms = unix_now() * 1000;
+        let result = tokio::time::timeout(
+            self.config.retry.timeout,
+            self.send(connector, record, body),
+        )
+        .await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let (status, retry_after, response, error) = match result {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => (None, None, String::new(), Some(e)),
+            Err(_) => (
+                None,
+                None,
+                String::new(),
+                Some(format!(
+                    "no answer within {}s",
+                    self.config.retry.timeout.as_secs_f64()
+                )),
+            ),
+        };
+        Outcome {
+            success: status.is_some_and(|s| self.config.retry.is_success(s)),
+            gone: status == Some(410),
+            retry_after,
+            attempt: Attempt {
+                at_ms,
+                status,
+                error,
+                latency_ms,
+                response,
+            },
+        }
+    }
+
+    async fn send(
+        &self,
+        connector: &Connector,
+        record: &Record,
+        body: &[u8],
+    ) -> Result<(Option<u16>, Option<Duration>, String, Option<String>), String> {
+        let destination = &self.config.url;
+        let url = destination.to_string();
+        let signed = self
+            .signer
+            .sign(&Message {
+                id: &record.id,
+                timestamp: record.timestamp,
+                method: "POST",
+                url: Some(&url),
+                body,
+            })
+            .map_err(|e| format!("cannot sign: {e}"))?;
+        let peer = self.peer(destination).await?;
+        let mut request =
+            RequestHeader::build("POST", destination.path.as_bytes(), Some(signed.len() + 4))
+                .map_err(|e| e.to_string())?;
+        let host = if (destination.tls && destination.port == 443)
+            || (!destination.tls && destination.port == 80)
+        {
+            destination.host.clone()
+        } else {
+            format!("{}:{}", destination.host, destination.port)
+        };
+        let insert = |request: &mut RequestHeader, name: String, value: String| {
+            request
+                .insert_header(name, value)
+                .map_err(|e| e.to_string())
+        };
+        insert(&mut request, "Host".into(), host)?;
+        insert(
+            &mut request,
+            "Content-Type".into(),
+            record
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/json".into()),
+        )?;
+        insert(
+            &mut request,
+            "Content-Length".into(),
+            body.len().to_string(),
+        )?;
+        insert(
+            &mut request,
+            "User-Agent".into(),
+            concat!("hookgate/", env!("CARGO_PKG_VERSION")).into(),
+        )?;
+        for (name, value) in signed {
+            insert(&mut request, name, value)?;
+        }
+        let (mut http, _reused) = connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        http.write_request_header(Box::new(request))
+            .await
+            .map_err(|e| e.to_string())?;
+        http.write_request_body(Bytes::copy_from_slice(body), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        http.finish_request_body()
+            .await
+            .map_err(|e| e.to_string())?;
+        http.read_response_header()
+            .await
+            .map_err(|e| e.to_string())?;
+        let header = http.response_header().ok_or("no response header")?;
+        let status = header.status.as_u16();
+        let retry_after = header
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, unix_now()));
+        let mut answer = Vec::new();
+        let mut complete = false;
+        while answer.len() < RESPONSE_READ_LIMIT {
+            match http.read_response_body().await {
+                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+                Ok(None) => {
+                    complete = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if complete {
+            connector
+                .release_http_session(http, &peer, Some(Duration::from_secs(30)))
+                .await;
+        }
+        answer.truncate(RESPONSE_EXCERPT);
+        Ok((
+            Some(status),
+            retry_after,
+            String::from_utf8_lossy(&answer).into_owned(),
+            None,
+        ))
+    }
+}

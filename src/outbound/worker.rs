@@ -1,0 +1,165 @@
+//! The delivery worker: takes due messages from the queue, attempts them, and records
+//! what follows (delivered, retry at a time, or dead).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::connectors::http::Connector;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Semaphore;
+
+use super::deliver::{Endpoint, Outcome};
+use super::now_ms;
+use super::queue::{Attempt, Next, Queue, Record};
+use crate::metrics::METRICS;
+
+/// Deliveries in flight at once, over all endpoints.
+const CONCURRENCY: usize = 64;
+/// How often the queue is asked for due messages.
+const TICK: Duration = Duration::from_millis(50);
+
+pub struct DeliveryWorker {
+    queue: Arc<dyn Queue>,
+    endpoints: HashMap<String, Arc<Endpoint>>,
+    /// A claim outlives any attempt: after it lapses, another worker may try again.
+    lease: Duration,
+    /// Multiplies every retry delay; 1.0 in production, tiny in tests.
+    time_scale: f64,
+}
+
+impl DeliveryWorker {
+    pub fn new(queue: Arc<dyn Queue>, endpoints: Vec<Arc<Endpoint>>, time_scale: f64) -> Self {
+        let longest = endpoints
+            .iter()
+            .map(|e| e.config.retry.timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(30));
+        DeliveryWorker {
+            queue,
+            lease: longest + Duration::from_secs(30),
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| (e.config.name.clone(), e))
+                .collect(),
+            time_scale,
+        }
+    }
+
+    /// What follows an attempt, by the endpoint's policy.
+    fn next(&self, endpoint: &Endpoint, record: &Record, outcome: &Outcome) -> Next {
+        if outcome.success {
+            return Next::Delivered;
+        }
+        if outcome.gone {
+            return Next::Dead;
+        }
+        match endpoint
+            .config
+            .retry
+            .next_delay(record.round_attempts + 1, outcome.retry_after)
+        {
+            Some(delay) => {
+                Next::RetryAt(now_ms() + (delay.as_millis() as f64 * self.time_scale) as u64)
+            }
+            None => Next::Dead,
+        }
+    }
+
+    async fn deliver(self: Arc<Self>, connector: Arc<Connector>, record: Record, body: Vec<u8>) {
+        let (attempt, next) = match self.endpoints.get(&record.endpoint) {
+            Some(endpoint) => {
+                let outcome = endpoint.attempt(&connector, &record, &body).await;
+                let next = self.next(endpoint, &record, &outcome);
+                METRICS.record_outbound_attempt(
+                    &record.endpoint,
+                    outcome.attempt.status,
+                    outcome.attempt.latency_ms,
+                );
+                (outcome.attempt, next)
+            }
+            None => {
+                let attempt = Attempt {
+                    at_ms: now_ms(),
+                    status: None,
+                    error: Some(format!(
+                        "endpoint {} is no longer configured",
+                        record.endpoint
+                    )),
+                    latency_ms: 0,
+                    response: String::new(),
+                };
+                (attempt, Next::Dead)
+            }
+        };
+        let outcome = match next {
+            Next::Delivered => "delivered",
+            Next::RetryAt(_) => "retry_scheduled",
+            Next::Dead => "dead",
+        };
+        METRICS.record_outbound_message(&record.endpoint, outcome);
+        if matches!(next, Next::Delivered) {
+            METRICS.record_outbound_end_to_end(now_ms().saturating_sub(record.created_ms));
+        }
+        tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, "delivery attempt");
+        let queue = self.queue.clone();
+        let id = record.id.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || queue.finish_attempt(&id, attempt, next)).await;
+        if let Ok(Err(e)) | Err(e) = saved.map_err(|e| super::queue::QueueError(e.to_string())) {
+            // The lease lapses and the message is attempted again: nothing is lost.
+            tracing::error!(delivery_id = %record.id, error = %e, "could not record a delivery attempt");
+        }
+    }
+}
+
+/// The worker as a Pingora background service, with its own runtime.
+pub struct WorkerService(pub Arc<DeliveryWorker>);
+
+#[async_trait]
+impl BackgroundService for WorkerService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let worker = self.0.clone();
+        let connector = Arc::new(Connector::new(None));
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {}
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                continue;
+            }
+            let queue = worker.queue.clone();
+            let lease_ms = worker.lease.as_millis() as u64;
+            let claimed =
+                tokio::task::spawn_blocking(move || queue.claim_due(now_ms(), lease_ms, free))
+                    .await;
+            let claimed = match claimed {
+                Ok(Ok(claimed)) => claimed,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the outbound queue");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "queue task failed");
+                    continue;
+                }
+            };
+            for (record, body) in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let (worker, connector) = (worker.clone(), connector.clone());
+                tokio::spawn(async move {
+                    worker.deliver(connector, record, body).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The outbound side end to end: the app posts JSON to hookgate, a real receiver gets it
+//! signed, failures are retried on the (scaled) schedule, dead letters can be replayed.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hookgate::schemes::{unix_now, Request, SchemeSpec, Verifier};
+use support::{Gateway, TestApp, ADMIN_TOKEN};
+
+fn endpoint(app: &TestApp, retry: &str) -> String {
+    format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme?tenant=1\", sign: {{ scheme: rejento, secret: acme-secret }}, retry: {retry} }}\n",
+        app.url()
+    )
+}
+
+async fn wait_for(app: &TestApp, count: usize) {
+    let started = Instant::now();
+    while app.received().len() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the receiver got {} of {count}",
+            app.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn send(gateway: &Gateway, body: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/acme", gateway.outbound))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let json: serde_json::Value = response.json().await.unwrap();
+    json["delivery_id"].as_str().unwrap().to_string()
+}
+
+async fn admin(gateway: &Gateway, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .request(method, gateway.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_posts_json_and_the_receiver_gets_it_signed() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ preset: rejento }"))
+        .start()
+        .await;
+    let body = r#"{"event":"candidate.created","data":{"id":"cand_1"}}"#;
+    let id = send(&gateway, body).await;
+    wait_for(&app, 1).await;
+    let received = &app.received()[0];
+    assert_eq!(received.uri, "/hooks/acme?tenant=1");
+    assert_eq!(received.body.as_ref(), body.as_bytes());
+    assert_eq!(received.header("content-type"), Some("application/json"));
+    assert_eq!(received.header("x-rejento-delivery-id"), Some(id.as_str()));
+    // The receiver's own check, with hookgate's inbound verifier.
+    let verifier =
+        Verifier::new(&SchemeSpec::Named("rejento".into()), &["acme-secret"], None).unwrap();
+    let verified = verifier
+        .verify(
+            &Request {
+                method: "POST",
+                url: None,
+                headers: &received.headers,
+                body: &received.body,
+            },
+            unix_now(),
+        )
+        .unwrap();
+    assert_eq!(verified.id.as_deref(), Some(id.as_str()));
+    // Delivered messages leave the queue.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, json) = admin(&gateway, reqwest::Method::GET, "/admin/deliveries").await;
+    assert_eq!(status, 200);
+    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+    gateway
+        .metrics_eventually(
+            "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"} 1",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_retried_with_the_same_delivery_id_until_delivered() {
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(
+            &app,
+            "{ schedule: [2s, 2s, 2s], max_attempts: 4 }",
+        ))
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    let started = Instant::now();
+    let id = send(&gateway, r#"{"n":1}"#).await;
+    wait_for(&app, 2).await;
+    app.respond_with(200, Duration::ZERO);
+    wait_for(&app, 3).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200),
+        "two 100 ms delays (2s scaled by 0.05), took {took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = app.received();
+    assert_eq!(received.len(), 3, "no attempt after the success");
+    for r in &received {
+        assert_eq!(
+            r.header("x-rejento-delivery-id"),
+            Some(id.as_str()),
+            "every retry carries the same id"
+        );
+    }
+    assert_eq!(
+        received[0].header("x-rejento-signature"),
+        received[2].header("x-rejento-signature")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exhausted_messages_become_dead_letters_that_can_be_replayed() {
+    let app = TestApp::start().await;
+    app.respond_with(500, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 2 }"))
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    let id = send(&gateway, r#"{"n":2}"#).await;
+    wait_for(&app, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.received().len(), 2, "max_attempts: 2");
+    let (status, json) = admin(
+        &gateway,
+        reqwest::Method::GET,
+        "/admin/deliveries?state=dead&endpoint=acme",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let dead = &json["deliveries"][0];
+    assert_eq!(dead["id"], id.as_str());
+    assert_eq!(dead["state"], "dead");
+    let attempts = dead["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], 500);
+    assert_eq!(attempts[0]["response"], "app says hi");
+
+    app.respond_with(200, Duration::ZERO);
+    let (status, _) = admin(
+        &gateway,
+        reqwest::Method::POST,
+        &format!("/admin/deliveries/{id}/retry"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(&app, 3).await;
+    assert_eq!(
+        app.received()[2].header("x-rejento-delivery-id"),
+        Some(id.as_str())
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, json) = admin(
+        &gateway,
+        reqwest::Method::GET,
+        "/admin/deliveries?state=dead",
+    )
+    .await;
+    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gone_stops_at_once_and_the_admin_api_needs_the_token() {
+    let app = TestApp::start().await;
+    app.respond_with(410, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ preset: jobylon }"))
+        .start()
+        .await;
+    let id = send(&gateway, "{}").await;
+    wait_for(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.received().len(), 1, "410 Gone is not retried");
+    let (_, json) = admin(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/admin/deliveries/{id}"),
+    )
+    .await;
+    assert_eq!(json["state"], "dead");
+
+    let unauthorized = reqwest::get(gateway.admin_url("/admin/deliveries"))
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let (status, json) = admin(&gateway, reqwest::Method::GET, "/admin/deliveries/msg_nope").await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (404, Some("delivery_not_found"))
+    );
+    let unknown = reqwest::Client::new()
+        .post(format!("http://{}/nope", gateway.outbound))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_messages_survive_a_crash() {
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let store = tempfile::tempdir().unwrap();
+    let builder = || {
+        Gateway::builder(app.url())
+            .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 50 }"))
+            .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+            .store_dir(store.path())
+    };
+    let mut first = builder().start().await;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(send(&first, &format!("{{\"n\":{i}}}")).await);
+    }
+    first.kill();
+    app.respond_with(200, Duration::ZERO);
+    let _second = builder().start().await;
+    let started = Instant::now();
+    loop {
+        let delivered: std::collections::HashSet<String> = app
+            .received()
+            .iter()
+            .filter_map(|r| r.header("x-rejento-delivery-id").map(str::to_string))
+            .collect();
+        if ids.iter().all(|id| delivered.contains(id)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "lost {} of 50",
+            ids.iter().filter(|id| !delivered.contains(*id)).count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
