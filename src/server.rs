@@ -16,7 +16,7 @@ use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
 use crate::outbound::queue::{EmbeddedQueue, Queue};
 use crate::outbound::worker::{DeliveryWorker, WorkerService};
-use crate::outbound::OutboundApp;
+use crate::outbound::{EndpointRoute, OutboundApp};
 use crate::store::{DedupeStore, EmbeddedDedupe};
 
 /// Builds the server with every configured service, ready to run.
@@ -95,7 +95,13 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .collect::<Result<Vec<_>, _>>()?;
         let app = OutboundApp {
             queue: queue.clone(),
-            endpoints: endpoints.iter().map(|e| e.config.name.clone()).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|e| EndpointRoute {
+                    name: e.config.name.clone(),
+                    url_match: e.config.url_match.clone(),
+                })
+                .collect(),
             max_body: outbound.max_body,
         };
         let mut service = Service::new("outbound".to_string(), HttpServer::new_app(app));

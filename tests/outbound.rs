@@ -226,7 +226,11 @@ async fn accepted_messages_survive_a_crash() {
     let store = tempfile::tempdir().unwrap();
     let builder = || {
         Gateway::builder(app.url())
-            .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 50 }"))
+            // A 1 s timeout makes the lease of the messages in flight at the kill 6 s.
+            .endpoints(&endpoint(
+                &app,
+                "{ schedule: [1s], max_attempts: 50, timeout: 1s }",
+            ))
             .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
             .store_dir(store.path())
     };
@@ -255,4 +259,99 @@ async fn accepted_messages_survive_a_crash() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_dedupes_enqueues() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ preset: rejento }"))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .post(format!("http://{}/acme", gateway.outbound))
+            .header("Idempotency-Key", "order-42")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        ids.push(
+            response.json::<serde_json::Value>().await.unwrap()["delivery_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    wait_for(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_proxy_mode_serves_an_unchanged_client_with_http_proxy_set() {
+    let app = TestApp::start().await;
+    let endpoints = format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme\", match: \"http://hooks.acme.example/*\", sign: {{ scheme: rejento, secret: acme-secret }} }}\n",
+        app.url()
+    );
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoints)
+        .start()
+        .await;
+    let proxy = format!("http://{}", gateway.outbound);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                " %{http_code}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"via":"proxy"}"#,
+            ])
+            .arg("http://hooks.acme.example/webhooks/in")
+            .env("http_proxy", proxy)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.ends_with(" 202"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(&app, 1).await;
+    let received = &app.received()[0];
+    assert_eq!(received.uri, "/hooks/acme");
+    assert_eq!(received.body.as_ref(), br#"{"via":"proxy"}"#);
+    assert!(received.header("x-rejento-signature").is_some());
+    // A URL no endpoint matches is refused, not sent anywhere.
+    let proxy = format!("http://{}", gateway.outbound);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-d",
+                "{}",
+                "http://elsewhere.example/x",
+            ])
+            .env("http_proxy", proxy)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }

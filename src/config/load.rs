@@ -948,7 +948,20 @@ impl Loader<'_> {
     }
 
     fn endpoint(&mut self, node: &Node, path: &str) -> Option<EndpointConfig> {
-        let f = self.fields(node, path, &["name", "url", "sign", "retry", "mode"])?;
+        let f = self.fields(
+            node,
+            path,
+            &["name", "url", "match", "sign", "retry", "mode"],
+        )?;
+        let url_match = self.optional(&f, "match", |l, n, p| {
+            l.parsed(n, p, |s| {
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!("expected a URL or URL prefix ending in *, such as http://hooks.acme.example/*, found {s:?}"))
+                }
+            })
+        });
         let name = self
             .required(&f, "name")
             .and_then(|n| self.parsed(n, &f.path("name"), route_name));
@@ -975,6 +988,7 @@ impl Loader<'_> {
         Some(EndpointConfig {
             name: name?,
             url: url?,
+            url_match: url_match?,
             sign: sign?,
             retry: retry?,
         })

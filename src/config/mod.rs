@@ -193,6 +193,8 @@ pub struct OutboundConfig {
 pub struct EndpointConfig {
     pub name: String,
     pub url: Destination,
+    /// Forward-proxy mode: requests to URLs matching this (`http://host/*`) come here.
+    pub url_match: Option<String>,
     pub sign: SignConfig,
     pub retry: RetryPolicy,
 }

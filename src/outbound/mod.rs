@@ -7,7 +7,6 @@ pub mod queue;
 pub mod retry;
 pub mod worker;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +19,7 @@ use serde_json::json;
 use crate::error_response::ErrorResponse;
 use crate::inbound::body::read_body;
 use crate::schemes::unix_now;
-use queue::{Queue, Record, State};
+use queue::{Enqueued, Queue, Record, State};
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -41,8 +40,31 @@ pub fn new_delivery_id() -> String {
 /// The listener the app posts to.
 pub struct OutboundApp {
     pub queue: Arc<dyn Queue>,
-    pub endpoints: HashSet<String>,
+    pub endpoints: Vec<EndpointRoute>,
     pub max_body: u64,
+}
+
+/// How a request finds its endpoint: by name in the path, or (forward-proxy mode) by the
+/// absolute URL it was sent to.
+pub struct EndpointRoute {
+    pub name: String,
+    /// From `match: "http://hooks.acme.example/*"`: a URL prefix, or an exact URL.
+    pub url_match: Option<String>,
+}
+
+/// How long an `Idempotency-Key` dedupes enqueues.
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl EndpointRoute {
+    fn matches_url(&self, url: &str) -> bool {
+        match self.url_match.as_deref() {
+            Some(pattern) => match pattern.strip_suffix('*') {
+                Some(prefix) => url.starts_with(prefix),
+                None => url == pattern,
+            },
+            None => false,
+        }
+    }
 }
 
 fn json_response(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
@@ -63,7 +85,42 @@ fn error(answer: ErrorResponse) -> Response<Vec<u8>> {
 }
 
 impl OutboundApp {
-    async fn accept(&self, session: &mut ServerSession) -> Result<String, ErrorResponse> {
+    /// The endpoint a request is for: an absolute URL (the app uses hookgate as its
+    /// HTTP_PROXY) matches an endpoint's `match`; otherwise the path names it.
+    fn endpoint_for(&self, header: &pingora::http::RequestHeader) -> Result<String, ErrorResponse> {
+        // Pingora keeps an absolute-form target only in the raw request line.
+        let target = String::from_utf8_lossy(header.raw_path());
+        if target.starts_with("http://") || target.starts_with("https://") {
+            let url = target.into_owned();
+            return self
+                .endpoints
+                .iter()
+                .find(|e| e.matches_url(&url))
+                .map(|e| e.name.clone())
+                .ok_or_else(|| {
+                    ErrorResponse::new(
+                        404,
+                        "endpoint_not_found",
+                        format!("no endpoint matches {url}"),
+                    )
+                });
+        }
+        let name = header.uri.path().trim_start_matches('/');
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.name.clone())
+            .ok_or_else(|| {
+                ErrorResponse::new(
+                    404,
+                    "endpoint_not_found",
+                    format!("no endpoint is named {name:?}"),
+                )
+            })
+    }
+
+    /// Stores the message; the id, and whether an `Idempotency-Key` made it a duplicate.
+    async fn accept(&self, session: &mut ServerSession) -> Result<(String, bool), ErrorResponse> {
         let header = session.req_header();
         if header.method != http::Method::POST {
             return Err(ErrorResponse::new(
@@ -72,14 +129,12 @@ impl OutboundApp {
                 "post the message body to /<endpoint>",
             ));
         }
-        let endpoint = header.uri.path().trim_start_matches('/').to_string();
-        if !self.endpoints.contains(&endpoint) {
-            return Err(ErrorResponse::new(
-                404,
-                "endpoint_not_found",
-                format!("no endpoint is named {endpoint:?}"),
-            ));
-        }
+        let endpoint = self.endpoint_for(header)?;
+        let idempotency_key = header
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|k| format!("{endpoint}:{}", k.trim()));
         let content_type = header
             .headers
             .get("content-type")
@@ -87,31 +142,42 @@ impl OutboundApp {
             .map(str::to_string);
         let body = read_body(session, self.max_body, Duration::from_secs(30)).await?;
         let id = new_delivery_id();
+        let now = now_ms();
         let record = Record {
             id: id.clone(),
             endpoint,
             timestamp: unix_now(),
             content_type,
-            created_ms: now_ms(),
+            created_ms: now,
             state: State::Pending,
-            due_ms: now_ms(),
+            due_ms: now,
             round_attempts: 0,
             attempts: Vec::new(),
         };
         let queue = self.queue.clone();
+        let window_end = now + IDEMPOTENCY_WINDOW.as_millis() as u64;
         // Durable before the 202: the commit fsyncs.
-        tokio::task::spawn_blocking(move || queue.enqueue(record, &body))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|e| {
-                ErrorResponse::new(
-                    503,
-                    "queue_unavailable",
-                    format!("the message was not stored: {e}"),
-                )
-            })?;
-        Ok(id)
+        let enqueued = tokio::task::spawn_blocking(move || {
+            queue.enqueue(
+                record,
+                &body,
+                idempotency_key.as_deref().map(|k| (k, window_end)),
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|e| {
+            ErrorResponse::new(
+                503,
+                "queue_unavailable",
+                format!("the message was not stored: {e}"),
+            )
+        })?;
+        Ok(match enqueued {
+            Enqueued::New => (id, false),
+            Enqueued::Duplicate(earlier) => (earlier, true),
+        })
     }
 }
 
@@ -119,7 +185,15 @@ impl OutboundApp {
 impl ServeHttp for OutboundApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match self.accept(session).await {
-            Ok(id) => json_response(202, json!({ "delivery_id": id })),
+            Ok((id, false)) => json_response(202, json!({ "delivery_id": id })),
+            Ok((id, true)) => {
+                let mut response =
+                    json_response(202, json!({ "delivery_id": id, "duplicate": true }));
+                response
+                    .headers_mut()
+                    .insert("Hookgate-Duplicate", http::HeaderValue::from_static("true"));
+                response
+            }
             Err(answer) => {
                 session.set_keepalive(None);
                 error(answer)

@@ -18,6 +18,17 @@ const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_me
 const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_bodies");
 /// (due in unix ms, id) for pending messages
 const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbound_due");
+/// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
+const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
+    TableDefinition::new("outbound_idempotency");
+
+/// What an enqueue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// The idempotency key was seen within its window: this is the earlier message's id.
+    Duplicate(String),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,8 +90,14 @@ impl<E: Into<redb::Error>> From<E> for QueueError {
 
 /// The queue operations the outbound side needs; Redis is a later backend of this trait.
 pub trait Queue: Send + Sync {
-    /// Stores a new message durably, due now.
-    fn enqueue(&self, record: Record, body: &[u8]) -> Result<(), QueueError>;
+    /// Stores a new message durably, unless `idempotency` (key, expiry in unix ms) names
+    /// one accepted within its window.
+    fn enqueue(
+        &self,
+        record: Record,
+        body: &[u8],
+        idempotency: Option<(&str, u64)>,
+    ) -> Result<Enqueued, QueueError>;
     /// Takes up to `limit` due messages and pushes each one's due time `lease_ms` ahead,
     /// so a crashed worker's messages come back on their own.
     fn claim_due(
@@ -113,6 +130,7 @@ impl EmbeddedQueue {
             txn.open_table(MESSAGES).map_err(|e| e.to_string())?;
             txn.open_table(BODIES).map_err(|e| e.to_string())?;
             txn.open_table(DUE).map_err(|e| e.to_string())?;
+            txn.open_table(IDEMPOTENCY).map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
         Ok(EmbeddedQueue { db })
@@ -128,9 +146,25 @@ fn decode(bytes: &[u8]) -> Result<Record, QueueError> {
 }
 
 impl Queue for EmbeddedQueue {
-    fn enqueue(&self, record: Record, body: &[u8]) -> Result<(), QueueError> {
+    fn enqueue(
+        &self,
+        record: Record,
+        body: &[u8],
+        idempotency: Option<(&str, u64)>,
+    ) -> Result<Enqueued, QueueError> {
         let txn = self.db.begin_write()?;
         {
+            if let Some((key, expires_ms)) = idempotency {
+                let mut keys = txn.open_table(IDEMPOTENCY)?;
+                let earlier = keys
+                    .get(key)?
+                    .filter(|v| v.value().0 > record.created_ms)
+                    .map(|v| v.value().1.to_string());
+                if let Some(id) = earlier {
+                    return Ok(Enqueued::Duplicate(id));
+                }
+                keys.insert(key, (expires_ms, record.id.as_str()))?;
+            }
             txn.open_table(MESSAGES)?
                 .insert(record.id.as_str(), encode(&record).as_slice())?;
             txn.open_table(BODIES)?.insert(record.id.as_str(), body)?;
@@ -138,7 +172,7 @@ impl Queue for EmbeddedQueue {
                 .insert((record.due_ms, record.id.as_str()), ())?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(Enqueued::New)
     }
 
     fn claim_due(
@@ -298,8 +332,8 @@ mod tests {
     fn due_messages_are_claimed_with_a_lease_and_finished() {
         let dir = tempfile::tempdir().unwrap();
         let queue = EmbeddedQueue::open(dir.path()).unwrap();
-        queue.enqueue(record("a", 100), b"body-a").unwrap();
-        queue.enqueue(record("b", 500), b"body-b").unwrap();
+        queue.enqueue(record("a", 100), b"body-a", None).unwrap();
+        queue.enqueue(record("b", 500), b"body-b", None).unwrap();
         let claimed = queue.claim_due(200, 1000, 10).unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].1, b"body-a");
@@ -336,11 +370,37 @@ mod tests {
     }
 
     #[test]
+    fn idempotency_keys_dedupe_enqueues_within_their_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        assert_eq!(
+            queue
+                .enqueue(record("first", 100), b"x", Some(("acme:k1", 1000)))
+                .unwrap(),
+            Enqueued::New
+        );
+        assert_eq!(
+            queue
+                .enqueue(record("second", 500), b"x", Some(("acme:k1", 1500)))
+                .unwrap(),
+            Enqueued::Duplicate("first".into())
+        );
+        assert!(queue.get("second").unwrap().is_none());
+        assert_eq!(
+            queue
+                .enqueue(record("third", 2000), b"x", Some(("acme:k1", 3000)))
+                .unwrap(),
+            Enqueued::New,
+            "the window passed"
+        );
+    }
+
+    #[test]
     fn messages_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let queue = EmbeddedQueue::open(dir.path()).unwrap();
-            queue.enqueue(record("kept", 1), b"x").unwrap();
+            queue.enqueue(record("kept", 1), b"x", None).unwrap();
         }
         let queue = EmbeddedQueue::open(dir.path()).unwrap();
         assert_eq!(queue.claim_due(10, 1000, 10).unwrap()[0].0.id, "kept");

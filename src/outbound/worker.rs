@@ -18,6 +18,9 @@ use crate::metrics::METRICS;
 
 /// Deliveries in flight at once, over all endpoints.
 const CONCURRENCY: usize = 64;
+/// A claim lasts an attempt's timeout plus this: the attempt itself is cut off at its
+/// timeout, and recording it takes a disk commit.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the queue is asked for due messages.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -39,7 +42,7 @@ impl DeliveryWorker {
             .unwrap_or(Duration::from_secs(30));
         DeliveryWorker {
             queue,
-            lease: longest + Duration::from_secs(30),
+            lease: longest + LEASE_MARGIN,
             endpoints: endpoints
                 .into_iter()
                 .map(|e| (e.config.name.clone(), e))
