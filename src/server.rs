@@ -15,7 +15,7 @@ use crate::config::{Config, StoreConfig};
 use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
 use crate::outbound::queue::{EmbeddedQueue, Queue};
-use crate::outbound::worker::{DeliveryWorker, WorkerService};
+use crate::outbound::worker::{DeliveryWorker, Dynamic, WorkerService};
 use crate::outbound::{EndpointRoute, OutboundApp};
 use crate::store::{DedupeStore, EmbeddedDedupe};
 
@@ -103,11 +103,25 @@ pub fn build(config: &Config) -> Result<Server, String> {
                 })
                 .collect(),
             max_body: outbound.max_body,
+            secrets: outbound
+                .secrets
+                .iter()
+                .map(|(n, s)| (n.clone(), s.expose().to_string()))
+                .collect(),
+            allow: outbound.allow_private_destinations.clone(),
         };
         let mut service = Service::new("outbound".to_string(), HttpServer::new_app(app));
         service.add_tcp(&outbound.listen.to_string());
         server.add_service(service);
-        let worker = DeliveryWorker::new(queue.clone(), endpoints, retry_time_scale()?);
+        let dynamic = Dynamic {
+            secrets: outbound
+                .secrets
+                .iter()
+                .map(|(n, s)| (n.clone(), s.expose().to_string()))
+                .collect(),
+            allow: outbound.allow_private_destinations.clone(),
+        };
+        let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, retry_time_scale()?);
         server.add_service(background_service(
             "delivery",
             WorkerService(Arc::new(worker)),

@@ -355,3 +355,121 @@ async fn forward_proxy_mode_serves_an_unchanged_client_with_http_proxy_set() {
     .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_request_destinations_are_signed_and_guarded_against_ssrf() {
+    let app = TestApp::start().await;
+    let guarded = Gateway::builder(app.url())
+        .endpoints("    []\n")
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let post = |gateway: &Gateway, headers: Vec<(&'static str, String)>| {
+        let mut request = client
+            .post(format!("http://{}/", gateway.outbound))
+            .body(r#"{"tenant":"a"}"#);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let destination = format!("{}/hooks/tenant-a", app.url());
+    let github = |d: &str| {
+        vec![
+            ("Hookgate-Destination", d.to_string()),
+            ("Hookgate-Secret", "tenant-secret".to_string()),
+            ("Hookgate-Scheme", "github".to_string()),
+        ]
+    };
+    let (status, json) = post(&guarded, github(&destination)).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("destination_not_allowed")),
+        "{json}"
+    );
+    let (status, json) = post(&guarded, github("http://169.254.169.254/latest/meta-data")).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("destination_not_allowed")),
+        "cloud metadata"
+    );
+
+    let open = Gateway::builder(app.url())
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.1/32]\n  secrets: { tenant-b: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }\n")
+        .start()
+        .await;
+    let (status, json) = post(&open, github(&destination)).await;
+    assert_eq!(status, 202, "{json}");
+    let (status, _) = post(
+        &open,
+        vec![
+            ("Hookgate-Destination", destination.clone()),
+            ("Hookgate-Secret-Ref", "tenant-b".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, json) = post(
+        &open,
+        vec![
+            ("Hookgate-Destination", destination.clone()),
+            ("Hookgate-Secret-Ref", "nope".into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("unknown_secret_ref"))
+    );
+    let (status, json) = post(
+        &open,
+        vec![
+            ("Hookgate-Destination", destination.clone()),
+            ("Hookgate-Secret", "not-whsec".into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("bad_secret")),
+        "standard-webhooks needs a whsec_ secret"
+    );
+    wait_for(&app, 2).await;
+    let received = app.received();
+    let github = received
+        .iter()
+        .find(|r| r.header("x-hub-signature-256").is_some())
+        .expect("the github-signed one");
+    let verified = Verifier::new(
+        &SchemeSpec::Named("github".into()),
+        &["tenant-secret"],
+        None,
+    )
+    .unwrap()
+    .verify(
+        &Request {
+            method: "POST",
+            url: None,
+            headers: &github.headers,
+            body: &github.body,
+        },
+        unix_now(),
+    );
+    assert!(verified.is_ok());
+    let standard = received
+        .iter()
+        .find(|r| r.header("webhook-signature").is_some())
+        .expect("the default scheme");
+    assert!(
+        standard.header("hookgate-destination").is_none()
+            && standard.header("hookgate-secret-ref").is_none()
+    );
+    assert_eq!(standard.uri, "/hooks/tenant-a");
+}

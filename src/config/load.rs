@@ -10,6 +10,7 @@ use super::values::{interpolate, parse_duration, parse_rate, parse_size};
 use super::yaml::{self, Key, Node, Position, Value};
 use super::*;
 use crate::outbound::retry::{self, RetryPolicy};
+use crate::outbound::ssrf::Cidr;
 use crate::schemes::crypto::{Algorithm, Encoding};
 use crate::schemes::{self, HmacOptions, SecretEncoding, Template, SCHEME_NAMES};
 
@@ -915,7 +916,44 @@ impl Loader<'_> {
     }
 
     fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
-        let f = self.fields(node, path, &["listen", "max_body", "endpoints"])?;
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "listen",
+                "max_body",
+                "endpoints",
+                "secrets",
+                "allow_private_destinations",
+            ],
+        )?;
+        let secrets = self.with_default(&f, "secrets", Vec::new(), |l, n, p| {
+            let Value::Map(entries) = &n.value else {
+                l.error(
+                    n.at,
+                    p,
+                    format!(
+                        "expected a mapping of names to secrets, found {}",
+                        n.value.kind()
+                    ),
+                );
+                return None;
+            };
+            let secrets: Vec<_> = entries
+                .iter()
+                .map(|(k, v)| l.secret(v, &join(p, &k.name)).map(|s| (k.name.clone(), s)))
+                .collect();
+            secrets.into_iter().collect::<Option<Vec<_>>>()
+        });
+        let allow = self.with_default(&f, "allow_private_destinations", Vec::new(), |l, n, p| {
+            let items = l.list(n, p)?;
+            let cidrs: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| l.parsed(item, &format!("{p}[{i}]"), Cidr::parse))
+                .collect();
+            cidrs.into_iter().collect::<Option<Vec<_>>>()
+        });
         let default_listen = DEFAULT_OUTBOUND_LISTEN.parse().expect("valid default");
         let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
         let max_body = self.with_default(&f, "max_body", DEFAULT_MAX_BODY, Self::size);
@@ -942,6 +980,8 @@ impl Loader<'_> {
         });
         Some(OutboundConfig {
             listen: listen?,
+            secrets: secrets?,
+            allow_private_destinations: allow?,
             max_body: max_body?,
             endpoints: endpoints?,
         })
@@ -1165,7 +1205,7 @@ fn route_name(s: &str) -> Result<String, String> {
 }
 
 /// `https://host[:port]/path?query`.
-fn parse_destination(s: &str) -> Result<Destination, String> {
+pub fn parse_destination(s: &str) -> Result<Destination, String> {
     let expected = || format!("expected a URL such as https://hooks.example.com/path, found {s:?}");
     let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
         (true, rest)

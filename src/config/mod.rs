@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{load_file, load_str, ConfigError, ConfigErrors};
+pub use load::{load_file, load_str, parse_destination, ConfigError, ConfigErrors};
 pub use values::Rate;
 
 use crate::outbound::retry::RetryPolicy;
+use crate::outbound::ssrf::Cidr;
 use crate::schemes::SchemeSpec;
 
 #[derive(Debug, Clone)]
@@ -183,6 +184,10 @@ pub enum KeySource {
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {
     pub listen: SocketAddr,
+    /// Named secrets a per-request destination may refer to with `Hookgate-Secret-Ref`.
+    pub secrets: Vec<(String, Secret)>,
+    /// Internal networks per-request destinations may reach (the SSRF guard's exceptions).
+    pub allow_private_destinations: Vec<Cidr>,
     /// Largest message an app may post.
     pub max_body: u64,
     pub endpoints: Vec<EndpointConfig>,

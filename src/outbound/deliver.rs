@@ -11,9 +11,12 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::queue::{Attempt, Record};
 use super::retry::parse_retry_after;
+use super::ssrf::{self, Cidr};
 use crate::config::{Destination, EndpointConfig};
 use crate::schemes::{unix_now, Message, Verifier};
 
+/// Marks the error of an attempt the SSRF guard stopped.
+const REFUSED: &str = "refused: ";
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
 /// Most of an answer that is read (then the connection is dropped, not reused).
@@ -23,6 +26,9 @@ const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 pub struct Endpoint {
     pub config: EndpointConfig,
     signer: Verifier,
+    /// For per-request destinations: the SSRF guard's allow-list. Configured endpoints
+    /// are the operator's choice and may be internal.
+    guard: Option<Vec<Cidr>>,
 }
 
 /// The result of one attempt.
@@ -31,6 +37,8 @@ pub struct Outcome {
     pub retry_after: Option<Duration>,
     /// `410 Gone`: the receiver asks never to be sent to again.
     pub gone: bool,
+    /// The destination may not be reached at all (the SSRF guard): no retry can help.
+    pub refused: bool,
     pub success: bool,
 }
 
@@ -38,7 +46,18 @@ impl Endpoint {
     pub fn new(config: EndpointConfig) -> Result<Self, String> {
         let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
-        Ok(Endpoint { config, signer })
+        Ok(Endpoint {
+            config,
+            signer,
+            guard: None,
+        })
+    }
+
+    /// An endpoint for one per-request destination, behind the SSRF guard.
+    pub fn guarded(config: EndpointConfig, allow: Vec<Cidr>) -> Result<Self, String> {
+        let mut endpoint = Endpoint::new(config)?;
+        endpoint.guard = Some(allow);
+        Ok(endpoint)
     }
 
     async fn peer(&self, destination: &Destination) -> Result<HttpPeer, String> {
@@ -49,6 +68,9 @@ impl Endpoint {
                 .map_err(|e| format!("cannot resolve {}: {e}", destination.host))?
                 .next()
                 .ok_or_else(|| format!("{} resolves to no address", destination.host))?;
+        if let Some(allow) = &self.guard {
+            ssrf::check(addr.ip(), allow).map_err(|e| format!("{REFUSED}{e}"))?;
+        }
         let mut peer = HttpPeer::new(addr, destination.tls, destination.host.clone());
         let timeout = self.config.retry.timeout;
         peer.options.connection_timeout = Some(timeout);
@@ -83,6 +105,7 @@ impl Endpoint {
             ),
         };
         Outcome {
+            refused: error.as_deref().is_some_and(|e| e.starts_with(REFUSED)),
             success: status.is_some_and(|s| self.config.retry.is_success(s)),
             gone: status == Some(410),
             retry_after,

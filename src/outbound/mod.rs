@@ -5,8 +5,10 @@
 pub mod deliver;
 pub mod queue;
 pub mod retry;
+pub mod ssrf;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,10 +18,13 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::config::parse_destination;
 use crate::error_response::ErrorResponse;
 use crate::inbound::body::read_body;
 use crate::schemes::unix_now;
-use queue::{Enqueued, Queue, Record, State};
+use crate::schemes::{self, SchemeSpec};
+use queue::{Enqueued, Queue, Record, State, Target};
+use ssrf::Cidr;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -42,7 +47,14 @@ pub struct OutboundApp {
     pub queue: Arc<dyn Queue>,
     pub endpoints: Vec<EndpointRoute>,
     pub max_body: u64,
+    /// `outbound.secrets`, for `Hookgate-Secret-Ref`.
+    pub secrets: HashMap<String, String>,
+    /// The SSRF guard's exceptions for per-request destinations.
+    pub allow: Vec<Cidr>,
 }
+
+/// The endpoint name messages to per-request destinations are filed under.
+pub const DYNAMIC_ENDPOINT: &str = "dynamic";
 
 /// How a request finds its endpoint: by name in the path, or (forward-proxy mode) by the
 /// absolute URL it was sent to.
@@ -119,6 +131,83 @@ impl OutboundApp {
             })
     }
 
+    /// A per-request destination from `Hookgate-Destination`, `Hookgate-Scheme` and
+    /// `Hookgate-Secret` or `Hookgate-Secret-Ref`; checked now, so a bad one gets a 400.
+    async fn target(
+        &self,
+        header: &pingora::http::RequestHeader,
+        url: &str,
+    ) -> Result<Target, ErrorResponse> {
+        let bad = |code: &'static str, message: String| ErrorResponse::new(400, code, message);
+        let value = |name: &str| {
+            header
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+        };
+        let destination = parse_destination(url)
+            .map_err(|e| bad("bad_destination", format!("Hookgate-Destination: {e}")))?;
+        let scheme = value("hookgate-scheme").unwrap_or_else(|| "standard-webhooks".to_string());
+        let signer = match schemes::build(&SchemeSpec::Named(scheme.clone())) {
+            Ok(signer) if scheme != "hmac" => signer,
+            _ => {
+                return Err(bad(
+                    "bad_scheme",
+                    format!("Hookgate-Scheme: {scheme:?} is not a named scheme"),
+                ))
+            }
+        };
+        let (secret, secret_ref) = match (value("hookgate-secret"), value("hookgate-secret-ref")) {
+            (Some(secret), _) => {
+                signer
+                    .key(&secret)
+                    .map_err(|e| bad("bad_secret", format!("Hookgate-Secret: {e}")))?;
+                (Some(secret), None)
+            }
+            (None, Some(name)) => match self.secrets.get(&name) {
+                Some(secret) => {
+                    signer.key(secret).map_err(|e| {
+                        bad(
+                            "bad_secret",
+                            format!("outbound.secrets.{name} for {scheme}: {e}"),
+                        )
+                    })?;
+                    (None, Some(name))
+                }
+                None => {
+                    return Err(bad(
+                        "unknown_secret_ref",
+                        format!("no secret {name:?} in outbound.secrets"),
+                    ))
+                }
+            },
+            (None, None) => {
+                return Err(bad(
+                    "missing_secret",
+                    "send Hookgate-Secret or Hookgate-Secret-Ref".into(),
+                ))
+            }
+        };
+        let addresses = tokio::net::lookup_host((destination.host.as_str(), destination.port))
+            .await
+            .map_err(|e| {
+                bad(
+                    "unresolvable_destination",
+                    format!("cannot resolve {}: {e}", destination.host),
+                )
+            })?;
+        for addr in addresses {
+            ssrf::check(addr.ip(), &self.allow).map_err(|e| bad("destination_not_allowed", e))?;
+        }
+        Ok(Target {
+            url: url.to_string(),
+            scheme,
+            secret,
+            secret_ref,
+        })
+    }
+
     /// Stores the message; the id, and whether an `Idempotency-Key` made it a duplicate.
     async fn accept(&self, session: &mut ServerSession) -> Result<(String, bool), ErrorResponse> {
         let header = session.req_header();
@@ -129,7 +218,19 @@ impl OutboundApp {
                 "post the message body to /<endpoint>",
             ));
         }
-        let endpoint = self.endpoint_for(header)?;
+        let destination = header
+            .headers
+            .get("hookgate-destination")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (endpoint, target) = match destination {
+            Some(url) => (
+                DYNAMIC_ENDPOINT.to_string(),
+                Some(self.target(header, &url).await?),
+            ),
+            None => (self.endpoint_for(header)?, None),
+        };
+        let header = session.req_header();
         let idempotency_key = header
             .headers
             .get("idempotency-key")
@@ -153,6 +254,7 @@ impl OutboundApp {
             due_ms: now,
             round_attempts: 0,
             attempts: Vec::new(),
+            target,
         };
         let queue = self.queue.clone();
         let window_end = now + IDEMPOTENCY_WINDOW.as_millis() as u64;

@@ -50,6 +50,17 @@ pub struct Attempt {
     pub response: String,
 }
 
+/// A per-request destination (multi-tenant senders), instead of a configured endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub url: String,
+    pub scheme: String,
+    /// `Hookgate-Secret`: kept in the queue file so retries can sign.
+    pub secret: Option<String>,
+    /// `Hookgate-Secret-Ref`: the name of a secret in `outbound.secrets`.
+    pub secret_ref: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -63,6 +74,8 @@ pub struct Record {
     /// Attempts since the message was accepted or last replayed.
     pub round_attempts: u32,
     pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
 }
 
 /// What becomes of a message after an attempt.
@@ -315,6 +328,7 @@ mod tests {
             due_ms,
             round_attempts: 0,
             attempts: Vec::new(),
+            target: None,
         }
     }
 

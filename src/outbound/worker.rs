@@ -13,8 +13,12 @@ use tokio::sync::Semaphore;
 
 use super::deliver::{Endpoint, Outcome};
 use super::now_ms;
-use super::queue::{Attempt, Next, Queue, Record};
+use super::queue::{Attempt, Next, Queue, Record, Target};
+use super::ssrf::Cidr;
+use super::{retry, DYNAMIC_ENDPOINT};
+use crate::config::{parse_destination, EndpointConfig, Secret, SignConfig};
 use crate::metrics::METRICS;
+use crate::schemes::SchemeSpec;
 
 /// Deliveries in flight at once, over all endpoints.
 const CONCURRENCY: usize = 64;
@@ -24,8 +28,16 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the queue is asked for due messages.
 const TICK: Duration = Duration::from_millis(50);
 
+/// What per-request destinations need: named secrets and the SSRF allow-list.
+#[derive(Default)]
+pub struct Dynamic {
+    pub secrets: HashMap<String, String>,
+    pub allow: Vec<Cidr>,
+}
+
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
+    dynamic: Dynamic,
     endpoints: HashMap<String, Arc<Endpoint>>,
     /// A claim outlives any attempt: after it lapses, another worker may try again.
     lease: Duration,
@@ -34,7 +46,12 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    pub fn new(queue: Arc<dyn Queue>, endpoints: Vec<Arc<Endpoint>>, time_scale: f64) -> Self {
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        endpoints: Vec<Arc<Endpoint>>,
+        dynamic: Dynamic,
+        time_scale: f64,
+    ) -> Self {
         let longest = endpoints
             .iter()
             .map(|e| e.config.retry.timeout)
@@ -42,6 +59,7 @@ impl DeliveryWorker {
             .unwrap_or(Duration::from_secs(30));
         DeliveryWorker {
             queue,
+            dynamic,
             lease: longest + LEASE_MARGIN,
             endpoints: endpoints
                 .into_iter()
@@ -56,7 +74,7 @@ impl DeliveryWorker {
         if outcome.success {
             return Next::Delivered;
         }
-        if outcome.gone {
+        if outcome.gone || outcome.refused {
             return Next::Dead;
         }
         match endpoint
@@ -71,11 +89,44 @@ impl DeliveryWorker {
         }
     }
 
+    /// The endpoint a per-request destination stands for, with the default policy.
+    fn dynamic_endpoint(&self, target: &Target) -> Result<Endpoint, String> {
+        let secret = match (&target.secret, &target.secret_ref) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(name)) => self
+                .dynamic
+                .secrets
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("secret {name:?} is no longer configured"))?,
+            (None, None) => return Err("no secret to sign with".into()),
+        };
+        let config = EndpointConfig {
+            name: DYNAMIC_ENDPOINT.to_string(),
+            url: parse_destination(&target.url)?,
+            url_match: None,
+            sign: SignConfig {
+                scheme: SchemeSpec::Named(target.scheme.clone()),
+                secrets: vec![Secret::new(secret)],
+            },
+            retry: retry::preset("standard-webhooks").expect("preset"),
+        };
+        Endpoint::guarded(config, self.dynamic.allow.clone())
+    }
+
     async fn deliver(self: Arc<Self>, connector: Arc<Connector>, record: Record, body: Vec<u8>) {
-        let (attempt, next) = match self.endpoints.get(&record.endpoint) {
-            Some(endpoint) => {
+        let endpoint = match &record.target {
+            Some(target) => self.dynamic_endpoint(target).map(Arc::new),
+            None => self
+                .endpoints
+                .get(&record.endpoint)
+                .cloned()
+                .ok_or_else(|| format!("endpoint {} is no longer configured", record.endpoint)),
+        };
+        let (attempt, next) = match endpoint {
+            Ok(endpoint) => {
                 let outcome = endpoint.attempt(&connector, &record, &body).await;
-                let next = self.next(endpoint, &record, &outcome);
+                let next = self.next(&endpoint, &record, &outcome);
                 METRICS.record_outbound_attempt(
                     &record.endpoint,
                     outcome.attempt.status,
@@ -83,14 +134,11 @@ impl DeliveryWorker {
                 );
                 (outcome.attempt, next)
             }
-            None => {
+            Err(error) => {
                 let attempt = Attempt {
                     at_ms: now_ms(),
                     status: None,
-                    error: Some(format!(
-                        "endpoint {} is no longer configured",
-                        record.endpoint
-                    )),
+                    error: Some(error),
                     latency_ms: 0,
                     response: String::new(),
                 };

@@ -140,6 +140,7 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     store: Option<PathBuf>,
     endpoints: Option<String>,
+    outbound_extra: String,
 }
 
 /// The admin API token every test gateway has.
@@ -156,6 +157,7 @@ impl Gateway {
             env: Vec::new(),
             store: None,
             endpoints: None,
+            outbound_extra: String::new(),
         }
     }
 
@@ -250,6 +252,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Extra `outbound:` keys, e.g. `"  allow_private_destinations: [127.0.0.1/32]\n"`.
+    pub fn outbound(mut self, extra: &str) -> Self {
+        self.outbound_extra.push_str(extra);
+        self
+    }
+
     /// Keeps the embedded store in `dir` (to restart a gateway on the same state).
     pub fn store_dir(mut self, dir: &std::path::Path) -> Self {
         self.store = Some(dir.to_path_buf());
@@ -269,9 +277,10 @@ impl GatewayBuilder {
         store: &std::path::Path,
     ) -> String {
         let outbound = match &self.endpoints {
-            Some(endpoints) => {
-                format!("outbound:\n  listen: \"{outbound}\"\n  endpoints:\n{endpoints}")
-            }
+            Some(endpoints) => format!(
+                "outbound:\n  listen: \"{outbound}\"\n{}  endpoints:\n{endpoints}",
+                self.outbound_extra
+            ),
             None => String::new(),
         };
         format!(
