@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::config::Secret;
 use crate::metrics::METRICS;
 use crate::outbound::now_ms;
-use crate::outbound::queue::{Queue, State};
+use crate::outbound::queue::{EndpointState, Queue, State};
 use crate::schemes::crypto::ct_eq;
 
 /// What `/readyz` checks.
@@ -31,6 +31,8 @@ pub struct AdminApp {
     pub deliveries: Option<Arc<dyn Queue>>,
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
+    /// The configured outbound endpoints' names.
+    pub endpoints: Vec<String>,
 }
 
 impl Readiness {
@@ -169,6 +171,81 @@ impl AdminApp {
                     queue
                         .retry_now(&id, now_ms())
                         .map(|found| json!({ "retried": found }))
+                })
+                .await
+            }
+            ("DELETE", ["deliveries"]) => {
+                let state = match param("state").as_deref() {
+                    Some("dead") => State::Dead,
+                    Some("pending") => State::Pending,
+                    _ => {
+                        return api_error(
+                            400,
+                            "bad_request",
+                            "purge needs state=dead or state=pending",
+                        )
+                    }
+                };
+                let endpoint = param("endpoint");
+                tokio::task::spawn_blocking(move || {
+                    queue
+                        .purge(endpoint.as_deref(), state)
+                        .map(|n| json!({ "purged": n }))
+                })
+                .await
+            }
+            ("GET", ["endpoints"]) => {
+                let names = self.endpoints.clone();
+                tokio::task::spawn_blocking(move || {
+                    let states = queue.endpoint_states()?;
+                    let list: Vec<_> = names
+                        .iter()
+                        .map(|name| match states.iter().find(|(n, _)| n == name) {
+                            Some((_, state)) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms }),
+                            None => json!({ "name": name, "enabled": true }),
+                        })
+                        .collect();
+                    Ok(json!({ "endpoints": list }))
+                })
+                .await
+            }
+            ("POST", ["endpoints", name, action @ ("enable" | "disable")]) => {
+                if !self.endpoints.iter().any(|e| e == name) {
+                    return api_error(
+                        404,
+                        "endpoint_not_found",
+                        format!("no endpoint is named {name:?}"),
+                    );
+                }
+                let state = EndpointState {
+                    enabled: *action == "enable",
+                    reason: format!("{action}d through the admin API"),
+                    since_ms: now_ms(),
+                };
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || {
+                    queue
+                        .set_endpoint_state(&name, &state)
+                        .map(|_| json!(state))
+                })
+                .await
+            }
+            ("POST", ["endpoints", name, "replay"]) => {
+                if !self.endpoints.iter().any(|e| e == name) {
+                    return api_error(
+                        404,
+                        "endpoint_not_found",
+                        format!("no endpoint is named {name:?}"),
+                    );
+                }
+                let since = param("since")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || {
+                    queue
+                        .replay_dead(&name, since, now_ms())
+                        .map(|n| json!({ "replayed": n }))
                 })
                 .await
             }

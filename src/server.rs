@@ -78,6 +78,11 @@ pub fn build(config: &Config) -> Result<Server, String> {
     }
 
     let mut deliveries: Option<Arc<dyn Queue>> = None;
+    let endpoint_names: Vec<String> = config
+        .outbound
+        .iter()
+        .flat_map(|o| o.endpoints.iter().map(|e| e.name.clone()))
+        .collect();
     if let Some(outbound) = &config.outbound {
         let StoreConfig::Embedded { path, .. } = &config.store else {
             unreachable!("redis is refused above")
@@ -140,6 +145,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
         readiness,
         deliveries,
         token: config.admin.token.clone(),
+        endpoints: endpoint_names,
     };
     let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
     admin.add_tcp(&config.admin.listen.to_string());

@@ -473,3 +473,75 @@ async fn per_request_destinations_are_signed_and_guarded_against_ssrf() {
     );
     assert_eq!(standard.uri, "/hooks/tenant-a");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
+    let app = TestApp::start().await;
+    app.respond_with(410, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ preset: jobylon }"))
+        .start()
+        .await;
+    let gone = send(&gateway, r#"{"n":"gone"}"#).await;
+    wait_for(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, json) = admin(&gateway, reqwest::Method::GET, "/admin/endpoints").await;
+    assert_eq!(json["endpoints"][0]["name"], "acme");
+    assert_eq!(json["endpoints"][0]["enabled"], false);
+    assert_eq!(
+        json["endpoints"][0]["reason"],
+        "the receiver answered 410 Gone"
+    );
+
+    app.respond_with(200, Duration::ZERO);
+    let waiting = send(&gateway, r#"{"n":"waiting"}"#).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.received().len(),
+        1,
+        "nothing is sent to a disabled endpoint"
+    );
+    let (status, _) = admin(
+        &gateway,
+        reqwest::Method::POST,
+        "/admin/endpoints/acme/enable",
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(&app, 2).await;
+    assert_eq!(
+        app.received()[1].header("x-rejento-delivery-id"),
+        Some(waiting.as_str())
+    );
+
+    // The 410'd message is a dead letter: replay every dead one of the endpoint, then purge.
+    let (_, json) = admin(
+        &gateway,
+        reqwest::Method::POST,
+        "/admin/endpoints/acme/replay",
+    )
+    .await;
+    assert_eq!(json["replayed"], 1);
+    wait_for(&app, 3).await;
+    assert_eq!(
+        app.received()[2].header("x-rejento-delivery-id"),
+        Some(gone.as_str())
+    );
+    app.respond_with(500, Duration::ZERO);
+    let gateway_dead = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 1 }"))
+        .start()
+        .await;
+    send(&gateway_dead, "{}").await;
+    wait_for(&app, 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, json) = admin(
+        &gateway_dead,
+        reqwest::Method::DELETE,
+        "/admin/deliveries?state=dead",
+    )
+    .await;
+    assert_eq!(json["purged"], 1);
+    let (_, json) = admin(&gateway_dead, reqwest::Method::GET, "/admin/deliveries").await;
+    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+}

@@ -18,6 +18,8 @@ const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_me
 const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_bodies");
 /// (due in unix ms, id) for pending messages
 const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbound_due");
+/// endpoint name → its state (JSON); endpoints without a row are enabled
+const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_endpoints");
 /// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
 const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
     TableDefinition::new("outbound_idempotency");
@@ -78,6 +80,14 @@ pub struct Record {
     pub target: Option<Target>,
 }
 
+/// Whether an endpoint is being delivered to, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub enabled: bool,
+    pub reason: String,
+    pub since_ms: u64,
+}
+
 /// What becomes of a message after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -126,6 +136,14 @@ pub trait Queue: Send + Sync {
         -> Result<Vec<Record>, QueueError>;
     /// Makes a dead (or pending) message due now with a fresh round of attempts.
     fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError>;
+    /// Makes every dead message of `endpoint` (accepted since `since_ms`) due now.
+    fn replay_dead(&self, endpoint: &str, since_ms: u64, now_ms: u64) -> Result<usize, QueueError>;
+    /// Deletes the messages in `state` (of one endpoint, or all).
+    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError>;
+    /// Moves a pending message's due time without counting an attempt (disabled endpoints).
+    fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError>;
+    fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError>;
+    fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), QueueError>;
 }
 
 pub struct EmbeddedQueue {
@@ -144,6 +162,7 @@ impl EmbeddedQueue {
             txn.open_table(BODIES).map_err(|e| e.to_string())?;
             txn.open_table(DUE).map_err(|e| e.to_string())?;
             txn.open_table(IDEMPOTENCY).map_err(|e| e.to_string())?;
+            txn.open_table(ENDPOINTS).map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
         Ok(EmbeddedQueue { db })
@@ -310,6 +329,80 @@ impl Queue for EmbeddedQueue {
         };
         txn.commit()?;
         Ok(found)
+    }
+
+    fn replay_dead(&self, endpoint: &str, since_ms: u64, now_ms: u64) -> Result<usize, QueueError> {
+        let dead: Vec<String> = self
+            .list(Some(endpoint), Some(State::Dead))?
+            .into_iter()
+            .filter(|r| r.created_ms >= since_ms)
+            .map(|r| r.id)
+            .collect();
+        for id in &dead {
+            self.retry_now(id, now_ms)?;
+        }
+        Ok(dead.len())
+    }
+
+    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+        let doomed = self.list(endpoint, Some(state))?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut messages = txn.open_table(MESSAGES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut due = txn.open_table(DUE)?;
+            for record in &doomed {
+                messages.remove(record.id.as_str())?;
+                bodies.remove(record.id.as_str())?;
+                if record.state == State::Pending {
+                    due.remove((record.due_ms, record.id.as_str()))?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(doomed.len())
+    }
+
+    fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut messages = txn.open_table(MESSAGES)?;
+            let mut due = txn.open_table(DUE)?;
+            let bytes = messages.get(id)?.map(|v| v.value().to_vec());
+            if let Some(bytes) = bytes {
+                let mut record = decode(&bytes)?;
+                due.remove((record.due_ms, id))?;
+                record.due_ms = due_ms;
+                due.insert((due_ms, id), ())?;
+                messages.insert(id, encode(&record).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ENDPOINTS)?;
+        let mut states = Vec::new();
+        for row in table.iter()? {
+            let (name, bytes) = row?;
+            let state = serde_json::from_slice(bytes.value())
+                .map_err(|e| QueueError(format!("corrupt endpoint state: {e}")))?;
+            states.push((name.value().to_string(), state));
+        }
+        Ok(states)
+    }
+
+    fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), QueueError> {
+        let txn = self.db.begin_write()?;
+        {
+            let bytes = serde_json::to_vec(state).expect("a state always serializes");
+            txn.open_table(ENDPOINTS)?
+                .insert(endpoint, bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 }
 

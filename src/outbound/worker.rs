@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::deliver::{Endpoint, Outcome};
 use super::now_ms;
-use super::queue::{Attempt, Next, Queue, Record, Target};
+use super::queue::{Attempt, EndpointState, Next, Queue, Record, Target};
 use super::ssrf::Cidr;
 use super::{retry, DYNAMIC_ENDPOINT};
 use crate::config::{parse_destination, EndpointConfig, Secret, SignConfig};
@@ -25,6 +25,8 @@ const CONCURRENCY: usize = 64;
 /// A claim lasts an attempt's timeout plus this: the attempt itself is cut off at its
 /// timeout, and recording it takes a disk commit.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How often a disabled endpoint's messages are looked at again.
+const DISABLED_RECHECK: Duration = Duration::from_secs(1);
 /// How often the queue is asked for due messages.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -114,6 +116,34 @@ impl DeliveryWorker {
         Endpoint::guarded(config, self.dynamic.allow.clone())
     }
 
+    /// Names of endpoints an operator (or a 410) disabled.
+    async fn disabled_endpoints(&self) -> std::collections::HashSet<String> {
+        let queue = self.queue.clone();
+        match tokio::task::spawn_blocking(move || queue.endpoint_states()).await {
+            Ok(Ok(states)) => states
+                .into_iter()
+                .filter(|(_, s)| !s.enabled)
+                .map(|(name, _)| name)
+                .collect(),
+            _ => Default::default(),
+        }
+    }
+
+    async fn disable(&self, endpoint: &str, reason: &str) {
+        tracing::warn!(endpoint, reason, "endpoint disabled");
+        let state = EndpointState {
+            enabled: false,
+            reason: reason.to_string(),
+            since_ms: now_ms(),
+        };
+        let (queue, name) = (self.queue.clone(), endpoint.to_string());
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || queue.set_endpoint_state(&name, &state)).await
+        {
+            tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
+        }
+    }
+
     async fn deliver(self: Arc<Self>, connector: Arc<Connector>, record: Record, body: Vec<u8>) {
         let endpoint = match &record.target {
             Some(target) => self.dynamic_endpoint(target).map(Arc::new),
@@ -127,6 +157,10 @@ impl DeliveryWorker {
             Ok(endpoint) => {
                 let outcome = endpoint.attempt(&connector, &record, &body).await;
                 let next = self.next(&endpoint, &record, &outcome);
+                if outcome.gone && record.target.is_none() {
+                    self.disable(&record.endpoint, "the receiver answered 410 Gone")
+                        .await;
+                }
                 METRICS.record_outbound_attempt(
                     &record.endpoint,
                     outcome.attempt.status,
@@ -201,7 +235,16 @@ impl BackgroundService for WorkerService {
                     continue;
                 }
             };
+            let disabled = worker.disabled_endpoints().await;
             for (record, body) in claimed {
+                if record.target.is_none() && disabled.contains(&record.endpoint) {
+                    // A disabled endpoint keeps its messages, unattempted, until enabled.
+                    let queue = worker.queue.clone();
+                    let later = now_ms() + DISABLED_RECHECK.as_millis() as u64;
+                    let _ = tokio::task::spawn_blocking(move || queue.postpone(&record.id, later))
+                        .await;
+                    continue;
+                }
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
