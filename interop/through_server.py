@@ -27,10 +27,21 @@ SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 received = []
 
 
+outbound_verified = []
+
+
 class App(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        received.append((self.path, body))
+        if self.path == "/outbound/standard":
+            # hookgate's outbound side as the sender: the official library is the receiver.
+            try:
+                standardwebhooks.Webhook(SW_SECRET).verify(body, dict(self.headers))
+                outbound_verified.append(self.headers["webhook-id"])
+            except Exception as e:  # a failed verification is recorded as a failure below
+                outbound_verified.append(f"invalid: {e}")
+        else:
+            received.append((self.path, body))
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -55,7 +66,7 @@ def free_port():
 
 app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
 threading.Thread(target=app.serve_forever, daemon=True).start()
-inbound, admin = free_port(), free_port()
+inbound, admin, outbound = free_port(), free_port(), free_port()
 base = f"http://127.0.0.1:{inbound}"
 work = tempfile.mkdtemp()
 routes = {
@@ -70,6 +81,8 @@ routes = {
 config = os.path.join(work, "hookgate.yaml")
 with open(config, "w") as f:
     f.write(f"admin: {{ listen: 127.0.0.1:{admin} }}\nstore: {{ path: {work}/data }}\n")
+    f.write(f"outbound:\n  listen: 127.0.0.1:{outbound}\n  endpoints:\n")
+    f.write(f"    - {{ name: standard, url: \"http://127.0.0.1:{app.server_address[1]}/outbound/standard\", sign: {{ scheme: standard-webhooks, secret: {SW_SECRET} }} }}\n")
     f.write(f"inbound:\n  listen: 127.0.0.1:{inbound}\n  upstream: http://127.0.0.1:{app.server_address[1]}\n  routes:\n")
     for name, verify in routes.items():
         f.write(f"    - {{ name: {name}, path: /hooks/{name}, {verify} }}\n")
@@ -136,6 +149,17 @@ cases("twilio", lambda ts, b, ok: {
 # The npm libraries (GitHub, Shopify) sign in Node; their requests go through the same gateway.
 node = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "through_server.mjs"), base, f"http://127.0.0.1:{app.server_address[1]}/_received"])
 results.append(node.returncode == 0)
+
+# Outbound: hookgate signs what the app posts; the official library verifies it on arrival.
+request = urllib.request.Request(f"http://127.0.0.1:{outbound}/standard", data=BODY.encode(), headers={"Content-Type": "application/json"}, method="POST")
+delivery_id = json.loads(urllib.request.urlopen(request).read())["delivery_id"]
+for _ in range(100):
+    if outbound_verified:
+        break
+    time.sleep(0.05)
+ok = outbound_verified == [delivery_id]
+results.append(ok)
+print(f"{'ok  ' if ok else 'FAIL'} outbound standard-webhooks: hookgate delivers, the library verifies -> {outbound_verified}")
 
 gateway.terminate()
 gateway.wait(timeout=15)
