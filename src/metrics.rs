@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -67,8 +68,17 @@ pub struct AttemptLabels {
     pub status_class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub endpoint: String,
+    /// `pending` (due now), `scheduled` (waiting for a retry) or `dead`.
+    pub state: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub outbound_queue_depth: Family<QueueLabels, Gauge>,
+    pub outbound_endpoint_state: Family<EndpointLabels, Gauge>,
     pub outbound_messages: Family<OutboundLabels, Counter>,
     pub outbound_attempts: Family<AttemptLabels, Counter>,
     pub outbound_attempt_duration: Family<EndpointLabels, Histogram>,
@@ -160,8 +170,22 @@ impl Metrics {
             Unit::Seconds,
             outbound_end_to_end.clone(),
         );
+        let outbound_queue_depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "outbound_queue_depth",
+            "Messages in the outbound queue by endpoint and state (pending, scheduled, dead)",
+            outbound_queue_depth.clone(),
+        );
+        let outbound_endpoint_state = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "outbound_endpoint_state",
+            "1 while an outbound endpoint is enabled, 0 while it is disabled",
+            outbound_endpoint_state.clone(),
+        );
         Metrics {
             registry,
+            outbound_queue_depth,
+            outbound_endpoint_state,
             outbound_messages,
             outbound_attempts,
             outbound_attempt_duration,

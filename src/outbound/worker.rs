@@ -27,6 +27,8 @@ const CONCURRENCY: usize = 64;
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often a disabled endpoint's messages are looked at again.
 const DISABLED_RECHECK: Duration = Duration::from_secs(1);
+/// How often the queue-depth and endpoint-state gauges are refreshed (a scan of the queue).
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// How often the queue is asked for due messages.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -144,6 +146,55 @@ impl DeliveryWorker {
         }
     }
 
+    /// Sets the queue-depth and endpoint-state gauges from the queue.
+    async fn refresh_gauges(&self) {
+        let queue = self.queue.clone();
+        let Ok(Ok((records, states))) = tokio::task::spawn_blocking(move || {
+            Ok::<_, super::queue::QueueError>((queue.list(None, None)?, queue.endpoint_states()?))
+        })
+        .await
+        else {
+            return;
+        };
+        let now = now_ms();
+        let mut depth: HashMap<(String, &'static str), i64> = HashMap::new();
+        let mut names: std::collections::BTreeSet<String> =
+            self.endpoints.keys().cloned().collect();
+        for record in &records {
+            let state = match record.state {
+                super::queue::State::Dead => "dead",
+                super::queue::State::Pending if record.due_ms <= now => "pending",
+                super::queue::State::Pending => "scheduled",
+            };
+            *depth.entry((record.endpoint.clone(), state)).or_default() += 1;
+            names.insert(record.endpoint.clone());
+        }
+        for name in &names {
+            for state in ["pending", "scheduled", "dead"] {
+                let count = depth.get(&(name.clone(), state)).copied().unwrap_or(0);
+                METRICS
+                    .outbound_queue_depth
+                    .get_or_create(&crate::metrics::QueueLabels {
+                        endpoint: name.clone(),
+                        state,
+                    })
+                    .set(count);
+            }
+        }
+        for name in self.endpoints.keys() {
+            let enabled = states
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_none_or(|(_, s)| s.enabled);
+            METRICS
+                .outbound_endpoint_state
+                .get_or_create(&crate::metrics::EndpointLabels {
+                    endpoint: name.clone(),
+                })
+                .set(i64::from(enabled));
+        }
+    }
+
     async fn deliver(self: Arc<Self>, connector: Arc<Connector>, record: Record, body: Vec<u8>) {
         let endpoint = match &record.target {
             Some(target) => self.dynamic_endpoint(target).map(Arc::new),
@@ -210,10 +261,15 @@ impl BackgroundService for WorkerService {
         let connector = Arc::new(Connector::new(None));
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
         let mut tick = tokio::time::interval(TICK);
+        let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
+            }
+            if last_gauges.elapsed() >= GAUGES_EVERY {
+                worker.refresh_gauges().await;
+                last_gauges = std::time::Instant::now();
             }
             let free = permits.available_permits();
             if free == 0 {
