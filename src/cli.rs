@@ -92,6 +92,28 @@ echo '{}' | hookgate sign --scheme stripe --secret whsec_x -"
         #[arg(value_name = "FILE")]
         file: String,
     },
+    /// Inspect, retry, replay and purge outbound deliveries (through the admin API).
+    #[command(
+        after_help = "Examples:\n  HOOKGATE_ADMIN_TOKEN=... hookgate deliveries list --state dead --endpoint acme\n  \
+hookgate deliveries show msg_5f1c...\n  hookgate deliveries retry msg_5f1c...\n  \
+hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries purge --endpoint acme --json"
+    )]
+    Deliveries {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+    /// List outbound endpoints, and enable or disable one (through the admin API).
+    #[command(
+        after_help = "Examples:\n  hookgate endpoints list\n  hookgate endpoints disable acme"
+    )]
+    Endpoints {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: EndpointsCommand,
+    },
     /// Validate a config file and list every problem in it, with line, column and key.
     #[command(
         long_about = "Validate a config file without starting anything. Exits 0 if it is valid; \
@@ -121,4 +143,66 @@ pub struct SchemeArgs {
     /// The URL the sender signs (twilio, square). For sign, defaults to the --curl URL.
     #[arg(long)]
     pub url: Option<String>,
+}
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// The admin port's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9901"
+    )]
+    pub admin: String,
+    /// The admin.token of the running hookgate.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print the API's JSON answer instead of a table, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List queued and dead deliveries.
+    List {
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// pending or dead
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One delivery with every attempt: time, status, latency, the start of the answer.
+    Show { id: String },
+    /// Attempt one delivery again now, with a fresh round of attempts.
+    Retry { id: String },
+    /// Attempt every dead delivery of an endpoint again.
+    Replay {
+        endpoint: String,
+        /// Only those accepted since this time (unix milliseconds).
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// Delete dead deliveries (of one endpoint, or all).
+    Purge {
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCommand {
+    /// Each endpoint, enabled or not, and why.
+    List,
+    /// Deliver to the endpoint again.
+    Enable { name: String },
+    /// Stop delivering to the endpoint; its messages wait in the queue.
+    Disable { name: String },
 }

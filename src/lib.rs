@@ -1,5 +1,6 @@
 //! hookgate: a webhook sidecar and edge gateway on Pingora.
 pub mod admin;
+pub mod admin_client;
 pub mod cli;
 pub mod commands;
 pub mod config;

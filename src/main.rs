@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookgate::cli::{Cli, Command};
 use hookgate::commands::{self, EXIT_CONFIG};
-use hookgate::{config, logging, server};
+use hookgate::{admin_client, config, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +23,8 @@ fn main() -> ExitCode {
             now,
             file,
         } => commands::verify(&scheme, &headers, tolerance, now, &file),
+        Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
+        Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
         Command::Run { config } => {
             logging::init(cli.log_format);
             let loaded = match config::load_file(&config) {

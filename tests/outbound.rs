@@ -588,3 +588,58 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
     let (_, json) = admin(&gateway_dead, reqwest::Method::GET, "/admin/deliveries").await;
     assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
 }
+
+fn cli(gateway: &Gateway, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        .env("HOOKGATE_ADMIN_URL", gateway.admin_url(""))
+        .env("HOOKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_lists_retries_and_purges_deliveries() {
+    let app = TestApp::start().await;
+    app.respond_with(500, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 1 }"))
+        .start()
+        .await;
+    let id = send(&gateway, "{}").await;
+    wait_for(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let g = &gateway;
+    let (ok, out) =
+        tokio::task::block_in_place(|| cli(g, &["deliveries", "list", "--state", "dead"]));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&id) && out.contains("dead") && out.contains("500"),
+        "{out}"
+    );
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "list", "--json"]));
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["deliveries"][0]["id"], id.as_str());
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["endpoints", "list"]));
+    assert!(ok && out.contains("acme"), "{out}");
+    app.respond_with(200, Duration::ZERO);
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "retry", &id]));
+    assert!(ok, "{out}");
+    wait_for(&app, 2).await;
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "show", "msg_missing"]));
+    assert!(!ok && out.contains("404 delivery_not_found"), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "purge", "--json"]));
+    assert!(ok && out.contains("\"purged\":0"), "{out}");
+    let (ok, out) =
+        tokio::task::block_in_place(|| cli(g, &["endpoints", "list", "--token", "wrong"]));
+    assert!(!ok && out.contains("401"), "{out}");
+}
