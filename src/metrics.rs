@@ -79,6 +79,7 @@ pub struct Metrics {
     registry: Registry,
     pub outbound_queue_depth: Family<QueueLabels, Gauge>,
     pub outbound_endpoint_state: Family<EndpointLabels, Gauge>,
+    pub outbound_circuit_open: Family<EndpointLabels, Gauge>,
     pub outbound_messages: Family<OutboundLabels, Counter>,
     pub outbound_attempts: Family<AttemptLabels, Counter>,
     pub outbound_attempt_duration: Family<EndpointLabels, Histogram>,
@@ -182,8 +183,15 @@ impl Metrics {
             "1 while an outbound endpoint is enabled, 0 while it is disabled",
             outbound_endpoint_state.clone(),
         );
+        let outbound_circuit_open = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "outbound_circuit_open",
+            "1 while an endpoint's circuit breaker holds deliveries back after failures",
+            outbound_circuit_open.clone(),
+        );
         Metrics {
             registry,
+            outbound_circuit_open,
             outbound_queue_depth,
             outbound_endpoint_state,
             outbound_messages,

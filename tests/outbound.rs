@@ -643,3 +643,60 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
         tokio::task::block_in_place(|| cli(g, &["endpoints", "list", "--token", "wrong"]));
     assert!(!ok && out.contains("401"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_circuit_breaker_pauses_a_failing_endpoint_then_probes_it() {
+    let app = TestApp::start().await;
+    app.respond_with(500, Duration::ZERO);
+    // Scaled by 0.05: retries every 50 ms, a 1 s pause after 2 failures in a row.
+    let endpoints = format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 50 }}, circuit: {{ failures: 2, pause: 20s }} }}\n",
+        app.url()
+    );
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoints)
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    send(&gateway, "{}").await;
+    wait_for(&app, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.received().len(),
+        2,
+        "no attempts while the circuit is open (50 ms retries would have made ~10)"
+    );
+    gateway
+        .metrics_eventually("hookgate_outbound_circuit_open{endpoint=\"acme\"} 1")
+        .await;
+    app.respond_with(200, Duration::ZERO);
+    wait_for(&app, 3).await;
+    gateway
+        .metrics_eventually("hookgate_outbound_circuit_open{endpoint=\"acme\"} 0")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_gets_at_most_its_concurrency_at_once() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_millis(200));
+    let endpoints = format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: s }}, concurrency: 1 }}\n",
+        app.url()
+    );
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoints)
+        .start()
+        .await;
+    let started = Instant::now();
+    for _ in 0..3 {
+        send(&gateway, "{}").await;
+    }
+    wait_for(&app, 3).await;
+    // One at a time: the third cannot start before the first two (200 ms each) finished.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "took {:?}",
+        started.elapsed()
+    );
+}

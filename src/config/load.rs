@@ -991,8 +991,46 @@ impl Loader<'_> {
         let f = self.fields(
             node,
             path,
-            &["name", "url", "match", "sign", "retry", "mode"],
+            &[
+                "name",
+                "url",
+                "match",
+                "sign",
+                "retry",
+                "mode",
+                "concurrency",
+                "rate_limit",
+                "circuit",
+            ],
         )?;
+        let concurrency = self.with_default(&f, "concurrency", 16, |l, n, p| {
+            l.parsed(n, p, |s| match s.parse::<u32>() {
+                Ok(c) if (1..=1024).contains(&c) => Ok(c),
+                _ => Err(format!(
+                    "expected deliveries in flight from 1 to 1024, found {s:?}"
+                )),
+            })
+        });
+        let endpoint_rate = self.optional(&f, "rate_limit", |l, n, p| l.parsed(n, p, parse_rate));
+        let circuit = self.with_default(&f, "circuit", CircuitConfig::default(), |l, n, p| {
+            let c = l.fields(n, p, &["failures", "streak", "pause"])?;
+            let defaults = CircuitConfig::default();
+            let failures = l.with_default(&c, "failures", defaults.failures, |l, n, p| {
+                l.parsed(n, p, |s| match s.parse::<u32>() {
+                    Ok(f) if f >= 1 => Ok(f),
+                    _ => Err(format!(
+                        "expected a whole number of at least 1, found {s:?}"
+                    )),
+                })
+            });
+            let streak = l.optional(&c, "streak", Self::positive_duration);
+            let pause = l.with_default(&c, "pause", defaults.pause, Self::positive_duration);
+            Some(CircuitConfig {
+                failures: failures?,
+                streak: streak?,
+                pause: pause?,
+            })
+        });
         let url_match = self.optional(&f, "match", |l, n, p| {
             l.parsed(n, p, |s| {
                 if s.starts_with("http://") || s.starts_with("https://") {
@@ -1031,6 +1069,9 @@ impl Loader<'_> {
             url_match: url_match?,
             sign: sign?,
             retry: retry?,
+            concurrency: concurrency?,
+            rate_limit: endpoint_rate?,
+            circuit: circuit?,
         })
     }
 

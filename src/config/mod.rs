@@ -202,6 +202,32 @@ pub struct EndpointConfig {
     pub url_match: Option<String>,
     pub sign: SignConfig,
     pub retry: RetryPolicy,
+    /// Deliveries in flight to this endpoint at once; more wait in the queue.
+    pub concurrency: u32,
+    /// Deliveries per period to this endpoint; more wait in the queue.
+    pub rate_limit: Option<Rate>,
+    pub circuit: CircuitConfig,
+}
+
+/// When to stop hammering a failing endpoint, and when to probe it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitConfig {
+    /// Open after this many failed attempts in a row...
+    pub failures: u32,
+    /// ...or after failing without a success for this long.
+    pub streak: Option<Duration>,
+    /// Stay open this long, then let one attempt probe the endpoint.
+    pub pause: Duration,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        CircuitConfig {
+            failures: 10,
+            streak: None,
+            pause: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

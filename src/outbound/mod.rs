@@ -3,6 +3,7 @@
 //! delivers it with retries ([`worker`]), keeping dead letters for replay.
 
 pub mod deliver;
+pub mod pacing;
 pub mod queue;
 pub mod retry;
 pub mod ssrf;

@@ -13,10 +13,11 @@ use tokio::sync::Semaphore;
 
 use super::deliver::{Endpoint, Outcome};
 use super::now_ms;
+use super::pacing::{Admit, Pacing};
 use super::queue::{Attempt, EndpointState, Next, Queue, Record, Target};
 use super::ssrf::Cidr;
 use super::{retry, DYNAMIC_ENDPOINT};
-use crate::config::{parse_destination, EndpointConfig, Secret, SignConfig};
+use crate::config::{parse_destination, CircuitConfig, EndpointConfig, Secret, SignConfig};
 use crate::metrics::METRICS;
 use crate::schemes::SchemeSpec;
 
@@ -43,6 +44,8 @@ pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
     dynamic: Dynamic,
     endpoints: HashMap<String, Arc<Endpoint>>,
+    /// Concurrency, rate and circuit breaker per configured endpoint.
+    pacing: HashMap<String, Pacing>,
     /// A claim outlives any attempt: after it lapses, another worker may try again.
     lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
@@ -65,6 +68,10 @@ impl DeliveryWorker {
             queue,
             dynamic,
             lease: longest + LEASE_MARGIN,
+            pacing: endpoints
+                .iter()
+                .map(|e| (e.config.name.clone(), Pacing::new(&e.config, time_scale)))
+                .collect(),
             endpoints: endpoints
                 .into_iter()
                 .map(|e| (e.config.name.clone(), e))
@@ -114,6 +121,9 @@ impl DeliveryWorker {
                 secrets: vec![Secret::new(secret)],
             },
             retry: retry::preset("standard-webhooks").expect("preset"),
+            concurrency: 16,
+            rate_limit: None,
+            circuit: CircuitConfig::default(),
         };
         Endpoint::guarded(config, self.dynamic.allow.clone())
     }
@@ -208,6 +218,21 @@ impl DeliveryWorker {
             Ok(endpoint) => {
                 let outcome = endpoint.attempt(&connector, &record, &body).await;
                 let next = self.next(&endpoint, &record, &outcome);
+                if let Some(pacing) = self
+                    .pacing
+                    .get(&record.endpoint)
+                    .filter(|_| record.target.is_none())
+                {
+                    if let Some(reason) = pacing.record(outcome.success, now_ms()) {
+                        tracing::warn!(endpoint = %record.endpoint, reason, "circuit open: pausing deliveries to the endpoint");
+                    }
+                    METRICS
+                        .outbound_circuit_open
+                        .get_or_create(&crate::metrics::EndpointLabels {
+                            endpoint: record.endpoint.clone(),
+                        })
+                        .set(i64::from(pacing.is_open(now_ms())));
+                }
                 if outcome.gone && record.target.is_none() {
                     self.disable(&record.endpoint, "the receiver answered 410 Gone")
                         .await;
@@ -293,21 +318,40 @@ impl BackgroundService for WorkerService {
             };
             let disabled = worker.disabled_endpoints().await;
             for (record, body) in claimed {
-                if record.target.is_none() && disabled.contains(&record.endpoint) {
-                    // A disabled endpoint keeps its messages, unattempted, until enabled.
-                    let queue = worker.queue.clone();
-                    let later = now_ms() + DISABLED_RECHECK.as_millis() as u64;
-                    let _ = tokio::task::spawn_blocking(move || queue.postpone(&record.id, later))
-                        .await;
-                    continue;
-                }
+                // Held back messages wait in the queue, unattempted: a disabled endpoint
+                // until it is enabled, a busy or paused one until it has room again.
+                let wait = match worker
+                    .pacing
+                    .get(&record.endpoint)
+                    .filter(|_| record.target.is_none())
+                {
+                    _ if record.target.is_none() && disabled.contains(&record.endpoint) => {
+                        Err(DISABLED_RECHECK)
+                    }
+                    Some(pacing) => match pacing.admit(now_ms()) {
+                        Admit::Go(slot) => Ok(Some(slot)),
+                        Admit::Wait(wait) => Err(wait),
+                    },
+                    None => Ok(None),
+                };
+                let slot = match wait {
+                    Ok(slot) => slot,
+                    Err(wait) => {
+                        let queue = worker.queue.clone();
+                        let later = now_ms() + wait.as_millis() as u64;
+                        let _ =
+                            tokio::task::spawn_blocking(move || queue.postpone(&record.id, later))
+                                .await;
+                        continue;
+                    }
+                };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
                 let (worker, connector) = (worker.clone(), connector.clone());
                 tokio::spawn(async move {
                     worker.deliver(connector, record, body).await;
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
         }
