@@ -12,6 +12,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::config::Secret;
+use crate::error_response::{json_response, ErrorResponse};
 use crate::metrics::METRICS;
 use crate::outbound::now_ms;
 use crate::outbound::queue::{EndpointState, Queue, State};
@@ -79,19 +80,8 @@ fn dir_writable(dir: &PathBuf) -> Result<(), String> {
     }
 }
 
-fn json_response(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
-    let body = serde_json::to_vec(&body).expect("JSON values always serialize");
-    Response::builder()
-        .status(status)
-        .header("Content-Type", "application/json")
-        .header("Content-Length", body.len())
-        .header("Cache-Control", "no-store")
-        .body(body)
-        .expect("static response parts are valid")
-}
-
-fn api_error(status: u16, code: &str, message: impl Into<String>) -> Response<Vec<u8>> {
-    json_response(status, json!({ "error": code, "message": message.into() }))
+fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Response<Vec<u8>> {
+    ErrorResponse::new(status, code, message).to_response()
 }
 
 impl AdminApp {

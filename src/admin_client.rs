@@ -10,6 +10,7 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use crate::cli::{AdminArgs, DeliveriesCommand, EndpointsCommand};
+use crate::outbound::deliver::exchange;
 
 /// Calls `method path` on the admin port; the status and the JSON answer.
 async fn call(args: &AdminArgs, method: &str, path: &str) -> Result<(u16, Value), String> {
@@ -40,18 +41,7 @@ async fn call(args: &AdminArgs, method: &str, path: &str) -> Result<(u16, Value)
     if let Some(token) = &args.token {
         set(&mut request, "Authorization", format!("Bearer {token}"))?;
     }
-    http.write_request_header(Box::new(request))
-        .await
-        .map_err(|e| e.to_string())?;
-    http.write_request_body(Bytes::new(), true)
-        .await
-        .map_err(|e| e.to_string())?;
-    http.finish_request_body()
-        .await
-        .map_err(|e| e.to_string())?;
-    http.read_response_header()
-        .await
-        .map_err(|e| e.to_string())?;
+    exchange(&mut http, request, Bytes::new()).await?;
     let status = http.response_header().map_or(0, |h| h.status.as_u16());
     let mut body = Vec::new();
     while let Some(chunk) = http.read_response_body().await.map_err(|e| e.to_string())? {

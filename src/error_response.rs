@@ -1,6 +1,7 @@
 //! The answers hookgate gives itself: JSON `{"error": "<stable_code>", "message": "..."}`.
 
 use bytes::Bytes;
+use http::Response;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
@@ -29,6 +30,20 @@ impl ErrorResponse {
         self
     }
 
+    /// The answer as a complete response, for `ServeHttp` apps.
+    pub fn to_response(&self) -> Response<Vec<u8>> {
+        let mut response = json_response(
+            self.status,
+            serde_json::json!({ "error": self.code, "message": self.message }),
+        );
+        for (name, value) in &self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, value);
+            }
+        }
+        response
+    }
+
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "error": self.code, "message": self.message }))
             .expect("a JSON object of strings always serializes")
@@ -51,4 +66,16 @@ impl ErrorResponse {
         session.write_response_header(Box::new(header)).await?;
         session.write_response_body(Bytes::from(body), true).await
     }
+}
+
+/// A JSON response for the `ServeHttp` apps (admin port, outbound listener).
+pub fn json_response(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
+    let body = serde_json::to_vec(&body).expect("JSON values always serialize");
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Content-Length", body.len())
+        .header("Cache-Control", "no-store")
+        .body(body)
+        .expect("static response parts are valid")
 }

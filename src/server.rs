@@ -98,6 +98,11 @@ pub fn build(config: &Config) -> Result<Server, String> {
                     .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let named_secrets: std::collections::HashMap<String, String> = outbound
+            .secrets
+            .iter()
+            .map(|(n, s)| (n.clone(), s.expose().to_string()))
+            .collect();
         let app = OutboundApp {
             queue: queue.clone(),
             endpoints: endpoints
@@ -108,22 +113,14 @@ pub fn build(config: &Config) -> Result<Server, String> {
                 })
                 .collect(),
             max_body: outbound.max_body,
-            secrets: outbound
-                .secrets
-                .iter()
-                .map(|(n, s)| (n.clone(), s.expose().to_string()))
-                .collect(),
+            secrets: named_secrets.clone(),
             allow: outbound.allow_private_destinations.clone(),
         };
         let mut service = Service::new("outbound".to_string(), HttpServer::new_app(app));
         service.add_tcp(&outbound.listen.to_string());
         server.add_service(service);
         let dynamic = Dynamic {
-            secrets: outbound
-                .secrets
-                .iter()
-                .map(|(n, s)| (n.clone(), s.expose().to_string()))
-                .collect(),
+            secrets: named_secrets,
             allow: outbound.allow_private_destinations.clone(),
         };
         let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, retry_time_scale()?);

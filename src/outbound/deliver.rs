@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::queue::{Attempt, Record};
@@ -21,6 +22,24 @@ const REFUSED: &str = "refused: ";
 const RESPONSE_EXCERPT: usize = 1024;
 /// Most of an answer that is read (then the connection is dropped, not reused).
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// Sends a request with its whole body and reads the answer's header.
+pub async fn exchange(
+    http: &mut HttpSession,
+    request: RequestHeader,
+    body: Bytes,
+) -> Result<(), String> {
+    http.write_request_header(Box::new(request))
+        .await
+        .map_err(|e| e.to_string())?;
+    http.write_request_body(body, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    http.finish_request_body()
+        .await
+        .map_err(|e| e.to_string())?;
+    http.read_response_header().await.map_err(|e| e.to_string())
+}
 
 /// An endpoint ready to deliver to: its signer and its connection settings.
 pub struct Endpoint {
@@ -179,18 +198,7 @@ impl Endpoint {
             .get_http_session(&peer)
             .await
             .map_err(|e| e.to_string())?;
-        http.write_request_header(Box::new(request))
-            .await
-            .map_err(|e| e.to_string())?;
-        http.write_request_body(Bytes::copy_from_slice(body), true)
-            .await
-            .map_err(|e| e.to_string())?;
-        http.finish_request_body()
-            .await
-            .map_err(|e| e.to_string())?;
-        http.read_response_header()
-            .await
-            .map_err(|e| e.to_string())?;
+        exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
         let header = http.response_header().ok_or("no response header")?;
         let status = header.status.as_u16();
         let retry_after = header

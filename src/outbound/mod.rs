@@ -20,7 +20,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::config::parse_destination;
-use crate::error_response::ErrorResponse;
+use crate::error_response::{json_response, ErrorResponse};
 use crate::inbound::body::read_body;
 use crate::schemes::unix_now;
 use crate::schemes::{self, SchemeSpec};
@@ -78,23 +78,6 @@ impl EndpointRoute {
             None => false,
         }
     }
-}
-
-fn json_response(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
-    let body = serde_json::to_vec(&body).expect("JSON values always serialize");
-    Response::builder()
-        .status(status)
-        .header("Content-Type", "application/json")
-        .header("Content-Length", body.len())
-        .body(body)
-        .expect("static response parts are valid")
-}
-
-fn error(answer: ErrorResponse) -> Response<Vec<u8>> {
-    json_response(
-        answer.status,
-        json!({ "error": answer.code, "message": answer.message }),
-    )
 }
 
 impl OutboundApp {
@@ -299,7 +282,7 @@ impl ServeHttp for OutboundApp {
             }
             Err(answer) => {
                 session.set_keepalive(None);
-                error(answer)
+                answer.to_response()
             }
         }
     }
