@@ -700,3 +700,50 @@ async fn an_endpoint_gets_at_most_its_concurrency_at_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_honoured_and_a_hanging_receiver_times_out() {
+    let app = TestApp::start().await;
+    // Scaled by 0.05: the schedule's 1 s is 50 ms, the receiver's Retry-After: 20 is 1 s.
+    app.respond_with_headers(429, Duration::ZERO, &[("Retry-After", "20")]);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(
+            &app,
+            "{ schedule: [1s], max_attempts: 5, timeout: 1s }",
+        ))
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    send(&gateway, "{}").await;
+    wait_for(&app, 2).await;
+    let received = app.received();
+    let gap = received[1].at - received[0].at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "Retry-After honoured, waited {gap:?}"
+    );
+
+    // A receiver that never answers within the 1 s timeout: the attempt is cut off and retried.
+    app.respond_with(200, Duration::from_secs(3));
+    let id = send(&gateway, "{}").await;
+    let started = Instant::now();
+    loop {
+        let (_, json) = admin(
+            &gateway,
+            reqwest::Method::GET,
+            &format!("/admin/deliveries/{id}"),
+        )
+        .await;
+        let attempts = json["attempts"].as_array().cloned().unwrap_or_default();
+        if let Some(first) = attempts.first() {
+            assert_eq!(first["status"], serde_json::Value::Null);
+            assert_eq!(first["error"], "no answer within 1s");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no attempt was recorded: {json}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

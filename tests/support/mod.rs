@@ -32,6 +32,8 @@ pub struct Received {
     pub uri: String,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -44,6 +46,7 @@ impl Received {
 struct Behaviour {
     status: u16,
     delay: Duration,
+    headers: Vec<(String, String)>,
 }
 
 /// A small HTTP/1.1 app (hyper) that records every request and answers
@@ -62,6 +65,7 @@ impl TestApp {
         let behaviour = Arc::new(Mutex::new(Behaviour {
             status: 200,
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }));
         let (rec, beh) = (received.clone(), behaviour.clone());
         tokio::spawn(async move {
@@ -85,12 +89,17 @@ impl TestApp {
                                 uri: parts.uri.to_string(),
                                 headers: parts.headers,
                                 body,
+                                at: Instant::now(),
                             });
                             let behaviour = beh.lock().unwrap().clone();
                             tokio::time::sleep(behaviour.delay).await;
-                            let response = Response::builder()
+                            let mut response = Response::builder()
                                 .status(behaviour.status)
-                                .header("X-App", "test-app")
+                                .header("X-App", "test-app");
+                            for (k, v) in &behaviour.headers {
+                                response = response.header(k, v);
+                            }
+                            let response = response
                                 .body(Full::new(Bytes::from_static(b"app says hi")))
                                 .unwrap();
                             Ok::<_, Infallible>(response)
@@ -118,7 +127,19 @@ impl TestApp {
     }
 
     pub fn respond_with(&self, status: u16, delay: Duration) {
-        *self.behaviour.lock().unwrap() = Behaviour { status, delay };
+        self.respond_with_headers(status, delay, &[]);
+    }
+
+    pub fn respond_with_headers(&self, status: u16, delay: Duration, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        *self.behaviour.lock().unwrap() = Behaviour {
+            status,
+            delay,
+            headers,
+        };
     }
 }
 
