@@ -1134,6 +1134,7 @@ impl Loader<'_> {
                 "timeout",
                 "success_status",
                 "max_retry_after",
+                "jitter",
             ],
         )?;
         let base = self.with_default(
@@ -1183,6 +1184,14 @@ impl Loader<'_> {
         })?;
         let max_retry_after =
             self.with_default(&f, "max_retry_after", base.max_retry_after, Self::duration)?;
+        let jitter = self.with_default(&f, "jitter", base.jitter, |l, n, p| {
+            l.parsed(n, p, |s| {
+                match s.strip_suffix('%').unwrap_or(s).parse::<u32>() {
+                    Ok(pct) if pct <= 100 && s.ends_with('%') => Ok(pct),
+                    _ => Err(format!("expected a percentage such as 10%, found {s:?}")),
+                }
+            })
+        })?;
         // A schedule of its own implies one attempt per delay plus the first, unless capped.
         let max_attempts = explicit_attempts
             .or(schedule.as_ref().map(|s| s.len() as u32 + 1))
@@ -1193,6 +1202,7 @@ impl Loader<'_> {
             timeout,
             success_status: success_status.or(base.success_status),
             max_retry_after,
+            jitter,
         })
     }
 

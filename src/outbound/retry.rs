@@ -15,6 +15,9 @@ pub struct RetryPolicy {
     pub success_status: Option<Vec<u16>>,
     /// A receiver's `Retry-After` is honoured up to this.
     pub max_retry_after: Duration,
+    /// Scheduled delays vary by up to this percentage either way, so a burst of failures
+    /// does not come back as a burst of retries. A receiver's `Retry-After` is kept as is.
+    pub jitter: u32,
 }
 
 const fn s(secs: u64) -> Duration {
@@ -32,6 +35,7 @@ pub fn preset(name: &str) -> Option<RetryPolicy> {
         timeout,
         success_status: success.map(<[u16]>::to_vec),
         max_retry_after: s(3600),
+        jitter: 0,
     };
     Some(match name {
         // Spec example: immediately, 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h.
@@ -101,7 +105,22 @@ impl RetryPolicy {
             .or(self.schedule.last())
             .copied()
             .unwrap_or(Duration::ZERO);
-        Some(retry_after.map_or(scheduled, |wait| wait.min(self.max_retry_after)))
+        Some(retry_after.map_or_else(
+            || self.jittered(scheduled),
+            |wait| wait.min(self.max_retry_after),
+        ))
+    }
+
+    fn jittered(&self, delay: Duration) -> Duration {
+        if self.jitter == 0 || delay.is_zero() {
+            return delay;
+        }
+        use ring::rand::SecureRandom;
+        let mut byte = [0u8; 2];
+        let _ = ring::rand::SystemRandom::new().fill(&mut byte);
+        // A factor in [1 - jitter, 1 + jitter].
+        let unit = f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX) * 2.0 - 1.0;
+        delay.mul_f64(1.0 + unit * f64::from(self.jitter) / 100.0)
     }
 }
 
@@ -176,6 +195,27 @@ mod tests {
             let p = preset(name).unwrap();
             assert!(p.max_attempts as usize <= p.schedule.len() + 1, "{name}");
         }
+    }
+
+    #[test]
+    fn jitter_spreads_delays_within_its_bounds() {
+        let policy = RetryPolicy {
+            jitter: 20,
+            ..preset("jobylon").unwrap()
+        };
+        let delays: Vec<_> = (0..200)
+            .map(|_| policy.next_delay(1, None).unwrap())
+            .collect();
+        assert!(
+            delays.iter().all(|d| *d >= s(8) && *d <= s(12)),
+            "within 10 s ± 20%"
+        );
+        assert!(delays.iter().any(|d| *d != delays[0]), "and they vary");
+        assert_eq!(
+            policy.next_delay(1, Some(s(42))),
+            Some(s(42)),
+            "Retry-After is kept as is"
+        );
     }
 
     #[test]
