@@ -393,12 +393,7 @@ impl Loader<'_> {
         let f = self.fields(node, path, &["threads", "grace_period", "shutdown_timeout"])?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = self.with_default(&f, "threads", cores, |l, n, p| {
-            l.parsed(n, p, |s| match s.parse::<usize>() {
-                Ok(t) if (1..=256).contains(&t) => Ok(t),
-                _ => Err(format!(
-                    "expected a number of threads from 1 to 256, found {s:?}"
-                )),
-            })
+            l.whole(n, p, 1..=256).map(|t| t as usize)
         });
         let grace_period =
             self.with_default(&f, "grace_period", Duration::from_secs(5), Self::duration);
@@ -439,12 +434,7 @@ impl Loader<'_> {
                 let dir =
                     self.with_default(&f, "path", DEFAULT_STORE_PATH.to_string(), Self::string)?;
                 let max_ids = self.with_default(&f, "max_ids", 1_000_000, |l, n, p| {
-                    l.parsed(n, p, |s| match s.parse::<usize>() {
-                        Ok(m) if m >= 1 => Ok(m),
-                        _ => Err(format!(
-                            "expected a whole number of at least 1, found {s:?}"
-                        )),
-                    })
+                    l.whole(n, p, 1..=u32::MAX).map(|m| m as usize)
                 })?;
                 Some(StoreConfig::Embedded {
                     path: PathBuf::from(dir),
@@ -579,6 +569,43 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+
+    /// Every item of a list, read with `read`. All items are read, so each bad one is reported.
+    fn each<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        mut read: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let items = self.list(node, path)?;
+        let read: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| read(self, item, &format!("{path}[{i}]")))
+            .collect();
+        read.into_iter().collect()
+    }
+
+    /// A whole number within `range`.
+    fn whole(
+        &mut self,
+        node: &Node,
+        path: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Option<u32> {
+        self.parsed(node, path, |s| match s.parse::<u32>() {
+            Ok(v) if range.contains(&v) => Ok(v),
+            _ if *range.end() == u32::MAX => Err(format!(
+                "expected a whole number of at least {}, found {s:?}",
+                range.start()
+            )),
+            _ => Err(format!(
+                "expected a whole number from {} to {}, found {s:?}",
+                range.start(),
+                range.end()
+            )),
+        })
     }
 
     fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
@@ -744,23 +771,17 @@ impl Loader<'_> {
                 self.error(n.at, &p, "at least one secret is needed");
                 return None;
             }
-            let secrets: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let item_path = format!("{p}[{i}]");
-                    let secret = self.secret(item, &item_path)?;
-                    // The scheme decides what a valid secret is (e.g. whsec_ base64).
-                    match scheme.key(secret.expose()) {
-                        Ok(_) => Some(secret),
-                        Err(e) => {
-                            self.error(item.at, &item_path, e);
-                            None
-                        }
+            self.each(n, &p, |l, item, item_path| {
+                let secret = l.secret(item, item_path)?;
+                // The scheme decides what a valid secret is (e.g. whsec_ base64).
+                match scheme.key(secret.expose()) {
+                    Ok(_) => Some(secret),
+                    Err(e) => {
+                        l.error(item.at, item_path, e);
+                        None
                     }
-                })
-                .collect();
-            secrets.into_iter().collect::<Option<Vec<_>>>()
+                }
+            })
         });
         let tolerance = self.optional(&f, "tolerance", Self::positive_duration);
         let url = self.optional(&f, "url", |l, n, p| {
@@ -900,14 +921,7 @@ impl Loader<'_> {
         let limit = self
             .required(&f, "limit")
             .and_then(|n| self.parsed(n, &f.path("limit"), parse_rate));
-        let burst = self.optional(&f, "burst", |l, n, p| {
-            l.parsed(n, p, |s| match s.parse::<u32>() {
-                Ok(b) if b >= 1 => Ok(b),
-                _ => Err(format!(
-                    "expected a whole number of at least 1, found {s:?}"
-                )),
-            })
-        });
+        let burst = self.optional(&f, "burst", |l, n, p| l.whole(n, p, 1..=u32::MAX));
         Some(RateLimitConfig {
             key: key?,
             limit: limit?,
@@ -946,13 +960,7 @@ impl Loader<'_> {
             secrets.into_iter().collect::<Option<Vec<_>>>()
         });
         let allow = self.with_default(&f, "allow_private_destinations", Vec::new(), |l, n, p| {
-            let items = l.list(n, p)?;
-            let cidrs: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| l.parsed(item, &format!("{p}[{i}]"), Cidr::parse))
-                .collect();
-            cidrs.into_iter().collect::<Option<Vec<_>>>()
+            l.each(n, p, |l, item, p| l.parsed(item, p, Cidr::parse))
         });
         let default_listen = DEFAULT_OUTBOUND_LISTEN.parse().expect("valid default");
         let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
@@ -1003,25 +1011,14 @@ impl Loader<'_> {
                 "circuit",
             ],
         )?;
-        let concurrency = self.with_default(&f, "concurrency", 16, |l, n, p| {
-            l.parsed(n, p, |s| match s.parse::<u32>() {
-                Ok(c) if (1..=1024).contains(&c) => Ok(c),
-                _ => Err(format!(
-                    "expected deliveries in flight from 1 to 1024, found {s:?}"
-                )),
-            })
-        });
+        let concurrency =
+            self.with_default(&f, "concurrency", 16, |l, n, p| l.whole(n, p, 1..=1024));
         let endpoint_rate = self.optional(&f, "rate_limit", |l, n, p| l.parsed(n, p, parse_rate));
         let circuit = self.with_default(&f, "circuit", CircuitConfig::default(), |l, n, p| {
             let c = l.fields(n, p, &["failures", "streak", "pause"])?;
             let defaults = CircuitConfig::default();
             let failures = l.with_default(&c, "failures", defaults.failures, |l, n, p| {
-                l.parsed(n, p, |s| match s.parse::<u32>() {
-                    Ok(f) if f >= 1 => Ok(f),
-                    _ => Err(format!(
-                        "expected a whole number of at least 1, found {s:?}"
-                    )),
-                })
+                l.whole(n, p, 1..=u32::MAX)
             });
             let streak = l.optional(&c, "streak", Self::positive_duration);
             let pause = l.with_default(&c, "pause", defaults.pause, Self::positive_duration);
@@ -1137,61 +1134,47 @@ impl Loader<'_> {
                 "jitter",
             ],
         )?;
-        let base = self.with_default(
-            &f,
-            "preset",
-            retry::preset("standard-webhooks").expect("preset"),
-            |l, n, p| {
-                l.parsed(n, p, |s| {
-                    retry::preset(s).ok_or_else(|| {
-                        format!(
-                            "unknown preset {s:?} (known: {})",
-                            retry::PRESETS.join(", ")
-                        )
-                    })
+        // Every key is read even when an earlier one is wrong, so each problem is reported;
+        // a bad preset falls back to the default one for the other keys' defaults.
+        let fallback = retry::preset("standard-webhooks").expect("preset");
+        let base = self.with_default(&f, "preset", fallback.clone(), |l, n, p| {
+            l.parsed(n, p, |s| {
+                retry::preset(s).ok_or_else(|| {
+                    format!(
+                        "unknown preset {s:?} (known: {})",
+                        retry::PRESETS.join(", ")
+                    )
                 })
-            },
-        )?;
-        let schedule = self.optional(&f, "schedule", |l, n, p| {
-            let items = l.list(n, p)?;
-            let delays: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, d)| l.duration(d, &format!("{p}[{i}]")))
-                .collect();
-            delays.into_iter().collect::<Option<Vec<_>>>()
-        })?;
-        let explicit_attempts = self.optional(&f, "max_attempts", |l, n, p| {
-            l.parsed(n, p, |s| match s.parse::<u32>() {
-                Ok(a) if (1..=100).contains(&a) => Ok(a),
-                _ => Err(format!("expected attempts from 1 to 100, found {s:?}")),
             })
-        })?;
-        let timeout = self.with_default(&f, "timeout", base.timeout, Self::positive_duration)?;
+        });
+        let defaults = base.clone().unwrap_or(fallback);
+        let schedule = self.optional(&f, "schedule", |l, n, p| l.each(n, p, Self::duration));
+        let explicit_attempts = self.optional(&f, "max_attempts", |l, n, p| l.whole(n, p, 1..=100));
+        let timeout = self.with_default(&f, "timeout", defaults.timeout, Self::positive_duration);
         let success_status = self.optional(&f, "success_status", |l, n, p| {
-            let items = l.list(n, p)?;
-            let statuses: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    l.parsed(item, &format!("{p}[{i}]"), |s| match s.parse::<u16>() {
-                        Ok(code) if (100..600).contains(&code) => Ok(code),
-                        _ => Err(format!("expected an HTTP status, found {s:?}")),
-                    })
+            l.each(n, p, |l, item, p| {
+                l.parsed(item, p, |s| match s.parse::<u16>() {
+                    Ok(code) if (100..600).contains(&code) => Ok(code),
+                    _ => Err(format!("expected an HTTP status, found {s:?}")),
                 })
-                .collect();
-            statuses.into_iter().collect::<Option<Vec<_>>>()
-        })?;
-        let max_retry_after =
-            self.with_default(&f, "max_retry_after", base.max_retry_after, Self::duration)?;
-        let jitter = self.with_default(&f, "jitter", base.jitter, |l, n, p| {
+            })
+        });
+        let max_retry_after = self.with_default(
+            &f,
+            "max_retry_after",
+            defaults.max_retry_after,
+            Self::duration,
+        );
+        let jitter = self.with_default(&f, "jitter", defaults.jitter, |l, n, p| {
             l.parsed(n, p, |s| {
                 match s.strip_suffix('%').unwrap_or(s).parse::<u32>() {
                     Ok(pct) if pct <= 100 && s.ends_with('%') => Ok(pct),
                     _ => Err(format!("expected a percentage such as 10%, found {s:?}")),
                 }
             })
-        })?;
+        });
+        let (base, schedule, explicit_attempts, success_status) =
+            (base?, schedule?, explicit_attempts?, success_status?);
         // A schedule of its own implies one attempt per delay plus the first, unless capped.
         let max_attempts = explicit_attempts
             .or(schedule.as_ref().map(|s| s.len() as u32 + 1))
@@ -1199,10 +1182,10 @@ impl Loader<'_> {
         Some(RetryPolicy {
             schedule: schedule.unwrap_or(base.schedule),
             max_attempts,
-            timeout,
+            timeout: timeout?,
             success_status: success_status.or(base.success_status),
-            max_retry_after,
-            jitter,
+            max_retry_after: max_retry_after?,
+            jitter: jitter?,
         })
     }
 
@@ -1438,6 +1421,22 @@ inbound:
         let errs = errors("inbound:\n  listen: [\n");
         assert!(errs[0].starts_with("test.yaml:"), "{errs:?}");
         assert!(errs[0].contains("invalid YAML"), "{errs:?}");
+    }
+
+    #[test]
+    fn every_bad_retry_key_is_reported() {
+        let text = "outbound:\n  endpoints:\n    - { name: e, url: \"http://x/\", sign: { scheme: rejento, secret: s }, retry: { preset: nope, schedule: [x], success_status: [99] } }\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("retry.preset: unknown preset"), "{errs:?}");
+        assert!(
+            errs[1].contains("retry.schedule[0]: expected a duration"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("retry.success_status[0]: expected an HTTP status"),
+            "{errs:?}"
+        );
     }
 
     #[test]
