@@ -49,13 +49,15 @@ impl RouteVerifier {
                 strip: &[],
             });
         };
-        let url = match &config.url {
-            Some(url) => url.clone(),
-            None => public_url(header),
+        // Only URL-signing schemes need the URL; the others skip building it.
+        let url = match (&config.url, config.scheme.signs_url()) {
+            (_, false) => None,
+            (Some(url), true) => Some(std::borrow::Cow::Borrowed(url.as_str())),
+            (None, true) => Some(std::borrow::Cow::Owned(public_url(header))),
         };
         let request = Request {
             method: header.method.as_str(),
-            url: Some(&url),
+            url: url.as_deref(),
             headers: &header.headers,
             body,
         };

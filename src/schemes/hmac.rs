@@ -106,6 +106,10 @@ impl Template {
         self.uses(&Part::Timestamp)
     }
 
+    pub fn uses_url(&self) -> bool {
+        self.uses(&Part::Url)
+    }
+
     pub fn uses_id(&self) -> bool {
         self.uses(&Part::Id)
     }

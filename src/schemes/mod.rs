@@ -228,6 +228,16 @@ pub enum SchemeSpec {
     Hmac(HmacOptions),
 }
 
+impl SchemeSpec {
+    /// Whether the scheme signs the request URL, which callers then have to supply.
+    pub fn signs_url(&self) -> bool {
+        match self {
+            SchemeSpec::Named(name) => matches!(name.as_str(), "twilio" | "square"),
+            SchemeSpec::Hmac(options) => options.template.uses_url(),
+        }
+    }
+}
+
 /// Every scheme name a config may use.
 pub const SCHEME_NAMES: &[&str] = &[
     "standard-webhooks",
