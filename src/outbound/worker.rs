@@ -316,6 +316,10 @@ impl BackgroundService for WorkerService {
                     continue;
                 }
             };
+            if claimed.is_empty() {
+                continue;
+            }
+            // Read only when there is work: an idle worker touches nothing but the due index.
             let disabled = worker.disabled_endpoints().await;
             for (record, body) in claimed {
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
