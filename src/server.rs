@@ -16,7 +16,7 @@ use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
 use crate::outbound::queue::{EmbeddedQueue, Queue};
 use crate::outbound::worker::{DeliveryWorker, Dynamic, WorkerService};
-use crate::outbound::{EndpointRoute, OutboundApp};
+use crate::outbound::OutboundApp;
 use crate::store::{DedupeStore, EmbeddedDedupe};
 
 /// Builds the server with every configured service, ready to run.
@@ -89,11 +89,12 @@ pub fn build(config: &Config) -> Result<Server, String> {
         };
         let queue: Arc<dyn Queue> =
             Arc::new(EmbeddedQueue::open(path).map_err(|e| format!("store: {e}"))?);
+        let time_scale = retry_time_scale()?;
         let endpoints = outbound
             .endpoints
             .iter()
             .map(|e| {
-                Endpoint::new(e.clone())
+                Endpoint::new(e.clone(), time_scale)
                     .map(Arc::new)
                     .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
             })
@@ -105,16 +106,12 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .collect();
         let app = OutboundApp {
             queue: queue.clone(),
-            endpoints: endpoints
-                .iter()
-                .map(|e| EndpointRoute {
-                    name: e.config.name.clone(),
-                    url_match: e.config.url_match.clone(),
-                })
-                .collect(),
+            endpoints: endpoints.clone(),
             max_body: outbound.max_body,
             secrets: named_secrets.clone(),
             allow: outbound.allow_private_destinations.clone(),
+            connector: pingora::connectors::http::Connector::new(None),
+            time_scale,
         };
         let mut service = Service::new("outbound".to_string(), HttpServer::new_app(app));
         service.add_tcp(&outbound.listen.to_string());
@@ -123,7 +120,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             secrets: named_secrets,
             allow: outbound.allow_private_destinations.clone(),
         };
-        let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, retry_time_scale()?);
+        let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, time_scale);
         server.add_service(background_service(
             "delivery",
             WorkerService(Arc::new(worker)),

@@ -17,18 +17,6 @@ fn endpoint(app: &TestApp, retry: &str) -> String {
     )
 }
 
-async fn wait_for(app: &TestApp, count: usize) {
-    let started = Instant::now();
-    while app.received().len() < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the receiver got {} of {count}",
-            app.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn send(gateway: &Gateway, body: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("http://{}/acme", gateway.outbound))
@@ -42,16 +30,6 @@ async fn send(gateway: &Gateway, body: &str) -> String {
     json["delivery_id"].as_str().unwrap().to_string()
 }
 
-async fn admin(gateway: &Gateway, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .request(method, gateway.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_posts_json_and_the_receiver_gets_it_signed() {
     let app = TestApp::start().await;
@@ -61,7 +39,7 @@ async fn the_app_posts_json_and_the_receiver_gets_it_signed() {
         .await;
     let body = r#"{"event":"candidate.created","data":{"id":"cand_1"}}"#;
     let id = send(&gateway, body).await;
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     let received = &app.received()[0];
     assert_eq!(received.uri, "/hooks/acme?tenant=1");
     assert_eq!(received.body.as_ref(), body.as_bytes());
@@ -84,7 +62,9 @@ async fn the_app_posts_json_and_the_receiver_gets_it_signed() {
     assert_eq!(verified.id.as_deref(), Some(id.as_str()));
     // Delivered messages leave the queue.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, json) = admin(&gateway, reqwest::Method::GET, "/admin/deliveries").await;
+    let (status, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
     gateway
@@ -108,9 +88,9 @@ async fn failures_are_retried_with_the_same_delivery_id_until_delivered() {
         .await;
     let started = Instant::now();
     let id = send(&gateway, r#"{"n":1}"#).await;
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     app.respond_with(200, Duration::ZERO);
-    wait_for(&app, 3).await;
+    app.wait_for(3).await;
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(200),
@@ -142,15 +122,15 @@ async fn exhausted_messages_become_dead_letters_that_can_be_replayed() {
         .start()
         .await;
     let id = send(&gateway, r#"{"n":2}"#).await;
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.received().len(), 2, "max_attempts: 2");
-    let (status, json) = admin(
-        &gateway,
-        reqwest::Method::GET,
-        "/admin/deliveries?state=dead&endpoint=acme",
-    )
-    .await;
+    let (status, json) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?state=dead&endpoint=acme",
+        )
+        .await;
     assert_eq!(status, 200);
     let dead = &json["deliveries"][0];
     assert_eq!(dead["id"], id.as_str());
@@ -161,25 +141,22 @@ async fn exhausted_messages_become_dead_letters_that_can_be_replayed() {
     assert_eq!(attempts[0]["response"], "app says hi");
 
     app.respond_with(200, Duration::ZERO);
-    let (status, _) = admin(
-        &gateway,
-        reqwest::Method::POST,
-        &format!("/admin/deliveries/{id}/retry"),
-    )
-    .await;
+    let (status, _) = gateway
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/deliveries/{id}/retry"),
+        )
+        .await;
     assert_eq!(status, 200);
-    wait_for(&app, 3).await;
+    app.wait_for(3).await;
     assert_eq!(
         app.received()[2].header("x-rejento-delivery-id"),
         Some(id.as_str())
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, json) = admin(
-        &gateway,
-        reqwest::Method::GET,
-        "/admin/deliveries?state=dead",
-    )
-    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
+        .await;
     assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
 }
 
@@ -192,22 +169,21 @@ async fn gone_stops_at_once_and_the_admin_api_needs_the_token() {
         .start()
         .await;
     let id = send(&gateway, "{}").await;
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.received().len(), 1, "410 Gone is not retried");
-    let (_, json) = admin(
-        &gateway,
-        reqwest::Method::GET,
-        &format!("/admin/deliveries/{id}"),
-    )
-    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+        .await;
     assert_eq!(json["state"], "dead");
 
     let unauthorized = reqwest::get(gateway.admin_url("/admin/deliveries"))
         .await
         .unwrap();
     assert_eq!(unauthorized.status(), 401);
-    let (status, json) = admin(&gateway, reqwest::Method::GET, "/admin/deliveries/msg_nope").await;
+    let (status, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries/msg_nope")
+        .await;
     assert_eq!(
         (status, json["error"].as_str()),
         (404, Some("delivery_not_found"))
@@ -282,7 +258,9 @@ async fn a_thousand_accepted_messages_survive_kill_9_mid_delivery() {
     }
     // Let the messages that were in flight at the kill come back after their lease.
     loop {
-        let (_, json) = admin(&second, reqwest::Method::GET, "/admin/deliveries").await;
+        let (_, json) = second
+            .admin(reqwest::Method::GET, "/admin/deliveries")
+            .await;
         if json["deliveries"].as_array().unwrap().is_empty() {
             break;
         }
@@ -330,7 +308,7 @@ async fn an_idempotency_key_dedupes_enqueues() {
         );
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.received().len(), 1);
 }
@@ -371,7 +349,7 @@ async fn forward_proxy_mode_serves_an_unchanged_client_with_http_proxy_set() {
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     let received = &app.received()[0];
     assert_eq!(received.uri, "/hooks/acme");
     assert_eq!(received.body.as_ref(), br#"{"via":"proxy"}"#);
@@ -484,7 +462,7 @@ async fn per_request_destinations_are_signed_and_guarded_against_ssrf() {
         (400, Some("bad_secret")),
         "standard-webhooks needs a whsec_ secret"
     );
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     let received = app.received();
     let github = received
         .iter()
@@ -526,9 +504,11 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         .start()
         .await;
     let gone = send(&gateway, r#"{"n":"gone"}"#).await;
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, json) = admin(&gateway, reqwest::Method::GET, "/admin/endpoints").await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/endpoints")
+        .await;
     assert_eq!(json["endpoints"][0]["name"], "acme");
     assert_eq!(json["endpoints"][0]["enabled"], false);
     assert_eq!(
@@ -544,28 +524,22 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         1,
         "nothing is sent to a disabled endpoint"
     );
-    let (status, _) = admin(
-        &gateway,
-        reqwest::Method::POST,
-        "/admin/endpoints/acme/enable",
-    )
-    .await;
+    let (status, _) = gateway
+        .admin(reqwest::Method::POST, "/admin/endpoints/acme/enable")
+        .await;
     assert_eq!(status, 200);
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     assert_eq!(
         app.received()[1].header("x-rejento-delivery-id"),
         Some(waiting.as_str())
     );
 
     // The 410'd message is a dead letter: replay every dead one of the endpoint, then purge.
-    let (_, json) = admin(
-        &gateway,
-        reqwest::Method::POST,
-        "/admin/endpoints/acme/replay",
-    )
-    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::POST, "/admin/endpoints/acme/replay")
+        .await;
     assert_eq!(json["replayed"], 1);
-    wait_for(&app, 3).await;
+    app.wait_for(3).await;
     assert_eq!(
         app.received()[2].header("x-rejento-delivery-id"),
         Some(gone.as_str())
@@ -576,16 +550,15 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         .start()
         .await;
     send(&gateway_dead, "{}").await;
-    wait_for(&app, 4).await;
+    app.wait_for(4).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, json) = admin(
-        &gateway_dead,
-        reqwest::Method::DELETE,
-        "/admin/deliveries?state=dead",
-    )
-    .await;
+    let (_, json) = gateway_dead
+        .admin(reqwest::Method::DELETE, "/admin/deliveries?state=dead")
+        .await;
     assert_eq!(json["purged"], 1);
-    let (_, json) = admin(&gateway_dead, reqwest::Method::GET, "/admin/deliveries").await;
+    let (_, json) = gateway_dead
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
     assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
 }
 
@@ -615,7 +588,7 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
         .start()
         .await;
     let id = send(&gateway, "{}").await;
-    wait_for(&app, 1).await;
+    app.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let g = &gateway;
     let (ok, out) =
@@ -634,7 +607,7 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
     app.respond_with(200, Duration::ZERO);
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "retry", &id]));
     assert!(ok, "{out}");
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "show", "msg_missing"]));
     assert!(!ok && out.contains("404 delivery_not_found"), "{out}");
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "purge", "--json"]));
@@ -659,7 +632,7 @@ async fn the_circuit_breaker_pauses_a_failing_endpoint_then_probes_it() {
         .start()
         .await;
     send(&gateway, "{}").await;
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         app.received().len(),
@@ -670,7 +643,7 @@ async fn the_circuit_breaker_pauses_a_failing_endpoint_then_probes_it() {
         .metrics_eventually("hookgate_outbound_circuit_open{endpoint=\"acme\"} 1")
         .await;
     app.respond_with(200, Duration::ZERO);
-    wait_for(&app, 3).await;
+    app.wait_for(3).await;
     gateway
         .metrics_eventually("hookgate_outbound_circuit_open{endpoint=\"acme\"} 0")
         .await;
@@ -692,7 +665,7 @@ async fn an_endpoint_gets_at_most_its_concurrency_at_once() {
     for _ in 0..3 {
         send(&gateway, "{}").await;
     }
-    wait_for(&app, 3).await;
+    app.wait_for(3).await;
     // One at a time: the third cannot start before the first two (200 ms each) finished.
     assert!(
         started.elapsed() >= Duration::from_millis(400),
@@ -715,7 +688,7 @@ async fn retry_after_is_honoured_and_a_hanging_receiver_times_out() {
         .start()
         .await;
     send(&gateway, "{}").await;
-    wait_for(&app, 2).await;
+    app.wait_for(2).await;
     let received = app.received();
     let gap = received[1].at - received[0].at;
     assert!(
@@ -728,12 +701,9 @@ async fn retry_after_is_honoured_and_a_hanging_receiver_times_out() {
     let id = send(&gateway, "{}").await;
     let started = Instant::now();
     loop {
-        let (_, json) = admin(
-            &gateway,
-            reqwest::Method::GET,
-            &format!("/admin/deliveries/{id}"),
-        )
-        .await;
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+            .await;
         let attempts = json["attempts"].as_array().cloned().unwrap_or_default();
         if let Some(first) = attempts.first() {
             assert_eq!(first["status"], serde_json::Value::Null);
@@ -745,5 +715,132 @@ async fn retry_after_is_honoured_and_a_hanging_receiver_times_out() {
             "no attempt was recorded: {json}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_closes_the_connection_gets_the_message_again() {
+    let app = TestApp::start().await;
+    app.close_connections(2);
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ schedule: [1s], max_attempts: 5 }"))
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    let id = send(&gateway, r#"{"n":1}"#).await;
+    app.wait_for(1).await;
+    assert_eq!(app.closed(), 2, "two attempts were cut off first");
+    assert_eq!(
+        app.received()[0].header("x-rejento-delivery-id"),
+        Some(id.as_str())
+    );
+    gateway
+        .metrics_eventually(
+            "hookgate_outbound_attempts_total{endpoint=\"acme\",status_class=\"error\"} 2",
+        )
+        .await;
+    gateway
+        .metrics_eventually(
+            "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"} 1",
+        )
+        .await;
+}
+
+/// Each preset's documented schedule: attempts in all, then the delays between them.
+const PRESET_SCHEDULES: &[(&str, usize, &[u64])] = &[
+    (
+        "standard-webhooks",
+        10,
+        &[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+    ),
+    ("svix", 8, &[5, 300, 1800, 7200, 18000, 36000, 36000]),
+    ("rejento", 5, &[30, 120, 600, 3600]),
+    ("100hires", 6, &[60, 300, 1800, 7200, 43200]),
+    ("tenzo", 4, &[0, 2, 4]),
+    ("jobylon", 4, &[10, 100, 1000]),
+];
+
+/// Runs a preset against a receiver that always fails, with time scaled so the whole
+/// schedule takes about two seconds; the gaps the receiver saw, and its delivery ids.
+async fn run_preset(preset: &str, attempts: usize, delays: &[u64]) -> (Vec<Duration>, f64) {
+    let app = TestApp::start().await;
+    app.respond_with(500, Duration::ZERO);
+    let scale = 2.0 / delays.iter().sum::<u64>() as f64;
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, &format!("{{ preset: {preset} }}")))
+        .env("HOOKGATE_RETRY_TIME_SCALE", &scale.to_string())
+        .start()
+        .await;
+    let id = send(&gateway, "{}").await;
+    app.wait_for(attempts).await;
+    // Dead after the last attempt: nothing more comes.
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut json = json;
+    while json["state"] != "dead" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        json = gateway
+            .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+            .await
+            .1;
+    }
+    assert_eq!(json["state"], "dead", "{preset}: {json}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = app.received();
+    assert_eq!(
+        received.len(),
+        attempts,
+        "{preset}: exactly {attempts} attempts"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("x-rejento-delivery-id") == Some(id.as_str())),
+        "{preset}: one delivery id throughout"
+    );
+    let gaps = received.windows(2).map(|w| w[1].at - w[0].at).collect();
+    (gaps, scale)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_preset_runs_its_documented_schedule_in_scaled_time() {
+    let runs = futures_util::future::join_all(
+        PRESET_SCHEDULES
+            .iter()
+            .map(|(preset, attempts, delays)| run_preset(preset, *attempts, delays)),
+    )
+    .await;
+    for ((preset, _, delays), (gaps, scale)) in PRESET_SCHEDULES.iter().zip(runs) {
+        let scaled: Vec<Duration> = delays
+            .iter()
+            .map(|d| Duration::from_secs(*d).mul_f64(scale))
+            .collect();
+        assert_eq!(gaps.len(), scaled.len(), "{preset}");
+        for (i, (gap, delay)) in gaps.iter().zip(&scaled).enumerate() {
+            // Never early (1 ms for rounding to whole milliseconds)...
+            assert!(
+                *gap + Duration::from_millis(1) >= *delay,
+                "{preset}: delay {i} was {gap:?}, scheduled {delay:?}"
+            );
+        }
+        // ...never much late in all...
+        let (seen, planned) = (
+            gaps.iter().sum::<Duration>(),
+            scaled.iter().sum::<Duration>(),
+        );
+        assert!(
+            seen < planned + Duration::from_millis(1500),
+            "{preset}: {seen:?} for a {planned:?} schedule"
+        );
+        // ...so the delays come in the schedule's order wherever it tells them apart.
+        for i in 0..scaled.len() {
+            for j in i + 1..scaled.len() {
+                if scaled[j] > scaled[i] + Duration::from_millis(100) {
+                    assert!(gaps[i] < gaps[j], "{preset}: delay {i} {gaps:?}");
+                }
+            }
+        }
     }
 }

@@ -1009,6 +1009,9 @@ impl Loader<'_> {
                 "concurrency",
                 "rate_limit",
                 "circuit",
+                "sync_attempts",
+                "sync_budget",
+                "sync_fallback",
             ],
         )?;
         let concurrency =
@@ -1052,14 +1055,7 @@ impl Loader<'_> {
             retry::preset("standard-webhooks").expect("preset"),
             Self::retry,
         );
-        self.optional(&f, "mode", |l, n, p| {
-            l.parsed(n, p, |s| match s {
-                "async" => Ok(()),
-                other => Err(format!(
-                    "expected async (sync is not available yet), found {other:?}"
-                )),
-            })
-        })?;
+        let mode = self.mode(&f);
         Some(EndpointConfig {
             name: name?,
             url: url?,
@@ -1069,7 +1065,47 @@ impl Loader<'_> {
             concurrency: concurrency?,
             rate_limit: endpoint_rate?,
             circuit: circuit?,
+            mode: mode?,
         })
+    }
+
+    /// `mode: async | sync`, with `sync_attempts`, `sync_budget` and `sync_fallback`
+    /// for sync endpoints only.
+    fn mode(&mut self, f: &Fields) -> Option<DeliveryMode> {
+        let sync = self.with_default(f, "mode", false, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "async" => Ok(false),
+                "sync" => Ok(true),
+                other => Err(format!("expected async or sync, found {other:?}")),
+            })
+        })?;
+        if !sync {
+            for key in ["sync_attempts", "sync_budget", "sync_fallback"] {
+                if let Some(node) = f.get(key) {
+                    self.error(node.at, &f.path(key), "only applies with mode: sync");
+                }
+            }
+            return Some(DeliveryMode::Async);
+        }
+        let attempts = self.with_default(f, "sync_attempts", 3, |l, n, p| l.whole(n, p, 1..=10));
+        let budget = self.with_default(
+            f,
+            "sync_budget",
+            Duration::from_secs(10),
+            Self::positive_duration,
+        );
+        let fallback_queue = self.with_default(f, "sync_fallback", false, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "queue" => Ok(true),
+                "none" => Ok(false),
+                other => Err(format!("expected queue or none, found {other:?}")),
+            })
+        });
+        Some(DeliveryMode::Sync(SyncConfig {
+            attempts: attempts?,
+            budget: budget?,
+            fallback_queue: fallback_queue?,
+        }))
     }
 
     fn sign(&mut self, node: &Node, path: &str) -> Option<SignConfig> {
@@ -1435,6 +1471,35 @@ inbound:
         );
         assert!(
             errs[2].contains("retry.success_status[0]: expected an HTTP status"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn sync_mode_takes_its_budget_and_fallback() {
+        let endpoint = |extra: &str| {
+            format!("outbound:\n  endpoints:\n    - {{ name: e, url: \"http://x/\", sign: {{ scheme: rejento, secret: s }}{extra} }}\n")
+        };
+        let config = load(&endpoint(
+            ", mode: sync, sync_budget: 3s, sync_fallback: queue",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.outbound.unwrap().endpoints[0].mode,
+            DeliveryMode::Sync(SyncConfig {
+                attempts: 3,
+                budget: Duration::from_secs(3),
+                fallback_queue: true
+            })
+        );
+        let errs = errors(&endpoint(", sync_fallback: queue"));
+        assert_eq!(
+            errs,
+            ["test.yaml:3:89: outbound.endpoints[0].sync_fallback: only applies with mode: sync"]
+        );
+        let errs = errors(&endpoint(", mode: later, "));
+        assert!(
+            errs[0].contains("mode: expected async or sync, found \"later\""),
             "{errs:?}"
         );
     }

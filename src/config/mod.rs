@@ -207,6 +207,28 @@ pub struct EndpointConfig {
     /// Deliveries per period to this endpoint; more wait in the queue.
     pub rate_limit: Option<Rate>,
     pub circuit: CircuitConfig,
+    pub mode: DeliveryMode,
+}
+
+/// How the app's POST is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Stored durably, answered `202 {"delivery_id"}`, delivered by the worker.
+    Async,
+    /// Delivered while the app waits; the app gets the receiver's real answer.
+    Sync(SyncConfig),
+}
+
+/// `mode: sync`: a short retry budget spent while the app waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// `sync_attempts`: attempts at most before giving up (or falling back).
+    pub attempts: u32,
+    /// `sync_budget`: the whole exchange, attempts and pauses, ends within this.
+    pub budget: Duration,
+    /// `sync_fallback: queue`: when the budget is spent, queue the message (202) and
+    /// go on with the endpoint's retry schedule instead of answering with the failure.
+    pub fallback_queue: bool,
 }
 
 /// When to stop hammering a failing endpoint, and when to probe it again.

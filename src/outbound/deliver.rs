@@ -10,17 +10,20 @@ use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::pacing::Pacing;
 use super::queue::{Attempt, Record};
 use super::retry::parse_retry_after;
 use super::ssrf::{self, Cidr};
 use crate::config::{Destination, EndpointConfig};
+use crate::metrics::METRICS;
 use crate::schemes::{unix_now, Message, Verifier};
 
 /// Marks the error of an attempt the SSRF guard stopped.
 const REFUSED: &str = "refused: ";
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
-/// Most of an answer that is read (then the connection is dropped, not reused).
+/// Most of an answer that is read (then the connection is dropped, not reused); a sync
+/// delivery passes this much back to the app.
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 
 /// Sends a request with its whole body and reads the answer's header.
@@ -44,6 +47,8 @@ pub async fn exchange(
 /// An endpoint ready to deliver to: its signer and its connection settings.
 pub struct Endpoint {
     pub config: EndpointConfig,
+    /// Shared by the worker and sync deliveries, so both respect the same limits.
+    pub pacing: Pacing,
     signer: Verifier,
     /// For per-request destinations: the SSRF guard's allow-list. Configured endpoints
     /// are the operator's choice and may be internal.
@@ -59,13 +64,24 @@ pub struct Outcome {
     /// The destination may not be reached at all (the SSRF guard): no retry can help.
     pub refused: bool,
     pub success: bool,
+    /// The receiver's whole answer (up to a limit), for sync deliveries.
+    pub reply: Reply,
+}
+
+/// What a receiver answered, as a sync delivery passes it back to the app.
+#[derive(Default)]
+pub struct Reply {
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
 }
 
 impl Endpoint {
-    pub fn new(config: EndpointConfig) -> Result<Self, String> {
+    /// `time_scale` scales the circuit breaker's durations (tests run them fast).
+    pub fn new(config: EndpointConfig, time_scale: f64) -> Result<Self, String> {
         let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
         Ok(Endpoint {
+            pacing: Pacing::new(&config, time_scale),
             config,
             signer,
             guard: None,
@@ -74,7 +90,7 @@ impl Endpoint {
 
     /// An endpoint for one per-request destination, behind the SSRF guard.
     pub fn guarded(config: EndpointConfig, allow: Vec<Cidr>) -> Result<Self, String> {
-        let mut endpoint = Endpoint::new(config)?;
+        let mut endpoint = Endpoint::new(config, 1.0)?;
         endpoint.guard = Some(allow);
         Ok(endpoint)
     }
@@ -100,30 +116,31 @@ impl Endpoint {
         Ok(peer)
     }
 
-    /// Attempts `record` once; never panics, every failure is an attempt with an error.
-    pub async fn attempt(&self, connector: &Connector, record: &Record, body: &[u8]) -> Outcome {
+    /// Attempts `record` once, cut off after `timeout`; never panics, every failure is
+    /// an attempt with an error.
+    pub async fn attempt(
+        &self,
+        connector: &Connector,
+        record: &Record,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Outcome {
         let started = Instant::now();
         let at_ms = unix_now() * 1000;
-        let result = tokio::time::timeout(
-            self.config.retry.timeout,
-            self.send(connector, record, body),
-        )
-        .await;
+        let result = tokio::time::timeout(timeout, self.send(connector, record, body)).await;
         let latency_ms = started.elapsed().as_millis() as u64;
-        let (status, retry_after, response, error) = match result {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => (None, None, String::new(), Some(e)),
+        let (status, retry_after, reply, error) = match result {
+            Ok(Ok((status, retry_after, reply))) => (Some(status), retry_after, reply, None),
+            Ok(Err(e)) => (None, None, Reply::default(), Some(e)),
             Err(_) => (
                 None,
                 None,
-                String::new(),
-                Some(format!(
-                    "no answer within {}s",
-                    self.config.retry.timeout.as_secs_f64()
-                )),
+                Reply::default(),
+                Some(format!("no answer within {}s", timeout.as_secs_f64())),
             ),
         };
-        Outcome {
+        let excerpt = &reply.body[..reply.body.len().min(RESPONSE_EXCERPT)];
+        let outcome = Outcome {
             refused: error.as_deref().is_some_and(|e| e.starts_with(REFUSED)),
             success: status.is_some_and(|s| self.config.retry.is_success(s)),
             gone: status == Some(410),
@@ -133,9 +150,29 @@ impl Endpoint {
                 status,
                 error,
                 latency_ms,
-                response,
+                response: String::from_utf8_lossy(excerpt).into_owned(),
             },
+            reply,
+        };
+        METRICS.record_outbound_attempt(&record.endpoint, status, latency_ms);
+        outcome
+    }
+
+    /// Feeds an attempt's outcome to a configured endpoint's circuit breaker.
+    pub fn record_outcome(&self, outcome: &Outcome, now_ms: u64) {
+        if self.guard.is_some() {
+            return; // per-request destinations have no breaker
         }
+        let name = &self.config.name;
+        if let Some(reason) = self.pacing.record(outcome.success, now_ms) {
+            tracing::warn!(endpoint = %name, reason, "circuit open: pausing deliveries to the endpoint");
+        }
+        METRICS
+            .outbound_circuit_open
+            .get_or_create(&crate::metrics::EndpointLabels {
+                endpoint: name.clone(),
+            })
+            .set(i64::from(self.pacing.is_open(now_ms)));
     }
 
     async fn send(
@@ -143,7 +180,7 @@ impl Endpoint {
         connector: &Connector,
         record: &Record,
         body: &[u8],
-    ) -> Result<(Option<u16>, Option<Duration>, String, Option<String>), String> {
+    ) -> Result<(u16, Option<Duration>, Reply), String> {
         let destination = &self.config.url;
         let url = destination.to_string();
         let signed = self
@@ -201,11 +238,9 @@ impl Endpoint {
         exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
         let header = http.response_header().ok_or("no response header")?;
         let status = header.status.as_u16();
-        let retry_after = header
-            .headers
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, unix_now()));
+        let text = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
+        let retry_after = text("retry-after").and_then(|v| parse_retry_after(v, unix_now()));
+        let content_type = text("content-type").map(str::to_string);
         let mut answer = Vec::new();
         let mut complete = false;
         while answer.len() < RESPONSE_READ_LIMIT {
@@ -223,12 +258,13 @@ impl Endpoint {
                 .release_http_session(http, &peer, Some(Duration::from_secs(30)))
                 .await;
         }
-        answer.truncate(RESPONSE_EXCERPT);
         Ok((
-            Some(status),
+            status,
             retry_after,
-            String::from_utf8_lossy(&answer).into_owned(),
-            None,
+            Reply {
+                content_type,
+                body: answer,
+            },
         ))
     }
 }

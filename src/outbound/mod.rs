@@ -1,12 +1,14 @@
 //! The outbound side: an app posts plain JSON to `http://<outbound.listen>/<endpoint>`;
 //! hookgate stores it durably, answers `202 {"delivery_id": ...}`, then signs and
-//! delivers it with retries ([`worker`]), keeping dead letters for replay.
+//! delivers it with retries ([`worker`]), keeping dead letters for replay. Endpoints in
+//! `mode: sync` are delivered while the app waits instead ([`sync`]).
 
 pub mod deliver;
 pub mod pacing;
 pub mod queue;
 pub mod retry;
 pub mod ssrf;
+pub mod sync;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -19,11 +21,12 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::config::parse_destination;
+use crate::config::{parse_destination, DeliveryMode};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::inbound::body::read_body;
 use crate::schemes::unix_now;
 use crate::schemes::{self, SchemeSpec};
+use deliver::Endpoint;
 use queue::{Enqueued, Queue, Record, State, Target};
 use ssrf::Cidr;
 
@@ -46,44 +49,54 @@ pub fn new_delivery_id() -> String {
 /// The listener the app posts to.
 pub struct OutboundApp {
     pub queue: Arc<dyn Queue>,
-    pub endpoints: Vec<EndpointRoute>,
+    /// The configured endpoints, shared with the worker.
+    pub endpoints: Vec<Arc<Endpoint>>,
     pub max_body: u64,
     /// `outbound.secrets`, for `Hookgate-Secret-Ref`.
     pub secrets: HashMap<String, String>,
     /// The SSRF guard's exceptions for per-request destinations.
     pub allow: Vec<Cidr>,
+    /// Sync deliveries' connection pool.
+    pub connector: pingora::connectors::http::Connector,
+    /// Multiplies retry delays (tests run schedules fast), as in the worker.
+    pub time_scale: f64,
 }
 
 /// The endpoint name messages to per-request destinations are filed under.
 pub const DYNAMIC_ENDPOINT: &str = "dynamic";
 
-/// How a request finds its endpoint: by name in the path, or (forward-proxy mode) by the
-/// absolute URL it was sent to.
-pub struct EndpointRoute {
-    pub name: String,
-    /// From `match: "http://hooks.acme.example/*"`: a URL prefix, or an exact URL.
-    pub url_match: Option<String>,
-}
-
 /// How long an `Idempotency-Key` dedupes enqueues.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-impl EndpointRoute {
-    fn matches_url(&self, url: &str) -> bool {
-        match self.url_match.as_deref() {
-            Some(pattern) => match pattern.strip_suffix('*') {
-                Some(prefix) => url.starts_with(prefix),
-                None => url == pattern,
-            },
-            None => false,
-        }
+/// Forward-proxy mode: whether `url` matches an endpoint's `match`, a URL prefix ending
+/// in `*` or an exact URL.
+fn matches_url(endpoint: &Endpoint, url: &str) -> bool {
+    match endpoint.config.url_match.as_deref() {
+        Some(pattern) => match pattern.strip_suffix('*') {
+            Some(prefix) => url.starts_with(prefix),
+            None => url == pattern,
+        },
+        None => false,
     }
+}
+
+/// A message read from the app, not yet stored or delivered.
+struct Message {
+    record: Record,
+    body: bytes::Bytes,
+    /// `Idempotency-Key`, scoped to the endpoint.
+    idempotency_key: Option<String>,
+    /// The configured endpoint, when the message is not for a per-request destination.
+    endpoint: Option<Arc<Endpoint>>,
 }
 
 impl OutboundApp {
     /// The endpoint a request is for: an absolute URL (the app uses hookgate as its
     /// HTTP_PROXY) matches an endpoint's `match`; otherwise the path names it.
-    fn endpoint_for(&self, header: &pingora::http::RequestHeader) -> Result<String, ErrorResponse> {
+    fn endpoint_for(
+        &self,
+        header: &pingora::http::RequestHeader,
+    ) -> Result<Arc<Endpoint>, ErrorResponse> {
         // Pingora keeps an absolute-form target only in the raw request line.
         let target = String::from_utf8_lossy(header.raw_path());
         if target.starts_with("http://") || target.starts_with("https://") {
@@ -91,8 +104,8 @@ impl OutboundApp {
             return self
                 .endpoints
                 .iter()
-                .find(|e| e.matches_url(&url))
-                .map(|e| e.name.clone())
+                .find(|e| matches_url(e, &url))
+                .cloned()
                 .ok_or_else(|| {
                     ErrorResponse::new(
                         404,
@@ -104,8 +117,8 @@ impl OutboundApp {
         let name = header.uri.path().trim_start_matches('/');
         self.endpoints
             .iter()
-            .find(|e| e.name == name)
-            .map(|e| e.name.clone())
+            .find(|e| e.config.name == name)
+            .cloned()
             .ok_or_else(|| {
                 ErrorResponse::new(
                     404,
@@ -192,8 +205,8 @@ impl OutboundApp {
         })
     }
 
-    /// Stores the message; the id, and whether an `Idempotency-Key` made it a duplicate.
-    async fn accept(&self, session: &mut ServerSession) -> Result<(String, bool), ErrorResponse> {
+    /// Reads the app's request into a message with a fresh delivery id and timestamp.
+    async fn read_message(&self, session: &mut ServerSession) -> Result<Message, ErrorResponse> {
         let header = session.req_header();
         if header.method != http::Method::POST {
             return Err(ErrorResponse::new(
@@ -208,18 +221,18 @@ impl OutboundApp {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let (endpoint, target) = match destination {
-            Some(url) => (
-                DYNAMIC_ENDPOINT.to_string(),
-                Some(self.target(header, &url).await?),
-            ),
-            None => (self.endpoint_for(header)?, None),
+            Some(url) => (None, Some(self.target(header, &url).await?)),
+            None => (Some(self.endpoint_for(header)?), None),
         };
+        let name = endpoint
+            .as_ref()
+            .map_or(DYNAMIC_ENDPOINT, |e| e.config.name.as_str());
         let header = session.req_header();
         let idempotency_key = header
             .headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
-            .map(|k| format!("{endpoint}:{}", k.trim()));
+            .map(|k| format!("{name}:{}", k.trim()));
         let content_type = header
             .headers
             .get("content-type")
@@ -229,8 +242,8 @@ impl OutboundApp {
         let id = new_delivery_id();
         let now = now_ms();
         let record = Record {
-            id: id.clone(),
-            endpoint,
+            id,
+            endpoint: name.to_string(),
             timestamp: unix_now(),
             content_type,
             created_ms: now,
@@ -240,8 +253,25 @@ impl OutboundApp {
             attempts: Vec::new(),
             target,
         };
+        Ok(Message {
+            record,
+            body,
+            idempotency_key,
+            endpoint,
+        })
+    }
+
+    /// Stores the message; the id, and whether an `Idempotency-Key` made it a duplicate.
+    async fn enqueue(&self, message: Message) -> Result<(String, bool), ErrorResponse> {
+        let Message {
+            record,
+            body,
+            idempotency_key,
+            ..
+        } = message;
+        let id = record.id.clone();
         let queue = self.queue.clone();
-        let window_end = now + IDEMPOTENCY_WINDOW.as_millis() as u64;
+        let window_end = record.created_ms + IDEMPOTENCY_WINDOW.as_millis() as u64;
         // Durable before the 202: the commit fsyncs.
         let enqueued = tokio::task::spawn_blocking(move || {
             queue.enqueue(
@@ -270,20 +300,31 @@ impl OutboundApp {
 #[async_trait]
 impl ServeHttp for OutboundApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match self.accept(session).await {
-            Ok((id, false)) => json_response(202, json!({ "delivery_id": id })),
-            Ok((id, true)) => {
-                let mut response =
-                    json_response(202, json!({ "delivery_id": id, "duplicate": true }));
-                response
-                    .headers_mut()
-                    .insert("Hookgate-Duplicate", http::HeaderValue::from_static("true"));
-                response
-            }
-            Err(answer) => {
-                session.set_keepalive(None);
-                answer.to_response()
-            }
-        }
+        let answer = match self.read_message(session).await {
+            Ok(message) => match message.endpoint.as_ref().map(|e| &e.config.mode) {
+                Some(DeliveryMode::Sync(sync)) => {
+                    let sync = sync.clone();
+                    self.deliver_now(message, &sync).await
+                }
+                _ => self.enqueue(message).await.map(accepted),
+            },
+            Err(e) => Err(e),
+        };
+        answer.unwrap_or_else(|answer| {
+            session.set_keepalive(None);
+            answer.to_response()
+        })
     }
+}
+
+/// `202 {"delivery_id": ...}`, marked when an `Idempotency-Key` matched an earlier message.
+fn accepted((id, duplicate): (String, bool)) -> Response<Vec<u8>> {
+    if !duplicate {
+        return json_response(202, json!({ "delivery_id": id }));
+    }
+    let mut response = json_response(202, json!({ "delivery_id": id, "duplicate": true }));
+    response
+        .headers_mut()
+        .insert("Hookgate-Duplicate", http::HeaderValue::from_static("true"));
+    response
 }

@@ -166,6 +166,7 @@ mod tests {
                 streak: None,
                 pause: Duration::from_secs(60),
             },
+            mode: crate::config::DeliveryMode::Async,
         }
     }
 

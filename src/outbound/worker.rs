@@ -13,11 +13,13 @@ use tokio::sync::Semaphore;
 
 use super::deliver::{Endpoint, Outcome};
 use super::now_ms;
-use super::pacing::{Admit, Pacing};
+use super::pacing::Admit;
 use super::queue::{Attempt, EndpointState, Next, Queue, Record, Target};
 use super::ssrf::Cidr;
 use super::{retry, DYNAMIC_ENDPOINT};
-use crate::config::{parse_destination, CircuitConfig, EndpointConfig, Secret, SignConfig};
+use crate::config::{
+    parse_destination, CircuitConfig, DeliveryMode, EndpointConfig, Secret, SignConfig,
+};
 use crate::metrics::METRICS;
 use crate::schemes::SchemeSpec;
 
@@ -30,7 +32,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 const DISABLED_RECHECK: Duration = Duration::from_secs(1);
 /// How often the queue-depth and endpoint-state gauges are refreshed (a scan of the queue).
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
-/// How often the queue is asked for due messages.
+/// How often the queue is asked for due messages (scaled down with the retry delays, so
+/// a test's scaled schedule keeps its shape).
 const TICK: Duration = Duration::from_millis(50);
 
 /// What per-request destinations need: named secrets and the SSRF allow-list.
@@ -44,8 +47,6 @@ pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
     dynamic: Dynamic,
     endpoints: HashMap<String, Arc<Endpoint>>,
-    /// Concurrency, rate and circuit breaker per configured endpoint.
-    pacing: HashMap<String, Pacing>,
     /// A claim outlives any attempt: after it lapses, another worker may try again.
     lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
@@ -68,10 +69,6 @@ impl DeliveryWorker {
             queue,
             dynamic,
             lease: longest + LEASE_MARGIN,
-            pacing: endpoints
-                .iter()
-                .map(|e| (e.config.name.clone(), Pacing::new(&e.config, time_scale)))
-                .collect(),
             endpoints: endpoints
                 .into_iter()
                 .map(|e| (e.config.name.clone(), e))
@@ -80,24 +77,14 @@ impl DeliveryWorker {
         }
     }
 
-    /// What follows an attempt, by the endpoint's policy.
     fn next(&self, endpoint: &Endpoint, record: &Record, outcome: &Outcome) -> Next {
-        if outcome.success {
-            return Next::Delivered;
-        }
-        if outcome.gone || outcome.refused {
-            return Next::Dead;
-        }
-        match endpoint
-            .config
-            .retry
-            .next_delay(record.round_attempts + 1, outcome.retry_after)
-        {
-            Some(delay) => {
-                Next::RetryAt(now_ms() + (delay.as_millis() as f64 * self.time_scale) as u64)
-            }
-            None => Next::Dead,
-        }
+        next_step(
+            endpoint,
+            record.round_attempts + 1,
+            outcome,
+            self.time_scale,
+            now_ms(),
+        )
     }
 
     /// The endpoint a per-request destination stands for, with the default policy.
@@ -124,6 +111,7 @@ impl DeliveryWorker {
             concurrency: 16,
             rate_limit: None,
             circuit: CircuitConfig::default(),
+            mode: DeliveryMode::Async,
         };
         Endpoint::guarded(config, self.dynamic.allow.clone())
     }
@@ -138,21 +126,6 @@ impl DeliveryWorker {
                 .map(|(name, _)| name)
                 .collect(),
             _ => Default::default(),
-        }
-    }
-
-    async fn disable(&self, endpoint: &str, reason: &str) {
-        tracing::warn!(endpoint, reason, "endpoint disabled");
-        let state = EndpointState {
-            enabled: false,
-            reason: reason.to_string(),
-            since_ms: now_ms(),
-        };
-        let (queue, name) = (self.queue.clone(), endpoint.to_string());
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || queue.set_endpoint_state(&name, &state)).await
-        {
-            tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
         }
     }
 
@@ -216,32 +189,18 @@ impl DeliveryWorker {
         };
         let (attempt, next) = match endpoint {
             Ok(endpoint) => {
-                let outcome = endpoint.attempt(&connector, &record, &body).await;
+                let timeout = endpoint.config.retry.timeout;
+                let outcome = endpoint.attempt(&connector, &record, &body, timeout).await;
                 let next = self.next(&endpoint, &record, &outcome);
-                if let Some(pacing) = self
-                    .pacing
-                    .get(&record.endpoint)
-                    .filter(|_| record.target.is_none())
-                {
-                    if let Some(reason) = pacing.record(outcome.success, now_ms()) {
-                        tracing::warn!(endpoint = %record.endpoint, reason, "circuit open: pausing deliveries to the endpoint");
-                    }
-                    METRICS
-                        .outbound_circuit_open
-                        .get_or_create(&crate::metrics::EndpointLabels {
-                            endpoint: record.endpoint.clone(),
-                        })
-                        .set(i64::from(pacing.is_open(now_ms())));
-                }
+                endpoint.record_outcome(&outcome, now_ms());
                 if outcome.gone && record.target.is_none() {
-                    self.disable(&record.endpoint, "the receiver answered 410 Gone")
-                        .await;
+                    disable_endpoint(
+                        &self.queue,
+                        &record.endpoint,
+                        "the receiver answered 410 Gone",
+                    )
+                    .await;
                 }
-                METRICS.record_outbound_attempt(
-                    &record.endpoint,
-                    outcome.attempt.status,
-                    outcome.attempt.latency_ms,
-                );
                 (outcome.attempt, next)
             }
             Err(error) => {
@@ -255,15 +214,7 @@ impl DeliveryWorker {
                 (attempt, Next::Dead)
             }
         };
-        let outcome = match next {
-            Next::Delivered => "delivered",
-            Next::RetryAt(_) => "retry_scheduled",
-            Next::Dead => "dead",
-        };
-        METRICS.record_outbound_message(&record.endpoint, outcome);
-        if matches!(next, Next::Delivered) {
-            METRICS.record_outbound_end_to_end(now_ms().saturating_sub(record.created_ms));
-        }
+        let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, "delivery attempt");
         let queue = self.queue.clone();
         let id = record.id.clone();
@@ -276,6 +227,61 @@ impl DeliveryWorker {
     }
 }
 
+/// What follows attempt number `attempt` of a round, by the endpoint's policy; retry
+/// delays are multiplied by `time_scale`.
+pub fn next_step(
+    endpoint: &Endpoint,
+    attempt: u32,
+    outcome: &Outcome,
+    time_scale: f64,
+    now_ms: u64,
+) -> Next {
+    if outcome.success {
+        return Next::Delivered;
+    }
+    if outcome.gone || outcome.refused {
+        return Next::Dead;
+    }
+    match endpoint
+        .config
+        .retry
+        .next_delay(attempt, outcome.retry_after)
+    {
+        Some(delay) => Next::RetryAt(now_ms + (delay.as_millis() as f64 * time_scale) as u64),
+        None => Next::Dead,
+    }
+}
+
+/// Counts a message's fate after an attempt; its name for logs.
+pub fn record_message_outcome(endpoint: &str, created_ms: u64, next: Next) -> &'static str {
+    let outcome = match next {
+        Next::Delivered => "delivered",
+        Next::RetryAt(_) => "retry_scheduled",
+        Next::Dead => "dead",
+    };
+    METRICS.record_outbound_message(endpoint, outcome);
+    if matches!(next, Next::Delivered) {
+        METRICS.record_outbound_end_to_end(now_ms().saturating_sub(created_ms));
+    }
+    outcome
+}
+
+/// Stops deliveries to an endpoint until an operator enables it; it keeps accepting.
+pub async fn disable_endpoint(queue: &Arc<dyn Queue>, endpoint: &str, reason: &str) {
+    tracing::warn!(endpoint, reason, "endpoint disabled");
+    let state = EndpointState {
+        enabled: false,
+        reason: reason.to_string(),
+        since_ms: now_ms(),
+    };
+    let (queue, name) = (queue.clone(), endpoint.to_string());
+    if let Ok(Err(e)) =
+        tokio::task::spawn_blocking(move || queue.set_endpoint_state(&name, &state)).await
+    {
+        tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
+    }
+}
+
 /// The worker as a Pingora background service, with its own runtime.
 pub struct WorkerService(pub Arc<DeliveryWorker>);
 
@@ -285,7 +291,10 @@ impl BackgroundService for WorkerService {
         let worker = self.0.clone();
         let connector = Arc::new(Connector::new(None));
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
-        let mut tick = tokio::time::interval(TICK);
+        let tick_every = TICK
+            .mul_f64(worker.time_scale)
+            .clamp(Duration::from_millis(1), TICK);
+        let mut tick = tokio::time::interval(tick_every);
         let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
         loop {
             tokio::select! {
@@ -325,9 +334,10 @@ impl BackgroundService for WorkerService {
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
                 // until it is enabled, a busy or paused one until it has room again.
                 let wait = match worker
-                    .pacing
+                    .endpoints
                     .get(&record.endpoint)
                     .filter(|_| record.target.is_none())
+                    .map(|e| &e.pacing)
                 {
                     _ if record.target.is_none() && disabled.contains(&record.endpoint) => {
                         Err(DISABLED_RECHECK)

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    /// The next this many connections are closed after the request arrives, unanswered.
+    to_drop: Arc<AtomicU32>,
+    dropped: Arc<AtomicU32>,
 }
 
 impl TestApp {
@@ -68,11 +72,25 @@ impl TestApp {
             headers: Vec::new(),
         }));
         let (rec, beh) = (received.clone(), behaviour.clone());
+        let to_drop = Arc::new(AtomicU32::new(0));
+        let dropped = Arc::new(AtomicU32::new(0));
+        let (drop_budget, drop_count) = (to_drop.clone(), dropped.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                let take = |n: u32| n.checked_sub(1);
+                if drop_budget
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                    .is_ok()
+                {
+                    // Read the request's start, then hang up without a word.
+                    let mut buf = [0u8; 1024];
+                    let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+                    drop_count.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
                 let (rec, beh) = (rec.clone(), beh.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -115,6 +133,8 @@ impl TestApp {
             addr,
             received,
             behaviour,
+            to_drop,
+            dropped,
         }
     }
 
@@ -124,6 +144,29 @@ impl TestApp {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until `count` requests have arrived.
+    pub async fn wait_for(&self, count: usize) {
+        let started = Instant::now();
+        while self.received().len() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the app got {} of {count} requests",
+                self.received().len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Closes the next `count` new connections as soon as a request arrives on them.
+    pub fn close_connections(&self, count: u32) {
+        self.to_drop.store(count, Ordering::SeqCst);
+    }
+
+    /// Connections closed unanswered so far.
+    pub fn closed(&self) -> u32 {
+        self.dropped.load(Ordering::SeqCst)
     }
 
     pub fn respond_with(&self, status: u16, delay: Duration) {
@@ -188,6 +231,17 @@ impl Gateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+
+    /// Calls the admin API with the token; the status and the JSON answer.
+    pub async fn admin(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .request(method, self.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// Waits until `/metrics` shows `series`: a request is counted just after its answer is sent.
