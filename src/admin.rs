@@ -17,13 +17,21 @@ use crate::metrics::METRICS;
 use crate::outbound::now_ms;
 use crate::outbound::queue::{EndpointState, Queue, State};
 use crate::schemes::crypto::ct_eq;
+use crate::store::redis::RedisStore;
 
 /// What `/readyz` checks.
 pub struct Readiness {
     /// Listeners that must accept connections (inbound, outbound).
     pub listeners: Vec<(&'static str, SocketAddr)>,
+    pub store: StoreCheck,
+}
+
+/// How `/readyz` knows the store is usable.
+pub enum StoreCheck {
     /// The embedded store's directory, which must exist and be writable.
-    pub store_dir: Option<PathBuf>,
+    Directory(PathBuf),
+    /// Redis answers `PING` within the command timeout.
+    Redis(Arc<RedisStore>),
 }
 
 pub struct AdminApp {
@@ -42,9 +50,11 @@ impl Readiness {
         for (name, addr) in &self.listeners {
             results.push((*name, listener_accepts(*addr).await));
         }
-        if let Some(dir) = &self.store_dir {
-            results.push(("store", dir_writable(dir)));
-        }
+        let store = match &self.store {
+            StoreCheck::Directory(dir) => dir_writable(dir),
+            StoreCheck::Redis(redis) => redis.ping().await.map_err(|e| format!("redis: {e}")),
+        };
+        results.push(("store", store));
         results
     }
 }
@@ -144,25 +154,19 @@ impl AdminApp {
                     }
                 };
                 let endpoint = param("endpoint");
-                tokio::task::spawn_blocking(move || {
-                    queue
-                        .list(endpoint.as_deref(), state)
-                        .map(|r| json!({ "deliveries": r }))
-                })
-                .await
+                queue
+                    .list(endpoint.as_deref(), state)
+                    .await
+                    .map(|r| json!({ "deliveries": r }))
             }
             ("GET", ["deliveries", id]) => {
-                let id = id.to_string();
-                tokio::task::spawn_blocking(move || queue.get(&id).map(|r| json!(r))).await
+                queue.get(id).await.map(|r| json!(r))
             }
             ("POST", ["deliveries", id, "retry"]) => {
-                let id = id.to_string();
-                tokio::task::spawn_blocking(move || {
-                    queue
-                        .retry_now(&id, now_ms())
-                        .map(|found| json!({ "retried": found }))
-                })
-                .await
+                queue
+                    .retry_now(id, now_ms())
+                    .await
+                    .map(|found| json!({ "retried": found }))
             }
             ("DELETE", ["deliveries"]) => {
                 let state = match param("state").as_deref() {
@@ -177,27 +181,23 @@ impl AdminApp {
                     }
                 };
                 let endpoint = param("endpoint");
-                tokio::task::spawn_blocking(move || {
-                    queue
-                        .purge(endpoint.as_deref(), state)
-                        .map(|n| json!({ "purged": n }))
-                })
-                .await
+                queue
+                    .purge(endpoint.as_deref(), state)
+                    .await
+                    .map(|n| json!({ "purged": n }))
             }
             ("GET", ["endpoints"]) => {
-                let names = self.endpoints.clone();
-                tokio::task::spawn_blocking(move || {
-                    let states = queue.endpoint_states()?;
-                    let list: Vec<_> = names
+                queue.endpoint_states().await.map(|states| {
+                    let list: Vec<_> = self
+                        .endpoints
                         .iter()
                         .map(|name| match states.iter().find(|(n, _)| n == name) {
                             Some((_, state)) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms }),
                             None => json!({ "name": name, "enabled": true }),
                         })
                         .collect();
-                    Ok(json!({ "endpoints": list }))
+                    json!({ "endpoints": list })
                 })
-                .await
             }
             ("POST", ["endpoints", name, action @ ("enable" | "disable")]) => {
                 if !self.endpoints.iter().any(|e| e == name) {
@@ -212,13 +212,10 @@ impl AdminApp {
                     reason: format!("{action}d through the admin API"),
                     since_ms: now_ms(),
                 };
-                let name = name.to_string();
-                tokio::task::spawn_blocking(move || {
-                    queue
-                        .set_endpoint_state(&name, &state)
-                        .map(|_| json!(state))
-                })
-                .await
+                queue
+                    .set_endpoint_state(name, &state)
+                    .await
+                    .map(|_| json!(state))
             }
             ("POST", ["endpoints", name, "replay"]) => {
                 if !self.endpoints.iter().any(|e| e == name) {
@@ -231,13 +228,10 @@ impl AdminApp {
                 let since = param("since")
                     .and_then(|s| s.parse::<u64>().ok())
                     .unwrap_or(0);
-                let name = name.to_string();
-                tokio::task::spawn_blocking(move || {
-                    queue
-                        .replay_dead(&name, since, now_ms())
-                        .map(|n| json!({ "replayed": n }))
-                })
-                .await
+                queue
+                    .replay_dead(name, since, now_ms())
+                    .await
+                    .map(|n| json!({ "replayed": n }))
             }
             _ => {
                 return api_error(
@@ -248,12 +242,11 @@ impl AdminApp {
             }
         };
         match result {
-            Ok(Ok(body)) if body.is_null() || body == json!({ "retried": false }) => {
+            Ok(body) if body.is_null() || body == json!({ "retried": false }) => {
                 api_error(404, "delivery_not_found", "no such delivery")
             }
-            Ok(Ok(body)) => json_response(200, body),
-            Ok(Err(e)) => api_error(503, "queue_unavailable", e.to_string()),
-            Err(e) => api_error(500, "internal_error", e.to_string()),
+            Ok(body) => json_response(200, body),
+            Err(e) => api_error(503, "queue_unavailable", e.to_string()),
         }
     }
 }

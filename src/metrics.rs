@@ -75,8 +75,16 @@ pub struct QueueLabels {
     pub state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// The shared store's operation: `dedupe_claim`, `rate_limit`, `queue_claim`...
+    pub op: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub store_errors: Family<StoreLabels, Counter>,
+    pub store_duration: Family<StoreLabels, Histogram>,
     pub outbound_queue_depth: Family<QueueLabels, Gauge>,
     pub outbound_endpoint_state: Family<EndpointLabels, Gauge>,
     pub outbound_circuit_open: Family<EndpointLabels, Gauge>,
@@ -136,6 +144,22 @@ impl Metrics {
             "Dedupe store operations that failed (claims refused when full, writes lost)",
             dedupe_store_errors.clone(),
         );
+        let store_errors = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Shared store (Redis) operations that failed or timed out, by operation",
+            store_errors.clone(),
+        );
+        let store_duration = Family::<StoreLabels, Histogram>::new_with_constructor(|| {
+            // 100 µs .. ~3 s
+            Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+        });
+        registry.register_with_unit(
+            "store_operation_duration",
+            "Time of one shared store (Redis) operation, by operation",
+            Unit::Seconds,
+            store_duration.clone(),
+        );
         let upstream_responses = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "upstream_responses",
@@ -191,6 +215,8 @@ impl Metrics {
         );
         Metrics {
             registry,
+            store_errors,
+            store_duration,
             outbound_circuit_open,
             outbound_queue_depth,
             outbound_endpoint_state,

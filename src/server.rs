@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a [`Config`]: one service per listener.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pingora::apps::http_app::HttpServer;
@@ -10,30 +11,74 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, Readiness};
+use crate::admin::{AdminApp, Readiness, StoreCheck};
 use crate::config::{Config, StoreConfig};
 use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
 use crate::outbound::queue::{EmbeddedQueue, Queue};
 use crate::outbound::worker::{DeliveryWorker, Dynamic, WorkerService};
 use crate::outbound::OutboundApp;
+use crate::store::redis::{RedisDedupe, RedisQueue, RedisRateLimiter, RedisStore};
 use crate::store::{DedupeStore, EmbeddedDedupe};
+
+/// The configured store: embedded files in `store.path`, or one Redis for all replicas.
+enum Store {
+    Embedded { path: PathBuf, max_ids: usize },
+    Redis(Arc<RedisStore>),
+}
+
+impl Store {
+    fn open(config: &Config) -> Result<Self, String> {
+        Ok(match &config.store {
+            StoreConfig::Embedded { path, max_ids } => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| format!("store.path: cannot create {}: {e}", path.display()))?;
+                Store::Embedded {
+                    path: path.clone(),
+                    max_ids: *max_ids,
+                }
+            }
+            StoreConfig::Redis(redis) => Store::Redis(Arc::new(RedisStore::connect(redis)?)),
+        })
+    }
+
+    fn dedupe(&self) -> Result<Arc<dyn DedupeStore>, String> {
+        Ok(match self {
+            Store::Embedded { path, max_ids } => {
+                Arc::new(EmbeddedDedupe::open(path, *max_ids).map_err(|e| format!("store: {e}"))?)
+            }
+            Store::Redis(redis) => Arc::new(RedisDedupe::new(redis.clone())),
+        })
+    }
+
+    /// Rate limits shared by replicas, or `None` for limits in this process.
+    fn shared_limits(&self) -> Option<Arc<RedisRateLimiter>> {
+        match self {
+            Store::Embedded { .. } => None,
+            Store::Redis(redis) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
+        }
+    }
+
+    fn queue(&self) -> Result<Arc<dyn Queue>, String> {
+        Ok(match self {
+            Store::Embedded { path, .. } => {
+                Arc::new(EmbeddedQueue::open(path).map_err(|e| format!("store: {e}"))?)
+            }
+            Store::Redis(redis) => Arc::new(RedisQueue::new(redis.clone())),
+        })
+    }
+
+    fn check(&self) -> StoreCheck {
+        match self {
+            Store::Embedded { path, .. } => StoreCheck::Directory(path.clone()),
+            Store::Redis(redis) => StoreCheck::Redis(redis.clone()),
+        }
+    }
+}
 
 /// Builds the server with every configured service, ready to run.
 pub fn build(config: &Config) -> Result<Server, String> {
-    let (store_dir, dedupe): (_, Arc<dyn DedupeStore>) = match &config.store {
-        StoreConfig::Embedded { path, max_ids } => {
-            std::fs::create_dir_all(path)
-                .map_err(|e| format!("store.path: cannot create {}: {e}", path.display()))?;
-            let dedupe = EmbeddedDedupe::open(path, *max_ids).map_err(|e| format!("store: {e}"))?;
-            (Some(path.clone()), Arc::new(dedupe))
-        }
-        StoreConfig::Redis { .. } => {
-            return Err(
-                "store.kind: redis is not available in this version yet; use embedded".into(),
-            )
-        }
-    };
+    let store = Store::open(config)?;
     let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin", config.admin.listen)];
     if let Some(inbound) = &config.inbound {
         listeners.push(("inbound", inbound.listen));
@@ -62,7 +107,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
     if let Some(inbound) = &config.inbound {
         let mut service = Service::new(
             "inbound".to_string(),
-            InboundApp::new(inbound.clone(), dedupe.clone())?,
+            InboundApp::new(inbound.clone(), store.dedupe()?, store.shared_limits())?,
         );
         match &inbound.tls {
             None => service.add_tcp(&inbound.listen.to_string()),
@@ -84,11 +129,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
         .flat_map(|o| o.endpoints.iter().map(|e| e.name.clone()))
         .collect();
     if let Some(outbound) = &config.outbound {
-        let StoreConfig::Embedded { path, .. } = &config.store else {
-            unreachable!("redis is refused above")
-        };
-        let queue: Arc<dyn Queue> =
-            Arc::new(EmbeddedQueue::open(path).map_err(|e| format!("store: {e}"))?);
+        let queue = store.queue()?;
         let time_scale = retry_time_scale()?;
         let endpoints = outbound
             .endpoints
@@ -133,7 +174,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .into_iter()
             .filter(|(name, _)| *name != "admin")
             .collect(),
-        store_dir,
+        store: store.check(),
     };
     let admin_app = AdminApp {
         readiness,

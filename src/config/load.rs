@@ -425,12 +425,31 @@ impl Loader<'_> {
         let f = self.fields(
             node,
             path,
-            &["kind", "path", "max_ids", "url", "key_prefix"],
+            &[
+                "kind",
+                "path",
+                "max_ids",
+                "url",
+                "key_prefix",
+                "pool_size",
+                "connect_timeout",
+                "command_timeout",
+            ],
         )?;
         let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
         match kind.as_str() {
             "embedded" => {
-                self.not_allowed(&f, &["url", "key_prefix"], "with kind: embedded");
+                self.not_allowed(
+                    &f,
+                    &[
+                        "url",
+                        "key_prefix",
+                        "pool_size",
+                        "connect_timeout",
+                        "command_timeout",
+                    ],
+                    "with kind: embedded",
+                );
                 let dir =
                     self.with_default(&f, "path", DEFAULT_STORE_PATH.to_string(), Self::string)?;
                 let max_ids = self.with_default(&f, "max_ids", 1_000_000, |l, n, p| {
@@ -460,10 +479,27 @@ impl Loader<'_> {
                         );
                     }
                 }
-                Some(StoreConfig::Redis {
+                let pool_size =
+                    self.with_default(&f, "pool_size", 4, |l, n, p| l.whole(n, p, 1..=64));
+                let connect_timeout = self.with_default(
+                    &f,
+                    "connect_timeout",
+                    Duration::from_secs(2),
+                    Self::positive_duration,
+                );
+                let command_timeout = self.with_default(
+                    &f,
+                    "command_timeout",
+                    Duration::from_secs(1),
+                    Self::positive_duration,
+                );
+                Some(StoreConfig::Redis(RedisConfig {
                     url: url?,
                     key_prefix: key_prefix?,
-                })
+                    pool_size: pool_size?,
+                    connect_timeout: connect_timeout?,
+                    command_timeout: command_timeout?,
+                }))
             }
             other => {
                 let at = f.get("kind").map_or(f.at, |n| n.at);
@@ -693,7 +729,15 @@ impl Loader<'_> {
         let f = self.fields(
             node,
             path,
-            &["name", "path", "max_body", "verify", "dedupe", "rate_limit"],
+            &[
+                "name",
+                "path",
+                "max_body",
+                "verify",
+                "dedupe",
+                "rate_limit",
+                "on_store_error",
+            ],
         )?;
         let name = self
             .required(&f, "name")
@@ -720,6 +764,16 @@ impl Loader<'_> {
             .and_then(|n| self.verify(n, &f.path("verify")));
         let dedupe = self.optional(&f, "dedupe", Self::dedupe);
         let rate_limit = self.optional(&f, "rate_limit", Self::rate_limit);
+        let on_store_error =
+            self.with_default(&f, "on_store_error", OnStoreError::FailClosed, |l, n, p| {
+                l.parsed(n, p, |s| match s {
+                    "fail_closed" => Ok(OnStoreError::FailClosed),
+                    "fail_open" => Ok(OnStoreError::FailOpen),
+                    other => Err(format!(
+                        "expected fail_closed or fail_open, found {other:?}"
+                    )),
+                })
+            });
         Some(RouteConfig {
             name: name?,
             path: route_path?,
@@ -727,6 +781,7 @@ impl Loader<'_> {
             verify: verify?,
             dedupe: dedupe?,
             rate_limit: rate_limit?,
+            on_store_error: on_store_error?,
         })
     }
 
@@ -1385,7 +1440,7 @@ inbound:
             errors(text),
             vec![
                 "test.yaml:4:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10 seconds\"",
-                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit)",
+                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error)",
                 "test.yaml:9:44: inbound.routes[0].verify.secrets[0]: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
             ]
         );

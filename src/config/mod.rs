@@ -51,10 +51,31 @@ pub enum StoreConfig {
         /// Most delivery ids held at once; claims beyond it are refused (503), never forgotten.
         max_ids: usize,
     },
-    Redis {
-        url: Secret,
-        key_prefix: String,
-    },
+    Redis(RedisConfig),
+}
+
+/// `store: { kind: redis, ... }`: dedupe, rate limits and the outbound queue shared by
+/// every replica that points at the same Redis and prefix.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/db` or `rediss://` (TLS).
+    pub url: Secret,
+    /// Every key starts with this, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Multiplexed connections used round-robin.
+    pub pool_size: u32,
+    pub connect_timeout: Duration,
+    /// A command that takes longer fails (and follows the route's `on_store_error`).
+    pub command_timeout: Duration,
+}
+
+/// What a route does when the shared store fails (Redis down or slow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// 503 + Retry-After: the provider retries later; nothing unverified-unique reaches the app.
+    FailClosed,
+    /// Skip dedupe and rate limiting for the request and forward it.
+    FailOpen,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +122,7 @@ pub struct RouteConfig {
     pub verify: Verify,
     pub dedupe: Option<DedupeConfig>,
     pub rate_limit: Option<RateLimitConfig>,
+    pub on_store_error: OnStoreError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,9 +19,11 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 
 use crate::config::InboundConfig;
+use crate::config::OnStoreError;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::schemes::unix_now;
+use crate::store::redis::RedisRateLimiter;
 use crate::store::{Claim, DedupeStore};
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
@@ -47,12 +49,17 @@ struct Outcome {
 }
 
 impl InboundApp {
-    pub fn new(config: InboundConfig, dedupe: Arc<dyn DedupeStore>) -> Result<Self, String> {
+    /// `shared_limits`: the Redis rate limiter when replicas share their limits.
+    pub fn new(
+        config: InboundConfig,
+        dedupe: Arc<dyn DedupeStore>,
+        shared_limits: Option<Arc<RedisRateLimiter>>,
+    ) -> Result<Self, String> {
         let mut server_options = HttpServerOptions::default();
         server_options.h2c = true;
         Ok(InboundApp {
             dedupe,
-            routes: RouteTable::new(&config.routes)?,
+            routes: RouteTable::new(&config.routes, shared_limits)?,
             upstream: UpstreamClient::new(&config)?,
             config,
             server_options,
@@ -126,22 +133,27 @@ impl InboundApp {
                         .with_header("Retry-After", dedupe::IN_FLIGHT_RETRY_AFTER);
                         return self.answer(session, name, answer, true).await;
                     }
+                    Err(e) if route.config.on_store_error == OnStoreError::FailOpen => {
+                        METRICS.dedupe_store_errors.inc();
+                        tracing::warn!(route = name, delivery_id = %id, error = %e, "forwarding without dedupe: the store failed and the route fails open");
+                        None
+                    }
                     Err(e) => {
                         METRICS.dedupe_store_errors.inc();
                         tracing::error!(route = name, error = %e, "dedupe store refused a claim");
                         let answer = ErrorResponse::new(503, "dedupe_unavailable", e.to_string())
-                            .with_header("Retry-After", "30");
+                            .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
                         return self.answer(session, name, answer, true).await;
                     }
                 }
             }
         };
 
-        let rate_headers = match route
-            .limiter
-            .as_ref()
-            .map(|l| l.check(name, session.req_header(), client_ip))
-        {
+        let limited = match &route.limiter {
+            None => None,
+            Some(limiter) => Some(limiter.check(name, session.req_header(), client_ip).await),
+        };
+        let rate_headers = match limited {
             None => Vec::new(),
             Some(Ok(headers)) => headers,
             Some(Err(answer)) => {

@@ -1,5 +1,6 @@
-//! Rate limiting stage: GCRA per key (governor), answered with 429 + Retry-After and
-//! IETF `RateLimit-*` headers.
+//! Rate limiting stage: GCRA per key, answered with 429 + Retry-After and IETF
+//! `RateLimit-*` headers. The state is in this process (governor) or, with
+//! `store.kind: redis`, shared by every replica (one limit for all of them).
 //!
 //! It runs after verification, on authentic requests only: a limit keyed by route or by
 //! the provider's header would otherwise let anyone spend the real sender's quota with
@@ -16,22 +17,32 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use pingora::http::RequestHeader;
 
-use crate::config::{KeySource, RateLimitConfig};
+use crate::config::{KeySource, OnStoreError, RateLimitConfig};
 use crate::error_response::ErrorResponse;
+use crate::store::redis::{Decision, RedisRateLimiter};
 
 type Limiter =
     RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Seconds a sender should wait when the shared store failed (fail closed).
+pub const STORE_RETRY_AFTER: &str = "5";
 
 /// How often idle keys are dropped so per-key state cannot grow without bound.
 const EVICT_EVERY: Duration = Duration::from_secs(30);
 
 pub struct RouteLimiter {
-    limiter: Arc<Limiter>,
+    backend: Backend,
     key: KeySource,
+    on_store_error: OnStoreError,
     /// Requests allowed at once (the burst).
     capacity: u32,
     /// Time to earn back one request.
     per_request: Duration,
+}
+
+enum Backend {
+    Local(Arc<Limiter>),
+    Shared(Arc<RedisRateLimiter>),
 }
 
 /// Response headers for a request that was let through.
@@ -42,18 +53,31 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 impl RouteLimiter {
-    pub fn new(config: &RateLimitConfig) -> Self {
+    /// A limiter in this process, or in Redis when `shared` is given.
+    pub fn new(
+        config: &RateLimitConfig,
+        shared: Option<Arc<RedisRateLimiter>>,
+        on_store_error: OnStoreError,
+    ) -> Self {
         let count = config.limit.count.max(1);
         let per_request = config.limit.per / count;
         let capacity = config.burst.unwrap_or(count);
-        let quota = Quota::with_period(per_request)
-            .expect("a rate's period is never zero")
-            .allow_burst(NonZeroU32::new(capacity).expect("burst is at least 1"));
-        let limiter =
-            Arc::new(RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>());
-        spawn_evictor(Arc::downgrade(&limiter));
+        let backend = match shared {
+            Some(shared) => Backend::Shared(shared),
+            None => {
+                let quota = Quota::with_period(per_request)
+                    .expect("a rate's period is never zero")
+                    .allow_burst(NonZeroU32::new(capacity).expect("burst is at least 1"));
+                let limiter = Arc::new(
+                    RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
+                );
+                spawn_evictor(Arc::downgrade(&limiter));
+                Backend::Local(limiter)
+            }
+        };
         RouteLimiter {
-            limiter,
+            backend,
+            on_store_error,
             key: config.key.clone(),
             capacity,
             per_request,
@@ -74,26 +98,57 @@ impl RouteLimiter {
         }
     }
 
-    /// Takes one request from the key's allowance, or answers 429.
-    pub fn check(
+    /// Takes one request from the key's allowance, or answers 429 (or 503 when the shared
+    /// store fails and the route fails closed).
+    pub async fn check(
         &self,
         route: &str,
         header: &RequestHeader,
         client_ip: Option<IpAddr>,
     ) -> Result<RateLimitHeaders, ErrorResponse> {
         let key = self.key(route, header, client_ip);
-        match self.limiter.check_key(&key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let reset = self.per_request * (self.capacity - remaining.min(self.capacity));
-                Ok(vec![
-                    ("RateLimit-Limit", self.capacity.to_string()),
-                    ("RateLimit-Remaining", remaining.to_string()),
-                    ("RateLimit-Reset", ceil_secs(reset).to_string()),
-                ])
+        let decision = match &self.backend {
+            Backend::Local(limiter) => match limiter.check_key(&key) {
+                Ok(snapshot) => {
+                    let remaining = snapshot.remaining_burst_capacity();
+                    Decision::Allowed {
+                        remaining,
+                        reset: self.per_request * (self.capacity - remaining.min(self.capacity)),
+                    }
+                }
+                Err(not_until) => {
+                    Decision::Wait(not_until.wait_time_from(DefaultClock::default().now()))
+                }
+            },
+            Backend::Shared(limiter) => {
+                let shared_key = format!("{route}:{key}");
+                match limiter
+                    .check(&shared_key, self.per_request, self.capacity)
+                    .await
+                {
+                    Ok(decision) => decision,
+                    Err(e) if self.on_store_error == OnStoreError::FailOpen => {
+                        tracing::warn!(route, error = %e, "rate limit skipped: the store failed and the route fails open");
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => {
+                        return Err(ErrorResponse::new(
+                            503,
+                            "rate_limit_unavailable",
+                            format!("the rate limit store failed: {e}"),
+                        )
+                        .with_header("Retry-After", STORE_RETRY_AFTER))
+                    }
+                }
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+        };
+        match decision {
+            Decision::Allowed { remaining, reset } => Ok(vec![
+                ("RateLimit-Limit", self.capacity.to_string()),
+                ("RateLimit-Remaining", remaining.to_string()),
+                ("RateLimit-Reset", ceil_secs(reset).to_string()),
+            ]),
+            Decision::Wait(wait) => {
                 let retry_after = ceil_secs(wait).max(1).to_string();
                 Err(ErrorResponse::new(
                     429,
@@ -135,25 +190,29 @@ mod tests {
     use crate::config::Rate;
 
     fn limiter(count: u32, per_secs: u64, burst: Option<u32>, key: KeySource) -> RouteLimiter {
-        RouteLimiter::new(&RateLimitConfig {
-            key,
-            limit: Rate {
-                count,
-                per: Duration::from_secs(per_secs),
+        RouteLimiter::new(
+            &RateLimitConfig {
+                key,
+                limit: Rate {
+                    count,
+                    per: Duration::from_secs(per_secs),
+                },
+                burst,
             },
-            burst,
-        })
+            None,
+            OnStoreError::FailClosed,
+        )
     }
 
-    #[test]
-    fn the_request_after_the_burst_gets_429_with_retry_after() {
+    #[tokio::test]
+    async fn the_request_after_the_burst_gets_429_with_retry_after() {
         let limiter = limiter(100, 60, None, KeySource::Route);
         let header = RequestHeader::build("POST", b"/", None).unwrap();
         for i in 0..100 {
-            let headers = limiter.check("r", &header, None).unwrap();
+            let headers = limiter.check("r", &header, None).await.unwrap();
             assert_eq!(headers[1], ("RateLimit-Remaining", (99 - i).to_string()));
         }
-        let refused = limiter.check("r", &header, None).unwrap_err();
+        let refused = limiter.check("r", &header, None).await.unwrap_err();
         assert_eq!(refused.status, 429);
         // One request is earned back every 600 ms: Retry-After rounds up to 1.
         assert!(
@@ -163,16 +222,16 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keys_are_limited_separately() {
+    #[tokio::test]
+    async fn keys_are_limited_separately() {
         let limiter = limiter(1, 60, None, KeySource::Header("authorization".into()));
         let mut a = RequestHeader::build("POST", b"/", None).unwrap();
         a.insert_header("Authorization", "a").unwrap();
         let mut b = RequestHeader::build("POST", b"/", None).unwrap();
         b.insert_header("Authorization", "b").unwrap();
-        assert!(limiter.check("r", &a, None).is_ok());
-        assert!(limiter.check("r", &b, None).is_ok());
-        let refused = limiter.check("r", &a, None).unwrap_err();
+        assert!(limiter.check("r", &a, None).await.is_ok());
+        assert!(limiter.check("r", &b, None).await.is_ok());
+        let refused = limiter.check("r", &a, None).await.unwrap_err();
         assert!(
             refused.headers.contains(&("Retry-After", "60".to_string())),
             "{:?}",

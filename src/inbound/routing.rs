@@ -1,8 +1,11 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
 use crate::config::{PathMatch, RouteConfig};
+use std::sync::Arc;
+
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
+use crate::store::redis::RedisRateLimiter;
 
 /// A configured route with what it needs at request time.
 pub struct Route {
@@ -18,7 +21,11 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(routes: &[RouteConfig]) -> Result<Self, String> {
+    /// `shared`: the Redis limiter, when rate limits are shared by replicas.
+    pub fn new(
+        routes: &[RouteConfig],
+        shared: Option<Arc<RedisRateLimiter>>,
+    ) -> Result<Self, String> {
         let mut routes = routes
             .iter()
             .map(|config| {
@@ -27,7 +34,9 @@ impl RouteTable {
                 Ok(Route {
                     config: config.clone(),
                     verifier,
-                    limiter: config.rate_limit.as_ref().map(RouteLimiter::new),
+                    limiter: config.rate_limit.as_ref().map(|limit| {
+                        RouteLimiter::new(limit, shared.clone(), config.on_store_error)
+                    }),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -56,16 +65,20 @@ mod tests {
             verify: Verify::None,
             dedupe: None,
             rate_limit: None,
+            on_store_error: crate::config::OnStoreError::FailClosed,
         }
     }
 
     #[test]
     fn most_specific_route_wins() {
-        let table = RouteTable::new(&[
-            route("all", PathMatch::Prefix("/hooks/".into())),
-            route("vendors", PathMatch::Prefix("/hooks/vendors/".into())),
-            route("github", PathMatch::Exact("/hooks/github".into())),
-        ])
+        let table = RouteTable::new(
+            &[
+                route("all", PathMatch::Prefix("/hooks/".into())),
+                route("vendors", PathMatch::Prefix("/hooks/vendors/".into())),
+                route("github", PathMatch::Exact("/hooks/github".into())),
+            ],
+            None,
+        )
         .unwrap();
         let name = |p: &str| table.find(p).map(|r| r.config.name.clone());
         assert_eq!(name("/hooks/github").as_deref(), Some("github"));

@@ -270,26 +270,20 @@ impl OutboundApp {
             ..
         } = message;
         let id = record.id.clone();
-        let queue = self.queue.clone();
         let window_end = record.created_ms + IDEMPOTENCY_WINDOW.as_millis() as u64;
-        // Durable before the 202: the commit fsyncs.
-        let enqueued = tokio::task::spawn_blocking(move || {
-            queue.enqueue(
-                record,
-                &body,
-                idempotency_key.as_deref().map(|k| (k, window_end)),
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|e| {
-            ErrorResponse::new(
-                503,
-                "queue_unavailable",
-                format!("the message was not stored: {e}"),
-            )
-        })?;
+        // Durable before the 202: the embedded commit fsyncs.
+        let enqueued = self
+            .queue
+            .enqueue(record, body, idempotency_key.map(|k| (k, window_end)))
+            .await
+            .map_err(|e| {
+                ErrorResponse::new(
+                    503,
+                    "queue_unavailable",
+                    format!("the message was not stored: {e}"),
+                )
+                .with_header("Retry-After", "5")
+            })?;
         Ok(match enqueued {
             Enqueued::New => (id, false),
             Enqueued::Duplicate(earlier) => (earlier, true),

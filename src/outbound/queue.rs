@@ -8,7 +8,10 @@
 //! Due times are an index `(due_ms, id)`, so finding due work never scans the store.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -111,47 +114,178 @@ impl<E: Into<redb::Error>> From<E> for QueueError {
     }
 }
 
-/// The queue operations the outbound side needs; Redis is a later backend of this trait.
+/// The queue operations the outbound side needs, over the embedded store (one process)
+/// or Redis (shared by replicas).
+#[async_trait]
 pub trait Queue: Send + Sync {
     /// Stores a new message durably, unless `idempotency` (key, expiry in unix ms) names
     /// one accepted within its window.
-    fn enqueue(
+    async fn enqueue(
         &self,
         record: Record,
-        body: &[u8],
-        idempotency: Option<(&str, u64)>,
+        body: Bytes,
+        idempotency: Option<(String, u64)>,
     ) -> Result<Enqueued, QueueError>;
     /// Takes up to `limit` due messages and pushes each one's due time `lease_ms` ahead,
-    /// so a crashed worker's messages come back on their own.
-    fn claim_due(
+    /// so a crashed worker's messages come back on their own. The claimed record's
+    /// `due_ms` is the lease's end: it identifies this claim.
+    async fn claim_due(
         &self,
         now_ms: u64,
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Vec<u8>)>, QueueError>;
-    /// Records an attempt and what follows it.
-    fn finish_attempt(&self, id: &str, attempt: Attempt, next: Next) -> Result<(), QueueError>;
-    fn get(&self, id: &str) -> Result<Option<Record>, QueueError>;
-    fn list(&self, endpoint: Option<&str>, state: Option<State>)
-        -> Result<Vec<Record>, QueueError>;
+    /// Records an attempt on a claimed message and what follows it. Ignored (false) when
+    /// the claim is no longer current: its lease lapsed and another worker took it over,
+    /// or an operator retried the message meanwhile.
+    async fn finish_attempt(
+        &self,
+        claimed: &Record,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, QueueError>;
+    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError>;
+    async fn list(
+        &self,
+        endpoint: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Record>, QueueError>;
     /// Makes a dead (or pending) message due now with a fresh round of attempts.
-    fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError>;
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError>;
     /// Makes every dead message of `endpoint` (accepted since `since_ms`) due now.
-    fn replay_dead(&self, endpoint: &str, since_ms: u64, now_ms: u64) -> Result<usize, QueueError>;
+    async fn replay_dead(
+        &self,
+        endpoint: &str,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<usize, QueueError> {
+        let dead = self.list(Some(endpoint), Some(State::Dead)).await?;
+        let mut replayed = 0;
+        for record in dead.iter().filter(|r| r.created_ms >= since_ms) {
+            replayed += usize::from(self.retry_now(&record.id, now_ms).await?);
+        }
+        Ok(replayed)
+    }
     /// Deletes the messages in `state` (of one endpoint, or all).
-    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError>;
-    /// Moves a pending message's due time without counting an attempt (disabled endpoints).
-    fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError>;
-    fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError>;
-    fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), QueueError>;
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError>;
+    /// Moves a claimed message's due time without counting an attempt (held back).
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError>;
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError>;
+    async fn set_endpoint_state(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), QueueError>;
+    /// Whether the store answers (for /readyz).
+    async fn ping(&self) -> Result<(), QueueError>;
 }
 
-pub struct EmbeddedQueue {
-    db: Database,
-}
+/// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
+/// the blocking pool (every write is an fsync'd commit).
+#[derive(Clone)]
+pub struct EmbeddedQueue(Arc<Redb>);
 
 impl EmbeddedQueue {
     pub fn open(dir: &Path) -> Result<Self, String> {
+        Redb::open(dir).map(|redb| EmbeddedQueue(Arc::new(redb)))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Redb) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let redb = self.0.clone();
+        tokio::task::spawn_blocking(move || op(&redb))
+            .await
+            .map_err(|e| QueueError(format!("queue task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn enqueue(
+        &self,
+        record: Record,
+        body: Bytes,
+        idempotency: Option<(String, u64)>,
+    ) -> Result<Enqueued, QueueError> {
+        self.blocking(move |q| {
+            q.enqueue(
+                record,
+                &body,
+                idempotency.as_ref().map(|(k, e)| (k.as_str(), *e)),
+            )
+        })
+        .await
+    }
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
+        self.blocking(move |q| q.claim_due(now_ms, lease_ms, limit))
+            .await
+    }
+    async fn finish_attempt(
+        &self,
+        claimed: &Record,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, QueueError> {
+        let (id, lease_end) = (claimed.id.clone(), claimed.due_ms);
+        self.blocking(move |q| q.finish_attempt(&id, lease_end, attempt, next))
+            .await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
+        let id = id.to_string();
+        self.blocking(move |q| q.get(&id)).await
+    }
+    async fn list(
+        &self,
+        endpoint: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Record>, QueueError> {
+        let endpoint = endpoint.map(str::to_string);
+        self.blocking(move |q| q.list(endpoint.as_deref(), state))
+            .await
+    }
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
+        let id = id.to_string();
+        self.blocking(move |q| q.retry_now(&id, now_ms)).await
+    }
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+        let endpoint = endpoint.map(str::to_string);
+        self.blocking(move |q| q.purge(endpoint.as_deref(), state))
+            .await
+    }
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+        let id = id.to_string();
+        self.blocking(move |q| q.postpone(&id, due_ms)).await
+    }
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+        self.blocking(|q| q.endpoint_states()).await
+    }
+    async fn set_endpoint_state(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), QueueError> {
+        let (endpoint, state) = (endpoint.to_string(), state.clone());
+        self.blocking(move |q| q.set_endpoint_state(&endpoint, &state))
+            .await
+    }
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.blocking(|q| q.get("").map(|_| ())).await
+    }
+}
+
+struct Redb {
+    db: Database,
+}
+
+impl Redb {
+    fn open(dir: &Path) -> Result<Self, String> {
         let path = dir.join("outbound.redb");
         let db =
             Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -165,7 +299,7 @@ impl EmbeddedQueue {
             txn.open_table(ENDPOINTS).map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
-        Ok(EmbeddedQueue { db })
+        Ok(Redb { db })
     }
 }
 
@@ -177,7 +311,8 @@ fn decode(bytes: &[u8]) -> Result<Record, QueueError> {
     serde_json::from_slice(bytes).map_err(|e| QueueError(format!("corrupt record: {e}")))
 }
 
-impl Queue for EmbeddedQueue {
+/// The synchronous redb operations behind [`EmbeddedQueue`].
+impl Redb {
     fn enqueue(
         &self,
         record: Record,
@@ -244,15 +379,24 @@ impl Queue for EmbeddedQueue {
         Ok(claimed)
     }
 
-    fn finish_attempt(&self, id: &str, attempt: Attempt, next: Next) -> Result<(), QueueError> {
+    fn finish_attempt(
+        &self,
+        id: &str,
+        lease_end: u64,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, QueueError> {
         let txn = self.db.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut due = txn.open_table(DUE)?;
             let Some(bytes) = messages.get(id)?.map(|v| v.value().to_vec()) else {
-                return Ok(());
+                return Ok(false);
             };
             let mut record = decode(&bytes)?;
+            if record.state != State::Pending || record.due_ms != lease_end {
+                return Ok(false); // not this claim's any more
+            }
             due.remove((record.due_ms, id))?;
             match next {
                 Next::Delivered => {
@@ -275,7 +419,7 @@ impl Queue for EmbeddedQueue {
             }
         }
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
@@ -329,19 +473,6 @@ impl Queue for EmbeddedQueue {
         };
         txn.commit()?;
         Ok(found)
-    }
-
-    fn replay_dead(&self, endpoint: &str, since_ms: u64, now_ms: u64) -> Result<usize, QueueError> {
-        let dead: Vec<String> = self
-            .list(Some(endpoint), Some(State::Dead))?
-            .into_iter()
-            .filter(|r| r.created_ms >= since_ms)
-            .map(|r| r.id)
-            .collect();
-        for id in &dead {
-            self.retry_now(id, now_ms)?;
-        }
-        Ok(dead.len())
     }
 
     fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
@@ -438,7 +569,7 @@ mod tests {
     #[test]
     fn due_messages_are_claimed_with_a_lease_and_finished() {
         let dir = tempfile::tempdir().unwrap();
-        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        let queue = Redb::open(dir.path()).unwrap();
         queue.enqueue(record("a", 100), b"body-a", None).unwrap();
         queue.enqueue(record("b", 500), b"body-b", None).unwrap();
         let claimed = queue.claim_due(200, 1000, 10).unwrap();
@@ -453,16 +584,25 @@ mod tests {
             2,
             "the lease lapsed: a is due again, and so is b"
         );
+        assert!(
+            !queue
+                .finish_attempt("a", 1200, attempt(500), Next::RetryAt(5000))
+                .unwrap(),
+            "the first claim lapsed: its result is not recorded"
+        );
         queue
-            .finish_attempt("a", attempt(500), Next::RetryAt(5000))
+            .finish_attempt("a", 2200, attempt(500), Next::RetryAt(5000))
             .unwrap();
         queue
-            .finish_attempt("b", attempt(200), Next::Delivered)
+            .finish_attempt("b", 2200, attempt(200), Next::Delivered)
             .unwrap();
         assert!(queue.get("b").unwrap().is_none());
         let a = queue.get("a").unwrap().unwrap();
         assert_eq!((a.round_attempts, a.due_ms), (1, 5000));
-        queue.finish_attempt("a", attempt(500), Next::Dead).unwrap();
+        queue.claim_due(5000, 1000, 10).unwrap();
+        queue
+            .finish_attempt("a", 6000, attempt(500), Next::Dead)
+            .unwrap();
         assert_eq!(queue.list(None, Some(State::Dead)).unwrap().len(), 1);
         assert!(
             queue.claim_due(10_000, 1000, 10).unwrap().is_empty(),
@@ -479,7 +619,7 @@ mod tests {
     #[test]
     fn idempotency_keys_dedupe_enqueues_within_their_window() {
         let dir = tempfile::tempdir().unwrap();
-        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        let queue = Redb::open(dir.path()).unwrap();
         assert_eq!(
             queue
                 .enqueue(record("first", 100), b"x", Some(("acme:k1", 1000)))
@@ -506,10 +646,10 @@ mod tests {
     fn messages_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let queue = EmbeddedQueue::open(dir.path()).unwrap();
+            let queue = Redb::open(dir.path()).unwrap();
             queue.enqueue(record("kept", 1), b"x", None).unwrap();
         }
-        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        let queue = Redb::open(dir.path()).unwrap();
         assert_eq!(queue.claim_due(10, 1000, 10).unwrap()[0].0.id, "kept");
     }
 }

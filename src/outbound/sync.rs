@@ -148,12 +148,11 @@ impl OutboundApp {
     }
 
     async fn is_disabled(&self, endpoint: &str) -> bool {
-        let queue = self.queue.clone();
-        match tokio::task::spawn_blocking(move || queue.endpoint_states()).await {
-            Ok(Ok(states)) => states
+        match self.queue.endpoint_states().await {
+            Ok(states) => states
                 .iter()
                 .any(|(name, state)| name == endpoint && !state.enabled),
-            _ => false,
+            Err(_) => false,
         }
     }
 

@@ -118,9 +118,8 @@ impl DeliveryWorker {
 
     /// Names of endpoints an operator (or a 410) disabled.
     async fn disabled_endpoints(&self) -> std::collections::HashSet<String> {
-        let queue = self.queue.clone();
-        match tokio::task::spawn_blocking(move || queue.endpoint_states()).await {
-            Ok(Ok(states)) => states
+        match self.queue.endpoint_states().await {
+            Ok(states) => states
                 .into_iter()
                 .filter(|(_, s)| !s.enabled)
                 .map(|(name, _)| name)
@@ -131,12 +130,10 @@ impl DeliveryWorker {
 
     /// Sets the queue-depth and endpoint-state gauges from the queue.
     async fn refresh_gauges(&self) {
-        let queue = self.queue.clone();
-        let Ok(Ok((records, states))) = tokio::task::spawn_blocking(move || {
-            Ok::<_, super::queue::QueueError>((queue.list(None, None)?, queue.endpoint_states()?))
-        })
-        .await
-        else {
+        let (Ok(records), Ok(states)) = (
+            self.queue.list(None, None).await,
+            self.queue.endpoint_states().await,
+        ) else {
             return;
         };
         let now = now_ms();
@@ -216,13 +213,15 @@ impl DeliveryWorker {
         };
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, "delivery attempt");
-        let queue = self.queue.clone();
-        let id = record.id.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || queue.finish_attempt(&id, attempt, next)).await;
-        if let Ok(Err(e)) | Err(e) = saved.map_err(|e| super::queue::QueueError(e.to_string())) {
+        match self.queue.finish_attempt(&record, attempt, next).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(delivery_id = %record.id, "the attempt outlived its claim; the message's current claim decides what follows")
+            }
             // The lease lapses and the message is attempted again: nothing is lost.
-            tracing::error!(delivery_id = %record.id, error = %e, "could not record a delivery attempt");
+            Err(e) => {
+                tracing::error!(delivery_id = %record.id, error = %e, "could not record a delivery attempt")
+            }
         }
     }
 }
@@ -274,10 +273,7 @@ pub async fn disable_endpoint(queue: &Arc<dyn Queue>, endpoint: &str, reason: &s
         reason: reason.to_string(),
         since_ms: now_ms(),
     };
-    let (queue, name) = (queue.clone(), endpoint.to_string());
-    if let Ok(Err(e)) =
-        tokio::task::spawn_blocking(move || queue.set_endpoint_state(&name, &state)).await
-    {
+    if let Err(e) = queue.set_endpoint_state(endpoint, &state).await {
         tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
     }
 }
@@ -296,6 +292,7 @@ impl BackgroundService for WorkerService {
             .clamp(Duration::from_millis(1), TICK);
         let mut tick = tokio::time::interval(tick_every);
         let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
+        let mut queue_down = false;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -309,19 +306,19 @@ impl BackgroundService for WorkerService {
             if free == 0 {
                 continue;
             }
-            let queue = worker.queue.clone();
             let lease_ms = worker.lease.as_millis() as u64;
-            let claimed =
-                tokio::task::spawn_blocking(move || queue.claim_due(now_ms(), lease_ms, free))
-                    .await;
-            let claimed = match claimed {
-                Ok(Ok(claimed)) => claimed,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot read the outbound queue");
-                    continue;
+            let claimed = match worker.queue.claim_due(now_ms(), lease_ms, free).await {
+                Ok(claimed) => {
+                    if std::mem::take(&mut queue_down) {
+                        tracing::info!("the outbound queue is readable again");
+                    }
+                    claimed
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "queue task failed");
+                    // Once per outage, not on every tick.
+                    if !std::mem::replace(&mut queue_down, true) {
+                        tracing::error!(error = %e, "cannot read the outbound queue; retrying every tick");
+                    }
                     continue;
                 }
             };
@@ -351,11 +348,8 @@ impl BackgroundService for WorkerService {
                 let slot = match wait {
                     Ok(slot) => slot,
                     Err(wait) => {
-                        let queue = worker.queue.clone();
                         let later = now_ms() + wait.as_millis() as u64;
-                        let _ =
-                            tokio::task::spawn_blocking(move || queue.postpone(&record.id, later))
-                                .await;
+                        let _ = worker.queue.postpone(&record.id, later).await;
                         continue;
                     }
                 };

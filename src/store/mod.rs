@@ -1,7 +1,8 @@
-//! Shared state behind small traits: the embedded implementation lives here, Redis
-//! (several replicas sharing one window) is a later backend of the same traits.
+//! Shared state behind small traits: embedded (one process: memory plus redb files) or
+//! Redis (several replicas sharing one dedupe window, one rate limit and one queue).
 
 mod embedded;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum Claim {
 pub enum StoreError {
     /// The store holds as many ids as it may; refusing is safer than forgetting.
     Full { capacity: usize },
+    /// The shared store did not answer, or answered with an error.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -32,6 +35,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Full { capacity } => {
                 write!(f, "the dedupe store holds its maximum of {capacity} ids")
             }
+            StoreError::Unavailable(e) => write!(f, "the dedupe store is unavailable: {e}"),
         }
     }
 }

@@ -203,6 +203,8 @@ pub struct GatewayBuilder {
     server: String,
     env: Vec<(String, String)>,
     store: Option<PathBuf>,
+    /// `store: { kind: redis, ... }` instead of the embedded store.
+    redis: Option<String>,
     endpoints: Option<String>,
     outbound_extra: String,
 }
@@ -220,6 +222,7 @@ impl Gateway {
             server: "server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }\n".to_string(),
             env: Vec::new(),
             store: None,
+            redis: None,
             endpoints: None,
             outbound_extra: String::new(),
         }
@@ -339,6 +342,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Uses Redis at `url` under `key_prefix` as the store (replicas share the prefix).
+    pub fn redis(mut self, url: &str, key_prefix: &str) -> Self {
+        self.redis = Some(format!(
+            "store: {{ kind: redis, url: \"{url}\", key_prefix: \"{key_prefix}\", command_timeout: 500ms }}\n"
+        ));
+        self
+    }
+
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
         self
@@ -358,10 +369,16 @@ impl GatewayBuilder {
             ),
             None => String::new(),
         };
+        let store = match &self.redis {
+            Some(redis) => redis.clone(),
+            None => format!(
+                "store: {{ kind: embedded, path: \"{}\" }}\n",
+                store.display()
+            ),
+        };
         format!(
-            "{server}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\nstore: {{ kind: embedded, path: \"{store}\" }}\n{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
+            "{server}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
             server = self.server,
-            store = store.display(),
             upstream = self.upstream,
             extra = self.inbound_extra,
             routes = self.routes,

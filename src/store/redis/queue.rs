@@ -1,0 +1,506 @@
+//! The outbound queue in Redis, shared by replicas. Per message a hash (`m:<id>`: the
+//! record's fixed part, state, due time, attempts this round, body) and a list of its
+//! attempts (`a:<id>`); a sorted set `due` of pending ids by due time, and `all` of every
+//! id by accept time. All keys carry the hash tag `{outbound}`, so on Redis Cluster they
+//! live in one slot and every script stays atomic.
+//!
+//! A claim moves a message's due time to the end of its lease; only the worker whose
+//! claim is still current (the stored due time equals its lease end) may record the
+//! attempt. Another instance picks the message up once a lease lapses (a crashed worker).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::Script;
+
+use super::RedisStore;
+use crate::outbound::queue::{
+    Attempt, EndpointState, Enqueued, Next, Queue, QueueError, Record, State,
+};
+
+const ENQUEUE: &str = r"
+if ARGV[8] ~= '0' then
+  local earlier = redis.call('GET', KEYS[5])
+  if earlier then return earlier end
+  redis.call('SET', KEYS[5], ARGV[1], 'PXAT', ARGV[8])
+end
+redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'state', ARGV[3], 'due', ARGV[4], 'round', ARGV[5], 'body', ARGV[6])
+for i = 9, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+if ARGV[3] == 'pending' then redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) end
+redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
+return ''
+";
+
+/// ARGV: now, lease end, limit, message key prefix.
+const CLAIM: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local out = {}
+for _, id in ipairs(ids) do
+  local m = ARGV[4] .. 'm:' .. id
+  if redis.call('EXISTS', m) == 1 then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', m, 'due', ARGV[2])
+    local f = redis.call('HMGET', m, 'meta', 'state', 'round', 'body')
+    table.insert(out, {f[1], f[2], f[3], f[4], redis.call('LRANGE', ARGV[4] .. 'a:' .. id, 0, -1)})
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+";
+
+/// ARGV: lease end, attempt, next (delivered | retry | dead), next due, id.
+const FINISH: &str = r"
+local f = redis.call('HMGET', KEYS[3], 'state', 'due')
+if f[1] ~= 'pending' or f[2] ~= ARGV[1] then return 0 end
+if ARGV[3] == 'delivered' then
+  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('ZREM', KEYS[1], ARGV[5])
+  redis.call('ZREM', KEYS[2], ARGV[5])
+  return 1
+end
+redis.call('RPUSH', KEYS[4], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'round', 1)
+if ARGV[3] == 'retry' then
+  redis.call('HSET', KEYS[3], 'due', ARGV[4])
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
+else
+  redis.call('HSET', KEYS[3], 'state', 'dead')
+  redis.call('ZREM', KEYS[1], ARGV[5])
+end
+return 1
+";
+
+/// ARGV: message key prefix, then ids; the records without bodies.
+const READ: &str = r"
+local out = {}
+for i = 2, #ARGV do
+  local m = ARGV[1] .. 'm:' .. ARGV[i]
+  local f = redis.call('HMGET', m, 'meta', 'state', 'due', 'round')
+  if f[1] then
+    table.insert(out, {f[1], f[2], f[3], f[4], redis.call('LRANGE', ARGV[1] .. 'a:' .. ARGV[i], 0, -1)})
+  end
+end
+return out
+";
+
+/// ARGV: now, id.
+const RETRY_NOW: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'state', 'pending', 'round', 0, 'due', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// ARGV: state, id.
+const PURGE: &str = r"
+if redis.call('HGET', KEYS[3], 'state') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+";
+
+/// ARGV: due, id.
+const POSTPONE: &str = r"
+if redis.call('HGET', KEYS[2], 'state') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[2], 'due', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+pub struct RedisQueue {
+    store: Arc<RedisStore>,
+    /// `<key_prefix>{outbound}:`
+    base: String,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    finish: Script,
+    read: Script,
+    retry_now: Script,
+    purge: Script,
+    postpone: Script,
+}
+
+/// A message as the scripts return it: fixed part, state, due, round, attempts (and the
+/// body, from claims).
+type Row = (String, String, String, String, Vec<String>);
+
+fn error(e: impl std::fmt::Display) -> QueueError {
+    QueueError(e.to_string())
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Pending => "pending",
+        State::Dead => "dead",
+    }
+}
+
+impl RedisQueue {
+    pub fn new(store: Arc<RedisStore>) -> Self {
+        RedisQueue {
+            base: store.key("{outbound}:"),
+            store,
+            scripts: Scripts {
+                enqueue: Script::new(ENQUEUE),
+                claim: Script::new(CLAIM),
+                finish: Script::new(FINISH),
+                read: Script::new(READ),
+                retry_now: Script::new(RETRY_NOW),
+                purge: Script::new(PURGE),
+                postpone: Script::new(POSTPONE),
+            },
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
+    }
+
+    fn message(&self, id: &str) -> String {
+        self.key(&format!("m:{id}"))
+    }
+
+    fn attempts(&self, id: &str) -> String {
+        self.key(&format!("a:{id}"))
+    }
+
+    /// Rebuilds a record from its stored parts.
+    fn record(
+        meta: &str,
+        state: &str,
+        due: u64,
+        round: &str,
+        attempts: &[String],
+    ) -> Result<Record, QueueError> {
+        let mut record: Record =
+            serde_json::from_str(meta).map_err(|e| QueueError(format!("corrupt record: {e}")))?;
+        record.state = if state == "dead" {
+            State::Dead
+        } else {
+            State::Pending
+        };
+        record.due_ms = due;
+        record.round_attempts = round.parse().unwrap_or(0);
+        record.attempts = attempts
+            .iter()
+            .map(|a| serde_json::from_str(a))
+            .collect::<Result<_, _>>()
+            .map_err(|e| QueueError(format!("corrupt attempt: {e}")))?;
+        Ok(record)
+    }
+
+    fn rows(rows: Vec<Row>) -> Result<Vec<Record>, QueueError> {
+        rows.iter()
+            .map(|(meta, state, due, round, attempts)| {
+                Self::record(meta, state, due.parse().unwrap_or(0), round, attempts)
+            })
+            .collect()
+    }
+
+    /// Every message, in accept order (without bodies).
+    async fn all(&self) -> Result<Vec<Record>, QueueError> {
+        let all = self.key("all");
+        let ids: Vec<String> = self
+            .store
+            .run("queue_list", |mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(all)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)?;
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let rows: Vec<Row> = self
+                .store
+                .run("queue_list", |mut c| async move {
+                    let mut call = self.scripts.read.prepare_invoke();
+                    call.arg(&self.base);
+                    for id in chunk {
+                        call.arg(id);
+                    }
+                    call.invoke_async(&mut c).await
+                })
+                .await
+                .map_err(error)?;
+            records.extend(Self::rows(rows)?);
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn enqueue(
+        &self,
+        record: Record,
+        body: Bytes,
+        idempotency: Option<(String, u64)>,
+    ) -> Result<Enqueued, QueueError> {
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .map(|a| serde_json::to_string(a).expect("an attempt always serializes"))
+            .collect();
+        let meta = serde_json::to_string(&Record {
+            attempts: Vec::new(),
+            ..record.clone()
+        })
+        .expect("a record always serializes");
+        let (idempotency_key, expires) = match &idempotency {
+            Some((key, expires)) => (self.key(&format!("idem:{key}")), *expires),
+            None => (self.key("idem:"), 0),
+        };
+        let keys = [
+            self.key("due"),
+            self.key("all"),
+            self.message(&record.id),
+            self.attempts(&record.id),
+            idempotency_key,
+        ];
+        let earlier: String = self
+            .store
+            .run("queue_enqueue", |mut c| async move {
+                let mut call = self.scripts.enqueue.prepare_invoke();
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(&record.id)
+                    .arg(meta)
+                    .arg(state_name(record.state))
+                    .arg(record.due_ms)
+                    .arg(record.round_attempts)
+                    .arg(body.as_ref())
+                    .arg(record.created_ms)
+                    .arg(expires);
+                for attempt in &attempts {
+                    call.arg(attempt);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await
+            .map_err(error)?;
+        Ok(if earlier.is_empty() {
+            Enqueued::New
+        } else {
+            Enqueued::Duplicate(earlier)
+        })
+    }
+
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
+        let lease_end = now_ms + lease_ms;
+        let due = self.key("due");
+        let rows: Vec<(String, String, String, Vec<u8>, Vec<String>)> = self
+            .store
+            .run("queue_claim", |mut c| async move {
+                self.scripts
+                    .claim
+                    .key(due)
+                    .arg(now_ms)
+                    .arg(lease_end)
+                    .arg(limit)
+                    .arg(&self.base)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)?;
+        rows.into_iter()
+            .map(|(meta, state, round, body, attempts)| {
+                Ok((
+                    Self::record(&meta, &state, lease_end, &round, &attempts)?,
+                    body,
+                ))
+            })
+            .collect()
+    }
+
+    async fn finish_attempt(
+        &self,
+        claimed: &Record,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, QueueError> {
+        let (next, next_due) = match next {
+            Next::Delivered => ("delivered", 0),
+            Next::RetryAt(due) => ("retry", due),
+            Next::Dead => ("dead", 0),
+        };
+        let attempt = serde_json::to_string(&attempt).expect("an attempt always serializes");
+        let keys = [
+            self.key("due"),
+            self.key("all"),
+            self.message(&claimed.id),
+            self.attempts(&claimed.id),
+        ];
+        let done: u8 = self
+            .store
+            .run("queue_finish", |mut c| async move {
+                let mut call = self.scripts.finish.prepare_invoke();
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(claimed.due_ms)
+                    .arg(attempt)
+                    .arg(next)
+                    .arg(next_due)
+                    .arg(&claimed.id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)?;
+        Ok(done == 1)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
+        let rows: Vec<Row> = self
+            .store
+            .run("queue_get", |mut c| async move {
+                self.scripts
+                    .read
+                    .arg(&self.base)
+                    .arg(id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)?;
+        Ok(Self::rows(rows)?.pop())
+    }
+
+    async fn list(
+        &self,
+        endpoint: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Record>, QueueError> {
+        let mut records = self.all().await?;
+        records.retain(|r| {
+            endpoint.is_none_or(|e| e == r.endpoint) && state.is_none_or(|s| s == r.state)
+        });
+        Ok(records)
+    }
+
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
+        let (due, message) = (self.key("due"), self.message(id));
+        let found: u8 = self
+            .store
+            .run("queue_retry", |mut c| async move {
+                self.scripts
+                    .retry_now
+                    .key(due)
+                    .key(message)
+                    .arg(now_ms)
+                    .arg(id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)?;
+        Ok(found == 1)
+    }
+
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+        let mut purged = 0;
+        for record in self.list(endpoint, Some(state)).await? {
+            let keys = [
+                self.key("due"),
+                self.key("all"),
+                self.message(&record.id),
+                self.attempts(&record.id),
+            ];
+            let done: u8 = self
+                .store
+                .run("queue_purge", |mut c| async move {
+                    let mut call = self.scripts.purge.prepare_invoke();
+                    for key in &keys {
+                        call.key(key);
+                    }
+                    call.arg(state_name(state))
+                        .arg(&record.id)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await
+                .map_err(error)?;
+            purged += usize::from(done);
+        }
+        Ok(purged)
+    }
+
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+        let (due, message) = (self.key("due"), self.message(id));
+        self.store
+            .run("queue_postpone", |mut c| async move {
+                self.scripts
+                    .postpone
+                    .key(due)
+                    .key(message)
+                    .arg(due_ms)
+                    .arg(id)
+                    .invoke_async::<u8>(&mut c)
+                    .await
+            })
+            .await
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+        let key = self.key("endpoints");
+        let states: Vec<(String, String)> = self
+            .store
+            .run("queue_endpoints", |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await
+            .map_err(error)?;
+        states
+            .into_iter()
+            .map(|(name, json)| {
+                serde_json::from_str(&json)
+                    .map(|state| (name, state))
+                    .map_err(|e| QueueError(format!("corrupt endpoint state: {e}")))
+            })
+            .collect()
+    }
+
+    async fn set_endpoint_state(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), QueueError> {
+        let key = self.key("endpoints");
+        let json = serde_json::to_string(state).expect("a state always serializes");
+        self.store
+            .run("queue_endpoints", |mut c| async move {
+                redis::cmd("HSET")
+                    .arg(key)
+                    .arg(endpoint)
+                    .arg(json)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+            .map_err(error)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.store.ping().await.map_err(error)
+    }
+}

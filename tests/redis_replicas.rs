@@ -1,0 +1,408 @@
+//! Several hookgate replicas on one Redis act as one: a delivery id reaches the app once
+//! whichever replica gets it, a limit holds for their sum, and the outbound queue is
+//! delivered exactly once, survives a replica's kill -9 and a Redis restart.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hookgate::outbound::new_delivery_id;
+use support::{free_port, Gateway, TestApp};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+fn prefix() -> String {
+    format!("hookgate-test:{}:", new_delivery_id())
+}
+
+/// Two replicas of the same config on one Redis prefix.
+async fn replicas(
+    app: &TestApp,
+    prefix: &str,
+    routes: &str,
+    endpoints: Option<&str>,
+) -> [Gateway; 2] {
+    let start = || {
+        let mut builder = Gateway::builder(app.url())
+            .redis(REDIS, prefix)
+            .routes(routes);
+        if let Some(endpoints) = endpoints {
+            builder = builder.endpoints(endpoints);
+        }
+        builder.start()
+    };
+    [start().await, start().await]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_copies_over_two_replicas_reach_the_app_once() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_millis(300));
+    let routes = "    - { name: hooks, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery-Id\", ttl: 1h } }\n";
+    let gateways = replicas(&app, &prefix(), routes, None).await;
+    let client = reqwest::Client::new();
+    let sends = (0..500).map(|i| {
+        let (client, url) = (client.clone(), gateways[i % 2].url("/hooks/test"));
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("X-Delivery-Id", "evt_1")
+                .body("{}")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(app.received().len(), 1, "exactly one copy reached the app");
+    let mut counts: HashMap<u16, usize> = HashMap::new();
+    for status in statuses {
+        *counts.entry(status).or_default() += 1;
+    }
+    assert!(
+        counts.keys().all(|s| [200, 409].contains(s)),
+        "forwarded, duplicate (200) or in flight (409): {counts:?}"
+    );
+    // After the first delivery, a copy at either replica is a duplicate.
+    for gateway in &gateways {
+        let response = client
+            .post(gateway.url("/hooks/test"))
+            .header("X-Delivery-Id", "evt_1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["hookgate-duplicate"], "true");
+    }
+    assert_eq!(app.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_limit_holds_for_the_sum_of_replicas() {
+    let app = TestApp::start().await;
+    let routes = "    - { name: limited, path: /hooks/test, verify: none, rate_limit: { key: route, limit: 100/min } }\n";
+    let gateways = replicas(&app, &prefix(), routes, None).await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for round in 0..15 {
+        let sends = (0..20).map(|i| {
+            let (client, url) = (client.clone(), gateways[(round + i) % 2].url("/hooks/test"));
+            tokio::spawn(async move { client.post(url).body("{}").send().await.unwrap() })
+        });
+        for response in futures_util::future::join_all(sends).await {
+            let response = response.unwrap();
+            match response.status().as_u16() {
+                200 => admitted += 1,
+                429 => {
+                    assert!(response.headers().contains_key("retry-after"));
+                    refused += 1;
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    // One more is earned back every 600 ms.
+    let earned = (started.elapsed().as_millis() / 600) as usize;
+    assert!(
+        (100..=100 + earned).contains(&admitted),
+        "{admitted} admitted in {:?} over both replicas",
+        started.elapsed()
+    );
+    assert_eq!(admitted + refused, 300);
+}
+
+fn endpoint(app: &TestApp, retry: &str) -> String {
+    format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: acme-secret }}, retry: {retry} }}\n",
+        app.url()
+    )
+}
+
+/// Posts `count` messages spread over `gateways`, 32 at a time; their delivery ids.
+async fn send_messages(gateways: &[&Gateway], count: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(32) {
+        let sends = chunk.iter().map(|i| {
+            let client = client.clone();
+            let url = format!("http://{}/acme", gateways[i % gateways.len()].outbound);
+            let body = format!("{{\"n\":{i}}}");
+            tokio::spawn(async move {
+                let response = client.post(url).body(body).send().await.unwrap();
+                assert_eq!(response.status(), 202);
+                let json: serde_json::Value = response.json().await.unwrap();
+                json["delivery_id"].as_str().unwrap().to_string()
+            })
+        });
+        for id in futures_util::future::join_all(sends).await {
+            ids.push(id.unwrap());
+        }
+    }
+    ids
+}
+
+/// How many times the receiver got each delivery id.
+fn deliveries(app: &TestApp) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for request in app.received() {
+        if let Some(id) = request.header("x-rejento-delivery-id") {
+            *seen.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+async fn wait_for_all(app: &TestApp, ids: &[String], within: Duration) -> HashMap<String, usize> {
+    let started = Instant::now();
+    loop {
+        let seen = deliveries(app);
+        if ids.iter().all(|id| seen.contains_key(id)) {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{} of {} delivered",
+            ids.iter().filter(|id| seen.contains_key(*id)).count(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_deliver_two_thousand_messages_exactly_once() {
+    let app = TestApp::start().await;
+    let routes = "    - { name: unused, path: /unused, verify: none }\n";
+    let endpoints = endpoint(&app, "{ preset: rejento }");
+    let [a, b] = replicas(&app, &prefix(), routes, Some(&endpoints)).await;
+    let ids = send_messages(&[&a, &b], 2000).await;
+    let seen = wait_for_all(&app, &ids, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.received().len(), 2000, "nothing delivered twice");
+    assert_eq!(seen.len(), 2000);
+    // Both replicas worked the shared queue.
+    for gateway in [&a, &b] {
+        let metrics = reqwest::get(gateway.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"}"
+            ),
+            "each replica delivered some"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_one_replica_mid_run_loses_nothing() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_millis(20));
+    let routes = "    - { name: unused, path: /unused, verify: none }\n";
+    // A 2 s attempt timeout makes the lease 7 s: the survivor takes over after that.
+    let endpoints = endpoint(&app, "{ schedule: [1s], max_attempts: 5, timeout: 2s }");
+    let [mut a, b] = replicas(&app, &prefix(), routes, Some(&endpoints)).await;
+    let ids = send_messages(&[&a, &b], 1000).await;
+    while app.received().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.kill();
+    wait_for_all(&app, &ids, Duration::from_secs(60)).await;
+    // What the killed replica had claimed comes back to the survivor after its lease.
+    let started = Instant::now();
+    loop {
+        let (_, json) = b.admin(reqwest::Method::GET, "/admin/deliveries").await;
+        if json["deliveries"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the queue never drained: {json}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = deliveries(&app);
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= 64,
+        "{duplicates} sent twice: at most what the killed replica had in flight"
+    );
+}
+
+/// A Redis of the test's own that writes every command to its AOF before answering.
+struct PersistentRedis {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PersistentRedis {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(dir.path(), port);
+        PersistentRedis { child, port, dir }
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port);
+    }
+}
+
+impl Drop for PersistentRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_restart_is_survived_by_policy_and_nothing_accepted_is_lost() {
+    let mut redis = PersistentRedis::start();
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let routes = concat!(
+        "    - { name: strict, path: /hooks/strict, verify: none, dedupe: { id: \"header:X-Delivery-Id\", ttl: 1h } }\n",
+        "    - { name: lenient, path: /hooks/lenient, verify: none, dedupe: { id: \"header:X-Delivery-Id\", ttl: 1h }, on_store_error: fail_open }\n",
+    );
+    let gateway = Gateway::builder(app.url())
+        .redis(&redis.url(), "hookgate:")
+        .routes(routes)
+        // A 2 s timeout makes the lease 7 s: attempts cut off by the outage come back soon.
+        .endpoints(&endpoint(
+            &app,
+            "{ schedule: [300ms], max_attempts: 100, timeout: 2s }, circuit: { failures: 100000 }",
+        ))
+        .start()
+        .await;
+    let ids = send_messages(&[&gateway], 200).await;
+    // Redis dies while every message waits for its next retry.
+    redis.kill();
+    let client = reqwest::Client::new();
+    let post = |path: &str| {
+        client
+            .post(gateway.url(path))
+            .header("X-Delivery-Id", "evt_outage")
+            .body("{}")
+            .send()
+    };
+    let strict = post("/hooks/strict").await.unwrap();
+    assert_eq!(
+        strict.status(),
+        503,
+        "fail_closed: the provider retries later"
+    );
+    assert!(strict.headers().contains_key("retry-after"));
+    let json: serde_json::Value = strict.json().await.unwrap();
+    assert_eq!(json["error"], "dedupe_unavailable");
+    let before = app.received().len();
+    let lenient = post("/hooks/lenient").await.unwrap();
+    assert_eq!(
+        lenient.status(),
+        503,
+        "fail_open: forwarded, the app answered"
+    );
+    assert!(
+        app.received()[before..]
+            .iter()
+            .any(|r| r.uri == "/hooks/lenient"),
+        "the app got it"
+    );
+    let refused = client
+        .post(format!("http://{}/acme", gateway.outbound))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503, "not stored, so not accepted");
+    let json: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(json["error"], "queue_unavailable");
+    let ready = reqwest::get(gateway.admin_url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503, "readyz reports the store");
+    gateway
+        .metrics_eventually("hookgate_store_errors_total{op=\"dedupe_claim\"}")
+        .await;
+
+    // Redis comes back (replaying its AOF); hookgate reconnects by itself.
+    redis.restart();
+    let failures_before = app.received().len();
+    app.respond_with(200, Duration::ZERO);
+    let started = Instant::now();
+    while reqwest::get(gateway.admin_url("/readyz"))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "readyz never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every accepted message is delivered (answered 200) after the outage.
+    let started = Instant::now();
+    loop {
+        let delivered: std::collections::HashSet<String> = app.received()[failures_before..]
+            .iter()
+            .filter_map(|r| r.header("x-rejento-delivery-id").map(str::to_string))
+            .collect();
+        if ids.iter().all(|id| delivered.contains(id)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {} delivered after the restart",
+            delivered.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = post("/hooks/strict").await.unwrap();
+    assert_eq!(after.status(), 200, "dedupe works again");
+}

@@ -1,0 +1,427 @@
+//! One behaviour suite, run over both stores: the embedded one (memory and redb files)
+//! and Redis (the local server at 127.0.0.1:6379, each test under its own key prefix).
+//! Dedupe, the outbound queue and rate limiting must answer the same way on both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookgate::config::{KeySource, OnStoreError, Rate, RateLimitConfig, RedisConfig, Secret};
+use hookgate::inbound::rate_limit::RouteLimiter;
+use hookgate::outbound::new_delivery_id;
+use hookgate::outbound::queue::{Attempt, EmbeddedQueue, Enqueued, Next, Queue, Record, State};
+use hookgate::store::redis::{RedisDedupe, RedisQueue, RedisRateLimiter, RedisStore};
+use hookgate::store::{Claim, DedupeStore, EmbeddedDedupe};
+use pingora::http::RequestHeader;
+
+/// Both stores' implementations of the traits under test.
+struct Stores {
+    dedupe: Arc<dyn DedupeStore>,
+    queue: Arc<dyn Queue>,
+    /// `None`: rate limits in this process.
+    shared_limits: Option<Arc<RedisRateLimiter>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn embedded() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    Stores {
+        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000).unwrap()),
+        queue: Arc::new(EmbeddedQueue::open(dir.path()).unwrap()),
+        shared_limits: None,
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh key prefix on the local Redis, so tests never see each other's keys.
+pub fn redis_store(url: &str) -> Arc<RedisStore> {
+    Arc::new(
+        RedisStore::connect(&RedisConfig {
+            url: Secret::new(url),
+            key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+        })
+        .unwrap(),
+    )
+}
+
+fn redis() -> Stores {
+    let store = redis_store("redis://127.0.0.1:6379");
+    Stores {
+        dedupe: Arc::new(RedisDedupe::new(store.clone())),
+        queue: Arc::new(RedisQueue::new(store.clone())),
+        shared_limits: Some(Arc::new(RedisRateLimiter::new(store))),
+        _dir: None,
+    }
+}
+
+/// Runs a behaviour against each store, as two tests.
+macro_rules! over_both_stores {
+    ($($behaviour:ident),* $(,)?) => {
+        mod embedded_store {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $behaviour() {
+                super::$behaviour(super::embedded()).await;
+            })*
+        }
+        mod redis_store {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $behaviour() {
+                super::$behaviour(super::redis()).await;
+            })*
+        }
+    };
+}
+
+over_both_stores!(
+    dedupe_claims_completes_and_releases,
+    dedupe_lets_exactly_one_of_many_concurrent_claims_through,
+    dedupe_claims_lapse_after_their_lease,
+    queue_claims_under_a_lease_and_ignores_a_lapsed_claim,
+    queue_keeps_dead_letters_for_retry_replay_and_purge,
+    queue_dedupes_idempotency_keys_and_keeps_endpoint_states,
+    queue_hands_each_message_to_one_of_many_concurrent_claimers,
+    rate_limit_admits_the_burst_then_answers_429_with_retry_after,
+);
+
+const LEASE: Duration = Duration::from_secs(30);
+const TTL: Duration = Duration::from_secs(3600);
+
+async fn dedupe_claims_completes_and_releases(stores: Stores) {
+    let store = stores.dedupe;
+    assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::Claimed));
+    assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::InFlight));
+    store.release("r:a").await.unwrap();
+    assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::Claimed));
+    store.complete("r:a", 202, TTL).await.unwrap();
+    assert_eq!(
+        store.claim("r:a", LEASE).await,
+        Ok(Claim::Done { status: 202 })
+    );
+    store.release("r:a").await.unwrap();
+    assert_eq!(
+        store.claim("r:a", LEASE).await,
+        Ok(Claim::Done { status: 202 }),
+        "release never drops a done id"
+    );
+    assert_eq!(
+        store.claim("r:b", LEASE).await,
+        Ok(Claim::Claimed),
+        "ids are separate"
+    );
+}
+
+async fn dedupe_lets_exactly_one_of_many_concurrent_claims_through(stores: Stores) {
+    let claims = (0..200).map(|_| {
+        let store = stores.dedupe.clone();
+        tokio::spawn(async move { store.claim("r:same", LEASE).await })
+    });
+    let results = futures_util::future::join_all(claims).await;
+    let claimed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ok(Claim::Claimed))))
+        .count();
+    let in_flight = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ok(Claim::InFlight))))
+        .count();
+    assert_eq!((claimed, in_flight), (1, 199));
+}
+
+async fn dedupe_claims_lapse_after_their_lease(stores: Stores) {
+    let store = stores.dedupe;
+    let short = Duration::from_millis(100);
+    assert_eq!(store.claim("r:crashed", short).await, Ok(Claim::Claimed));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        store.claim("r:crashed", LEASE).await,
+        Ok(Claim::Claimed),
+        "a claim whose holder never finished lapses"
+    );
+    store
+        .complete("r:gone", 200, Duration::from_millis(100))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        store.claim("r:gone", LEASE).await,
+        Ok(Claim::Claimed),
+        "the window passed"
+    );
+}
+
+fn record(id: &str, due_ms: u64) -> Record {
+    Record {
+        id: id.into(),
+        endpoint: "acme".into(),
+        timestamp: 1_700_000_000,
+        content_type: Some("application/json".into()),
+        created_ms: due_ms,
+        state: State::Pending,
+        due_ms,
+        round_attempts: 0,
+        attempts: Vec::new(),
+        target: None,
+    }
+}
+
+fn attempt(status: u16) -> Attempt {
+    Attempt {
+        at_ms: 7,
+        status: Some(status),
+        error: None,
+        latency_ms: 3,
+        response: "busy".into(),
+    }
+}
+
+async fn queue_claims_under_a_lease_and_ignores_a_lapsed_claim(stores: Stores) {
+    let queue = stores.queue;
+    let body = |s: &'static str| Bytes::from_static(s.as_bytes());
+    queue
+        .enqueue(record("a", 100), body("body-a"), None)
+        .await
+        .unwrap();
+    queue
+        .enqueue(record("b", 500), body("body-b"), None)
+        .await
+        .unwrap();
+    let claimed = queue.claim_due(200, 1000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].0.id.as_str(), &claimed[0].1[..]),
+        ("a", &b"body-a"[..])
+    );
+    assert_eq!(claimed[0].0.due_ms, 1200, "the claim's lease end");
+    assert_eq!(claimed[0].0.timestamp, 1_700_000_000);
+    let first_claim = claimed[0].0.clone();
+    assert!(
+        queue.claim_due(300, 1000, 10).await.unwrap().is_empty(),
+        "a is leased until 1200"
+    );
+    let reclaimed = queue.claim_due(1200, 1000, 10).await.unwrap();
+    assert_eq!(
+        reclaimed.len(),
+        2,
+        "the lease lapsed: a is due again, and so is b"
+    );
+    assert!(
+        !queue
+            .finish_attempt(&first_claim, attempt(500), Next::RetryAt(5000))
+            .await
+            .unwrap(),
+        "the lapsed claim may not record its attempt"
+    );
+    let claim_of = |id: &str| &reclaimed.iter().find(|(r, _)| r.id == id).unwrap().0;
+    let (a, b) = (claim_of("a"), claim_of("b"));
+    assert!(queue
+        .finish_attempt(a, attempt(500), Next::RetryAt(5000))
+        .await
+        .unwrap());
+    assert!(queue
+        .finish_attempt(b, attempt(200), Next::Delivered)
+        .await
+        .unwrap());
+    assert!(
+        queue.get("b").await.unwrap().is_none(),
+        "delivered messages leave"
+    );
+    let a = queue.get("a").await.unwrap().unwrap();
+    assert_eq!((a.round_attempts, a.due_ms, a.attempts.len()), (1, 5000, 1));
+    assert_eq!(a.attempts[0], attempt(500));
+    assert!(queue.claim_due(4999, 1000, 10).await.unwrap().is_empty());
+    // Held back (a busy endpoint): postponed without spending an attempt.
+    let held = queue.claim_due(5000, 1000, 10).await.unwrap();
+    queue.postpone("a", 7000).await.unwrap();
+    assert!(
+        !queue
+            .finish_attempt(&held[0].0, attempt(500), Next::Dead)
+            .await
+            .unwrap(),
+        "postponing ends the claim"
+    );
+    assert_eq!(queue.claim_due(7000, 1000, 10).await.unwrap().len(), 1);
+}
+
+async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
+    let queue = stores.queue;
+    for (id, created) in [("old", 10), ("new", 20), ("other", 30)] {
+        let mut r = record(id, created);
+        if id == "other" {
+            r.endpoint = "beta".into();
+        }
+        queue
+            .enqueue(r, Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+    }
+    for (claimed, _) in queue.claim_due(100, 1000, 10).await.unwrap() {
+        queue
+            .finish_attempt(&claimed, attempt(500), Next::Dead)
+            .await
+            .unwrap();
+    }
+    let dead = queue.list(Some("acme"), Some(State::Dead)).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["old", "new"],
+        "by endpoint and state, in accept order"
+    );
+    assert!(
+        queue.claim_due(10_000, 1000, 10).await.unwrap().is_empty(),
+        "dead is not due"
+    );
+    assert!(queue.retry_now("old", 20_000).await.unwrap());
+    assert!(!queue.retry_now("missing", 20_000).await.unwrap());
+    let claimed = queue.claim_due(20_000, 1000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].0.round_attempts, claimed[0].0.attempts.len()),
+        (0, 1),
+        "a fresh round, history kept"
+    );
+    assert_eq!(
+        queue.replay_dead("acme", 15, 30_000).await.unwrap(),
+        1,
+        "only since 15"
+    );
+    assert_eq!(
+        queue.list(None, Some(State::Pending)).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        queue.purge(None, State::Dead).await.unwrap(),
+        1,
+        "other, of beta"
+    );
+    assert_eq!(queue.purge(Some("acme"), State::Pending).await.unwrap(), 2);
+    assert!(queue.list(None, None).await.unwrap().is_empty());
+    assert!(queue
+        .claim_due(u64::MAX / 2, 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores) {
+    let queue = stores.queue;
+    let now = hookgate::outbound::now_ms();
+    let key = |k: &str, until: u64| Some((k.to_string(), until));
+    let x = || Bytes::from_static(b"x");
+    assert_eq!(
+        queue
+            .enqueue(record("first", now), x(), key("acme:k1", now + 300))
+            .await
+            .unwrap(),
+        Enqueued::New
+    );
+    assert_eq!(
+        queue
+            .enqueue(record("second", now), x(), key("acme:k1", now + 300))
+            .await
+            .unwrap(),
+        Enqueued::Duplicate("first".into())
+    );
+    assert!(queue.get("second").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = hookgate::outbound::now_ms();
+    assert_eq!(
+        queue
+            .enqueue(record("third", later), x(), key("acme:k1", later + 300))
+            .await
+            .unwrap(),
+        Enqueued::New,
+        "the window passed"
+    );
+
+    assert!(queue.endpoint_states().await.unwrap().is_empty());
+    let state = hookgate::outbound::queue::EndpointState {
+        enabled: false,
+        reason: "the receiver answered 410 Gone".into(),
+        since_ms: 5,
+    };
+    queue.set_endpoint_state("acme", &state).await.unwrap();
+    assert_eq!(
+        queue.endpoint_states().await.unwrap(),
+        [("acme".to_string(), state)]
+    );
+    queue.ping().await.unwrap();
+}
+
+async fn queue_hands_each_message_to_one_of_many_concurrent_claimers(stores: Stores) {
+    let queue = stores.queue;
+    for i in 0..100 {
+        queue
+            .enqueue(
+                record(&format!("m{i:03}"), i),
+                Bytes::from_static(b"x"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let claimers = (0..8).map(|_| {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = queue.claim_due(1000, 60_000, 7).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|(r, _)| r.id));
+            }
+        })
+    });
+    let mut all: Vec<String> = futures_util::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    all.sort();
+    let expected: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(all, expected, "every message claimed exactly once");
+}
+
+async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: Stores) {
+    let limiter = RouteLimiter::new(
+        &RateLimitConfig {
+            key: KeySource::Header("x-tenant".into()),
+            limit: Rate {
+                count: 100,
+                per: Duration::from_secs(60),
+            },
+            burst: None,
+        },
+        stores.shared_limits,
+        OnStoreError::FailClosed,
+    );
+    let mut header = RequestHeader::build("POST", b"/", None).unwrap();
+    header.insert_header("X-Tenant", "a").unwrap();
+    for i in 0..100 {
+        let headers = limiter.check("r", &header, None).await.unwrap();
+        assert_eq!(headers[0], ("RateLimit-Limit", "100".to_string()));
+        assert_eq!(headers[1], ("RateLimit-Remaining", (99 - i).to_string()));
+    }
+    let refused = limiter.check("r", &header, None).await.unwrap_err();
+    assert_eq!((refused.status, refused.code), (429, "rate_limited"));
+    // One request is earned back every 600 ms: Retry-After rounds up to 1.
+    assert!(
+        refused.headers.contains(&("Retry-After", "1".to_string())),
+        "{:?}",
+        refused.headers
+    );
+    let mut other = RequestHeader::build("POST", b"/", None).unwrap();
+    other.insert_header("X-Tenant", "b").unwrap();
+    assert!(
+        limiter.check("r", &other, None).await.is_ok(),
+        "keys are separate"
+    );
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert!(
+        limiter.check("r", &header, None).await.is_ok(),
+        "one earned back"
+    );
+}
