@@ -5,6 +5,8 @@
 //!   delivered signed to the receiver.
 //!
 //! cargo bench --bench throughput          (HOOKGATE_BENCH_N=5000 to change the count)
+//! HOOKGATE_BENCH_REDIS=redis://127.0.0.1:6379 cargo bench --bench throughput
+//!                                         (the same over the Redis store)
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
@@ -85,15 +87,23 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (inbound, outbound, admin) = (free_port(), free_port(), free_port());
     let config = dir.path().join("bench.yaml");
+    let store = match std::env::var("HOOKGATE_BENCH_REDIS") {
+        Ok(url) => format!(
+            "{{ kind: redis, url: \"{url}\", key_prefix: \"hookgate-bench:{}:\" }}",
+            hookgate::outbound::new_delivery_id()
+        ),
+        Err(_) => format!("{{ path: {}/data }}", dir.path().display()),
+    };
+    println!("store: {store}");
+    // The rate limit never refuses; it makes every request consult the store.
     std::fs::write(
         &config,
         format!(
-            "server: {{ threads: 2 }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nstore: {{ path: {dir}/data }}\n\
+            "server: {{ threads: 2 }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nstore: {store}\n\
              inbound:\n  listen: 127.0.0.1:{inbound}\n  upstream: http://{app}\n  routes:\n\
-             \x20   - {{ name: rejento, path: /hooks/rejento, verify: {{ scheme: rejento, secrets: [bench-secret] }} }}\n\
+             \x20   - {{ name: rejento, path: /hooks/rejento, verify: {{ scheme: rejento, secrets: [bench-secret] }}, rate_limit: {{ key: route, limit: 1000000/s }} }}\n\
              outbound:\n  listen: 127.0.0.1:{outbound}\n  endpoints:\n\
-             \x20   - {{ name: bench, url: \"http://{app}/out\", sign: {{ scheme: rejento, secret: bench-secret }} }}\n",
-            dir = dir.path().display()
+             \x20   - {{ name: bench, url: \"http://{app}/out\", sign: {{ scheme: rejento, secret: bench-secret }} }}\n"
         ),
     )
     .unwrap();
