@@ -147,12 +147,7 @@ async fn unverified_requests_get_401_and_never_reach_the_app() {
     let (status, _) = post(&url, &good, body).await;
     assert_eq!(status, 200);
     assert_eq!(app.received()[0].header("hookgate-delivery-id"), Some("d"));
-    let metrics = reqwest::get(gateway.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(
             "hookgate_inbound_errors_total{route=\"github\",error=\"invalid_signature\"} 2"
@@ -218,12 +213,7 @@ async fn rotated_secrets_and_stale_timestamps() {
         (status, json["error"].as_str()),
         (401, Some("timestamp_out_of_tolerance"))
     );
-    let metrics = reqwest::get(gateway.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains("hookgate_inbound_verified_total{route=\"stripe\",secret=\"1\"} 1"),
         "{metrics}"

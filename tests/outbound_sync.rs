@@ -5,7 +5,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hookgate::schemes::{unix_now, Request, SchemeSpec, Verifier};
 use support::{Gateway, TestApp};
 
 fn sync_endpoint(app: &TestApp, extra: &str) -> String {
@@ -47,25 +46,12 @@ async fn the_app_gets_the_receivers_own_answer() {
     assert_eq!(response.text().await.unwrap(), "app says hi");
     let received = app.received();
     assert_eq!(received.len(), 1);
-    let verifier =
-        Verifier::new(&SchemeSpec::Named("rejento".into()), &["acme-secret"], None).unwrap();
-    let verified = verifier
-        .verify(
-            &Request {
-                method: "POST",
-                url: None,
-                headers: &received[0].headers,
-                body: &received[0].body,
-            },
-            unix_now(),
-        )
-        .unwrap();
-    assert_eq!(verified.id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        received[0].verified_id("rejento", "acme-secret").as_deref(),
+        Some(id.as_str())
+    );
     // Nothing is left in the queue.
-    let (_, json) = gateway
-        .admin(reqwest::Method::GET, "/admin/deliveries")
-        .await;
-    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+    assert!(gateway.stored_deliveries().await.is_empty());
     gateway
         .metrics_eventually(
             "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"} 1",
@@ -100,10 +86,7 @@ async fn a_failing_receiver_is_retried_within_the_budget_then_its_answer_returne
         "one id on every attempt"
     );
     // Without a fallback, nothing is queued: the app has the answer and decides.
-    let (_, json) = gateway
-        .admin(reqwest::Method::GET, "/admin/deliveries")
-        .await;
-    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+    assert!(gateway.stored_deliveries().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

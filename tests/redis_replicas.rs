@@ -189,12 +189,7 @@ async fn two_replicas_deliver_two_thousand_messages_exactly_once() {
     assert_eq!(seen.len(), 2000);
     // Both replicas worked the shared queue.
     for gateway in [&a, &b] {
-        let metrics = reqwest::get(gateway.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = gateway.metrics().await;
         assert!(
             metrics.contains(
                 "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"}"
@@ -221,13 +216,13 @@ async fn killing_one_replica_mid_run_loses_nothing() {
     // What the killed replica had claimed comes back to the survivor after its lease.
     let started = Instant::now();
     loop {
-        let (_, json) = b.admin(reqwest::Method::GET, "/admin/deliveries").await;
-        if json["deliveries"].as_array().unwrap().is_empty() {
+        let left = b.stored_deliveries().await;
+        if left.is_empty() {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "the queue never drained: {json}"
+            "the queue never drained: {left:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

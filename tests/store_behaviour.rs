@@ -425,3 +425,17 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
         "one earned back"
     );
 }
+
+#[tokio::test]
+async fn the_embedded_queue_keeps_its_messages_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        queue
+            .enqueue(record("kept", 1), Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+    }
+    let queue = EmbeddedQueue::open(dir.path()).unwrap();
+    assert_eq!(queue.claim_due(10, 1000, 10).await.unwrap()[0].0.id, "kept");
+}

@@ -200,27 +200,6 @@ mod tests {
     const TTL: Duration = Duration::from_secs(3600);
 
     #[tokio::test]
-    async fn claim_done_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedDedupe::open(dir.path(), 100).unwrap();
-        assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::Claimed));
-        assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::InFlight));
-        store.release("r:a").await.unwrap();
-        assert_eq!(store.claim("r:a", LEASE).await, Ok(Claim::Claimed));
-        store.complete("r:a", 202, TTL).await.unwrap();
-        assert_eq!(
-            store.claim("r:a", LEASE).await,
-            Ok(Claim::Done { status: 202 })
-        );
-        store.release("r:a").await.unwrap();
-        assert_eq!(
-            store.claim("r:a", LEASE).await,
-            Ok(Claim::Done { status: 202 }),
-            "release never drops a done id"
-        );
-    }
-
-    #[tokio::test]
     async fn expired_entries_are_claimable_and_make_room() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedDedupe::open(dir.path(), 2).unwrap();

@@ -41,6 +41,20 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Checks the request's signature as a receiver would (hookgate's inbound verifier for
+    /// the named scheme) and returns the signed delivery id; panics if it does not verify.
+    pub fn verified_id(&self, scheme: &str, secret: &str) -> Option<String> {
+        use hookgate::schemes::{unix_now, Request, SchemeSpec, Verifier};
+        let verifier = Verifier::new(&SchemeSpec::Named(scheme.into()), &[secret], None).unwrap();
+        let request = Request {
+            method: "POST",
+            url: None,
+            headers: &self.headers,
+            body: &self.body,
+        };
+        verifier.verify(&request, unix_now()).unwrap().id
+    }
 }
 
 #[derive(Clone)]
@@ -247,16 +261,27 @@ impl Gateway {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The outbound messages still stored (pending, scheduled or dead).
+    pub async fn stored_deliveries(&self) -> Vec<serde_json::Value> {
+        let (status, json) = self.admin(reqwest::Method::GET, "/admin/deliveries").await;
+        assert_eq!(status, 200, "{json}");
+        json["deliveries"].as_array().unwrap().clone()
+    }
+
     /// Waits until `/metrics` shows `series`: a request is counted just after its answer is sent.
     pub async fn metrics_eventually(&self, series: &str) -> String {
         let started = Instant::now();
         loop {
-            let metrics = reqwest::get(self.admin_url("/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = self.metrics().await;
             if metrics.contains(series) {
                 return metrics;
             }
