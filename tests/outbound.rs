@@ -491,10 +491,17 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         .await;
     let gone = send(&gateway, r#"{"n":"gone"}"#).await;
     app.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, json) = gateway
-        .admin(reqwest::Method::GET, "/admin/endpoints")
-        .await;
+    // The endpoint's state is written just after the attempt.
+    let started = Instant::now();
+    let json = loop {
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, "/admin/endpoints")
+            .await;
+        if json["endpoints"][0]["enabled"] == false || started.elapsed() > Duration::from_secs(5) {
+            break json;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(json["endpoints"][0]["name"], "acme");
     assert_eq!(json["endpoints"][0]["enabled"], false);
     assert_eq!(
