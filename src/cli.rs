@@ -114,6 +114,30 @@ hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries pur
         #[command(subcommand)]
         command: EndpointsCommand,
     },
+    /// Serve the Kubernetes admission webhook that injects the hookgate sidecar into pods.
+    #[command(
+        long_about = "Serve a mutating admission webhook (admission.k8s.io/v1) over TLS. Pods annotated \
+hookgate.io/inject: \"true\" get hookgate as a native sidecar with its config from the ConfigMap named by \
+hookgate.io/config (key hookgate.yaml) and secrets from the Secret named by hookgate.io/secrets, mounted at \
+/etc/hookgate/secrets. hookgate.io/app-port, inbound-port, outbound-port and admin-port (defaults 8080, 8000, \
+9090, 9901) reach the config as ${HOOKGATE_APP_PORT}, ${HOOKGATE_INBOUND_PORT}... Other pods, pods already \
+injected and other kinds pass unchanged. deploy/kubernetes/injector.yaml installs it.",
+        after_help = "Example:\n  hookgate inject --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key \\\n    --image ghcr.io/hookgate/hookgate:0.1.0"
+    )]
+    Inject {
+        /// Address to serve HTTPS on.
+        #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+        listen: String,
+        /// PEM certificate chain the API server trusts (the webhook's caBundle).
+        #[arg(long, value_name = "FILE")]
+        tls_cert: PathBuf,
+        /// PEM private key of the certificate.
+        #[arg(long, value_name = "FILE")]
+        tls_key: PathBuf,
+        /// The sidecar image to inject.
+        #[arg(long, env = "HOOKGATE_IMAGE", default_value = concat!("ghcr.io/hookgate/hookgate:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+    },
     /// Validate a config file and list every problem in it, with line, column and key.
     #[command(
         long_about = "Validate a config file without starting anything. Exits 0 if it is valid; \

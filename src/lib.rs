@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod error_response;
 pub mod inbound;
+pub mod inject;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;

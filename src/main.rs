@@ -25,6 +25,26 @@ fn main() -> ExitCode {
         } => commands::verify(&scheme, &headers, tolerance, now, &file),
         Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
         Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
+        Command::Inject {
+            listen,
+            tls_cert,
+            tls_key,
+            image,
+        } => {
+            logging::init(cli.log_format);
+            let sidecar = hookgate::inject::patch::Sidecar { image };
+            match hookgate::inject::build(&listen, &tls_cert, &tls_key, sidecar) {
+                Ok(server) => {
+                    tracing::info!(%listen, "hookgate injector starting");
+                    server::run(server);
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    tracing::error!("cannot start: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             logging::init(cli.log_format);
             let loaded = match config::load_file(&config) {

@@ -87,6 +87,7 @@ pub struct Metrics {
     pub store_duration: Family<StoreLabels, Histogram>,
     pub outbound_queue_depth: Family<QueueLabels, Gauge>,
     pub outbound_endpoint_state: Family<EndpointLabels, Gauge>,
+    pub outbound_oldest_pending: Family<EndpointLabels, Gauge>,
     pub outbound_circuit_open: Family<EndpointLabels, Gauge>,
     pub outbound_messages: Family<OutboundLabels, Counter>,
     pub outbound_attempts: Family<AttemptLabels, Counter>,
@@ -207,6 +208,13 @@ impl Metrics {
             "1 while an outbound endpoint is enabled, 0 while it is disabled",
             outbound_endpoint_state.clone(),
         );
+        let outbound_oldest_pending = Family::<EndpointLabels, Gauge>::default();
+        registry.register_with_unit(
+            "outbound_oldest_pending_age",
+            "Age of the oldest message not yet delivered (pending or scheduled), by endpoint; 0 when none",
+            Unit::Seconds,
+            outbound_oldest_pending.clone(),
+        );
         let outbound_circuit_open = Family::<EndpointLabels, Gauge>::default();
         registry.register(
             "outbound_circuit_open",
@@ -220,6 +228,7 @@ impl Metrics {
             outbound_circuit_open,
             outbound_queue_depth,
             outbound_endpoint_state,
+            outbound_oldest_pending,
             outbound_messages,
             outbound_attempts,
             outbound_attempt_duration,

@@ -138,6 +138,7 @@ impl DeliveryWorker {
         };
         let now = now_ms();
         let mut depth: HashMap<(String, &'static str), i64> = HashMap::new();
+        let mut oldest: HashMap<String, u64> = HashMap::new();
         let mut names: std::collections::BTreeSet<String> =
             self.endpoints.keys().cloned().collect();
         for record in &records {
@@ -147,9 +148,19 @@ impl DeliveryWorker {
                 super::queue::State::Pending => "scheduled",
             };
             *depth.entry((record.endpoint.clone(), state)).or_default() += 1;
+            if state != "dead" {
+                let age = oldest.entry(record.endpoint.clone()).or_default();
+                *age = (*age).max(now.saturating_sub(record.created_ms) / 1000);
+            }
             names.insert(record.endpoint.clone());
         }
         for name in &names {
+            METRICS
+                .outbound_oldest_pending
+                .get_or_create(&crate::metrics::EndpointLabels {
+                    endpoint: name.clone(),
+                })
+                .set(oldest.get(name).copied().unwrap_or(0) as i64);
             for state in ["pending", "scheduled", "dead"] {
                 let count = depth.get(&(name.clone(), state)).copied().unwrap_or(0);
                 METRICS
