@@ -2,6 +2,8 @@
 //! and Redis (the local server at 127.0.0.1:6379, each test under its own key prefix).
 //! Dedupe, the outbound queue and rate limiting must answer the same way on both.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +35,12 @@ fn embedded() -> Stores {
     }
 }
 
-/// A fresh key prefix on the local Redis, so tests never see each other's keys.
-pub fn redis_store(url: &str) -> Arc<RedisStore> {
+/// A fresh key prefix on the Redis at `url`, so tests never see each other's keys.
+fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Arc<RedisStore> {
     Arc::new(
         RedisStore::connect(&RedisConfig {
             url: Secret::new(url),
+            tls_ca: tls_ca.map(std::path::Path::to_path_buf),
             key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
             pool_size: 2,
             connect_timeout: Duration::from_secs(2),
@@ -48,7 +51,7 @@ pub fn redis_store(url: &str) -> Arc<RedisStore> {
 }
 
 fn redis() -> Stores {
-    let store = redis_store("redis://127.0.0.1:6379");
+    let store = redis_store("redis://127.0.0.1:6379", None);
     Stores {
         dedupe: Arc::new(RedisDedupe::new(store.clone())),
         queue: Arc::new(RedisQueue::new(store.clone())),
@@ -438,4 +441,72 @@ async fn the_embedded_queue_keeps_its_messages_across_a_reopen() {
     }
     let queue = EmbeddedQueue::open(dir.path()).unwrap();
     assert_eq!(queue.claim_due(10, 1000, 10).await.unwrap()[0].0.id, "kept");
+}
+
+/// A Redis of the test's own that only speaks TLS and wants a password.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        support::make_certificates(dir.path());
+        let (key, cert) = (dir.path().join("server.key"), dir.path().join("server.pem"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", "0", "--save", ""])
+            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+            .args(["--requirepass", "s3cret"])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsRedis { child, port, dir }
+    }
+
+    fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_over_tls_with_a_password_and_a_database_index() {
+    let redis = TlsRedis::start();
+    let url = format!("rediss://:s3cret@127.0.0.1:{}/3", redis.port);
+    let store = redis_store(&url, Some(&redis.ca()));
+    store.ping().await.unwrap();
+    let dedupe = RedisDedupe::new(store.clone());
+    assert_eq!(dedupe.claim("r:tls", LEASE).await, Ok(Claim::Claimed));
+    assert_eq!(dedupe.claim("r:tls", LEASE).await, Ok(Claim::InFlight));
+
+    let wrong_password = format!("rediss://:nope@127.0.0.1:{}/3", redis.port);
+    let refused = redis_store(&wrong_password, Some(&redis.ca())).ping().await;
+    assert!(refused.is_err(), "a wrong password is refused");
+    let untrusted = redis_store(&url, None).ping().await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate from an unknown CA is refused"
+    );
 }

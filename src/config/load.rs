@@ -434,6 +434,7 @@ impl Loader<'_> {
                 "pool_size",
                 "connect_timeout",
                 "command_timeout",
+                "tls_ca",
             ],
         )?;
         let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
@@ -447,6 +448,7 @@ impl Loader<'_> {
                         "pool_size",
                         "connect_timeout",
                         "command_timeout",
+                        "tls_ca",
                     ],
                     "with kind: embedded",
                 );
@@ -493,8 +495,22 @@ impl Loader<'_> {
                     Duration::from_secs(1),
                     Self::positive_duration,
                 );
+                let tls = url
+                    .as_ref()
+                    .is_some_and(|u| u.expose().starts_with("rediss://"));
+                let tls_ca = self.optional(&f, "tls_ca", |l, n, p| {
+                    l.parsed(n, p, |s| {
+                        if !tls {
+                            return Err("only applies to a rediss:// url".to_string());
+                        }
+                        std::fs::metadata(s)
+                            .map(|_| PathBuf::from(s))
+                            .map_err(|e| format!("cannot read {s}: {e}"))
+                    })
+                });
                 Some(StoreConfig::Redis(RedisConfig {
                     url: url?,
+                    tls_ca: tls_ca?,
                     key_prefix: key_prefix?,
                     pool_size: pool_size?,
                     connect_timeout: connect_timeout?,
@@ -1555,6 +1571,37 @@ inbound:
         let errs = errors(&endpoint(", mode: later, "));
         assert!(
             errs[0].contains("mode: expected async or sync, found \"later\""),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn redis_store_settings_are_checked() {
+        let store = |settings: &str| format!("store: {{ kind: redis, {settings} }}\n{MINIMAL}");
+        let config = load(&store("url: \"rediss://:pw@redis:6380/2\", pool_size: 8")).unwrap();
+        let StoreConfig::Redis(redis) = config.store else {
+            panic!("expected redis");
+        };
+        assert_eq!(
+            (redis.pool_size, redis.key_prefix.as_str()),
+            (8, "hookgate:")
+        );
+        assert_eq!(redis.command_timeout, Duration::from_secs(1));
+        let errs = errors(&store(
+            "url: \"redis://redis:6379\", tls_ca: /nonexistent.pem, path: /data",
+        ));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("store.tls_ca: only applies to a rediss:// url"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("store.path: not used with kind: redis"),
+            "{errs:?}"
+        );
+        let errs = errors(&store("url: \"http://redis\""));
+        assert!(
+            errs[0].contains("store.url: expected a URL starting with redis:// or rediss://"),
             "{errs:?}"
         );
     }

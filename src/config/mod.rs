@@ -60,6 +60,8 @@ pub enum StoreConfig {
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port/db` or `rediss://` (TLS).
     pub url: Secret,
+    /// PEM CA certificates to trust for `rediss://` instead of the system's (a private CA).
+    pub tls_ca: Option<PathBuf>,
     /// Every key starts with this, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Multiplexed connections used round-robin.

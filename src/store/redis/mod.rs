@@ -64,8 +64,19 @@ impl RedisStore {
     /// Prepares the connections without waiting for Redis: hookgate starts (and `/readyz`
     /// says not ready) while Redis is down, and connects once it is up.
     pub fn connect(config: &RedisConfig) -> Result<Self, String> {
-        let client = redis::Client::open(config.url.expose())
-            .map_err(|e| format!("store.url: {}", describe(&e)))?;
+        let client = match &config.tls_ca {
+            None => redis::Client::open(config.url.expose()),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("store.tls_ca: cannot read {}: {e}", path.display()))?;
+                let trust = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(config.url.expose(), trust)
+            }
+        }
+        .map_err(|e| format!("store.url: {}", describe(&e)))?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -144,10 +155,7 @@ impl RedisStore {
     }
 }
 
-/// What went wrong, without the connection details (the URL may hold a password).
+/// What went wrong. redis-rs never puts the URL (which may hold a password) in its errors.
 fn describe(e: &redis::RedisError) -> String {
-    match e.detail() {
-        Some(detail) => format!("{}: {detail}", e.category()),
-        None => e.category().to_string(),
-    }
+    e.to_string()
 }
