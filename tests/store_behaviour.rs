@@ -1,6 +1,7 @@
 //! One behaviour suite, run over both stores: the embedded one (memory and redb files)
-//! and Redis (the local server at 127.0.0.1:6379, each test under its own key prefix).
-//! Dedupe, the outbound queue and rate limiting must answer the same way on both.
+//! and Redis (the local server at 127.0.0.1:6379, each test under its own key prefix),
+//! and once more over a three-node Redis Cluster the suite starts itself. Dedupe, the
+//! outbound queue and rate limiting must answer the same way on all of them.
 
 mod support;
 
@@ -37,10 +38,15 @@ fn embedded() -> Stores {
 
 /// A fresh key prefix on the Redis at `url`, so tests never see each other's keys.
 fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Arc<RedisStore> {
+    connect(url, tls_ca, false)
+}
+
+fn connect(url: &str, tls_ca: Option<&std::path::Path>, cluster: bool) -> Arc<RedisStore> {
     Arc::new(
         RedisStore::connect(&RedisConfig {
             url: Secret::new(url),
             tls_ca: tls_ca.map(std::path::Path::to_path_buf),
+            cluster,
             key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
             pool_size: 2,
             connect_timeout: Duration::from_secs(2),
@@ -51,7 +57,10 @@ fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Arc<RedisStore> {
 }
 
 fn redis() -> Stores {
-    let store = redis_store("redis://127.0.0.1:6379", None);
+    shared(redis_store("redis://127.0.0.1:6379", None))
+}
+
+fn shared(store: Arc<RedisStore>) -> Stores {
     Stores {
         dedupe: Arc::new(RedisDedupe::new(store.clone())),
         queue: Arc::new(RedisQueue::new(store.clone())),
@@ -74,6 +83,12 @@ macro_rules! over_both_stores {
             async fn $behaviour() {
                 super::$behaviour(super::redis()).await;
             })*
+        }
+        /// One test for the whole suite: the cluster takes a moment to form.
+        #[tokio::test(flavor = "multi_thread")]
+        async fn a_redis_cluster_passes_the_whole_suite() {
+            let cluster = RedisCluster::start();
+            $($behaviour(cluster.stores()).await;)*
         }
     };
 }
@@ -509,4 +524,111 @@ async fn redis_over_tls_with_a_password_and_a_database_index() {
         untrusted.is_err(),
         "a certificate from an unknown CA is refused"
     );
+}
+
+/// Three Redis Cluster nodes (no replicas) on free ports, joined with redis-cli.
+struct RedisCluster {
+    nodes: Vec<std::process::Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // A node also listens on its port + 10000 (the cluster bus).
+        let mut ports = Vec::new();
+        for port in 20_000..30_000u16 {
+            let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+            if free(port) && free(port + 10_000) {
+                ports.push(port);
+                if ports.len() == 3 {
+                    break;
+                }
+            }
+        }
+        let nodes = ports
+            .iter()
+            .map(|port| {
+                let node_dir = dir.path().join(port.to_string());
+                std::fs::create_dir(&node_dir).unwrap();
+                std::process::Command::new("redis-server")
+                    .args([
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        &port.to_string(),
+                        "--save",
+                        "",
+                    ])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ])
+                    .arg("--dir")
+                    .arg(&node_dir)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let cluster = RedisCluster {
+            nodes,
+            ports,
+            _dir: dir,
+        };
+        for port in &cluster.ports {
+            let started = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(started.elapsed() < Duration::from_secs(10));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        // Every node must agree before the suite starts.
+        for port in &cluster.ports {
+            let started = std::time::Instant::now();
+            loop {
+                let info = std::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "the cluster did not form"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        cluster
+    }
+
+    fn stores(&self) -> Stores {
+        let seed = format!("redis://127.0.0.1:{}", self.ports[0]);
+        shared(connect(&seed, None, true))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
 }

@@ -435,6 +435,7 @@ impl Loader<'_> {
                 "connect_timeout",
                 "command_timeout",
                 "tls_ca",
+                "cluster",
             ],
         )?;
         let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
@@ -449,6 +450,7 @@ impl Loader<'_> {
                         "connect_timeout",
                         "command_timeout",
                         "tls_ca",
+                        "cluster",
                     ],
                     "with kind: embedded",
                 );
@@ -508,9 +510,11 @@ impl Loader<'_> {
                             .map_err(|e| format!("cannot read {s}: {e}"))
                     })
                 });
+                let cluster = self.with_default(&f, "cluster", false, Self::boolean);
                 Some(StoreConfig::Redis(RedisConfig {
                     url: url?,
                     tls_ca: tls_ca?,
+                    cluster: cluster?,
                     key_prefix: key_prefix?,
                     pool_size: pool_size?,
                     connect_timeout: connect_timeout?,

@@ -62,6 +62,8 @@ pub struct RedisConfig {
     pub url: Secret,
     /// PEM CA certificates to trust for `rediss://` instead of the system's (a private CA).
     pub tls_ca: Option<PathBuf>,
+    /// `url` is one node of a Redis Cluster; the others are discovered from it.
+    pub cluster: bool,
     /// Every key starts with this, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Multiplexed connections used round-robin.

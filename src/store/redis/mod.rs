@@ -21,7 +21,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 pub use dedupe::RedisDedupe;
 pub use queue::RedisQueue;
@@ -30,9 +33,46 @@ pub use rate_limit::{Decision, RedisRateLimiter};
 use crate::config::RedisConfig;
 use crate::metrics::{StoreLabels, METRICS};
 
-/// Connections to one Redis, used round-robin; cheap to share behind an `Arc`.
+/// A connection to one Redis, or to a Redis Cluster (which routes each command or
+/// script to the node that holds its keys' slot, and follows MOVED and ASK).
+#[derive(Clone)]
+pub enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Connections to one Redis or one Redis Cluster, used round-robin; cheap to share
+/// behind an `Arc`.
 pub struct RedisStore {
-    connections: Vec<ConnectionManager>,
+    connections: Vec<Connection>,
     next: AtomicUsize,
     prefix: String,
     timeout: Duration,
@@ -64,40 +104,61 @@ impl RedisStore {
     /// Prepares the connections without waiting for Redis: hookgate starts (and `/readyz`
     /// says not ready) while Redis is down, and connects once it is up.
     pub fn connect(config: &RedisConfig) -> Result<Self, String> {
-        let client = match &config.tls_ca {
-            None => redis::Client::open(config.url.expose()),
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("store.tls_ca: cannot read {}: {e}", path.display()))?;
-                let trust = redis::TlsCertificates {
+        let trust =
+            match &config.tls_ca {
+                None => None,
+                Some(path) => Some(TlsCertificates {
                     client_tls: None,
-                    root_cert: Some(pem),
-                };
-                redis::Client::build_with_tls(config.url.expose(), trust)
-            }
-        }
-        .map_err(|e| format!("store.url: {}", describe(&e)))?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            // Fail fast and let the next command try again: a caller must not wait through
-            // a long reconnect loop, and every command after an outage reconnects anyway.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
+                    root_cert: Some(std::fs::read(path).map_err(|e| {
+                        format!("store.tls_ca: cannot read {}: {e}", path.display())
+                    })?),
+                }),
+            };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("hookgate-redis")
             .enable_all()
             .build()
             .map_err(|e| format!("store: cannot start the Redis runtime: {e}"))?;
-        let connections = {
-            let _inside = runtime.enter();
+        let _inside = runtime.enter();
+        let connections = if config.cluster {
+            let mut builder = ClusterClient::builder([config.url.expose()])
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(2);
+            if let Some(trust) = trust {
+                builder = builder.certs(trust);
+            }
+            let client = builder
+                .build()
+                .map_err(|e| format!("store.url: {}", describe(&e)))?;
+            // Connects in the background: hookgate starts while the cluster is down.
+            let cluster = client.get_pending_async_connection_with_config(ClusterConfig::default());
+            vec![Connection::Cluster(cluster); config.pool_size as usize]
+        } else {
+            let client = match trust {
+                None => redis::Client::open(config.url.expose()),
+                Some(trust) => redis::Client::build_with_tls(config.url.expose(), trust),
+            }
+            .map_err(|e| format!("store.url: {}", describe(&e)))?;
+            let manager = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.command_timeout))
+                // Fail fast and let the next command try again: a caller must not wait
+                // through a long reconnect loop, and every command after an outage
+                // reconnects anyway.
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_secs(1));
             (0..config.pool_size)
-                .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager.clone()))
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(client.clone(), manager.clone())
+                        .map(Connection::Single)
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("store: {}", describe(&e)))?
         };
+        drop(_inside);
         Ok(RedisStore {
             connections,
             next: AtomicUsize::new(0),
@@ -112,7 +173,7 @@ impl RedisStore {
         format!("{}{suffix}", self.prefix)
     }
 
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Connection {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
     }
@@ -121,7 +182,7 @@ impl RedisStore {
     /// records its latency or failure under `op`.
     pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, RedisError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let started = Instant::now();

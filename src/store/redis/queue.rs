@@ -72,7 +72,8 @@ end
 return 1
 ";
 
-/// ARGV: message key prefix, then ids; the records without bodies.
+/// KEYS: `due`, only so a cluster routes the script to the queue's slot. ARGV: message
+/// key prefix, then ids; the records without bodies.
 const READ: &str = r"
 local out = {}
 for i = 2, #ARGV do
@@ -225,7 +226,7 @@ impl RedisQueue {
                 .store
                 .run("queue_list", |mut c| async move {
                     let mut call = self.scripts.read.prepare_invoke();
-                    call.arg(&self.base);
+                    call.key(self.key("due")).arg(&self.base);
                     for id in chunk {
                         call.arg(id);
                     }
@@ -374,6 +375,7 @@ impl Queue for RedisQueue {
             .run("queue_get", |mut c| async move {
                 self.scripts
                     .read
+                    .key(self.key("due"))
                     .arg(&self.base)
                     .arg(id)
                     .invoke_async(&mut c)
