@@ -265,14 +265,7 @@ impl PersistentRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        support::wait_until_listening(port);
         child
     }
 

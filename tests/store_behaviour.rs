@@ -486,11 +486,7 @@ impl TlsRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        support::wait_until_listening(port);
         TlsRedis { child, port, dir }
     }
 
@@ -580,11 +576,7 @@ impl RedisCluster {
             _dir: dir,
         };
         for port in &cluster.ports {
-            let started = std::time::Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(started.elapsed() < Duration::from_secs(10));
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            support::wait_until_listening(*port);
         }
         let created = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
