@@ -5,11 +5,10 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hookgate::outbound::new_delivery_id;
-use support::{free_port, Gateway, TestApp};
+use support::{free_port, Gateway, RedisServer, TestApp};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -236,37 +235,20 @@ async fn killing_one_replica_mid_run_loses_nothing() {
 
 /// A Redis of the test's own that writes every command to its AOF before answering.
 struct PersistentRedis {
-    child: Child,
+    server: Option<RedisServer>,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl PersistentRedis {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Self::spawn(dir.path(), port);
-        PersistentRedis { child, port, dir }
-    }
-
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        support::wait_until_listening(port);
-        child
+        let mut redis = PersistentRedis {
+            server: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.restart();
+        redis
     }
 
     fn url(&self) -> String {
@@ -274,18 +256,21 @@ impl PersistentRedis {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server = None;
     }
 
+    /// Starts it again on the same port and files (it replays its AOF).
     fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port);
-    }
-}
-
-impl Drop for PersistentRedis {
-    fn drop(&mut self) {
-        self.kill();
+        let port = self.port.to_string();
+        let args = [
+            "--port",
+            &port,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ];
+        self.server = Some(RedisServer::start(self.dir.path(), self.port, &args));
     }
 }
 

@@ -365,7 +365,6 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
         queue.endpoint_states().await.unwrap(),
         [("acme".to_string(), state)]
     );
-    queue.ping().await.unwrap();
 }
 
 async fn queue_hands_each_message_to_one_of_many_concurrent_claimers(stores: Stores) {
@@ -460,7 +459,7 @@ async fn the_embedded_queue_keeps_its_messages_across_a_reopen() {
 
 /// A Redis of the test's own that only speaks TLS and wants a password.
 struct TlsRedis {
-    child: std::process::Child,
+    _server: support::RedisServer,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -469,36 +468,32 @@ impl TlsRedis {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         support::make_certificates(dir.path());
-        let (key, cert) = (dir.path().join("server.key"), dir.path().join("server.pem"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", "0", "--save", ""])
-            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-            .args(["--requirepass", "s3cret"])
-            .arg("--tls-cert-file")
-            .arg(&cert)
-            .arg("--tls-key-file")
-            .arg(&key)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        support::wait_until_listening(port);
-        TlsRedis { child, port, dir }
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        let port = support::free_port();
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "s3cret",
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+        ];
+        let server = support::RedisServer::start(dir.path(), port, &args);
+        TlsRedis {
+            _server: server,
+            port,
+            dir,
+        }
     }
 
     fn ca(&self) -> std::path::PathBuf {
         self.dir.path().join("ca.pem")
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -524,7 +519,7 @@ async fn redis_over_tls_with_a_password_and_a_database_index() {
 
 /// Three Redis Cluster nodes (no replicas) on free ports, joined with redis-cli.
 struct RedisCluster {
-    nodes: Vec<std::process::Child>,
+    _nodes: Vec<support::RedisServer>,
     ports: Vec<u16>,
     _dir: tempfile::TempDir,
 }
@@ -548,36 +543,16 @@ impl RedisCluster {
             .map(|port| {
                 let node_dir = dir.path().join(port.to_string());
                 std::fs::create_dir(&node_dir).unwrap();
-                std::process::Command::new("redis-server")
-                    .args([
-                        "--bind",
-                        "127.0.0.1",
-                        "--port",
-                        &port.to_string(),
-                        "--save",
-                        "",
-                    ])
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                    ])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap()
+                let port_arg = port.to_string();
+                let args = ["--port", &port_arg, "--cluster-enabled", "yes"];
+                support::RedisServer::start(&node_dir, *port, &args)
             })
             .collect();
         let cluster = RedisCluster {
-            nodes,
+            _nodes: nodes,
             ports,
             _dir: dir,
         };
-        for port in &cluster.ports {
-            support::wait_until_listening(*port);
-        }
         let created = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
@@ -613,14 +588,5 @@ impl RedisCluster {
     fn stores(&self) -> Stores {
         let seed = format!("redis://127.0.0.1:{}", self.ports[0]);
         shared(connect(&seed, None, true))
-    }
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.kill();
-            let _ = node.wait();
-        }
     }
 }

@@ -336,6 +336,11 @@ impl Loader<'_> {
             .map(|v| v.unwrap_or(default))
     }
 
+    /// A positive duration at `key`, or `default` when the key is absent.
+    fn duration_or(&mut self, fields: &Fields, key: &str, default: Duration) -> Option<Duration> {
+        self.with_default(fields, key, default, Self::positive_duration)
+    }
+
     fn config(&mut self, root: &Node) -> Option<Config> {
         let empty = Node {
             value: Value::Map(Vec::new()),
@@ -485,18 +490,10 @@ impl Loader<'_> {
                 }
                 let pool_size =
                     self.with_default(&f, "pool_size", 4, |l, n, p| l.whole(n, p, 1..=64));
-                let connect_timeout = self.with_default(
-                    &f,
-                    "connect_timeout",
-                    Duration::from_secs(2),
-                    Self::positive_duration,
-                );
-                let command_timeout = self.with_default(
-                    &f,
-                    "command_timeout",
-                    Duration::from_secs(1),
-                    Self::positive_duration,
-                );
+                let connect_timeout =
+                    self.duration_or(&f, "connect_timeout", Duration::from_secs(2));
+                let command_timeout =
+                    self.duration_or(&f, "command_timeout", Duration::from_secs(1));
                 let tls = url
                     .as_ref()
                     .is_some_and(|u| u.expose().starts_with("rediss://"));
@@ -564,24 +561,9 @@ impl Loader<'_> {
             .required(&f, "upstream")
             .and_then(|n| self.upstream(n, &f.path("upstream")));
         let max_body = self.with_default(&f, "max_body", DEFAULT_MAX_BODY, Self::size);
-        let body_timeout = self.with_default(
-            &f,
-            "body_timeout",
-            Duration::from_secs(10),
-            Self::positive_duration,
-        );
-        let connect_timeout = self.with_default(
-            &f,
-            "connect_timeout",
-            Duration::from_secs(2),
-            Self::positive_duration,
-        );
-        let upstream_timeout = self.with_default(
-            &f,
-            "upstream_timeout",
-            Duration::from_secs(30),
-            Self::positive_duration,
-        );
+        let body_timeout = self.duration_or(&f, "body_timeout", Duration::from_secs(10));
+        let connect_timeout = self.duration_or(&f, "connect_timeout", Duration::from_secs(2));
+        let upstream_timeout = self.duration_or(&f, "upstream_timeout", Duration::from_secs(30));
         let routes = self
             .required(&f, "routes")
             .and_then(|n| self.routes(n, &f.path("routes")));
@@ -972,12 +954,7 @@ impl Loader<'_> {
                 }
             })
         });
-        let ttl = self.with_default(
-            &f,
-            "ttl",
-            Duration::from_secs(86_400),
-            Self::positive_duration,
-        );
+        let ttl = self.duration_or(&f, "ttl", Duration::from_secs(86_400));
         Some(DedupeConfig { id: id?, ttl: ttl? })
     }
 
@@ -1099,7 +1076,7 @@ impl Loader<'_> {
                 l.whole(n, p, 1..=u32::MAX)
             });
             let streak = l.optional(&c, "streak", Self::positive_duration);
-            let pause = l.with_default(&c, "pause", defaults.pause, Self::positive_duration);
+            let pause = l.duration_or(&c, "pause", defaults.pause);
             Some(CircuitConfig {
                 failures: failures?,
                 streak: streak?,
@@ -1163,12 +1140,7 @@ impl Loader<'_> {
             return Some(DeliveryMode::Async);
         }
         let attempts = self.with_default(f, "sync_attempts", 3, |l, n, p| l.whole(n, p, 1..=10));
-        let budget = self.with_default(
-            f,
-            "sync_budget",
-            Duration::from_secs(10),
-            Self::positive_duration,
-        );
+        let budget = self.duration_or(f, "sync_budget", Duration::from_secs(10));
         let fallback_queue = self.with_default(f, "sync_fallback", false, |l, n, p| {
             l.parsed(n, p, |s| match s {
                 "queue" => Ok(true),
@@ -1261,7 +1233,7 @@ impl Loader<'_> {
         let defaults = base.clone().unwrap_or(fallback);
         let schedule = self.optional(&f, "schedule", |l, n, p| l.each(n, p, Self::duration));
         let explicit_attempts = self.optional(&f, "max_attempts", |l, n, p| l.whole(n, p, 1..=100));
-        let timeout = self.with_default(&f, "timeout", defaults.timeout, Self::positive_duration);
+        let timeout = self.duration_or(&f, "timeout", defaults.timeout);
         let success_status = self.optional(&f, "success_status", |l, n, p| {
             l.each(n, p, |l, item, p| {
                 l.parsed(item, p, |s| match s.parse::<u16>() {

@@ -176,8 +176,6 @@ pub trait Queue: Send + Sync {
         endpoint: &str,
         state: &EndpointState,
     ) -> Result<(), QueueError>;
-    /// Whether the store answers (for /readyz).
-    async fn ping(&self) -> Result<(), QueueError>;
 }
 
 /// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
@@ -274,9 +272,6 @@ impl Queue for EmbeddedQueue {
         let (endpoint, state) = (endpoint.to_string(), state.clone());
         self.blocking(move |q| q.set_endpoint_state(&endpoint, &state))
             .await
-    }
-    async fn ping(&self) -> Result<(), QueueError> {
-        self.blocking(|q| q.get("").map(|_| ())).await
     }
 }
 

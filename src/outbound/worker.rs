@@ -77,16 +77,6 @@ impl DeliveryWorker {
         }
     }
 
-    fn next(&self, endpoint: &Endpoint, record: &Record, outcome: &Outcome) -> Next {
-        next_step(
-            endpoint,
-            record.round_attempts + 1,
-            outcome,
-            self.time_scale,
-            now_ms(),
-        )
-    }
-
     /// The endpoint a per-request destination stands for, with the default policy.
     fn dynamic_endpoint(&self, target: &Target) -> Result<Endpoint, String> {
         let secret = match (&target.secret, &target.secret_ref) {
@@ -199,7 +189,8 @@ impl DeliveryWorker {
             Ok(endpoint) => {
                 let timeout = endpoint.config.retry.timeout;
                 let outcome = endpoint.attempt(&connector, &record, &body, timeout).await;
-                let next = self.next(&endpoint, &record, &outcome);
+                let attempt = record.round_attempts + 1;
+                let next = next_step(&endpoint, attempt, &outcome, self.time_scale, now_ms());
                 endpoint.record_outcome(&outcome, now_ms());
                 if outcome.gone && record.target.is_none() {
                     disable_endpoint(

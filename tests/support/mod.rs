@@ -29,6 +29,33 @@ pub fn wait_until_listening(port: u16) {
     }
 }
 
+/// A redis-server of a test's own, bound to 127.0.0.1 with its files in a test directory;
+/// killed when dropped.
+pub struct RedisServer(Child);
+
+impl RedisServer {
+    /// Starts redis-server with `args` and returns once `port` accepts connections.
+    pub fn start(dir: &std::path::Path, port: u16, args: &[&str]) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        wait_until_listening(port);
+        RedisServer(child)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -120,7 +120,8 @@ impl RedisStore {
             .enable_all()
             .build()
             .map_err(|e| format!("store: cannot start the Redis runtime: {e}"))?;
-        let _inside = runtime.enter();
+        // Created inside the runtime, the connections spawn their reconnects on it.
+        let inside = runtime.enter();
         let connections = if config.cluster {
             let mut builder = ClusterClient::builder([config.url.expose()])
                 .connection_timeout(config.connect_timeout)
@@ -158,7 +159,7 @@ impl RedisStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("store: {}", describe(&e)))?
         };
-        drop(_inside);
+        drop(inside);
         Ok(RedisStore {
             connections,
             next: AtomicUsize::new(0),

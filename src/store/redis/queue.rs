@@ -501,8 +501,4 @@ impl Queue for RedisQueue {
             .await
             .map_err(error)
     }
-
-    async fn ping(&self) -> Result<(), QueueError> {
-        self.store.ping().await.map_err(error)
-    }
 }
