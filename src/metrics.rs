@@ -76,6 +76,13 @@ pub struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Why hookgate closed a client connection itself: `max_connections`,
+    /// `max_connections_per_ip`, `header_timeout`, `bad_request`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabels {
     /// The shared store's operation: `dedupe_claim`, `rate_limit`, `queue_claim`...
     pub op: &'static str,
@@ -99,6 +106,8 @@ pub struct Metrics {
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
+    pub inbound_connections: Gauge,
+    pub inbound_connections_closed: Family<ConnectionLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,6 +120,19 @@ impl Metrics {
         let mut registry = Registry::with_prefix("hookgate");
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("build", "hookgate build information", build);
+
+        let inbound_connections = Gauge::default();
+        registry.register(
+            "inbound_connections",
+            "Client connections open on the inbound port",
+            inbound_connections.clone(),
+        );
+        let inbound_connections_closed = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "inbound_connections_closed",
+            "Client connections hookgate refused or closed itself, by reason",
+            inbound_connections_closed.clone(),
+        );
 
         let inbound_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -239,7 +261,15 @@ impl Metrics {
             inbound_requests,
             inbound_duration,
             inbound_errors,
+            inbound_connections,
+            inbound_connections_closed,
         }
+    }
+
+    pub fn record_connection_closed(&self, reason: &'static str) {
+        self.inbound_connections_closed
+            .get_or_create(&ConnectionLabels { reason })
+            .inc();
     }
 
     pub fn record_inbound(

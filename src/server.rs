@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, Readiness, StoreCheck};
 use crate::config::{Config, StoreConfig};
+use crate::inbound::connection::InboundService;
 use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
 use crate::outbound::queue::{EmbeddedQueue, Queue};
@@ -107,7 +108,11 @@ pub fn build(config: &Config) -> Result<Server, String> {
     if let Some(inbound) = &config.inbound {
         let mut service = Service::new(
             "inbound".to_string(),
-            InboundApp::new(inbound.clone(), store.dedupe()?, store.shared_limits())?,
+            InboundService::new(InboundApp::new(
+                inbound.clone(),
+                store.dedupe()?,
+                store.shared_limits(),
+            )?),
         );
         match &inbound.tls {
             None => service.add_tcp(&inbound.listen.to_string()),

@@ -550,6 +550,13 @@ impl Loader<'_> {
                 "body_timeout",
                 "connect_timeout",
                 "upstream_timeout",
+                "header_timeout",
+                "idle_timeout",
+                "max_connections",
+                "max_connections_per_ip",
+                "max_url",
+                "max_headers",
+                "max_header_bytes",
                 "routes",
             ],
         )?;
@@ -564,10 +571,32 @@ impl Loader<'_> {
         let body_timeout = self.duration_or(&f, "body_timeout", Duration::from_secs(10));
         let connect_timeout = self.duration_or(&f, "connect_timeout", Duration::from_secs(2));
         let upstream_timeout = self.duration_or(&f, "upstream_timeout", Duration::from_secs(30));
+        let header_timeout = self.duration_or(&f, "header_timeout", Duration::from_secs(10));
+        let idle_timeout = self.duration_or(&f, "idle_timeout", Duration::from_secs(60));
+        let max_connections = self.with_default(&f, "max_connections", 10_000, |l, n, p| {
+            l.whole(n, p, 1..=u32::MAX)
+        });
+        let max_connections_per_ip = self.optional(&f, "max_connections_per_ip", |l, n, p| {
+            l.whole(n, p, 1..=u32::MAX)
+        });
+        let max_url = self.with_default(&f, "max_url", 8 * 1024, Self::size);
+        let max_headers =
+            self.with_default(&f, "max_headers", 100, |l, n, p| l.whole(n, p, 1..=250));
+        let max_header_bytes = self.with_default(&f, "max_header_bytes", 64 * 1024, Self::size);
         let routes = self
             .required(&f, "routes")
             .and_then(|n| self.routes(n, &f.path("routes")));
+        let limits = ConnectionLimits {
+            header_timeout: header_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
+            max_connections_per_ip: max_connections_per_ip?,
+            max_url: max_url?,
+            max_headers: max_headers? as usize,
+            max_header_bytes: max_header_bytes?,
+        };
         Some(InboundConfig {
+            limits,
             listen: listen?,
             tls: tls?,
             upstream: upstream?,
@@ -1486,6 +1515,9 @@ inbound:
         assert!(p.matches("/hooks"));
         assert!(!p.matches("/hooksx"));
         assert!(!PathMatch::Exact("/a".into()).matches("/a/b"));
+        assert!(PathMatch::Exact("/a".into()).matches("/A/"));
+        assert!(PathMatch::Exact("/".into()).matches("/"));
+        assert!(p.matches("/HOOKS/x"));
     }
 
     #[test]

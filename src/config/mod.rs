@@ -94,7 +94,29 @@ pub struct InboundConfig {
     pub connect_timeout: Duration,
     /// How long the app may take to start answering.
     pub upstream_timeout: Duration,
+    pub limits: ConnectionLimits,
     pub routes: Vec<RouteConfig>,
+}
+
+/// What one client connection may hold on the inbound port.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// A request head must arrive whole within this of the connection opening (or, on a
+    /// kept-alive connection, of the previous answer plus `idle_timeout`).
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// Open client connections at once; more are answered 503 and closed.
+    pub max_connections: u32,
+    /// Open client connections from one address; unlimited when `None` (behind a load
+    /// balancer every client has its address).
+    pub max_connections_per_ip: Option<u32>,
+    /// Longest request target, in bytes (414 above it).
+    pub max_url: u64,
+    /// Most request header fields (431 above it).
+    pub max_headers: usize,
+    /// Largest request head, in bytes (431 above it).
+    pub max_header_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -137,11 +159,25 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
+    /// Matches ignoring ASCII case, and an exact path also with a trailing `/`: apps that
+    /// route case-insensitively (ASP.NET) or ignore a trailing slash would otherwise reach a
+    /// signed route's handler through a looser route that caught the variant.
     pub fn matches(&self, path: &str) -> bool {
+        let path = path.as_bytes();
         match self {
-            PathMatch::Exact(p) => p == path,
+            PathMatch::Exact(p) => {
+                let p = p.as_bytes();
+                let path = path
+                    .strip_suffix(b"/")
+                    .filter(|_| path.len() > 1)
+                    .unwrap_or(path);
+                p.eq_ignore_ascii_case(path)
+            }
             PathMatch::Prefix(prefix) => {
-                path.starts_with(prefix.as_str()) || path == &prefix[..prefix.len() - 1]
+                let prefix = prefix.as_bytes();
+                path.get(..prefix.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+                    || path.eq_ignore_ascii_case(&prefix[..prefix.len() - 1])
             }
         }
     }

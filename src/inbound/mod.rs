@@ -1,11 +1,14 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
-//! [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`]
+//! [`path`] (refuse ambiguous paths) → [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`]
 //! (claim the delivery id) → [`rate_limit`] → [`forward`] (to the app, answer relayed).
 
 pub mod body;
+pub mod connection;
 pub mod dedupe;
 pub mod forward;
+pub mod head_limits;
+pub mod path;
 pub mod rate_limit;
 pub mod routing;
 pub mod verify;
@@ -27,9 +30,6 @@ use crate::store::redis::RedisRateLimiter;
 use crate::store::{Claim, DedupeStore};
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
-
-/// Idle time allowed between requests on a client's keep-alive connection.
-const CLIENT_KEEPALIVE_SECS: u64 = 60;
 
 pub struct InboundApp {
     config: InboundConfig,
@@ -55,8 +55,9 @@ impl InboundApp {
         dedupe: Arc<dyn DedupeStore>,
         shared_limits: Option<Arc<RedisRateLimiter>>,
     ) -> Result<Self, String> {
+        // h2c is detected by `connection::InboundService`, which has a deadline for it.
         let mut server_options = HttpServerOptions::default();
-        server_options.h2c = true;
+        server_options.h2_idle_timeout = Some(config.limits.idle_timeout);
         Ok(InboundApp {
             dedupe,
             routes: RouteTable::new(&config.routes, shared_limits)?,
@@ -68,6 +69,9 @@ impl InboundApp {
 
     async fn handle(&self, session: &mut ServerSession) -> Outcome {
         let path = session.req_header().uri.path().to_string();
+        if let Err(answer) = path::check(&path) {
+            return self.reject(session, UNMATCHED_ROUTE, answer).await;
+        }
         let Some(route) = self.routes.find(&path) else {
             let answer = ErrorResponse::new(
                 404,
@@ -284,6 +288,9 @@ impl InboundApp {
     }
 }
 
+/// Marks a kept-alive connection's later sessions, whose head deadline includes the idle time.
+struct KeptAlive;
+
 #[async_trait]
 impl HttpServerApp for InboundApp {
     async fn process_new_http(
@@ -291,17 +298,44 @@ impl HttpServerApp for InboundApp {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        match session.read_request().await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
+        let limits = &self.config.limits;
+        let deadline = match session.take_connection_user_context() {
+            Some(_) => limits.idle_timeout + limits.header_timeout,
+            None => limits.header_timeout,
+        };
+        let refusal = match tokio::time::timeout(deadline, session.read_request()).await {
+            Ok(Ok(true)) => head_limits::check(session.req_header(), limits),
+            Ok(Ok(false)) => return None,
+            Err(_) => {
+                METRICS.record_connection_closed("header_timeout");
+                Some(head_limits::header_timeout(deadline))
+            }
+            Ok(Err(e)) if e.etype() == &pingora::ErrorType::InvalidHTTPHeader => {
+                // Not `e` itself: its context holds the head's bytes, credentials included.
+                tracing::debug!(error = %e.root_cause(), "refused a malformed request head");
+                METRICS.record_connection_closed("bad_request");
+                Some(head_limits::malformed(&e))
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "could not read a request head");
                 return None;
             }
-        }
+        };
         let started = Instant::now();
-        let keepalive = (!*shutdown.borrow()).then_some(CLIENT_KEEPALIVE_SECS);
+        if let Some(answer) = refusal {
+            let outcome = self.reject(&mut session, UNMATCHED_ROUTE, answer).await;
+            METRICS.record_inbound(
+                UNMATCHED_ROUTE,
+                outcome.outcome,
+                outcome.status,
+                started.elapsed(),
+            );
+            return None;
+        }
+        let keepalive = (!*shutdown.borrow()).then_some(limits.idle_timeout.as_secs().max(1));
         session.set_keepalive(keepalive);
+        // A client may send its next request before reading this answer (RFC 9112 §9.3.2).
+        session.set_pipelining_enabled(true);
         let outcome = self.handle(&mut session).await;
         METRICS.record_inbound(
             &outcome.route,
@@ -312,7 +346,8 @@ impl HttpServerApp for InboundApp {
         if !outcome.reusable {
             return None;
         }
-        let settings = HttpPersistentSettings::for_session(&session);
+        let mut settings = HttpPersistentSettings::for_session(&session);
+        settings.set_user_context(Box::new(KeptAlive));
         match session.finish().await {
             Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
             Err(_) => None,

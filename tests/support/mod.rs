@@ -571,3 +571,28 @@ pub fn make_certificates(dir: &std::path::Path) {
         "san.ext",
     ]);
 }
+
+/// Sends raw bytes on a fresh connection and returns everything read back until the
+/// server closes the connection or `timeout` passes: for requests no HTTP client would send.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // A server that answers early and closes may reset the rest of a large write.
+    let _ = stream.write_all(request);
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    while started.elapsed() < timeout {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
