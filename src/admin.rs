@@ -15,7 +15,7 @@ use crate::config::Secret;
 use crate::error_response::{json_response, ErrorResponse};
 use crate::metrics::METRICS;
 use crate::outbound::now_ms;
-use crate::outbound::queue::{EndpointState, Queue, State};
+use crate::outbound::queue::{EndpointState, Queue, Record, State};
 use crate::schemes::crypto::ct_eq;
 use crate::store::redis::RedisStore;
 
@@ -157,10 +157,13 @@ impl AdminApp {
                 queue
                     .list(endpoint.as_deref(), state)
                     .await
-                    .map(|r| json!({ "deliveries": r }))
+                    .map(|r| {
+                        let r: Vec<_> = r.into_iter().map(Record::redacted).collect();
+                        json!({ "deliveries": r })
+                    })
             }
             ("GET", ["deliveries", id]) => {
-                queue.get(id).await.map(|r| json!(r))
+                queue.get(id).await.map(|r| json!(r.map(Record::redacted)))
             }
             ("POST", ["deliveries", id, "retry"]) => {
                 queue

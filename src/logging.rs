@@ -3,6 +3,9 @@
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
+use tracing_subscriber::filter::FilterFn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -13,7 +16,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. The filter comes from `HOOKGATE_LOG` (e.g. `debug`,
 /// `hookgate=debug,pingora=warn`) and defaults to `info`. Pingora's own `log` records are
-/// captured too.
+/// captured too, but debug and trace records of other crates never are, whatever the
+/// filter says: Pingora's, h2's and rustls' print raw request heads and answers, bearer
+/// tokens and `Hookgate-Secret` included.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("HOOKGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -21,7 +26,19 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.finish().with(secret_safe()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(secret_safe())
+            .init(),
     }
+}
+
+/// Passes info and above from anywhere, and debug and trace only from hookgate itself.
+fn secret_safe() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    FilterFn::new(|meta| {
+        *meta.level() <= tracing::Level::INFO || meta.target().starts_with("hookgate")
+    })
 }

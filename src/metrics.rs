@@ -107,6 +107,7 @@ pub struct Metrics {
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
     pub inbound_connections: Gauge,
+    pub upstream_resends: Counter,
     pub inbound_connections_closed: Family<ConnectionLabels, Counter>,
 }
 
@@ -132,6 +133,13 @@ impl Metrics {
             "inbound_connections_closed",
             "Client connections hookgate refused or closed itself, by reason",
             inbound_connections_closed.clone(),
+        );
+
+        let upstream_resends = Counter::default();
+        registry.register(
+            "inbound_upstream_resends",
+            "Requests sent to the app again because a pooled connection was closed before the request was written",
+            upstream_resends.clone(),
         );
 
         let inbound_requests = Family::<RequestLabels, Counter>::default();
@@ -263,6 +271,7 @@ impl Metrics {
             inbound_errors,
             inbound_connections,
             inbound_connections_closed,
+            upstream_resends,
         }
     }
 

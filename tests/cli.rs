@@ -38,7 +38,7 @@ fn every_problem_is_listed_with_its_line() {
     assert_eq!(
         stderr(&output),
         format!(
-            "{f}:4:3: inbound.max_bdy: unknown key (expected one of: listen, tls, upstream, max_body, body_timeout, connect_timeout, upstream_timeout, routes)\n\
+            "{f}:4:3: inbound.max_bdy: unknown key (expected one of: listen, tls, upstream, max_body, body_timeout, connect_timeout, upstream_timeout, header_timeout, idle_timeout, max_connections, max_connections_per_ip, max_url, max_headers, max_header_bytes, routes)\n\
              {f}:5:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10x\"\n\
              {f}:9:44: inbound.routes[0].verify.secrets[0]: environment variable HOOKGATE_TEST_MISSING is not set (write ${{HOOKGATE_TEST_MISSING:-default}} to give a default)\n\
              {f}: 3 problem(s)\n"
@@ -103,4 +103,22 @@ fn version_and_help() {
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("hookgate check -c config.example.yaml")
     );
+}
+
+#[test]
+fn check_never_echoes_a_password_and_refuses_what_run_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "store: { kind: redis, url: \"redis://:pw-in-url-1@127.0.0.1:6379/notadb\" }\ninbound:\n  listen: 127.0.0.1:8000\n  upstream: http://user:pw-in-url-2@127.0.0.1:port\n  routes:\n    - { name: a, path: /a, verify: none }\n",
+    )
+    .unwrap();
+    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let text = stderr(&output);
+    assert!(text.contains("store.url: not a valid Redis URL"), "{text}");
+    assert!(text.contains("inbound.upstream:"), "{text}");
+    assert!(text.contains("user:***@"), "{text}");
+    assert!(!text.contains("pw-in-url"), "{text}");
 }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::values::{interpolate, parse_duration, parse_rate, parse_size};
+use super::values::{
+    host_and_port, http_scheme, interpolate, parse_duration, parse_rate, parse_size, redact_url,
+};
 use super::yaml::{self, Key, Node, Position, Value};
 use super::*;
 use crate::outbound::retry::{self, RetryPolicy};
@@ -477,15 +479,25 @@ impl Loader<'_> {
                 let key_prefix =
                     self.with_default(&f, "key_prefix", "hookgate:".to_string(), Self::string);
                 if let Some(url) = &url {
-                    if !(url.expose().starts_with("redis://")
+                    // The same parser `run` uses, so `check` passes only what `run` accepts.
+                    let problem = if !(url.expose().starts_with("redis://")
                         || url.expose().starts_with("rediss://"))
                     {
+                        Some("expected a URL starting with redis:// or rediss://".to_string())
+                    } else {
+                        redis::IntoConnectionInfo::into_connection_info(url.expose())
+                            .err()
+                            // The error names the part that is wrong, never the URL itself.
+                            .map(|e| {
+                                format!(
+                                    "not a valid Redis URL: {}",
+                                    e.detail().unwrap_or("it does not parse")
+                                )
+                            })
+                    };
+                    if let Some(problem) = problem {
                         let at = f.get("url").map_or(f.at, |n| n.at);
-                        self.error(
-                            at,
-                            &f.path("url"),
-                            "expected a URL starting with redis:// or rediss://",
-                        );
+                        self.error(at, &f.path("url"), problem);
                     }
                 }
                 let pool_size =
@@ -686,28 +698,17 @@ impl Loader<'_> {
 
     fn upstream(&mut self, node: &Node, path: &str) -> Option<Upstream> {
         self.parsed(node, path, |s| {
-            let expected = format!("expected a URL such as http://127.0.0.1:8080, found {s:?}");
-            let (tls, rest) = if let Some(rest) = s.strip_prefix("http://") {
-                (false, rest)
-            } else if let Some(rest) = s.strip_prefix("https://") {
-                (true, rest)
-            } else {
-                return Err(expected);
-            };
+            let expected = format!(
+                "expected a URL such as http://127.0.0.1:8080, found {:?}",
+                redact_url(s)
+            );
+            let (tls, rest) = http_scheme(s).ok_or_else(|| expected.clone())?;
             let authority = rest.strip_suffix('/').unwrap_or(rest);
-            if authority.is_empty() || authority.contains('/') {
+            if authority.contains('/') {
                 return Err(format!("{expected} (no path: requests keep their own)"));
             }
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                    (host, port.parse::<u16>().map_err(|_| expected.clone())?)
-                }
-                _ => (authority, if tls { 443 } else { 80 }),
-            };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            if host.is_empty() {
-                return Err(expected);
-            }
+            let (host, port) = host_and_port(authority).ok_or_else(|| expected.clone())?;
+            let port = port.unwrap_or(if tls { 443 } else { 80 });
             Ok(Upstream {
                 tls,
                 host: host.to_string(),
@@ -876,7 +877,8 @@ impl Loader<'_> {
                     Ok(s.to_string())
                 } else {
                     Err(format!(
-                        "expected the full URL the sender signs, found {s:?}"
+                        "expected the full URL the sender signs, found {:?}",
+                        redact_url(s)
                     ))
                 }
             })
@@ -1117,7 +1119,7 @@ impl Loader<'_> {
                 if s.starts_with("http://") || s.starts_with("https://") {
                     Ok(s.to_string())
                 } else {
-                    Err(format!("expected a URL or URL prefix ending in *, such as http://hooks.acme.example/*, found {s:?}"))
+                    Err(format!("expected a URL or URL prefix ending in *, such as http://hooks.acme.example/*, found {:?}", redact_url(s)))
                 }
             })
         });
@@ -1350,26 +1352,19 @@ fn route_name(s: &str) -> Result<String, String> {
     }
 }
 
-/// `https://host[:port]/path?query`.
+/// `https://host[:port]/path?query`; the scheme in any case, IPv6 hosts in brackets.
 pub fn parse_destination(s: &str) -> Result<Destination, String> {
-    let expected = || format!("expected a URL such as https://hooks.example.com/path, found {s:?}");
-    let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = s.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(expected());
+    let expected = || {
+        format!(
+            "expected a URL such as https://hooks.example.com/path, found {:?}",
+            redact_url(s)
+        )
     };
+    let (tls, rest) = http_scheme(s).ok_or_else(expected)?;
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(']') || host.ends_with(']') => {
-            (host, port.parse::<u16>().map_err(|_| expected())?)
-        }
-        _ => (authority, if tls { 443 } else { 80 }),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains(['@', ' ']) {
+    let (host, port) = host_and_port(authority).ok_or_else(expected)?;
+    if host.contains(['@', ' ', '[', ']']) {
         return Err(expected());
     }
     let path = match path {
@@ -1380,7 +1375,7 @@ pub fn parse_destination(s: &str) -> Result<Destination, String> {
     Ok(Destination {
         tls,
         host: host.to_string(),
-        port,
+        port: port.unwrap_or(if tls { 443 } else { 80 }),
         path,
     })
 }
@@ -1406,6 +1401,35 @@ mod tests {
         match name {
             "REJENTO_SECRET" => Some("rj-secret".to_string()),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn destinations_take_ipv6_without_a_port_and_any_case_of_scheme() {
+        let d = parse_destination("HTTPS://[2001:db8::1]/hook").unwrap();
+        assert_eq!(
+            (d.tls, d.host.as_str(), d.port, d.path.as_str()),
+            (true, "2001:db8::1", 443, "/hook")
+        );
+        let d = parse_destination("Http://[::1]:8080").unwrap();
+        assert_eq!(
+            (d.tls, d.host.as_str(), d.port, d.path.as_str()),
+            (false, "::1", 8080, "/")
+        );
+        let d = parse_destination("http://example.com?x=1").unwrap();
+        assert_eq!(
+            (d.host.as_str(), d.port, d.path.as_str()),
+            ("example.com", 80, "/?x=1")
+        );
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://[::1",
+            "http://a:b/",
+            "http://u:p@h/",
+        ] {
+            let error = parse_destination(bad).unwrap_err();
+            assert!(!error.contains(":p@"), "{error}");
         }
     }
 

@@ -37,7 +37,11 @@ pub async fn read_body(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
         session.write_continue_response().await.map_err(|e| {
-            ErrorResponse::new(400, "bad_request", format!("client went away: {e}"))
+            ErrorResponse::new(
+                400,
+                "bad_request",
+                format!("client went away: {}", e.etype().as_str()),
+            )
         })?;
     }
     let capacity = declared.unwrap_or(0).min(limit) as usize;
@@ -47,7 +51,7 @@ pub async fn read_body(
             ErrorResponse::new(
                 400,
                 "bad_request_body",
-                format!("could not read the request body: {e}"),
+                format!("could not read the request body: {}", e.etype().as_str()),
             )
         })? {
             if (body.len() + chunk.len()) as u64 > limit {

@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
@@ -17,6 +17,7 @@ use pingora::{Error, ErrorType};
 
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
+use crate::metrics::METRICS;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -35,9 +36,15 @@ const HOP_BY_HOP: &[&str] = &[
 /// app just closed has to be sent again.
 const POOL_IDLE: Duration = Duration::from_secs(2);
 
-/// Sending a request on a pooled connection the app closed meanwhile fails before any
-/// answer; such a request is sent again on another connection, at most this many times.
+/// A request whose write to a pooled connection failed, so the app cannot have read it
+/// whole, is sent again on another connection, at most this many times. A request written
+/// whole is never sent again: the app may have acted on it before closing.
 const STALE_CONNECTION_RETRIES: usize = 3;
+
+/// The app's answer is read up to this much before hookgate relays any of it, so that an
+/// app that stalls or breaks off mid-answer still leaves hookgate free to answer the
+/// provider cleanly. Webhook answers are small; longer ones are streamed.
+const ANSWER_BUFFER: usize = 64 * 1024;
 
 pub struct UpstreamClient {
     connector: Connector,
@@ -45,12 +52,15 @@ pub struct UpstreamClient {
     timeout: Duration,
 }
 
-/// How forwarding ended, for the caller's metrics and connection handling.
+/// How forwarding ended, for the caller's metrics, dedupe and connection handling.
 pub enum Forwarded {
     /// The app's answer was relayed completely.
     Complete { status: u16 },
-    /// The app's answer started but broke off; the client connection must be dropped.
+    /// The app's answer was being relayed and broke off; the client connection must be dropped.
     Broken { status: u16 },
+    /// The app sent its status line and then stalled or broke off before the end of its
+    /// answer, and nothing was relayed yet: the client gets `answer` instead.
+    Incomplete { status: u16, answer: ErrorResponse },
 }
 
 impl UpstreamClient {
@@ -75,8 +85,9 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `request` with `body` to the app and relays the answer to `session`.
-    /// An error means nothing was written to the client yet.
+    /// Sends `request` with `body` to the app and relays the answer to `session`. The whole
+    /// exchange, the answer's body included, has `upstream_timeout`. An error means nothing
+    /// was written to the client yet and the app gave no status.
     pub async fn forward(
         &self,
         session: &mut ServerSession,
@@ -84,6 +95,7 @@ impl UpstreamClient {
         body: Bytes,
         extra_response_headers: &[(&'static str, String)],
     ) -> Result<Forwarded, ErrorResponse> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut attempt = 0;
         let (mut upstream, response) = loop {
             let (mut upstream, reused) = self
@@ -91,34 +103,72 @@ impl UpstreamClient {
                 .get_http_session(&self.peer)
                 .await
                 .map_err(|e| upstream_error(&e))?;
-            let sent = tokio::time::timeout(self.timeout, async {
+            let written = tokio::time::timeout_at(deadline, async {
                 upstream
                     .write_request_header(Box::new(request.clone()))
                     .await?;
                 if !body.is_empty() {
                     upstream.write_request_body(body.clone(), true).await?;
                 }
-                upstream.finish_request_body().await?;
-                upstream.read_response_header().await?;
-                Ok::<_, Box<Error>>(())
+                upstream.finish_request_body().await
             })
             .await;
-            match sent {
-                Ok(Ok(())) => {
-                    let response = upstream.response_header().cloned().ok_or_else(|| {
-                        ErrorResponse::new(502, "upstream_error", "the app sent no response header")
-                    })?;
-                    break (upstream, response);
-                }
+            match written {
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) if reused && attempt < STALE_CONNECTION_RETRIES => {
-                    tracing::debug!(error = %e, "pooled connection to the app was stale; sending again");
+                    METRICS.upstream_resends.inc();
+                    tracing::debug!(
+                        error = e.etype().as_str(),
+                        "pooled connection to the app was stale; sending again"
+                    );
                     attempt += 1;
+                    continue;
                 }
                 Ok(Err(e)) => return Err(upstream_error(&e)),
                 Err(_) => return Err(timeout_error(self.timeout)),
             }
+            match tokio::time::timeout_at(deadline, upstream.read_response_header()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(upstream_error(&e)),
+                Err(_) => return Err(timeout_error(self.timeout)),
+            }
+            let response = upstream.response_header().cloned().ok_or_else(|| {
+                ErrorResponse::new(502, "upstream_error", "the app sent no response header")
+            })?;
+            break (upstream, response);
         };
         let status = response.status.as_u16();
+        let incomplete = |answer| Ok(Forwarded::Incomplete { status, answer });
+
+        // Read the start of the answer (usually all of it) before relaying anything.
+        let mut start = BytesMut::new();
+        let mut finished = false;
+        while start.len() < ANSWER_BUFFER {
+            match tokio::time::timeout_at(deadline, upstream.read_response_body()).await {
+                Ok(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
+                Ok(Ok(None)) => {
+                    finished = true;
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        status,
+                        error = e.etype().as_str(),
+                        "the app's answer broke off"
+                    );
+                    return incomplete(ErrorResponse::new(
+                        502,
+                        "upstream_incomplete",
+                        "the app's answer broke off before its end",
+                    ));
+                }
+                Err(_) => {
+                    tracing::warn!(status, "the app's answer stalled before its end");
+                    return incomplete(timeout_error(self.timeout));
+                }
+            }
+        }
+
         let mut response = response;
         strip_hop_by_hop_response(&mut response);
         for (name, value) in extra_response_headers {
@@ -131,16 +181,32 @@ impl UpstreamClient {
         {
             return Ok(Forwarded::Broken { status });
         }
-        loop {
-            match upstream.read_response_body().await {
-                Ok(Some(chunk)) => {
+        if !start.is_empty()
+            && session
+                .write_response_body(start.freeze(), false)
+                .await
+                .is_err()
+        {
+            return Ok(Forwarded::Broken { status });
+        }
+        while !finished {
+            match tokio::time::timeout_at(deadline, upstream.read_response_body()).await {
+                Ok(Ok(Some(chunk))) => {
                     if session.write_response_body(chunk, false).await.is_err() {
                         return Ok(Forwarded::Broken { status });
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the app's response body broke off");
+                Ok(Ok(None)) => finished = true,
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        status,
+                        error = e.etype().as_str(),
+                        "the app's answer broke off while relayed"
+                    );
+                    return Ok(Forwarded::Broken { status });
+                }
+                Err(_) => {
+                    tracing::warn!(status, "the app's answer stalled while relayed");
                     return Ok(Forwarded::Broken { status });
                 }
             }

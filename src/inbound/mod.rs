@@ -145,8 +145,13 @@ impl InboundApp {
                     Err(e) => {
                         METRICS.dedupe_store_errors.inc();
                         tracing::error!(route = name, error = %e, "dedupe store refused a claim");
-                        let answer = ErrorResponse::new(503, "dedupe_unavailable", e.to_string())
-                            .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
+                        // The store's error stays in the log: it names hosts and causes.
+                        let answer = ErrorResponse::new(
+                            503,
+                            "dedupe_unavailable",
+                            "the dedupe store is unavailable; retry later",
+                        )
+                        .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
                         return self.answer(session, name, answer, true).await;
                     }
                 }
@@ -190,7 +195,7 @@ impl InboundApp {
                 let answer = ErrorResponse::new(
                     400,
                     "bad_request",
-                    format!("request cannot be forwarded: {e}"),
+                    format!("request cannot be forwarded: {}", e.etype().as_str()),
                 );
                 return self.answer(session, name, answer, true).await;
             }
@@ -200,13 +205,18 @@ impl InboundApp {
             .forward(session, request, body, &rate_headers)
             .await;
         let app_status = match &forwarded {
-            Ok(Forwarded::Complete { status } | Forwarded::Broken { status }) => Some(*status),
+            Ok(
+                Forwarded::Complete { status }
+                | Forwarded::Broken { status }
+                | Forwarded::Incomplete { status, .. },
+            ) => Some(*status),
             Err(_) => None,
         };
         if let Some(status) = app_status {
             METRICS.record_upstream(name, status);
         }
-        // The app has the delivery once it answered 2xx, even if the client went away since.
+        // The app has the delivery once it answered 2xx, even if the client went away since
+        // or the rest of the app's answer never came: a retry is then a duplicate.
         match (&claimed, app_status) {
             (Some((key, ttl)), Some(status)) if (200..300).contains(&status) => {
                 if let Err(e) = self.dedupe.complete(key, status, *ttl).await {
@@ -229,7 +239,7 @@ impl InboundApp {
                 status,
                 reusable: false,
             },
-            Err(mut answer) => {
+            Ok(Forwarded::Incomplete { mut answer, .. }) | Err(mut answer) => {
                 tracing::warn!(route = name, error = answer.code, "{}", answer.message);
                 answer.headers.extend(rate_headers);
                 self.answer(session, name, answer, true).await

@@ -132,12 +132,13 @@ impl RouteLimiter {
                         return Ok(Vec::new());
                     }
                     Err(e) => {
+                        tracing::error!(route, error = %e, "rate limit store failed");
                         return Err(ErrorResponse::new(
                             503,
                             "rate_limit_unavailable",
-                            format!("the rate limit store failed: {e}"),
+                            "the rate limit store is unavailable; retry later",
                         )
-                        .with_header("Retry-After", STORE_RETRY_AFTER))
+                        .with_header("Retry-After", STORE_RETRY_AFTER));
                     }
                 }
             }

@@ -277,10 +277,11 @@ impl OutboundApp {
             .enqueue(record, body, idempotency_key.map(|k| (k, window_end)))
             .await
             .map_err(|e| {
+                tracing::error!(error = %e, "could not store an outbound message");
                 ErrorResponse::new(
                     503,
                     "queue_unavailable",
-                    format!("the message was not stored: {e}"),
+                    "the message was not stored; retry later",
                 )
                 .with_header("Retry-After", "5")
             })?;

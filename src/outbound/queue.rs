@@ -83,6 +83,16 @@ pub struct Record {
     pub target: Option<Target>,
 }
 
+impl Record {
+    /// The record as the admin API shows it: an inline `Hookgate-Secret` is replaced.
+    pub fn redacted(mut self) -> Self {
+        if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {
+            *secret = "[redacted]".to_string();
+        }
+        self
+    }
+}
+
 /// Whether an endpoint is being delivered to, and why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointState {
