@@ -156,6 +156,58 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
+/// An `http://` or `https://` URL's scheme, matched without regard to case as RFC 3986
+/// asks: whether it is TLS, and the rest of the URL.
+pub fn http_scheme(url: &str) -> Option<(bool, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.eq_ignore_ascii_case("https") {
+        Some((true, rest))
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some((false, rest))
+    } else {
+        None
+    }
+}
+
+/// The host (brackets of an IPv6 literal removed) and port, if given, of an authority
+/// such as `example.com:8443`, `[2001:db8::1]` or `[::1]:80`.
+pub fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':')?)),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        None => None,
+        Some(port) => Some(port.parse::<u16>().ok()?),
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// `url` with the password of any `user:password@` replaced, for error messages.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => {
+            let userinfo = &url[start..start + at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,57 +290,5 @@ mod tests {
         assert!(err.contains("MISSING is not set"), "{err}");
         assert!(interpolate("${SECRET", &env).is_err());
         assert!(interpolate("${1BAD}", &env).is_err());
-    }
-}
-
-/// An `http://` or `https://` URL's scheme, matched without regard to case as RFC 3986
-/// asks: whether it is TLS, and the rest of the URL.
-pub fn http_scheme(url: &str) -> Option<(bool, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme.eq_ignore_ascii_case("https") {
-        Some((true, rest))
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Some((false, rest))
-    } else {
-        None
-    }
-}
-
-/// The host (brackets of an IPv6 literal removed) and port, if given, of an authority
-/// such as `example.com:8443`, `[2001:db8::1]` or `[::1]:80`.
-pub fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']')?;
-            match after {
-                "" => (host, None),
-                _ => (host, Some(after.strip_prefix(':')?)),
-            }
-        }
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let port = match port {
-        None => None,
-        Some(port) => Some(port.parse::<u16>().ok()?),
-    };
-    (!host.is_empty()).then_some((host, port))
-}
-
-/// `url` with the password of any `user:password@` replaced, for error messages.
-pub fn redact_url(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => {
-            let userinfo = &url[start..start + at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{}{user}:***{}", &url[..start], &url[start + at..])
-        }
-        None => url.to_string(),
     }
 }
