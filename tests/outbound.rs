@@ -400,12 +400,7 @@ async fn per_request_destinations_are_signed_and_guarded_against_ssrf() {
         (400, Some("destination_not_allowed")),
         "{json}"
     );
-    let (status, json) = post(&guarded, github("http://169.254.169.254/latest/meta-data")).await;
-    assert_eq!(
-        (status, json["error"].as_str()),
-        (400, Some("destination_not_allowed")),
-        "cloud metadata"
-    );
+    // Other special-purpose addresses: tests/ssrf_netns.rs, where a wrong answer cannot leave.
 
     let open = Gateway::builder(app.url())
         .endpoints("    []\n")
