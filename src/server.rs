@@ -43,10 +43,16 @@ impl Store {
         })
     }
 
-    fn dedupe(&self) -> Result<Arc<dyn DedupeStore>, String> {
+    fn dedupe(&self, config: &Config) -> Result<Arc<dyn DedupeStore>, String> {
         Ok(match self {
             Store::Embedded { path, max_ids } => {
-                Arc::new(EmbeddedDedupe::open(path, *max_ids).map_err(|e| format!("store: {e}"))?)
+                let routes = config.inbound.as_ref().map_or(0, |i| {
+                    i.routes.iter().filter(|r| r.dedupe.is_some()).count()
+                });
+                Arc::new(
+                    EmbeddedDedupe::open(path, *max_ids, routes)
+                        .map_err(|e| format!("store: {e}"))?,
+                )
             }
             Store::Redis(redis) => Arc::new(RedisDedupe::new(redis.clone())),
         })
@@ -110,7 +116,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             "inbound".to_string(),
             InboundService::new(InboundApp::new(
                 inbound.clone(),
-                store.dedupe()?,
+                store.dedupe(config)?,
                 store.shared_limits(),
             )?),
         );

@@ -97,7 +97,8 @@ fn standard_webhooks_and_svix() {
         Verified {
             secret_index: 0,
             id: Some(id.into()),
-            timestamp: Some(ts)
+            timestamp: Some(ts),
+            signed_id: true,
         }
     );
     assert_eq!(

@@ -29,7 +29,7 @@ struct Stores {
 fn embedded() -> Stores {
     let dir = tempfile::tempdir().unwrap();
     Stores {
-        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000).unwrap()),
+        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000, 1).unwrap()),
         queue: Arc::new(EmbeddedQueue::open(dir.path()).unwrap()),
         shared_limits: None,
         _dir: Some(dir),

@@ -27,7 +27,7 @@ use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::schemes::unix_now;
 use crate::store::redis::RedisRateLimiter;
-use crate::store::{Claim, DedupeStore};
+use crate::store::{Claim, DedupeStore, StoreError};
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
 
@@ -115,10 +115,11 @@ impl InboundApp {
                     Ok(id) => id,
                     Err(answer) => return self.answer(session, name, answer, true).await,
                 };
-                let key = format!("{name}:{id}");
-                match self.dedupe.claim(&key, self.claim_lease()).await {
-                    Ok(Claim::Claimed) => Some((key, dedupe.ttl)),
-                    Ok(Claim::Done { status }) => {
+                let keys = dedupe::keys(name, &id, &body, passed.verified.as_ref());
+                let lease = self.claim_lease();
+                match dedupe::claim(self.dedupe.as_ref(), keys, lease, dedupe.ttl).await {
+                    Ok(dedupe::Claimed::All(keys)) => Some(keys),
+                    Ok(dedupe::Claimed::Seen(Claim::Done { status })) => {
                         tracing::info!(route = name, delivery_id = %id, status, "duplicate answered from the dedupe window");
                         let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
                         return Outcome {
@@ -128,7 +129,7 @@ impl InboundApp {
                             reusable: written,
                         };
                     }
-                    Ok(Claim::InFlight) => {
+                    Ok(dedupe::Claimed::Seen(_)) => {
                         let answer = ErrorResponse::new(
                             409,
                             "delivery_in_flight",
@@ -146,12 +147,16 @@ impl InboundApp {
                         METRICS.dedupe_store_errors.inc();
                         tracing::error!(route = name, error = %e, "dedupe store refused a claim");
                         // The store's error stays in the log: it names hosts and causes.
-                        let answer = ErrorResponse::new(
-                            503,
-                            "dedupe_unavailable",
-                            "the dedupe store is unavailable; retry later",
-                        )
-                        .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
+                        let message = match e {
+                            StoreError::Full { .. } => {
+                                "this route's dedupe window is full; retry later"
+                            }
+                            StoreError::Unavailable(_) => {
+                                "the dedupe store is unavailable; retry later"
+                            }
+                        };
+                        let answer = ErrorResponse::new(503, "dedupe_unavailable", message)
+                            .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
                         return self.answer(session, name, answer, true).await;
                     }
                 }
@@ -218,11 +223,8 @@ impl InboundApp {
         // The app has the delivery once it answered 2xx, even if the client went away since
         // or the rest of the app's answer never came: a retry is then a duplicate.
         match (&claimed, app_status) {
-            (Some((key, ttl)), Some(status)) if (200..300).contains(&status) => {
-                if let Err(e) = self.dedupe.complete(key, status, *ttl).await {
-                    METRICS.dedupe_store_errors.inc();
-                    tracing::error!(route = name, error = %e, "could not record a delivered id");
-                }
+            (Some(keys), Some(status)) if (200..300).contains(&status) => {
+                keys.complete(self.dedupe.as_ref(), status).await;
             }
             _ => self.release(&claimed).await,
         }
@@ -254,12 +256,9 @@ impl InboundApp {
             + std::time::Duration::from_secs(10)
     }
 
-    async fn release(&self, claimed: &Option<(String, std::time::Duration)>) {
-        if let Some((key, _)) = claimed {
-            if let Err(e) = self.dedupe.release(key).await {
-                METRICS.dedupe_store_errors.inc();
-                tracing::error!(error = %e, "could not release a claimed id");
-            }
+    async fn release(&self, claimed: &Option<dedupe::ClaimedKeys>) {
+        if let Some(keys) = claimed {
+            keys.release(self.dedupe.as_ref()).await;
         }
     }
 

@@ -396,6 +396,7 @@ impl Scheme for HmacScheme {
             secret_index: index,
             id: id.map(str::to_string),
             timestamp,
+            signed_id: id.is_some() && o.template.uses(&Part::Id),
         })
     }
 }

@@ -51,6 +51,8 @@ pub struct Verified {
     pub id: Option<String>,
     /// The signed timestamp (unix seconds), when the scheme carries one.
     pub timestamp: Option<u64>,
+    /// Whether the signature covers `id`: then a replay cannot come with another id.
+    pub signed_id: bool,
 }
 
 /// Why a request failed verification. [`VerifyError::code`] is a stable API.

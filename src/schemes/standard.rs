@@ -135,6 +135,7 @@ impl Scheme for StandardWebhooks {
             secret_index: index,
             id: Some(id.to_string()),
             timestamp: Some(timestamp),
+            signed_id: true,
         })
     }
 }

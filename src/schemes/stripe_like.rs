@@ -109,6 +109,7 @@ impl Scheme for KeyValueScheme {
             secret_index: index,
             id: None,
             timestamp: Some(timestamp),
+            signed_id: false,
         })
     }
 }

@@ -109,6 +109,7 @@ impl Scheme for TokenScheme {
             secret_index: index,
             id: id.map(str::to_string),
             timestamp: None,
+            signed_id: false,
         })
     }
 

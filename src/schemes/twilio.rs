@@ -120,6 +120,7 @@ impl Scheme for Twilio {
                     secret_index: index,
                     id: parse::single(request.headers, &IDEMPOTENCY)?.map(str::to_string),
                     timestamp: None,
+                    signed_id: false,
                 });
             }
         }

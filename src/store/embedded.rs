@@ -34,9 +34,19 @@ struct Entry {
     expires_ms: u64,
 }
 
+/// Ids by route (the part of a key before its first `:`), then by the rest of the key.
+type Entries = HashMap<String, HashMap<String, Entry>>;
+
+/// A key's route and the rest of it.
+fn split(key: &str) -> (&str, &str) {
+    key.split_once(':').unwrap_or(("", key))
+}
+
 pub struct EmbeddedDedupe {
-    entries: Mutex<HashMap<String, Entry>>,
-    capacity: usize,
+    entries: Mutex<Entries>,
+    /// Ids one route may hold: an equal share of `store.max_ids`, so that a flood of ids
+    /// on one route (a replayed body under fresh ids) fills only that route's share.
+    route_capacity: usize,
     writes: Mutex<mpsc::Sender<(String, u64, u16)>>,
 }
 
@@ -48,11 +58,13 @@ fn now_ms() -> u64 {
 
 impl EmbeddedDedupe {
     /// Opens (or creates) `dir/dedupe.redb` and loads the ids still inside their window.
-    pub fn open(dir: &Path, capacity: usize) -> Result<Self, String> {
+    /// `capacity` ids in all are shared equally by `routes` routes.
+    pub fn open(dir: &Path, capacity: usize, routes: usize) -> Result<Self, String> {
+        let route_capacity = (capacity / routes.max(1)).max(1);
         let path = dir.join("dedupe.redb");
         let db =
             Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut entries = HashMap::new();
+        let mut entries = Entries::new();
         let now = now_ms();
         let mut read = || -> Result<(), redb::Error> {
             let txn = db.begin_read()?;
@@ -64,9 +76,11 @@ impl EmbeddedDedupe {
             for row in table.iter()? {
                 let (key, value) = row?;
                 let (expires_ms, status) = value.value();
-                if expires_ms > now && entries.len() < capacity {
-                    entries.insert(
-                        key.value().to_string(),
+                let (route, rest) = split(key.value());
+                let ids = entries.entry(route.to_string()).or_default();
+                if expires_ms > now && ids.len() < route_capacity {
+                    ids.insert(
+                        rest.to_string(),
                         Entry {
                             state: State::Done(status),
                             expires_ms,
@@ -77,7 +91,8 @@ impl EmbeddedDedupe {
             Ok(())
         };
         read().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        tracing::info!(ids = entries.len(), path = %path.display(), "dedupe window loaded");
+        let ids: usize = entries.values().map(HashMap::len).sum();
+        tracing::info!(ids, path = %path.display(), "dedupe window loaded");
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("hookgate-dedupe-writer".into())
@@ -85,12 +100,12 @@ impl EmbeddedDedupe {
             .map_err(|e| format!("cannot start the dedupe writer: {e}"))?;
         Ok(EmbeddedDedupe {
             entries: Mutex::new(entries),
-            capacity,
+            route_capacity,
             writes: Mutex::new(tx),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave an entry half-written: recover.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -135,24 +150,26 @@ fn write_loop(db: Database, rx: mpsc::Receiver<(String, u64, u16)>) {
 impl DedupeStore for EmbeddedDedupe {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let now = now_ms();
+        let (route, rest) = split(key);
         let mut entries = self.lock();
-        if let Some(entry) = entries.get(key).filter(|e| e.expires_ms > now) {
+        let ids = entries.entry(route.to_string()).or_default();
+        if let Some(entry) = ids.get(rest).filter(|e| e.expires_ms > now) {
             return Ok(match entry.state {
                 State::InFlight => Claim::InFlight,
                 State::Done(status) => Claim::Done { status },
             });
         }
-        if entries.len() >= self.capacity && !entries.contains_key(key) {
-            entries.retain(|_, e| e.expires_ms > now);
-            if entries.len() >= self.capacity {
+        if ids.len() >= self.route_capacity && !ids.contains_key(rest) {
+            ids.retain(|_, e| e.expires_ms > now);
+            if ids.len() >= self.route_capacity {
                 return Err(StoreError::Full {
-                    capacity: self.capacity,
+                    capacity: self.route_capacity,
                 });
             }
         }
         let expires_ms = now + lease.as_millis() as u64;
-        entries.insert(
-            key.to_string(),
+        ids.insert(
+            rest.to_string(),
             Entry {
                 state: State::InFlight,
                 expires_ms,
@@ -163,8 +180,9 @@ impl DedupeStore for EmbeddedDedupe {
 
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
         let expires_ms = now_ms() + ttl.as_millis() as u64;
-        self.lock().insert(
-            key.to_string(),
+        let (route, rest) = split(key);
+        self.lock().entry(route.to_string()).or_default().insert(
+            rest.to_string(),
             Entry {
                 state: State::Done(status),
                 expires_ms,
@@ -178,15 +196,18 @@ impl DedupeStore for EmbeddedDedupe {
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let (route, rest) = split(key);
         let mut entries = self.lock();
-        if matches!(
-            entries.get(key),
-            Some(Entry {
-                state: State::InFlight,
-                ..
-            })
-        ) {
-            entries.remove(key);
+        if let Some(ids) = entries.get_mut(route) {
+            if matches!(
+                ids.get(rest),
+                Some(Entry {
+                    state: State::InFlight,
+                    ..
+                })
+            ) {
+                ids.remove(rest);
+            }
         }
         Ok(())
     }
@@ -202,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn expired_entries_are_claimable_and_make_room() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedDedupe::open(dir.path(), 2).unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 2, 1).unwrap();
         assert_eq!(store.claim("a", Duration::ZERO).await, Ok(Claim::Claimed));
         assert_eq!(
             store.claim("a", LEASE).await,
@@ -223,10 +244,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_route_leaves_the_other_routes_their_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 4, 2).unwrap();
+        for id in ["flood:1", "flood:2"] {
+            assert_eq!(store.claim(id, LEASE).await, Ok(Claim::Claimed));
+        }
+        assert_eq!(
+            store.claim("flood:3", LEASE).await,
+            Err(StoreError::Full { capacity: 2 })
+        );
+        for id in ["quiet:1", "quiet:2"] {
+            assert_eq!(store.claim(id, LEASE).await, Ok(Claim::Claimed), "{id}");
+        }
+    }
+
+    #[tokio::test]
     async fn delivered_ids_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = EmbeddedDedupe::open(dir.path(), 100).unwrap();
+            let store = EmbeddedDedupe::open(dir.path(), 100, 1).unwrap();
             store.claim("r:kept", LEASE).await.unwrap();
             store.complete("r:kept", 200, TTL).await.unwrap();
             store.claim("r:in-flight", LEASE).await.unwrap();
@@ -238,7 +275,7 @@ mod tests {
         }
         // The writer commits asynchronously; reopening waits for its file lock.
         let store = loop {
-            match EmbeddedDedupe::open(dir.path(), 100) {
+            match EmbeddedDedupe::open(dir.path(), 100, 1) {
                 Ok(store) => break store,
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }

@@ -256,6 +256,8 @@ pub struct GatewayBuilder {
     server: String,
     env: Vec<(String, String)>,
     store: Option<PathBuf>,
+    /// `store.max_ids` of the embedded store.
+    max_ids: Option<usize>,
     /// `store: { kind: redis, ... }` instead of the embedded store.
     redis: Option<String>,
     endpoints: Option<String>,
@@ -275,6 +277,7 @@ impl Gateway {
             server: "server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }\n".to_string(),
             env: Vec::new(),
             store: None,
+            max_ids: None,
             redis: None,
             endpoints: None,
             outbound_extra: String::new(),
@@ -406,6 +409,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Caps the embedded store's dedupe ids (`store.max_ids`).
+    pub fn max_ids(mut self, max_ids: usize) -> Self {
+        self.max_ids = Some(max_ids);
+        self
+    }
+
     /// Uses Redis at `url` under `key_prefix` as the store (replicas share the prefix).
     pub fn redis(mut self, url: &str, key_prefix: &str) -> Self {
         self.redis = Some(format!(
@@ -436,8 +445,9 @@ impl GatewayBuilder {
         let store = match &self.redis {
             Some(redis) => redis.clone(),
             None => format!(
-                "store: {{ kind: embedded, path: \"{}\" }}\n",
-                store.display()
+                "store: {{ kind: embedded, path: \"{}\", max_ids: {} }}\n",
+                store.display(),
+                self.max_ids.unwrap_or(1_000_000)
             ),
         };
         format!(
