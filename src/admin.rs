@@ -18,6 +18,7 @@ use crate::outbound::now_ms;
 use crate::outbound::queue::{EndpointState, Queue, Record, State};
 use crate::schemes::crypto::ct_eq;
 use crate::store::redis::RedisStore;
+use crate::store::StoreHealth;
 
 /// What `/readyz` checks.
 pub struct Readiness {
@@ -28,8 +29,9 @@ pub struct Readiness {
 
 /// How `/readyz` knows the store is usable.
 pub enum StoreCheck {
-    /// The embedded store's directory, which must exist and be writable.
-    Directory(PathBuf),
+    /// The embedded store's directory, which must exist and be writable, and its files,
+    /// which must take writes.
+    Embedded(PathBuf, Arc<StoreHealth>),
     /// Redis answers `PING` within the command timeout.
     Redis(Arc<RedisStore>),
 }
@@ -51,7 +53,12 @@ impl Readiness {
             results.push((*name, listener_accepts(*addr).await));
         }
         let store = match &self.store {
-            StoreCheck::Directory(dir) => dir_writable(dir),
+            StoreCheck::Embedded(dir, health) => {
+                dir_writable(dir).and_then(|()| match health.problem() {
+                    None => Ok(()),
+                    Some(problem) => Err(problem),
+                })
+            }
             StoreCheck::Redis(redis) => redis.ping().await.map_err(|e| format!("redis: {e}")),
         };
         results.push(("store", store));

@@ -108,6 +108,7 @@ pub struct Metrics {
     pub inbound_errors: Family<RejectLabels, Counter>,
     pub inbound_connections: Gauge,
     pub upstream_resends: Counter,
+    pub store_up: Gauge,
     pub inbound_connections_closed: Family<ConnectionLabels, Counter>,
 }
 
@@ -135,6 +136,13 @@ impl Metrics {
             inbound_connections_closed.clone(),
         );
 
+        let store_up = Gauge::default();
+        store_up.set(1);
+        registry.register(
+            "store_up",
+            "1 while the embedded store's files take writes, 0 while a disk or I/O error keeps them from it",
+            store_up.clone(),
+        );
         let upstream_resends = Counter::default();
         registry.register(
             "inbound_upstream_resends",
@@ -272,6 +280,7 @@ impl Metrics {
             inbound_connections,
             inbound_connections_closed,
             upstream_resends,
+            store_up,
         }
     }
 

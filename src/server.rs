@@ -20,11 +20,15 @@ use crate::outbound::queue::{EmbeddedQueue, Queue};
 use crate::outbound::worker::{DeliveryWorker, Dynamic, WorkerService};
 use crate::outbound::OutboundApp;
 use crate::store::redis::{RedisDedupe, RedisQueue, RedisRateLimiter, RedisStore};
-use crate::store::{DedupeStore, EmbeddedDedupe};
+use crate::store::{DedupeStore, EmbeddedDedupe, StoreHealth};
 
 /// The configured store: embedded files in `store.path`, or one Redis for all replicas.
 enum Store {
-    Embedded { path: PathBuf, max_ids: usize },
+    Embedded {
+        path: PathBuf,
+        max_ids: usize,
+        health: Arc<StoreHealth>,
+    },
     Redis(Arc<RedisStore>),
 }
 
@@ -37,6 +41,7 @@ impl Store {
                 Store::Embedded {
                     path: path.clone(),
                     max_ids: *max_ids,
+                    health: Arc::default(),
                 }
             }
             StoreConfig::Redis(redis) => Store::Redis(Arc::new(RedisStore::connect(redis)?)),
@@ -45,12 +50,16 @@ impl Store {
 
     fn dedupe(&self, config: &Config) -> Result<Arc<dyn DedupeStore>, String> {
         Ok(match self {
-            Store::Embedded { path, max_ids } => {
+            Store::Embedded {
+                path,
+                max_ids,
+                health,
+            } => {
                 let routes = config.inbound.as_ref().map_or(0, |i| {
                     i.routes.iter().filter(|r| r.dedupe.is_some()).count()
                 });
                 Arc::new(
-                    EmbeddedDedupe::open(path, *max_ids, routes)
+                    EmbeddedDedupe::open(path, *max_ids, routes, health.clone())
                         .map_err(|e| format!("store: {e}"))?,
                 )
             }
@@ -68,16 +77,18 @@ impl Store {
 
     fn queue(&self) -> Result<Arc<dyn Queue>, String> {
         Ok(match self {
-            Store::Embedded { path, .. } => {
-                Arc::new(EmbeddedQueue::open(path).map_err(|e| format!("store: {e}"))?)
-            }
+            Store::Embedded { path, health, .. } => Arc::new(
+                EmbeddedQueue::open(path, health.clone()).map_err(|e| format!("store: {e}"))?,
+            ),
             Store::Redis(redis) => Arc::new(RedisQueue::new(redis.clone())),
         })
     }
 
     fn check(&self) -> StoreCheck {
         match self {
-            Store::Embedded { path, .. } => StoreCheck::Directory(path.clone()),
+            Store::Embedded { path, health, .. } => {
+                StoreCheck::Embedded(path.clone(), health.clone())
+            }
             Store::Redis(redis) => StoreCheck::Redis(redis.clone()),
         }
     }

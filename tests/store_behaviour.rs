@@ -29,8 +29,8 @@ struct Stores {
 fn embedded() -> Stores {
     let dir = tempfile::tempdir().unwrap();
     Stores {
-        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000, 1).unwrap()),
-        queue: Arc::new(EmbeddedQueue::open(dir.path()).unwrap()),
+        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000, 1, Arc::default()).unwrap()),
+        queue: Arc::new(EmbeddedQueue::open(dir.path(), Arc::default()).unwrap()),
         shared_limits: None,
         _dir: Some(dir),
     }
@@ -447,13 +447,13 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
 async fn the_embedded_queue_keeps_its_messages_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let queue = EmbeddedQueue::open(dir.path()).unwrap();
+        let queue = EmbeddedQueue::open(dir.path(), Arc::default()).unwrap();
         queue
             .enqueue(record("kept", 1), Bytes::from_static(b"x"), None)
             .await
             .unwrap();
     }
-    let queue = EmbeddedQueue::open(dir.path()).unwrap();
+    let queue = EmbeddedQueue::open(dir.path(), Arc::default()).unwrap();
     assert_eq!(queue.claim_due(10, 1000, 10).await.unwrap()[0].0.id, "kept");
 }
 

@@ -7,13 +7,17 @@
 //! fastest fsync-per-commit of the embedded stores compared in `shared/research/crates.md`).
 //! Due times are an index `(due_ms, id)`, so finding due work never scans the store.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::{StoreLabels, METRICS};
+use crate::store::StoreHealth;
 
 /// id → record (JSON)
 const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_messages");
@@ -194,8 +198,8 @@ pub trait Queue: Send + Sync {
 pub struct EmbeddedQueue(Arc<Redb>);
 
 impl EmbeddedQueue {
-    pub fn open(dir: &Path) -> Result<Self, String> {
-        Redb::open(dir).map(|redb| EmbeddedQueue(Arc::new(redb)))
+    pub fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
+        Redb::open(dir, health).map(|redb| EmbeddedQueue(Arc::new(redb)))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -203,9 +207,15 @@ impl EmbeddedQueue {
         op: impl FnOnce(&Redb) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
         let redb = self.0.clone();
-        tokio::task::spawn_blocking(move || op(&redb))
-            .await
-            .map_err(|e| QueueError(format!("queue task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let result = op(&redb);
+            if result.is_err() {
+                redb.recover();
+            }
+            result
+        })
+        .await
+        .map_err(|e| QueueError(format!("queue task failed: {e}")))?
     }
 }
 
@@ -285,26 +295,95 @@ impl Queue for EmbeddedQueue {
     }
 }
 
+/// After a write error (a full disk, an I/O error) redb refuses every write until the
+/// file is reopened; [`Redb::recover`] does that, at most this often.
+const REOPEN_EVERY: Duration = Duration::from_millis(250);
+
 struct Redb {
-    db: Database,
+    path: PathBuf,
+    /// `None` between a broken handle's drop and a successful reopen.
+    db: RwLock<Option<Arc<Database>>>,
+    health: Arc<StoreHealth>,
+    last_recovery: Mutex<Option<Instant>>,
 }
 
 impl Redb {
-    fn open(dir: &Path) -> Result<Self, String> {
+    fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
         let path = dir.join("outbound.redb");
         let db =
-            Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let txn = db.begin_write().map_err(|e| e.to_string())?;
+            Self::open_file(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Ok(Redb {
+            path,
+            db: RwLock::new(Some(Arc::new(db))),
+            health,
+            last_recovery: Mutex::new(None),
+        })
+    }
+
+    fn open_file(path: &Path) -> Result<Database, redb::Error> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
         {
             // Create the tables once so readers never meet a missing one.
-            txn.open_table(MESSAGES).map_err(|e| e.to_string())?;
-            txn.open_table(BODIES).map_err(|e| e.to_string())?;
-            txn.open_table(DUE).map_err(|e| e.to_string())?;
-            txn.open_table(IDEMPOTENCY).map_err(|e| e.to_string())?;
-            txn.open_table(ENDPOINTS).map_err(|e| e.to_string())?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(BODIES)?;
+            txn.open_table(DUE)?;
+            txn.open_table(IDEMPOTENCY)?;
+            txn.open_table(ENDPOINTS)?;
         }
-        txn.commit().map_err(|e| e.to_string())?;
-        Ok(Redb { db })
+        txn.commit()?;
+        Ok(db)
+    }
+
+    fn db(&self) -> Result<Arc<Database>, QueueError> {
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                QueueError("the queue file is being reopened after a write error".into())
+            })
+    }
+
+    /// After a failed operation: if the file no longer takes writes, reopen it.
+    fn recover(&self) {
+        {
+            let mut last = self.last_recovery.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < REOPEN_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let writable = self.db().ok().map(|db| {
+            db.begin_write()
+                .map_err(redb::Error::from)
+                .and_then(|t| Ok(t.commit()?))
+        });
+        match writable {
+            Some(Ok(())) => return,
+            Some(Err(e)) => self.health.failed("queue", &e),
+            None => {}
+        }
+        METRICS
+            .store_errors
+            .get_or_create(&StoreLabels { op: "queue_reopen" })
+            .inc();
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // redb locks its file: the old handle must be gone before the new one opens. An
+        // operation still holding it keeps it alive; the next recovery tries again.
+        if let Some(old) = slot.take() {
+            if let Err(still_used) = Arc::try_unwrap(old) {
+                *slot = Some(still_used);
+                return;
+            }
+        }
+        match Self::open_file(&self.path) {
+            Ok(db) => {
+                *slot = Some(Arc::new(db));
+                self.health.recovered("queue");
+            }
+            Err(e) => self.health.failed("queue", &e),
+        }
     }
 }
 
@@ -324,7 +403,7 @@ impl Redb {
         body: &[u8],
         idempotency: Option<(&str, u64)>,
     ) -> Result<Enqueued, QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             if let Some((key, expires_ms)) = idempotency {
                 let mut keys = txn.open_table(IDEMPOTENCY)?;
@@ -353,7 +432,7 @@ impl Redb {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let mut claimed = Vec::new();
         {
             let mut due = txn.open_table(DUE)?;
@@ -391,7 +470,7 @@ impl Redb {
         attempt: Attempt,
         next: Next,
     ) -> Result<bool, QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut due = txn.open_table(DUE)?;
@@ -428,7 +507,7 @@ impl Redb {
     }
 
     fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
         let bytes = messages.get(id)?.map(|v| v.value().to_vec());
         bytes.map(|b| decode(&b)).transpose()
@@ -439,7 +518,7 @@ impl Redb {
         endpoint: Option<&str>,
         state: Option<State>,
     ) -> Result<Vec<Record>, QueueError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
         let mut records = Vec::new();
         for row in messages.iter()? {
@@ -455,7 +534,7 @@ impl Redb {
     }
 
     fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let found = {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut due = txn.open_table(DUE)?;
@@ -482,7 +561,7 @@ impl Redb {
 
     fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
         let doomed = self.list(endpoint, Some(state))?;
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut bodies = txn.open_table(BODIES)?;
@@ -500,7 +579,7 @@ impl Redb {
     }
 
     fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut due = txn.open_table(DUE)?;
@@ -518,7 +597,7 @@ impl Redb {
     }
 
     fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENDPOINTS)?;
         let mut states = Vec::new();
         for row in table.iter()? {
@@ -531,7 +610,7 @@ impl Redb {
     }
 
     fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), QueueError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let bytes = serde_json::to_vec(state).expect("a state always serializes");
             txn.open_table(ENDPOINTS)?

@@ -5,22 +5,29 @@
 //! durable transaction (group commit), so requests never wait for an fsync. What is lost
 //! in a crash is at most the ids of the last commit in progress; the sender's retry
 //! then reaches the app again, which the id header lets it recognise.
+//!
+//! A failed commit (a full disk, an I/O error) keeps its ids: the writer reopens the file
+//! and commits them again every second until it can, and the store reports itself broken
+//! to `/readyz` meanwhile. Claims go on from memory, so deliveries are still deduped.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Claim, DedupeStore, StoreError};
+use super::{Claim, DedupeStore, StoreError, StoreHealth};
+use crate::metrics::{StoreLabels, METRICS};
 
 /// key → (expiry in unix milliseconds, the app's status)
 const DONE: TableDefinition<&str, (u64, u16)> = TableDefinition::new("dedupe_done");
 /// How often the file is swept of expired ids.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often a broken file is reopened and its unwritten ids committed again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -59,7 +66,12 @@ fn now_ms() -> u64 {
 impl EmbeddedDedupe {
     /// Opens (or creates) `dir/dedupe.redb` and loads the ids still inside their window.
     /// `capacity` ids in all are shared equally by `routes` routes.
-    pub fn open(dir: &Path, capacity: usize, routes: usize) -> Result<Self, String> {
+    pub fn open(
+        dir: &Path,
+        capacity: usize,
+        routes: usize,
+        health: Arc<StoreHealth>,
+    ) -> Result<Self, String> {
         let route_capacity = (capacity / routes.max(1)).max(1);
         let path = dir.join("dedupe.redb");
         let db =
@@ -96,7 +108,7 @@ impl EmbeddedDedupe {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("hookgate-dedupe-writer".into())
-            .spawn(move || write_loop(db, rx))
+            .spawn(move || write_loop(path, db, rx, &health))
             .map_err(|e| format!("cannot start the dedupe writer: {e}"))?;
         Ok(EmbeddedDedupe {
             entries: Mutex::new(entries),
@@ -112,39 +124,83 @@ impl EmbeddedDedupe {
 }
 
 /// Commits queued ids in batches, and sweeps expired ones from the file now and then.
-fn write_loop(db: Database, rx: mpsc::Receiver<(String, u64, u16)>) {
+/// Ids whose commit failed stay queued, and the file is reopened before the next try.
+fn write_loop(
+    path: PathBuf,
+    db: Database,
+    rx: mpsc::Receiver<(String, u64, u16)>,
+    health: &StoreHealth,
+) {
+    let mut db = Some(db);
+    let mut unwritten: HashMap<String, (u64, u16)> = HashMap::new();
     let mut last_sweep = std::time::Instant::now();
     loop {
-        let first = match rx.recv_timeout(SWEEP_EVERY) {
-            Ok(item) => Some(item),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let wait = if unwritten.is_empty() {
+            SWEEP_EVERY
+        } else {
+            RETRY_EVERY
         };
-        let batch: Vec<_> = first.into_iter().chain(rx.try_iter()).collect();
+        match rx.recv_timeout(wait) {
+            Ok((key, expires_ms, status)) => {
+                unwritten.insert(key, (expires_ms, status));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        for (key, expires_ms, status) in rx.try_iter() {
+            unwritten.insert(key, (expires_ms, status));
+        }
+        let now = now_ms();
+        unwritten.retain(|_, (expires_ms, _)| *expires_ms > now);
+        if db.is_none() {
+            // The old handle must be gone first: redb locks its file.
+            match Database::create(&path) {
+                Ok(reopened) => db = Some(reopened),
+                Err(e) => {
+                    health.failed("dedupe", &e);
+                    METRICS.store_errors.get_or_create(&PERSIST).inc();
+                    continue;
+                }
+            }
+        }
+        let Some(open) = &db else { continue };
         let sweep = last_sweep.elapsed() >= SWEEP_EVERY;
         let result = (|| -> Result<(), redb::Error> {
-            let txn = db.begin_write()?;
+            let txn = open.begin_write()?;
             {
                 let mut table = txn.open_table(DONE)?;
-                for (key, expires_ms, status) in &batch {
+                for (key, (expires_ms, status)) in &unwritten {
                     table.insert(key.as_str(), (*expires_ms, *status))?;
                 }
                 if sweep {
-                    let now = now_ms();
                     table.retain(|_, (expires_ms, _)| expires_ms > now)?;
                 }
             }
             txn.commit()?;
             Ok(())
         })();
-        if sweep {
-            last_sweep = std::time::Instant::now();
-        }
-        if let Err(e) = result {
-            tracing::error!(error = %e, ids = batch.len(), "could not persist delivered ids");
+        match result {
+            Ok(()) => {
+                unwritten.clear();
+                if sweep {
+                    last_sweep = std::time::Instant::now();
+                }
+                health.recovered("dedupe");
+            }
+            Err(e) => {
+                // redb refuses every write after an I/O error until it is reopened.
+                db = None;
+                health.failed("dedupe", &e);
+                METRICS.store_errors.get_or_create(&PERSIST).inc();
+            }
         }
     }
 }
+
+/// The `op` label of failed commits of delivered ids.
+const PERSIST: StoreLabels = StoreLabels {
+    op: "dedupe_persist",
+};
 
 #[async_trait]
 impl DedupeStore for EmbeddedDedupe {
@@ -223,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn expired_entries_are_claimable_and_make_room() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedDedupe::open(dir.path(), 2, 1).unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 2, 1, Arc::default()).unwrap();
         assert_eq!(store.claim("a", Duration::ZERO).await, Ok(Claim::Claimed));
         assert_eq!(
             store.claim("a", LEASE).await,
@@ -246,7 +302,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_route_leaves_the_other_routes_their_share() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedDedupe::open(dir.path(), 4, 2).unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 4, 2, Arc::default()).unwrap();
         for id in ["flood:1", "flood:2"] {
             assert_eq!(store.claim(id, LEASE).await, Ok(Claim::Claimed));
         }
@@ -263,7 +319,7 @@ mod tests {
     async fn delivered_ids_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = EmbeddedDedupe::open(dir.path(), 100, 1).unwrap();
+            let store = EmbeddedDedupe::open(dir.path(), 100, 1, Arc::default()).unwrap();
             store.claim("r:kept", LEASE).await.unwrap();
             store.complete("r:kept", 200, TTL).await.unwrap();
             store.claim("r:in-flight", LEASE).await.unwrap();
@@ -275,7 +331,7 @@ mod tests {
         }
         // The writer commits asynchronously; reopening waits for its file lock.
         let store = loop {
-            match EmbeddedDedupe::open(dir.path(), 100, 1) {
+            match EmbeddedDedupe::open(dir.path(), 100, 1, Arc::default()) {
                 Ok(store) => break store,
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }

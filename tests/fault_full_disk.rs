@@ -1,0 +1,195 @@
+//! Finding 4 of the hardening review: a full disk. hookgate reports itself not ready,
+//! refuses what it cannot store, recovers by itself when space returns, and loses nothing
+//! it answered: every 202 is delivered and every delivered id is still known after a
+//! restart.
+//!
+//! The store lives on a small tmpfs mounted in a mount namespace of the test's own
+//! (`unshare`), so filling it touches nothing else on the machine.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Gateway, TestApp};
+
+const IN_NAMESPACE: &str = "HOOKGATE_TEST_IN_MOUNT_NS";
+const ROUTES: &str =
+    "    - { name: test, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery\" } }\n";
+
+/// Re-runs `test` in a new user and mount namespace; true when this is that run.
+fn in_own_mount_namespace(test: &str) -> bool {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return true;
+    }
+    let status = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(IN_NAMESPACE, "1")
+        .status()
+        .expect("unshare (util-linux) runs this test in its own mount namespace");
+    assert!(status.success(), "{test} failed in its namespace");
+    false
+}
+
+/// Writes to `path` until the file system is full.
+fn fill(path: &std::path::Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).is_ok() {}
+    let _ = file.sync_all();
+}
+
+async fn ready(gateway: &Gateway) -> (u16, String) {
+    let answer = reqwest::get(gateway.admin_url("/readyz")).await.unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer() {
+    if !in_own_mount_namespace(
+        "a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer",
+    ) {
+        return;
+    }
+    let disk = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(disk.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let store = disk.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+
+    let app = TestApp::start().await;
+    let endpoints = format!(
+        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: s }} }}\n",
+        app.url()
+    );
+    let start = || {
+        Gateway::builder(app.url())
+            .routes(ROUTES)
+            .endpoints(&endpoints)
+            .store_dir(&store)
+            .start()
+    };
+    let mut gateway = start().await;
+    let client = reqwest::Client::new();
+    let inbound = |id: String| {
+        client
+            .post(gateway.url("/hooks/test"))
+            .header("X-Delivery", id)
+            .body("{}")
+            .send()
+    };
+    let message = vec![b'x'; 16 * 1024];
+    let outbound = || {
+        client
+            .post(format!("http://{}/acme", gateway.outbound))
+            .header("Content-Type", "application/json")
+            .body(format!(
+                "{{\"pad\":\"{}\"}}",
+                String::from_utf8_lossy(&message)
+            ))
+            .send()
+    };
+
+    let filler = disk.path().join("filler");
+    fill(&filler);
+    // Inbound deliveries go on from memory; their ids cannot be written yet.
+    for i in 0..50 {
+        assert_eq!(inbound(format!("full-{i}")).await.unwrap().status(), 200);
+    }
+    // Outbound messages are accepted while redb still has room inside its file, then refused.
+    let mut accepted = 0;
+    let mut refused = false;
+    for _ in 0..400 {
+        let answer = outbound().await.unwrap();
+        match answer.status().as_u16() {
+            202 => accepted += 1,
+            503 => {
+                let json: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(json["error"], "queue_unavailable");
+                refused = true;
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused, "the queue never filled the disk");
+    eventually("not ready", Duration::from_secs(5), async || {
+        ready(&gateway).await.0 == 503
+    })
+    .await;
+    let (_, why) = ready(&gateway).await;
+    assert!(why.contains("store"), "{why}");
+    assert!(gateway.metrics().await.contains("hookgate_store_up 0"));
+
+    // Space returns: hookgate recovers on its own.
+    std::fs::remove_file(&filler).unwrap();
+    eventually("ready again", Duration::from_secs(10), async || {
+        ready(&gateway).await.0 == 200
+    })
+    .await;
+    assert_eq!(outbound().await.unwrap().status(), 202);
+    accepted += 1;
+    eventually(
+        "every accepted message delivered",
+        Duration::from_secs(20),
+        async || {
+            app.received()
+                .iter()
+                .filter(|r| r.uri == "/hooks/acme")
+                .count()
+                >= accepted
+        },
+    )
+    .await;
+    eventually("the store up", Duration::from_secs(5), async || {
+        gateway.metrics().await.contains("hookgate_store_up 1")
+    })
+    .await;
+
+    // After a crash and a restart, the ids delivered while the disk was full are known.
+    gateway.kill();
+    gateway = start().await;
+    let before = app.received().len();
+    for i in 0..50 {
+        let answer = client
+            .post(gateway.url("/hooks/test"))
+            .header("X-Delivery", format!("full-{i}"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer
+                .headers()
+                .get("hookgate-duplicate")
+                .map(|v| v.to_str().unwrap()),
+            Some("true"),
+            "full-{i}"
+        );
+    }
+    assert_eq!(app.received().len(), before);
+    let delivered = app
+        .received()
+        .iter()
+        .filter(|r| r.uri == "/hooks/acme")
+        .count();
+    assert_eq!(delivered, accepted, "each accepted message once");
+}
