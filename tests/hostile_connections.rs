@@ -230,3 +230,42 @@ async fn pipelined_requests_are_all_answered_in_order() {
         .collect();
     assert_eq!(ids, ["p-0", "p-1", "p-2", "p-3"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_still_sending_an_oversized_body_reads_the_413() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).start().await;
+    let inbound = gateway.inbound;
+    let answers = tokio::task::spawn_blocking(move || {
+        let body = vec![b'x'; 2 << 20];
+        (0..20)
+            .map(|_| {
+                let mut stream = TcpStream::connect(inbound).unwrap();
+                write!(
+                    stream,
+                    "POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+                // Sends the whole body before reading, as most HTTP clients do: a reset
+                // while sending is as much a lost answer as one while reading.
+                if let Err(e) = stream.write_all(&body) {
+                    return format!("sending the body failed: {e}");
+                }
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer);
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for answer in answers {
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+        assert!(answer.contains("\"body_too_large\""), "{answer}");
+    }
+    assert!(app.received().is_empty());
+}

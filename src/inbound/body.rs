@@ -8,6 +8,27 @@ use pingora::protocols::http::ServerSession;
 
 use crate::error_response::ErrorResponse;
 
+/// How long, and how much of, a refused request's body is still read after the answer:
+/// closing at once would reset a client still sending, and it would never read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Reads and drops what the client still sends of a refused request's body, for a bounded
+/// time and size (nginx's lingering close), so it reads the answer before the connection
+/// closes.
+pub async fn linger(session: &mut ServerSession) {
+    let drain = async {
+        let mut drained = 0;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            drained += chunk.len();
+            if drained > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
 /// Reads the request body up to `limit` bytes within `timeout`.
 ///
 /// A declared `Content-Length` over the limit is refused before reading anything, and

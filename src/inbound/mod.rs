@@ -262,7 +262,8 @@ impl InboundApp {
         }
     }
 
-    /// Answers with an error before the body was read: the connection is closed after it.
+    /// Answers with an error before the body was read: the connection is closed after it,
+    /// once what the client still sends of the body is drained.
     async fn reject(
         &self,
         session: &mut ServerSession,
@@ -276,7 +277,9 @@ impl InboundApp {
             "rejected: {}",
             answer.message
         );
-        self.answer(session, route, answer, false).await
+        let outcome = self.answer(session, route, answer, false).await;
+        body::linger(session).await;
+        outcome
     }
 
     async fn answer(
@@ -332,7 +335,14 @@ impl HttpServerApp for InboundApp {
         };
         let started = Instant::now();
         if let Some(answer) = refusal {
-            let outcome = self.reject(&mut session, UNMATCHED_ROUTE, answer).await;
+            tracing::info!(
+                error = answer.code,
+                status = answer.status,
+                "refused a request head"
+            );
+            let outcome = self
+                .answer(&mut session, UNMATCHED_ROUTE, answer, false)
+                .await;
             METRICS.record_inbound(
                 UNMATCHED_ROUTE,
                 outcome.outcome,
