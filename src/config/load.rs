@@ -585,9 +585,8 @@ impl Loader<'_> {
         let upstream_timeout = self.duration_or(&f, "upstream_timeout", Duration::from_secs(30));
         let header_timeout = self.duration_or(&f, "header_timeout", Duration::from_secs(10));
         let idle_timeout = self.duration_or(&f, "idle_timeout", Duration::from_secs(60));
-        let max_connections = self.with_default(&f, "max_connections", 10_000, |l, n, p| {
-            l.whole(n, p, 1..=u32::MAX)
-        });
+        let max_connections =
+            self.optional(&f, "max_connections", |l, n, p| l.whole(n, p, 1..=u32::MAX));
         let max_connections_per_ip = self.optional(&f, "max_connections_per_ip", |l, n, p| {
             l.whole(n, p, 1..=u32::MAX)
         });

@@ -106,8 +106,9 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may sit idle between requests.
     pub idle_timeout: Duration,
-    /// Open client connections at once; more are answered 503 and closed.
-    pub max_connections: u32,
+    /// Open client connections at once; more are answered 503 and closed. By default,
+    /// as many as the open-files limit leaves room for (at most 10,000).
+    pub max_connections: Option<u32>,
     /// Open client connections from one address; unlimited when `None` (behind a load
     /// balancer every client has its address).
     pub max_connections_per_ip: Option<u32>,

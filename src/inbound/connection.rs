@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
@@ -23,6 +24,41 @@ use crate::error_response::ErrorResponse;
 use crate::inbound::InboundApp;
 use crate::metrics::METRICS;
 
+/// A flood is refused connection by connection, but logged once a second.
+static REFUSAL_LOG: LogEvery = LogEvery::new(Duration::from_secs(1));
+
+/// Lets one log line through per period.
+struct LogEvery {
+    period_ms: u64,
+    next_ms: AtomicU64,
+}
+
+impl LogEvery {
+    const fn new(period: Duration) -> Self {
+        LogEvery {
+            period_ms: period.as_millis() as u64,
+            next_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn allows(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let next = self.next_ms.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now + self.period_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}
+
 /// The first bytes of every plaintext HTTP/2 connection (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -31,6 +67,7 @@ pub struct InboundService {
     http1: Arc<InboundApp>,
     h2c: Arc<H2c>,
     limits: ConnectionLimits,
+    max_connections: u32,
     open: Mutex<OpenConnections>,
 }
 
@@ -65,11 +102,13 @@ impl Drop for Slot<'_> {
 impl InboundService {
     pub fn new(app: InboundApp) -> Self {
         let limits = app.config.limits.clone();
+        let max_connections = connection_cap(limits.max_connections);
         let app = Arc::new(app);
         InboundService {
             h2c: Arc::new(H2c::new(app.clone())),
             http1: app,
             limits,
+            max_connections,
             open: Mutex::new(OpenConnections::default()),
         }
     }
@@ -77,7 +116,7 @@ impl InboundService {
     /// Takes a place for a connection from `ip`, or says which cap it hit.
     fn admit(&self, ip: Option<IpAddr>) -> Result<Slot<'_>, &'static str> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.total >= self.limits.max_connections {
+        if open.total >= self.max_connections {
             return Err("max_connections");
         }
         let per_ip = self.limits.max_connections_per_ip.and(ip);
@@ -111,7 +150,9 @@ impl ServerApp for InboundService {
             Ok(slot) => slot,
             Err(cap) => {
                 METRICS.record_connection_closed(cap);
-                tracing::warn!(client = ?ip, cap, "refused a connection: too many open");
+                if REFUSAL_LOG.allows() {
+                    tracing::warn!(client = ?ip, cap, "refusing connections: too many open (counted in hookgate_inbound_connections_closed_total; logged once a second)");
+                }
                 refuse(&mut stream, cap).await;
                 return None;
             }
@@ -149,6 +190,36 @@ async fn opens_with_h2_preface(stream: &mut Stream) -> std::io::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Descriptors kept for the admin port, the store, the outbound side and the app.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The cap on client connections. Each takes a descriptor, and one more while its request
+/// is with the app. Past the open-files limit every port would stall (`Too many open
+/// files`) instead of refusing the excess with a 503, so the default stays under it, and a
+/// configured cap above it is warned about at start.
+fn connection_cap(configured: Option<u32>) -> u32 {
+    let soft_limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+    let fits = soft_limit.map(|limit| limit.saturating_sub(RESERVED_DESCRIPTORS) / 2);
+    match (configured, fits) {
+        (Some(cap), Some(fits)) if u64::from(cap) > fits => {
+            tracing::warn!(
+                max_connections = cap,
+                open_files_limit = soft_limit,
+                "inbound.max_connections is more than the open-files limit leaves room for; raise the limit (ulimit -n) or lower max_connections"
+            );
+            cap
+        }
+        (Some(cap), _) => cap,
+        (None, Some(fits)) => fits.clamp(1, 10_000) as u32,
+        (None, None) => 10_000,
+    }
 }
 
 /// Answers `503` on a connection over a cap, without reading its request, and closes it.

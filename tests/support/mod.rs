@@ -258,6 +258,8 @@ pub struct GatewayBuilder {
     store: Option<PathBuf>,
     /// `store.max_ids` of the embedded store.
     max_ids: Option<usize>,
+    /// The process's open-files limit.
+    open_files: Option<u32>,
     /// `store: { kind: redis, ... }` instead of the embedded store.
     redis: Option<String>,
     endpoints: Option<String>,
@@ -278,6 +280,7 @@ impl Gateway {
             env: Vec::new(),
             store: None,
             max_ids: None,
+            open_files: None,
             redis: None,
             endpoints: None,
             outbound_extra: String::new(),
@@ -337,6 +340,20 @@ impl Gateway {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Open file descriptors and resident memory (KiB) of the process, from /proc.
+    pub fn resources(&self) -> (usize, u64) {
+        let fds =
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |dir| dir.count());
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        (fds, rss)
     }
 
     pub fn log(&self) -> String {
@@ -409,6 +426,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Runs hookgate with this open-files limit (soft and hard).
+    pub fn open_files(mut self, limit: u32) -> Self {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Caps the embedded store's dedupe ids (`store.max_ids`).
     pub fn max_ids(mut self, max_ids: usize) -> Self {
         self.max_ids = Some(max_ids);
@@ -472,7 +495,18 @@ impl GatewayBuilder {
             .unwrap_or_else(|| dir.path().join("data"));
         std::fs::write(&config, self.config_text(inbound, outbound, admin, &store)).unwrap();
         let log = dir.path().join("hookgate.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        let mut command = match self.open_files {
+            // prlimit sets the limit and then executes hookgate in its own process.
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_hookgate"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_hookgate")),
+        };
         command
             .args(["run", "--config"])
             .arg(&config)

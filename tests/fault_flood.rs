@@ -1,0 +1,62 @@
+//! Finding 2 of the hardening review, at the scale of the process's descriptors: a flood
+//! of silent connections past the open-files limit. The excess is refused, the admin port
+//! keeps answering, and descriptors come back once the flood is over. (While refusals are
+//! being written, Pingora's accept loop may still meet the limit for a moment: it logs
+//! `Too many open files` and pauses accepting for a second, which the flood survives.)
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::{raw_exchange, Gateway, TestApp};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_past_the_descriptor_limit_is_refused_and_leaves_nothing_behind() {
+    let app = TestApp::start().await;
+    // 600 descriptors leave room for (600 - 256) / 2 = 172 client connections.
+    let gateway = Gateway::builder(app.url())
+        .open_files(600)
+        .inbound("  header_timeout: 30s\n")
+        .start()
+        .await;
+    let (fds_before, rss_before) = gateway.resources();
+    let flood: Vec<TcpStream> = (0..1_000)
+        .filter_map(|_| TcpStream::connect(gateway.inbound).ok())
+        .collect();
+    assert_eq!(flood.len(), 1_000, "the kernel accepted every connection");
+    gateway
+        .metrics_eventually("hookgate_inbound_connections 172")
+        .await;
+    let health = reqwest::get(gateway.admin_url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let refused = raw_exchange(
+        gateway.inbound,
+        b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(3),
+    );
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    let (fds_during, _) = gateway.resources();
+    assert!(fds_during < 600, "{fds_during} descriptors open");
+
+    drop(flood);
+    let started = Instant::now();
+    loop {
+        let answer = raw_exchange(
+            gateway.inbound,
+            b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(3),
+        );
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (fds_after, rss_after) = gateway.resources();
+    assert!(
+        fds_after <= fds_before + 4,
+        "descriptors before {fds_before}, after {fds_after}"
+    );
+    println!("flood of 1,000: descriptors {fds_before} -> {fds_during} -> {fds_after}, RSS {rss_before} -> {rss_after} KiB");
+}
