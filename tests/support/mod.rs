@@ -49,6 +49,17 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`...) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -1,10 +1,11 @@
-//! Finding 4 of the hardening review: a full disk. hookgate reports itself not ready,
-//! refuses what it cannot store, recovers by itself when space returns, and loses nothing
-//! it answered: every 202 is delivered and every delivered id is still known after a
-//! restart.
+//! Finding 4 of the hardening review and the fault-injection suite's disk scenarios. On a
+//! full disk hookgate reports itself not ready, refuses what it cannot store, recovers by
+//! itself when space returns, and loses nothing it answered: every 202 is delivered and
+//! every delivered id is still known after a restart. On a read-only store directory it
+//! does not start, and says why.
 //!
 //! The store lives on a small tmpfs mounted in a mount namespace of the test's own
-//! (`unshare`), so filling it touches nothing else on the machine.
+//! (`unshare`), so filling it or making it read-only touches nothing else on the machine.
 
 mod support;
 
@@ -58,6 +59,21 @@ async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
+/// Mounts a tmpfs of `size` on a new temporary directory.
+fn small_disk(size: &str) -> tempfile::TempDir {
+    let disk = tempfile::tempdir().unwrap();
+    mount(
+        &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+        disk.path(),
+    );
+    disk
+}
+
+fn mount(args: &[&str], path: &std::path::Path) {
+    let status = Command::new("mount").args(args).arg(path).status().unwrap();
+    assert!(status.success(), "mount {args:?} {}", path.display());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer() {
     if !in_own_mount_namespace(
@@ -65,13 +81,7 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
     ) {
         return;
     }
-    let disk = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(disk.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success());
+    let disk = small_disk("6m");
     let store = disk.path().join("store");
     std::fs::create_dir(&store).unwrap();
 
@@ -192,4 +202,39 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
         .filter(|r| r.uri == "/hooks/acme")
         .count();
     assert_eq!(delivered, accepted, "each accepted message once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_store_directory_stops_the_start_with_its_reason() {
+    if !in_own_mount_namespace("a_read_only_store_directory_stops_the_start_with_its_reason") {
+        return;
+    }
+    // Files opened before a directory turns read-only keep taking writes; a start on a
+    // read-only directory is where an operator meets it.
+    let disk = small_disk("1m");
+    let store = disk.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    mount(&["--bind", store.to_str().unwrap()], &store);
+    mount(&["-o", "remount,bind,ro"], &store);
+    let config = disk.path().join("ro.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store: {{ kind: embedded, path: \"{}\" }}\ninbound:\n  listen: 127.0.0.1:{}\n  upstream: http://127.0.0.1:9\n  routes:\n{ROUTES}",
+            store.display(),
+            support::free_port(),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("Read-only file system"), "{log}");
+    assert!(log.contains("dedupe.redb"), "{log}");
 }

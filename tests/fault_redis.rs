@@ -1,0 +1,116 @@
+//! The fault-injection suite's Redis scenarios: Redis slowed (`DEBUG SLEEP`) and stopped
+//! (`SIGSTOP`, a frozen VM or a full swap). A request never hangs on the store: it gets a
+//! stable 503 within the command timeout, `/readyz` says why, and everything heals once
+//! Redis answers again, without a restart of hookgate. (Killed and restarted Redis:
+//! `tests/redis_replicas.rs`.)
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{free_port, Gateway, RedisServer, TestApp};
+
+async fn webhook(gateway: &Gateway, id: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(gateway.url("/hooks/test"))
+        .header("X-Delivery", id)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), started.elapsed())
+}
+
+async fn until_ready(gateway: &Gateway, status: u16) {
+    let started = Instant::now();
+    while reqwest::get(gateway.admin_url("/readyz"))
+        .await
+        .unwrap()
+        .status()
+        != status
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "/readyz never said {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slowed_or_stopped_redis_gets_quick_503s_and_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let redis = RedisServer::start(
+        dir.path(),
+        port,
+        &[
+            "--port",
+            &port.to_string(),
+            "--enable-debug-command",
+            "local",
+        ],
+    );
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .redis(&format!("redis://127.0.0.1:{port}/0"), "fault:")
+        .routes("    - { name: test, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery\" } }\n")
+        .start()
+        .await;
+    assert_eq!(webhook(&gateway, "before").await.0, 200);
+    let baseline = gateway.resources();
+
+    // Slowed: one command holds Redis for 3 s.
+    let sleeper = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "3"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, took) = webhook(&gateway, "slowed").await;
+    assert_eq!(status, 503);
+    assert!(
+        took < Duration::from_millis(2_000),
+        "waited {took:?} on a slow Redis"
+    );
+    let _ = sleeper.wait_with_output();
+    let (status, _) = webhook(&gateway, "slowed").await;
+    assert_eq!(
+        status, 200,
+        "the same delivery goes through once Redis answers"
+    );
+
+    // Stopped: the process is frozen, its socket stays open.
+    redis.signal("STOP");
+    let (status, took) = webhook(&gateway, "stopped").await;
+    assert_eq!(status, 503);
+    assert!(
+        took < Duration::from_millis(2_000),
+        "waited {took:?} on a stopped Redis"
+    );
+    until_ready(&gateway, 503).await;
+    redis.signal("CONT");
+    until_ready(&gateway, 200).await;
+    // A claim sent while Redis was frozen may still run when it thaws: its id is then
+    // held for the claim lease, and the sender's retry meanwhile gets 409 with Retry-After.
+    let (status, _) = webhook(&gateway, "stopped").await;
+    assert!(matches!(status, 200 | 409), "{status}");
+    assert_eq!(webhook(&gateway, "after").await.0, 200);
+    assert_eq!(webhook(&gateway, "after").await.0, 200, "a duplicate");
+    let received: Vec<_> = app
+        .received()
+        .iter()
+        .map(|r| r.header("x-delivery").unwrap().to_string())
+        .filter(|id| id != "stopped")
+        .collect();
+    assert_eq!(received, ["before", "slowed", "after"]);
+
+    let after = gateway.resources();
+    println!("Redis slowed and stopped: (descriptors, RSS KiB) {baseline:?} -> {after:?}");
+    assert!(
+        after.0 <= baseline.0 + 8,
+        "descriptors {baseline:?} -> {after:?}"
+    );
+}
