@@ -7,7 +7,7 @@
 mod support;
 
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{raw_exchange, Gateway, TestApp};
 
@@ -40,19 +40,7 @@ async fn a_flood_past_the_descriptor_limit_is_refused_and_leaves_nothing_behind(
     assert!(fds_during < 600, "{fds_during} descriptors open");
 
     drop(flood);
-    let started = Instant::now();
-    loop {
-        let answer = raw_exchange(
-            gateway.inbound,
-            b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(3),
-        );
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gateway.until_admitted(Duration::from_secs(5)).await;
     let (fds_after, rss_after) = gateway.resources();
     assert!(
         fds_after <= fds_before + 4,

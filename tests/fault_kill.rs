@@ -112,13 +112,7 @@ async fn kill_9s_under_load_lose_no_accepted_message() {
     let forwarded = forwarded.lock().unwrap().clone();
     let mut forgotten = 0;
     for id in &forwarded {
-        let answer = client
-            .post(gateway.url("/hooks/test"))
-            .header("X-Delivery", id)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let answer = gateway.deliver(&client, id).await;
         if answer.headers().get("hookgate-duplicate").is_none() {
             forgotten += 1;
         }

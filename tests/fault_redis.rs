@@ -13,13 +13,7 @@ use support::{free_port, Gateway, RedisServer, TestApp};
 
 async fn webhook(gateway: &Gateway, id: &str) -> (u16, Duration) {
     let started = Instant::now();
-    let answer = reqwest::Client::new()
-        .post(gateway.url("/hooks/test"))
-        .header("X-Delivery", id)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let answer = gateway.deliver(&reqwest::Client::new(), id).await;
     (answer.status().as_u16(), started.elapsed())
 }
 

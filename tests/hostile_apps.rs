@@ -93,13 +93,7 @@ async fn an_app_that_stalls_mid_answer_gets_the_provider_a_504_within_the_timeou
         .build()
         .unwrap();
     let started = Instant::now();
-    let first = client
-        .post(gateway.url("/hooks/test"))
-        .header("X-Delivery", "d-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let first = gateway.deliver(&client, "d-1").await;
     assert_eq!(first.status(), 504);
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -111,13 +105,7 @@ async fn an_app_that_stalls_mid_answer_gets_the_provider_a_504_within_the_timeou
     // The app answered 200 before stalling: the delivery counts as delivered, so the
     // provider's retries are duplicates and never reach the app again.
     for _ in 0..3 {
-        let retry = client
-            .post(gateway.url("/hooks/test"))
-            .header("X-Delivery", "d-1")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let retry = gateway.deliver(&client, "d-1").await;
         assert_eq!(retry.status(), 200);
         assert_eq!(retry.headers()["hookgate-duplicate"], "true");
     }

@@ -124,19 +124,7 @@ async fn connections_over_the_cap_get_503_and_the_admin_port_keeps_answering() {
         .await;
     // Their places come back when they close.
     drop(held);
-    let started = Instant::now();
-    loop {
-        let answer = raw_exchange(
-            gateway.inbound,
-            b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(3),
-        );
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(3), "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.until_admitted(Duration::from_secs(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

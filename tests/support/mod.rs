@@ -353,6 +353,35 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Posts `{}` to `/hooks/test` with `X-Delivery: id`, as a provider would.
+    pub async fn deliver(&self, client: &reqwest::Client, id: &str) -> reqwest::Response {
+        client
+            .post(self.url("/hooks/test"))
+            .header("X-Delivery", id)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until a request on a new connection is answered 200 (the inbound port admits
+    /// connections again), for at most `within`.
+    pub async fn until_admitted(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let answer = raw_exchange(
+                self.inbound,
+                b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(3),
+            );
+            if answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+            assert!(started.elapsed() < within, "{answer:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Open file descriptors and resident memory (KiB) of the process, from /proc.
     pub fn resources(&self) -> (usize, u64) {
         let fds =
