@@ -257,3 +257,28 @@ async fn a_client_still_sending_an_oversized_body_reads_the_413() {
     }
     assert!(app.received().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_http2_is_still_told_apart_from_http1_by_its_preface() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).start().await;
+    let url = gateway.url("/hooks/test");
+    let curl = |extra: &[&str]| {
+        let output = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+            ])
+            .args(extra)
+            .args(["-X", "POST", "-d", "{}", &url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(curl(&["--http2-prior-knowledge"]), "2 200");
+    assert_eq!(curl(&["--http1.1"]), "1.1 200");
+    assert_eq!(app.received().len(), 2);
+}
