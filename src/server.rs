@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -94,6 +95,14 @@ impl Store {
     }
 }
 
+/// Buffers of one client connection on the inbound port. Pingora's default read buffer is
+/// 64 KiB, allocated for the connection's whole life and filled by any large body; webhook
+/// heads and bodies are a few KiB, and a flood of connections multiplies it.
+const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
+    read: Some(16 * 1024),
+    write: None,
+};
+
 /// Builds the server with every configured service, ready to run.
 pub fn build(config: &Config) -> Result<Server, String> {
     let store = Store::open(config)?;
@@ -132,7 +141,9 @@ pub fn build(config: &Config) -> Result<Server, String> {
             )?),
         );
         match &inbound.tls {
-            None => service.add_tcp(&inbound.listen.to_string()),
+            None => service.add_listener(
+                ListenerConfig::tcp(inbound.listen.to_string()).l4_buffer(CLIENT_BUFFERS),
+            ),
             Some(tls) => {
                 let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
                 let mut settings = TlsSettings::intermediate(&path(&tls.cert), &path(&tls.key))

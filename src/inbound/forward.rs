@@ -5,7 +5,9 @@
 //! proxy loop: the proxy can replay a body read ahead of time only up to 64 KiB (its retry
 //! buffer), while webhooks must be verified whole before the app is contacted.
 
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +16,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use tokio::time::Sleep;
 
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
@@ -95,7 +98,9 @@ impl UpstreamClient {
         body: Bytes,
         extra_response_headers: &[(&'static str, String)],
     ) -> Result<Forwarded, ErrorResponse> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // One timer for the whole exchange, raced against each step.
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
         let mut attempt = 0;
         let (mut upstream, response) = loop {
             let (mut upstream, reused) = self
@@ -103,7 +108,7 @@ impl UpstreamClient {
                 .get_http_session(&self.peer)
                 .await
                 .map_err(|e| upstream_error(&e))?;
-            let written = tokio::time::timeout_at(deadline, async {
+            let written = within(deadline.as_mut(), async {
                 upstream
                     .write_request_header(Box::new(request.clone()))
                     .await?;
@@ -114,8 +119,8 @@ impl UpstreamClient {
             })
             .await;
             match written {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) if reused && attempt < STALE_CONNECTION_RETRIES => {
+                Some(Ok(_)) => {}
+                Some(Err(e)) if reused && attempt < STALE_CONNECTION_RETRIES => {
                     METRICS.upstream_resends.inc();
                     tracing::debug!(
                         error = e.etype().as_str(),
@@ -124,13 +129,13 @@ impl UpstreamClient {
                     attempt += 1;
                     continue;
                 }
-                Ok(Err(e)) => return Err(upstream_error(&e)),
-                Err(_) => return Err(timeout_error(self.timeout)),
+                Some(Err(e)) => return Err(upstream_error(&e)),
+                None => return Err(timeout_error(self.timeout)),
             }
-            match tokio::time::timeout_at(deadline, upstream.read_response_header()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(upstream_error(&e)),
-                Err(_) => return Err(timeout_error(self.timeout)),
+            match within(deadline.as_mut(), upstream.read_response_header()).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(upstream_error(&e)),
+                None => return Err(timeout_error(self.timeout)),
             }
             let response = upstream.response_header().cloned().ok_or_else(|| {
                 ErrorResponse::new(502, "upstream_error", "the app sent no response header")
@@ -144,13 +149,13 @@ impl UpstreamClient {
         let mut start = BytesMut::new();
         let mut finished = false;
         while start.len() < ANSWER_BUFFER {
-            match tokio::time::timeout_at(deadline, upstream.read_response_body()).await {
-                Ok(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
-                Ok(Ok(None)) => {
+            match within(deadline.as_mut(), upstream.read_response_body()).await {
+                Some(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
+                Some(Ok(None)) => {
                     finished = true;
                     break;
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     tracing::warn!(
                         status,
                         error = e.etype().as_str(),
@@ -162,7 +167,7 @@ impl UpstreamClient {
                         "the app's answer broke off before its end",
                     ));
                 }
-                Err(_) => {
+                None => {
                     tracing::warn!(status, "the app's answer stalled before its end");
                     return incomplete(timeout_error(self.timeout));
                 }
@@ -190,14 +195,14 @@ impl UpstreamClient {
             return Ok(Forwarded::Broken { status });
         }
         while !finished {
-            match tokio::time::timeout_at(deadline, upstream.read_response_body()).await {
-                Ok(Ok(Some(chunk))) => {
+            match within(deadline.as_mut(), upstream.read_response_body()).await {
+                Some(Ok(Some(chunk))) => {
                     if session.write_response_body(chunk, false).await.is_err() {
                         return Ok(Forwarded::Broken { status });
                     }
                 }
-                Ok(Ok(None)) => finished = true,
-                Ok(Err(e)) => {
+                Some(Ok(None)) => finished = true,
+                Some(Err(e)) => {
                     tracing::warn!(
                         status,
                         error = e.etype().as_str(),
@@ -205,7 +210,7 @@ impl UpstreamClient {
                     );
                     return Ok(Forwarded::Broken { status });
                 }
-                Err(_) => {
+                None => {
                     tracing::warn!(status, "the app's answer stalled while relayed");
                     return Ok(Forwarded::Broken { status });
                 }
@@ -218,6 +223,15 @@ impl UpstreamClient {
             .release_http_session(upstream, &self.peer, Some(POOL_IDLE))
             .await;
         Ok(Forwarded::Complete { status })
+    }
+}
+
+/// `step`'s output, or `None` once `deadline` has passed.
+async fn within<T>(deadline: Pin<&mut Sleep>, step: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        output = step => Some(output),
+        () = deadline => None,
     }
 }
 

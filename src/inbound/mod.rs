@@ -355,7 +355,9 @@ impl HttpServerApp for InboundApp {
         session.set_keepalive(keepalive);
         // A client may send its next request before reading this answer (RFC 9112 §9.3.2).
         session.set_pipelining_enabled(true);
-        let outcome = self.handle(&mut session).await;
+        // Boxed: the request's state machine is large, and inline it would be held by every
+        // connection that is only waiting for its next request.
+        let outcome = Box::pin(self.handle(&mut session)).await;
         METRICS.record_inbound(
             &outcome.route,
             outcome.outcome,
