@@ -92,7 +92,7 @@ pub struct InboundConfig {
     /// Whole-body read deadline for slow senders.
     pub body_timeout: Duration,
     pub connect_timeout: Duration,
-    /// How long the app may take to start answering.
+    /// How long the app may take to answer, its answer's body included.
     pub upstream_timeout: Duration,
     pub limits: ConnectionLimits,
     pub routes: Vec<RouteConfig>,
