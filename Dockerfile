@@ -1,7 +1,8 @@
 # hookgate: a small, non-root runtime image.
 #   docker build -t hookgate:dev .
 #   docker run --rm -p 8000:8000 -p 9901:9901 -v $PWD/config.yaml:/etc/hookgate/hookgate.yaml:ro hookgate:dev
-# Build stage: the Rust toolchain plus cmake (pingora's zlib-ng) and a C compiler (ring, zstd).
+# Build stage: the Rust toolchain plus cmake (pingora's zlib-ng); its image has the C compiler (ring, zstd)
+# and make (jemalloc).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

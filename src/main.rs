@@ -5,6 +5,11 @@ use hookgate::cli::{Cli, Command};
 use hookgate::commands::{self, EXIT_CONFIG};
 use hookgate::{admin_client, config, logging, server};
 
+/// jemalloc, with its background purging, gives the kernel back memory freed after a
+/// flood of connections; glibc's malloc kept it (see README, Hardening and limits).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

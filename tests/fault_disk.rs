@@ -118,6 +118,12 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
             .send()
     };
 
+    // One of each first, so the files and connections a normal run holds are open.
+    assert_eq!(inbound("warm-up".into()).await.unwrap().status(), 200);
+    assert_eq!(outbound().await.unwrap().status(), 202);
+    let mut accepted = 1;
+    let baseline = gateway.resources();
+
     let filler = disk.path().join("filler");
     fill(&filler);
     // Inbound deliveries go on from memory; their ids cannot be written yet.
@@ -125,7 +131,6 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
         assert_eq!(inbound(format!("full-{i}")).await.unwrap().status(), 200);
     }
     // Outbound messages are accepted while redb still has room inside its file, then refused.
-    let mut accepted = 0;
     let mut refused = false;
     for _ in 0..400 {
         let answer = outbound().await.unwrap();
@@ -173,6 +178,13 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
         gateway.metrics().await.contains("hookgate_store_up 1")
     })
     .await;
+    // Every reopen of a broken file closed the handle it replaced.
+    let after = gateway.resources();
+    println!("disk full, then space back: (descriptors, RSS KiB) {baseline:?} -> {after:?}");
+    assert!(
+        after.0 <= baseline.0 + 4,
+        "descriptors {baseline:?} -> {after:?}"
+    );
 
     // After a crash and a restart, the ids delivered while the disk was full are known.
     gateway.kill();

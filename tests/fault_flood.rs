@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -55,4 +56,51 @@ async fn a_flood_past_the_descriptor_limit_is_refused_and_leaves_nothing_behind(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     println!("flood of 1,000: descriptors {fds_before} -> {fds_during} -> {fds_after}, RSS {rss_before} -> {rss_after} KiB");
+}
+
+/// The second half of finding 2: memory taken by a flood is handed back once it is over
+/// (glibc's malloc kept all of it; jemalloc's background thread purges freed pages).
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_taken_by_a_flood_comes_back_after_it() {
+    const FLOOD: usize = 3_000;
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .inbound("  header_timeout: 60s\n  max_connections: 5000\n")
+        .start()
+        .await;
+    let (_, rss_before) = gateway.resources();
+    // Each connection sends half a request head, so each holds a read buffer.
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| {
+            let mut stream = TcpStream::connect(gateway.inbound).unwrap();
+            stream
+                .write_all(b"POST /hooks/test HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    gateway
+        .metrics_eventually(&format!("hookgate_inbound_connections {FLOOD}"))
+        .await;
+    let (_, rss_during) = gateway.resources();
+    let grown = rss_during.saturating_sub(rss_before);
+    assert!(grown > 20 * 1024, "the flood took only {grown} KiB");
+
+    drop(flood);
+    let started = Instant::now();
+    let rss_after = loop {
+        let (_, rss) = gateway.resources();
+        if rss < rss_before + grown / 4 {
+            break rss;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "RSS {rss_before} KiB before, {rss_during} during, still {rss} after the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "flood of {FLOOD}: RSS {rss_before} -> {rss_during} -> {rss_after} KiB after {:?}",
+        started.elapsed()
+    );
 }
