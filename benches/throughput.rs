@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hookgate::schemes::{unix_now, Message, SchemeSpec, Verifier};
+use hookgate::clock::unix_now;
+use hookgate::schemes::{Message, SchemeSpec, Verifier};
 use http_body_util::{BodyExt, Full};
 
 const CONCURRENCY: usize = 32;

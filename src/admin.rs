@@ -1,7 +1,6 @@
 //! The admin port: `/healthz` (alive), `/readyz` (ready to take traffic), `/metrics`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,29 +10,20 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::clock::now_ms;
 use crate::config::Secret;
 use crate::error_response::{json_response, ErrorResponse};
 use crate::metrics::METRICS;
-use crate::outbound::now_ms;
-use crate::outbound::queue::{EndpointState, Queue, Record, State};
 use crate::schemes::crypto::ct_eq;
-use crate::store::redis::RedisStore;
-use crate::store::StoreHealth;
+use crate::store::queue::{EndpointState, Queue, Record, State};
+use crate::store::Store;
 
 /// What `/readyz` checks.
 pub struct Readiness {
     /// Listeners that must accept connections (inbound, outbound).
     pub listeners: Vec<(&'static str, SocketAddr)>,
-    pub store: StoreCheck,
-}
-
-/// How `/readyz` knows the store is usable.
-pub enum StoreCheck {
-    /// The embedded store's directory, which must exist and be writable, and its files,
-    /// which must take writes.
-    Embedded(PathBuf, Arc<StoreHealth>),
-    /// Redis answers `PING` within the command timeout.
-    Redis(Arc<RedisStore>),
+    /// Usable when [`Store::check`] says so.
+    pub store: Store,
 }
 
 pub struct AdminApp {
@@ -52,15 +42,7 @@ impl Readiness {
         for (name, addr) in &self.listeners {
             results.push((*name, listener_accepts(*addr).await));
         }
-        let store = match &self.store {
-            StoreCheck::Embedded(dir, health) => {
-                dir_writable(dir).and_then(|()| match health.problem() {
-                    None => Ok(()),
-                    Some(problem) => Err(problem),
-                })
-            }
-            StoreCheck::Redis(redis) => redis.ping().await.map_err(|e| format!("redis: {e}")),
-        };
+        let store = self.store.check().await;
         results.push(("store", store));
         results
     }
@@ -86,14 +68,6 @@ async fn listener_accepts(addr: SocketAddr) -> Result<(), String> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("{addr} is not accepting connections: {e}")),
         Err(_) => Err(format!("{addr} did not accept a connection within 500ms")),
-    }
-}
-
-fn dir_writable(dir: &PathBuf) -> Result<(), String> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() && !m.permissions().readonly() => Ok(()),
-        Ok(_) => Err(format!("{} is not a writable directory", dir.display())),
-        Err(e) => Err(format!("{}: {e}", dir.display())),
     }
 }
 
@@ -166,17 +140,20 @@ impl AdminApp {
                     .await
                     .map(|r| {
                         let r: Vec<_> = r.into_iter().map(Record::redacted).collect();
-                        json!({ "deliveries": r })
+                        Some(json!({ "deliveries": r }))
                     })
             }
             ("GET", ["deliveries", id]) => {
-                queue.get(id).await.map(|r| json!(r.map(Record::redacted)))
+                queue
+                    .get(id)
+                    .await
+                    .map(|r| r.map(|r| json!(r.redacted())))
             }
             ("POST", ["deliveries", id, "retry"]) => {
                 queue
                     .retry_now(id, now_ms())
                     .await
-                    .map(|found| json!({ "retried": found }))
+                    .map(|found| found.then(|| json!({ "retried": true })))
             }
             ("DELETE", ["deliveries"]) => {
                 let state = match param("state").as_deref() {
@@ -194,7 +171,7 @@ impl AdminApp {
                 queue
                     .purge(endpoint.as_deref(), state)
                     .await
-                    .map(|n| json!({ "purged": n }))
+                    .map(|n| Some(json!({ "purged": n })))
             }
             ("GET", ["endpoints"]) => {
                 queue.endpoint_states().await.map(|states| {
@@ -206,7 +183,7 @@ impl AdminApp {
                             None => json!({ "name": name, "enabled": true }),
                         })
                         .collect();
-                    json!({ "endpoints": list })
+                    Some(json!({ "endpoints": list }))
                 })
             }
             ("POST", ["endpoints", name, action @ ("enable" | "disable")]) => {
@@ -225,7 +202,7 @@ impl AdminApp {
                 queue
                     .set_endpoint_state(name, &state)
                     .await
-                    .map(|_| json!(state))
+                    .map(|_| Some(json!(state)))
             }
             ("POST", ["endpoints", name, "replay"]) => {
                 if !self.endpoints.iter().any(|e| e == name) {
@@ -241,7 +218,7 @@ impl AdminApp {
                 queue
                     .replay_dead(name, since, now_ms())
                     .await
-                    .map(|n| json!({ "replayed": n }))
+                    .map(|n| Some(json!({ "replayed": n })))
             }
             _ => {
                 return api_error(
@@ -251,11 +228,10 @@ impl AdminApp {
                 )
             }
         };
+        // `None`: the delivery named in the path does not exist.
         match result {
-            Ok(body) if body.is_null() || body == json!({ "retried": false }) => {
-                api_error(404, "delivery_not_found", "no such delivery")
-            }
-            Ok(body) => json_response(200, body),
+            Ok(None) => api_error(404, "delivery_not_found", "no such delivery"),
+            Ok(Some(body)) => json_response(200, body),
             Err(e) => api_error(503, "queue_unavailable", e.to_string()),
         }
     }

@@ -10,7 +10,7 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use crate::cli::{AdminArgs, DeliveriesCommand, EndpointsCommand};
-use crate::outbound::deliver::exchange;
+use crate::http_io::exchange;
 
 /// Calls `method path` on the admin port; the status and the JSON answer.
 async fn call(args: &AdminArgs, method: &str, path: &str) -> Result<(u16, Value), String> {

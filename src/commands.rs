@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cli::SchemeArgs;
+use crate::clock::unix_now;
 use crate::config::{self, values::parse_duration};
 use crate::outbound::new_delivery_id;
-use crate::schemes::{unix_now, Message, Request, SchemeSpec, Verifier};
+use crate::schemes::{Message, Request, SchemeSpec, Verifier};
 
 /// sysexits' EX_CONFIG: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;

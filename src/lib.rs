@@ -2,9 +2,11 @@
 pub mod admin;
 pub mod admin_client;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error_response;
+pub mod http_io;
 pub mod inbound;
 pub mod inject;
 pub mod logging;

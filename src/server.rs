@@ -1,7 +1,6 @@
 //! Assembles the Pingora server from a [`Config`]: one service per listener.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pingora::apps::http_app::HttpServer;
@@ -12,88 +11,14 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, Readiness, StoreCheck};
-use crate::config::{Config, StoreConfig};
+use crate::admin::{AdminApp, Readiness};
+use crate::config::Config;
 use crate::inbound::connection::InboundService;
 use crate::inbound::InboundApp;
 use crate::outbound::deliver::Endpoint;
-use crate::outbound::queue::{EmbeddedQueue, Queue};
 use crate::outbound::worker::{DeliveryWorker, Dynamic, WorkerService};
 use crate::outbound::OutboundApp;
-use crate::store::redis::{RedisDedupe, RedisQueue, RedisRateLimiter, RedisStore};
-use crate::store::{DedupeStore, EmbeddedDedupe, StoreHealth};
-
-/// The configured store: embedded files in `store.path`, or one Redis for all replicas.
-enum Store {
-    Embedded {
-        path: PathBuf,
-        max_ids: usize,
-        health: Arc<StoreHealth>,
-    },
-    Redis(Arc<RedisStore>),
-}
-
-impl Store {
-    fn open(config: &Config) -> Result<Self, String> {
-        Ok(match &config.store {
-            StoreConfig::Embedded { path, max_ids } => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| format!("store.path: cannot create {}: {e}", path.display()))?;
-                Store::Embedded {
-                    path: path.clone(),
-                    max_ids: *max_ids,
-                    health: Arc::default(),
-                }
-            }
-            StoreConfig::Redis(redis) => Store::Redis(Arc::new(RedisStore::connect(redis)?)),
-        })
-    }
-
-    fn dedupe(&self, config: &Config) -> Result<Arc<dyn DedupeStore>, String> {
-        Ok(match self {
-            Store::Embedded {
-                path,
-                max_ids,
-                health,
-            } => {
-                let routes = config.inbound.as_ref().map_or(0, |i| {
-                    i.routes.iter().filter(|r| r.dedupe.is_some()).count()
-                });
-                Arc::new(
-                    EmbeddedDedupe::open(path, *max_ids, routes, health.clone())
-                        .map_err(|e| format!("store: {e}"))?,
-                )
-            }
-            Store::Redis(redis) => Arc::new(RedisDedupe::new(redis.clone())),
-        })
-    }
-
-    /// Rate limits shared by replicas, or `None` for limits in this process.
-    fn shared_limits(&self) -> Option<Arc<RedisRateLimiter>> {
-        match self {
-            Store::Embedded { .. } => None,
-            Store::Redis(redis) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
-        }
-    }
-
-    fn queue(&self) -> Result<Arc<dyn Queue>, String> {
-        Ok(match self {
-            Store::Embedded { path, health, .. } => Arc::new(
-                EmbeddedQueue::open(path, health.clone()).map_err(|e| format!("store: {e}"))?,
-            ),
-            Store::Redis(redis) => Arc::new(RedisQueue::new(redis.clone())),
-        })
-    }
-
-    fn check(&self) -> StoreCheck {
-        match self {
-            Store::Embedded { path, health, .. } => {
-                StoreCheck::Embedded(path.clone(), health.clone())
-            }
-            Store::Redis(redis) => StoreCheck::Redis(redis.clone()),
-        }
-    }
-}
+use crate::store::{self, Queue};
 
 /// Buffers of one client connection on the inbound port. Pingora's default read buffer is
 /// 64 KiB, allocated for the connection's whole life and filled by any large body; webhook
@@ -105,7 +30,7 @@ const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
 
 /// Builds the server with every configured service, ready to run.
 pub fn build(config: &Config) -> Result<Server, String> {
-    let store = Store::open(config)?;
+    let store = store::open(&config.store)?;
     let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin", config.admin.listen)];
     if let Some(inbound) = &config.inbound {
         listeners.push(("inbound", inbound.listen));
@@ -134,11 +59,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
     if let Some(inbound) = &config.inbound {
         let mut service = Service::new(
             "inbound".to_string(),
-            InboundService::new(InboundApp::new(
-                inbound.clone(),
-                store.dedupe(config)?,
-                store.shared_limits(),
-            )?),
+            InboundService::new(InboundApp::new(inbound.clone(), &store)?),
         );
         match &inbound.tls {
             None => service.add_listener(
@@ -207,7 +128,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .into_iter()
             .filter(|(name, _)| *name != "admin")
             .collect(),
-        store: store.check(),
+        store,
     };
     let admin_app = AdminApp {
         readiness,

@@ -122,3 +122,26 @@ fn check_never_echoes_a_password_and_refuses_what_run_would() {
     assert!(text.contains("user:***@"), "{text}");
     assert!(!text.contains("pw-in-url"), "{text}");
 }
+
+#[test]
+fn rates_and_durations_the_code_cannot_run_are_refused_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fast.yaml");
+    std::fs::write(
+        &file,
+        "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  idle_timeout: 400d\n  routes:\n    - name: a\n      path: /a\n      verify: none\n      rate_limit: { key: route, limit: 2000000000/s }\n    - name: b\n      path: /b\n      verify: none\n      rate_limit: { key: route, limit: 1/365d, burst: 2 }\n",
+    )
+    .unwrap();
+    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(78));
+    let f = file.display();
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "{f}:4:17: inbound.idle_timeout: duration \"400d\" is too long: at most 365d\n\
+             {f}:9:40: inbound.routes[0].rate_limit.limit: rate \"2000000000/s\" is too fast: at most 1000000/s (one request per microsecond)\n\
+             {f}:13:55: inbound.routes[1].rate_limit.burst: a burst of 2 at this rate takes longer than 365d to earn back\n\
+             {f}: 3 problem(s)\n"
+        )
+    );
+}

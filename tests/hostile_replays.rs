@@ -3,7 +3,8 @@
 
 mod support;
 
-use hookgate::schemes::{unix_now, Message, SchemeSpec, Verifier};
+use hookgate::clock::unix_now;
+use hookgate::schemes::{Message, SchemeSpec, Verifier};
 use support::{Gateway, TestApp};
 
 const SECRET: &str = "gh-secret";

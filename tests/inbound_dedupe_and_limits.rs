@@ -4,7 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use hookgate::schemes::{unix_now, Message, SchemeSpec, Verifier};
+use hookgate::clock::unix_now;
+use hookgate::schemes::{Message, SchemeSpec, Verifier};
 use support::{Gateway, TestApp};
 
 const ROUTE: &str = "    - name: rejento\n      path: /hooks/rejento\n      verify: { scheme: rejento, secrets: [s3cret] }\n      dedupe: { id: \"header:X-Rejento-Delivery-Id\", ttl: 1h }\n";

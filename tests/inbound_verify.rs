@@ -4,7 +4,8 @@ mod support;
 
 use std::process::Command;
 
-use hookgate::schemes::{unix_now, Message, SchemeSpec, Verifier};
+use hookgate::clock::unix_now;
+use hookgate::schemes::{Message, SchemeSpec, Verifier};
 use support::{Gateway, TestApp};
 
 fn signed_headers(

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use hookgate::schemes::{unix_now, Request, SchemeSpec, Verifier};
+use hookgate::clock::unix_now;
+use hookgate::schemes::{Request, SchemeSpec, Verifier};
 use support::{Gateway, TestApp, ADMIN_TOKEN};
 
 fn endpoint(app: &TestApp, retry: &str) -> String {
@@ -169,6 +170,13 @@ async fn gone_stops_at_once_and_the_admin_api_needs_the_token() {
     assert_eq!(unauthorized.status(), 401);
     let (status, json) = gateway
         .admin(reqwest::Method::GET, "/admin/deliveries/msg_nope")
+        .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (404, Some("delivery_not_found"))
+    );
+    let (status, json) = gateway
+        .admin(reqwest::Method::POST, "/admin/deliveries/msg_nope/retry")
         .await;
     assert_eq!(
         (status, json["error"].as_str()),

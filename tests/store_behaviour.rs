@@ -9,64 +9,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookgate::config::{KeySource, OnStoreError, Rate, RateLimitConfig, RedisConfig, Secret};
+use hookgate::config::{
+    KeySource, OnStoreError, Rate, RateLimitConfig, RedisConfig, Secret, StoreConfig,
+};
 use hookgate::inbound::rate_limit::RouteLimiter;
 use hookgate::outbound::new_delivery_id;
-use hookgate::outbound::queue::{Attempt, EmbeddedQueue, Enqueued, Next, Queue, Record, State};
-use hookgate::store::redis::{RedisDedupe, RedisQueue, RedisRateLimiter, RedisStore};
-use hookgate::store::{Claim, DedupeStore, EmbeddedDedupe};
+use hookgate::store::queue::{Attempt, Enqueued, Next, Queue, Record, State};
+use hookgate::store::{self, Claim, DedupeStore, Store};
 use pingora::http::RequestHeader;
 
-/// Both stores' implementations of the traits under test.
+/// One store's implementations of the traits under test.
 struct Stores {
+    store: Store,
     dedupe: Arc<dyn DedupeStore>,
     queue: Arc<dyn Queue>,
-    /// `None`: rate limits in this process.
-    shared_limits: Option<Arc<RedisRateLimiter>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+fn stores(store: Store, dir: Option<tempfile::TempDir>) -> Stores {
+    Stores {
+        dedupe: store.dedupe(1).unwrap(),
+        queue: store.queue().unwrap(),
+        store,
+        _dir: dir,
+    }
+}
+
+fn embedded_at(dir: &std::path::Path) -> Store {
+    store::open(&StoreConfig::Embedded {
+        path: dir.to_path_buf(),
+        max_ids: 10_000,
+    })
+    .unwrap()
 }
 
 fn embedded() -> Stores {
     let dir = tempfile::tempdir().unwrap();
-    Stores {
-        dedupe: Arc::new(EmbeddedDedupe::open(dir.path(), 10_000, 1, Arc::default()).unwrap()),
-        queue: Arc::new(EmbeddedQueue::open(dir.path(), Arc::default()).unwrap()),
-        shared_limits: None,
-        _dir: Some(dir),
-    }
+    stores(embedded_at(dir.path()), Some(dir))
 }
 
 /// A fresh key prefix on the Redis at `url`, so tests never see each other's keys.
-fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Arc<RedisStore> {
+fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Store {
     connect(url, tls_ca, false)
 }
 
-fn connect(url: &str, tls_ca: Option<&std::path::Path>, cluster: bool) -> Arc<RedisStore> {
-    Arc::new(
-        RedisStore::connect(&RedisConfig {
-            url: Secret::new(url),
-            tls_ca: tls_ca.map(std::path::Path::to_path_buf),
-            cluster,
-            key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
-            pool_size: 2,
-            connect_timeout: Duration::from_secs(2),
-            command_timeout: Duration::from_secs(2),
-        })
-        .unwrap(),
-    )
+fn connect(url: &str, tls_ca: Option<&std::path::Path>, cluster: bool) -> Store {
+    store::open(&StoreConfig::Redis(RedisConfig {
+        url: Secret::new(url),
+        tls_ca: tls_ca.map(std::path::Path::to_path_buf),
+        cluster,
+        key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+    }))
+    .unwrap()
 }
 
 fn redis() -> Stores {
-    shared(redis_store("redis://127.0.0.1:6379", None))
-}
-
-fn shared(store: Arc<RedisStore>) -> Stores {
-    Stores {
-        dedupe: Arc::new(RedisDedupe::new(store.clone())),
-        queue: Arc::new(RedisQueue::new(store.clone())),
-        shared_limits: Some(Arc::new(RedisRateLimiter::new(store))),
-        _dir: None,
-    }
+    stores(redis_store("redis://127.0.0.1:6379", None), None)
 }
 
 /// Runs a behaviour against each store, as two tests.
@@ -325,7 +326,7 @@ async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
 
 async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores) {
     let queue = stores.queue;
-    let now = hookgate::outbound::now_ms();
+    let now = hookgate::clock::now_ms();
     let key = |k: &str, until: u64| Some((k.to_string(), until));
     let x = || Bytes::from_static(b"x");
     assert_eq!(
@@ -344,7 +345,7 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
     );
     assert!(queue.get("second").await.unwrap().is_none());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let later = hookgate::outbound::now_ms();
+    let later = hookgate::clock::now_ms();
     assert_eq!(
         queue
             .enqueue(record("third", later), x(), key("acme:k1", later + 300))
@@ -355,7 +356,7 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
     );
 
     assert!(queue.endpoint_states().await.unwrap().is_empty());
-    let state = hookgate::outbound::queue::EndpointState {
+    let state = hookgate::store::queue::EndpointState {
         enabled: false,
         reason: "the receiver answered 410 Gone".into(),
         since_ms: 5,
@@ -404,6 +405,7 @@ async fn queue_hands_each_message_to_one_of_many_concurrent_claimers(stores: Sto
 
 async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: Stores) {
     let limiter = RouteLimiter::new(
+        "r",
         &RateLimitConfig {
             key: KeySource::Header("x-tenant".into()),
             limit: Rate {
@@ -412,8 +414,8 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
             },
             burst: None,
         },
-        stores.shared_limits,
         OnStoreError::FailClosed,
+        &stores.store,
     );
     let mut header = RequestHeader::build("POST", b"/", None).unwrap();
     header.insert_header("X-Tenant", "a").unwrap();
@@ -447,13 +449,13 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
 async fn the_embedded_queue_keeps_its_messages_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let queue = EmbeddedQueue::open(dir.path(), Arc::default()).unwrap();
+        let queue = embedded_at(dir.path()).queue().unwrap();
         queue
             .enqueue(record("kept", 1), Bytes::from_static(b"x"), None)
             .await
             .unwrap();
     }
-    let queue = EmbeddedQueue::open(dir.path(), Arc::default()).unwrap();
+    let queue = embedded_at(dir.path()).queue().unwrap();
     assert_eq!(queue.claim_due(10, 1000, 10).await.unwrap()[0].0.id, "kept");
 }
 
@@ -502,15 +504,17 @@ async fn redis_over_tls_with_a_password_and_a_database_index() {
     let redis = TlsRedis::start();
     let url = format!("rediss://:s3cret@127.0.0.1:{}/3", redis.port);
     let store = redis_store(&url, Some(&redis.ca()));
-    store.ping().await.unwrap();
-    let dedupe = RedisDedupe::new(store.clone());
+    store.check().await.unwrap();
+    let dedupe = store.dedupe(1).unwrap();
     assert_eq!(dedupe.claim("r:tls", LEASE).await, Ok(Claim::Claimed));
     assert_eq!(dedupe.claim("r:tls", LEASE).await, Ok(Claim::InFlight));
 
     let wrong_password = format!("rediss://:nope@127.0.0.1:{}/3", redis.port);
-    let refused = redis_store(&wrong_password, Some(&redis.ca())).ping().await;
+    let refused = redis_store(&wrong_password, Some(&redis.ca()))
+        .check()
+        .await;
     assert!(refused.is_err(), "a wrong password is refused");
-    let untrusted = redis_store(&url, None).ping().await;
+    let untrusted = redis_store(&url, None).check().await;
     assert!(
         untrusted.is_err(),
         "a certificate from an unknown CA is refused"
@@ -587,6 +591,6 @@ impl RedisCluster {
 
     fn stores(&self) -> Stores {
         let seed = format!("redis://127.0.0.1:{}", self.ports[0]);
-        shared(connect(&seed, None, true))
+        stores(connect(&seed, None, true), None)
     }
 }

@@ -3,6 +3,7 @@
 //! and reports every problem at once.
 
 mod load;
+pub mod retry;
 pub mod values;
 pub mod yaml;
 
@@ -12,10 +13,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use load::{load_file, load_str, parse_destination, ConfigError, ConfigErrors};
-pub use values::Rate;
+pub use retry::RetryPolicy;
+pub use values::{Cidr, Rate};
 
-use crate::outbound::retry::RetryPolicy;
-use crate::outbound::ssrf::Cidr;
 use crate::schemes::SchemeSpec;
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,16 @@
 //! Parsers for the small value languages of the config file: durations (`30s`),
 //! sizes (`1MiB`), rates (`100/min`), `${VAR}` interpolation and the parts of HTTP URLs.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+/// The longest duration any setting takes: longer ones are surely typos, and every deadline
+/// and expiry computed from a setting then stays far inside what clocks can represent.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// The shortest time a rate may give one request (at most a million per second): rate
+/// limiters count in whole microseconds or nanoseconds, and need a period above zero.
+pub const MIN_RATE_PERIOD: Duration = Duration::from_micros(1);
 
 /// `500ms`, `30s`, `2m`, `24h`, `7d`, or a sum such as `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -35,10 +44,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(format!("{EXPECTED}, found {text:?}")),
         };
         rest = &rest[unit_len..];
-        let ms = number
+        total = number
             .checked_mul(unit_ms)
-            .ok_or_else(|| format!("duration {text:?} is too large"))?;
-        total += Duration::from_millis(ms);
+            .and_then(|ms| total.checked_add(Duration::from_millis(ms)))
+            .filter(|total| *total <= MAX_DURATION)
+            .ok_or_else(|| format!("duration {text:?} is too long: at most 365d"))?;
     }
     Ok(total)
 }
@@ -78,6 +88,13 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl Rate {
+    /// The time one event takes of the rate: at least [`MIN_RATE_PERIOD`] when parsed.
+    pub fn per_request(&self) -> Duration {
+        self.per / self.count.max(1)
+    }
+}
+
 /// `100/min`, `10/s`, `5000/h`, `20000/d`, or a window such as `5/10s`.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let expected = format!("expected a rate such as 100/min, 10/s or 5000/h, found {text:?}");
@@ -101,7 +118,13 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     if per.is_zero() {
         return Err(expected);
     }
-    Ok(Rate { count, per })
+    let rate = Rate { count, per };
+    if rate.per_request() < MIN_RATE_PERIOD {
+        return Err(format!(
+            "rate {text:?} is too fast: at most 1000000/s (one request per microsecond)"
+        ));
+    }
+    Ok(rate)
 }
 
 /// Replaces `${NAME}` and `${NAME:-default}` with values from `lookup`; `$${` is a literal `${`.
@@ -290,5 +313,51 @@ mod tests {
         assert!(err.contains("MISSING is not set"), "{err}");
         assert!(interpolate("${SECRET", &env).is_err());
         assert!(interpolate("${1BAD}", &env).is_err());
+    }
+}
+
+/// A CIDR block from `outbound.allow_private_destinations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a CIDR such as 10.0.0.0/8, found {text:?}"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix length in {text:?}"))?
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
     }
 }

@@ -1,12 +1,10 @@
-//! Stage 2 of the inbound path: read the whole raw body before anything else happens,
-//! so it can be verified before the app sees a single byte of it.
+//! Stage 2 of the inbound path: the whole raw body is read ([`crate::http_io::read_body`])
+//! before anything else happens, so it can be verified before the app sees a single byte
+//! of it. A refused request's body is drained here.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession;
-
-use crate::error_response::ErrorResponse;
 
 /// How long, and how much of, a refused request's body is still read after the answer:
 /// closing at once would reset a client still sending, and it would never read the answer.
@@ -27,71 +25,4 @@ pub async fn linger(session: &mut ServerSession) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// Reads the request body up to `limit` bytes within `timeout`.
-///
-/// A declared `Content-Length` over the limit is refused before reading anything, and
-/// `Expect: 100-continue` is answered only once the request is acceptable: Pingora never
-/// sends `100 Continue` by itself, and a client would otherwise stall for a second.
-pub async fn read_body(
-    session: &mut ServerSession,
-    limit: u64,
-    timeout: Duration,
-) -> Result<Bytes, ErrorResponse> {
-    let too_large = || {
-        ErrorResponse::new(
-            413,
-            "body_too_large",
-            format!("request body is larger than this route's limit of {limit} bytes"),
-        )
-    };
-    let declared = session
-        .get_header("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
-    let expects_continue = session
-        .get_header("expect")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        session.write_continue_response().await.map_err(|e| {
-            ErrorResponse::new(
-                400,
-                "bad_request",
-                format!("client went away: {}", e.etype().as_str()),
-            )
-        })?;
-    }
-    let capacity = declared.unwrap_or(0).min(limit) as usize;
-    let read = async {
-        let mut body = BytesMut::with_capacity(capacity);
-        while let Some(chunk) = session.read_request_body().await.map_err(|e| {
-            ErrorResponse::new(
-                400,
-                "bad_request_body",
-                format!("could not read the request body: {}", e.etype().as_str()),
-            )
-        })? {
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ErrorResponse::new(
-                408,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {}s",
-                    timeout.as_secs_f64()
-                ),
-            ))
-        })
 }

@@ -21,13 +21,12 @@ use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, Re
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 
+use crate::clock::unix_now;
 use crate::config::InboundConfig;
 use crate::config::OnStoreError;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
-use crate::schemes::unix_now;
-use crate::store::redis::RedisRateLimiter;
-use crate::store::{Claim, DedupeStore, StoreError};
+use crate::store::{Claim, DedupeStore, Store, StoreError};
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
 
@@ -49,18 +48,15 @@ struct Outcome {
 }
 
 impl InboundApp {
-    /// `shared_limits`: the Redis rate limiter when replicas share their limits.
-    pub fn new(
-        config: InboundConfig,
-        dedupe: Arc<dyn DedupeStore>,
-        shared_limits: Option<Arc<RedisRateLimiter>>,
-    ) -> Result<Self, String> {
+    /// The inbound app over `store`'s dedupe and rate limiters.
+    pub fn new(config: InboundConfig, store: &Store) -> Result<Self, String> {
+        let deduping = config.routes.iter().filter(|r| r.dedupe.is_some()).count();
         // h2c is detected by `connection::InboundService`, which has a deadline for it.
         let mut server_options = HttpServerOptions::default();
         server_options.h2_idle_timeout = Some(config.limits.idle_timeout);
         Ok(InboundApp {
-            dedupe,
-            routes: RouteTable::new(&config.routes, shared_limits)?,
+            dedupe: store.dedupe(deduping)?,
+            routes: RouteTable::new(&config.routes, store)?,
             upstream: UpstreamClient::new(&config)?,
             config,
             server_options,
@@ -82,7 +78,7 @@ impl InboundApp {
         };
         let name = route.config.name.as_str();
         let limit = route.config.max_body.unwrap_or(self.config.max_body);
-        let body = match body::read_body(session, limit, self.config.body_timeout).await {
+        let body = match crate::http_io::read_body(session, limit, self.config.body_timeout).await {
             Ok(body) => body,
             Err(answer) => return self.reject(session, name, answer).await,
         };
@@ -151,7 +147,7 @@ impl InboundApp {
                             StoreError::Full { .. } => {
                                 "this route's dedupe window is full; retry later"
                             }
-                            StoreError::Unavailable(_) => {
+                            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                                 "the dedupe store is unavailable; retry later"
                             }
                         };

@@ -7,42 +7,24 @@
 //! forged requests. Forged floods are cheap to refuse anyway (one HMAC each).
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DashMapStateStore;
-use governor::{Quota, RateLimiter};
 use pingora::http::RequestHeader;
 
 use crate::config::{KeySource, OnStoreError, RateLimitConfig};
 use crate::error_response::ErrorResponse;
-use crate::store::redis::{Decision, RedisRateLimiter};
-
-type Limiter =
-    RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+use crate::store::{Allowance, Decision, RateLimiter, Store};
 
 /// Seconds a sender should wait when the shared store failed (fail closed).
 pub const STORE_RETRY_AFTER: &str = "5";
 
-/// How often idle keys are dropped so per-key state cannot grow without bound.
-const EVICT_EVERY: Duration = Duration::from_secs(30);
-
 pub struct RouteLimiter {
-    backend: Backend,
+    limiter: Arc<dyn RateLimiter>,
     key: KeySource,
     on_store_error: OnStoreError,
     /// Requests allowed at once (the burst).
     capacity: u32,
-    /// Time to earn back one request.
-    per_request: Duration,
-}
-
-enum Backend {
-    Local(Arc<Limiter>),
-    Shared(Arc<RedisRateLimiter>),
 }
 
 /// Response headers for a request that was let through.
@@ -53,34 +35,22 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 impl RouteLimiter {
-    /// A limiter in this process, or in Redis when `shared` is given.
+    /// `route`'s limiter, from the store: in this process, or shared by every replica.
     pub fn new(
+        route: &str,
         config: &RateLimitConfig,
-        shared: Option<Arc<RedisRateLimiter>>,
         on_store_error: OnStoreError,
+        store: &Store,
     ) -> Self {
-        let count = config.limit.count.max(1);
-        let per_request = config.limit.per / count;
-        let capacity = config.burst.unwrap_or(count);
-        let backend = match shared {
-            Some(shared) => Backend::Shared(shared),
-            None => {
-                let quota = Quota::with_period(per_request)
-                    .expect("a rate's period is never zero")
-                    .allow_burst(NonZeroU32::new(capacity).expect("burst is at least 1"));
-                let limiter = Arc::new(
-                    RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
-                );
-                spawn_evictor(Arc::downgrade(&limiter));
-                Backend::Local(limiter)
-            }
+        let allowance = Allowance {
+            capacity: config.burst.unwrap_or(config.limit.count).max(1),
+            per_request: config.limit.per_request(),
         };
         RouteLimiter {
-            backend,
+            limiter: store.rate_limiter(route, allowance),
             on_store_error,
             key: config.key.clone(),
-            capacity,
-            per_request,
+            capacity: allowance.capacity,
         }
     }
 
@@ -107,40 +77,20 @@ impl RouteLimiter {
         client_ip: Option<IpAddr>,
     ) -> Result<RateLimitHeaders, ErrorResponse> {
         let key = self.key(route, header, client_ip);
-        let decision = match &self.backend {
-            Backend::Local(limiter) => match limiter.check_key(&key) {
-                Ok(snapshot) => {
-                    let remaining = snapshot.remaining_burst_capacity();
-                    Decision::Allowed {
-                        remaining,
-                        reset: self.per_request * (self.capacity - remaining.min(self.capacity)),
-                    }
-                }
-                Err(not_until) => {
-                    Decision::Wait(not_until.wait_time_from(DefaultClock::default().now()))
-                }
-            },
-            Backend::Shared(limiter) => {
-                let shared_key = format!("{route}:{key}");
-                match limiter
-                    .check(&shared_key, self.per_request, self.capacity)
-                    .await
-                {
-                    Ok(decision) => decision,
-                    Err(e) if self.on_store_error == OnStoreError::FailOpen => {
-                        tracing::warn!(route, error = %e, "rate limit skipped: the store failed and the route fails open");
-                        return Ok(Vec::new());
-                    }
-                    Err(e) => {
-                        tracing::error!(route, error = %e, "rate limit store failed");
-                        return Err(ErrorResponse::new(
-                            503,
-                            "rate_limit_unavailable",
-                            "the rate limit store is unavailable; retry later",
-                        )
-                        .with_header("Retry-After", STORE_RETRY_AFTER));
-                    }
-                }
+        let decision = match self.limiter.check(&key).await {
+            Ok(decision) => decision,
+            Err(e) if self.on_store_error == OnStoreError::FailOpen => {
+                tracing::warn!(route, error = %e, "rate limit skipped: the store failed and the route fails open");
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                tracing::error!(route, error = %e, "rate limit store failed");
+                return Err(ErrorResponse::new(
+                    503,
+                    "rate_limit_unavailable",
+                    "the rate limit store is unavailable; retry later",
+                )
+                .with_header("Retry-After", STORE_RETRY_AFTER));
             }
         };
         match decision {
@@ -168,30 +118,20 @@ impl RouteLimiter {
     }
 }
 
-/// Drops keys whose allowance is full again, for as long as the limiter exists.
-fn spawn_evictor(limiter: Weak<Limiter>) {
-    let spawned = std::thread::Builder::new()
-        .name("hookgate-ratelimit-evictor".into())
-        .spawn(move || loop {
-            std::thread::sleep(EVICT_EVERY);
-            let Some(limiter) = limiter.upgrade() else {
-                return;
-            };
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "idle rate-limit keys will not be evicted");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Rate;
 
     fn limiter(count: u32, per_secs: u64, burst: Option<u32>, key: KeySource) -> RouteLimiter {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
         RouteLimiter::new(
+            "r",
             &RateLimitConfig {
                 key,
                 limit: Rate {
@@ -200,8 +140,8 @@ mod tests {
                 },
                 burst,
             },
-            None,
             OnStoreError::FailClosed,
+            &store,
         )
     }
 

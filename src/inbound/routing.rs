@@ -1,11 +1,9 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
 use crate::config::{PathMatch, RouteConfig};
-use std::sync::Arc;
-
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
-use crate::store::redis::RedisRateLimiter;
+use crate::store::Store;
 
 /// A configured route with what it needs at request time.
 pub struct Route {
@@ -21,11 +19,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// `shared`: the Redis limiter, when rate limits are shared by replicas.
-    pub fn new(
-        routes: &[RouteConfig],
-        shared: Option<Arc<RedisRateLimiter>>,
-    ) -> Result<Self, String> {
+    /// Routes whose rate limits come from `store`.
+    pub fn new(routes: &[RouteConfig], store: &Store) -> Result<Self, String> {
         let mut routes = routes
             .iter()
             .map(|config| {
@@ -35,7 +30,7 @@ impl RouteTable {
                     config: config.clone(),
                     verifier,
                     limiter: config.rate_limit.as_ref().map(|limit| {
-                        RouteLimiter::new(limit, shared.clone(), config.on_store_error)
+                        RouteLimiter::new(&config.name, limit, config.on_store_error, store)
                     }),
                 })
             })
@@ -71,13 +66,19 @@ mod tests {
 
     #[test]
     fn most_specific_route_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
         let table = RouteTable::new(
             &[
                 route("all", PathMatch::Prefix("/hooks/".into())),
                 route("vendors", PathMatch::Prefix("/hooks/vendors/".into())),
                 route("github", PathMatch::Exact("/hooks/github".into())),
             ],
-            None,
+            &store,
         )
         .unwrap();
         let name = |p: &str| table.find(p).map(|r| r.config.name.clone());

@@ -18,7 +18,7 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::error_response::json_response;
-use crate::inbound::body::read_body;
+use crate::http_io::read_body;
 use patch::Sidecar;
 
 /// The largest AdmissionReview read (a pod with huge inline env still fits).

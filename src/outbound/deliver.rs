@@ -7,41 +7,52 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
-use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::pacing::Pacing;
-use super::queue::{Attempt, Record};
 use super::retry::parse_retry_after;
-use super::ssrf::{self, Cidr};
+use super::ssrf;
+use crate::clock::{now_ms, unix_now};
+use crate::config::Cidr;
 use crate::config::{Destination, EndpointConfig};
+use crate::http_io::exchange;
 use crate::metrics::METRICS;
-use crate::schemes::{unix_now, Message, Verifier};
+use crate::schemes::{Message, Verifier};
+use crate::store::queue::{Attempt, Record};
 
-/// Marks the error of an attempt the SSRF guard stopped.
-const REFUSED: &str = "refused: ";
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
 /// Most of an answer that is read (then the connection is dropped, not reused); a sync
 /// delivery passes this much back to the app.
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 
-/// Sends a request with its whole body and reads the answer's header.
-pub async fn exchange(
-    http: &mut HttpSession,
-    request: RequestHeader,
-    body: Bytes,
-) -> Result<(), String> {
-    http.write_request_header(Box::new(request))
-        .await
-        .map_err(|e| e.to_string())?;
-    http.write_request_body(body, true)
-        .await
-        .map_err(|e| e.to_string())?;
-    http.finish_request_body()
-        .await
-        .map_err(|e| e.to_string())?;
-    http.read_response_header().await.map_err(|e| e.to_string())
+/// Why an attempt got no answer.
+enum AttemptError {
+    /// The SSRF guard stopped it: the destination may not be reached at all.
+    Refused(String),
+    /// Anything else: signing, resolving, connecting, sending or reading.
+    Failed(String),
+}
+
+impl From<String> for AttemptError {
+    fn from(e: String) -> Self {
+        AttemptError::Failed(e)
+    }
+}
+
+impl From<&str> for AttemptError {
+    fn from(e: &str) -> Self {
+        AttemptError::Failed(e.to_string())
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Refused(e) => write!(f, "refused: {e}"),
+            AttemptError::Failed(e) => f.write_str(e),
+        }
+    }
 }
 
 /// An endpoint ready to deliver to: its signer and its connection settings.
@@ -95,7 +106,7 @@ impl Endpoint {
         Ok(endpoint)
     }
 
-    async fn peer(&self, destination: &Destination) -> Result<HttpPeer, String> {
+    async fn peer(&self, destination: &Destination) -> Result<HttpPeer, AttemptError> {
         // Resolve asynchronously: HttpPeer::new would block (and panic on failure) if given a name.
         let addr: SocketAddr =
             tokio::net::lookup_host((destination.host.as_str(), destination.port))
@@ -104,7 +115,7 @@ impl Endpoint {
                 .next()
                 .ok_or_else(|| format!("{} resolves to no address", destination.host))?;
         if let Some(allow) = &self.guard {
-            ssrf::check(addr.ip(), allow).map_err(|e| format!("{REFUSED}{e}"))?;
+            ssrf::check(addr.ip(), allow).map_err(AttemptError::Refused)?;
         }
         let mut peer = HttpPeer::new(addr, destination.tls, destination.host.clone());
         let timeout = self.config.retry.timeout;
@@ -126,7 +137,7 @@ impl Endpoint {
         timeout: Duration,
     ) -> Outcome {
         let started = Instant::now();
-        let at_ms = unix_now() * 1000;
+        let at_ms = now_ms();
         let result = tokio::time::timeout(timeout, self.send(connector, record, body)).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, retry_after, reply, error) = match result {
@@ -136,19 +147,22 @@ impl Endpoint {
                 None,
                 None,
                 Reply::default(),
-                Some(format!("no answer within {}s", timeout.as_secs_f64())),
+                Some(AttemptError::Failed(format!(
+                    "no answer within {}s",
+                    timeout.as_secs_f64()
+                ))),
             ),
         };
         let excerpt = &reply.body[..reply.body.len().min(RESPONSE_EXCERPT)];
         let outcome = Outcome {
-            refused: error.as_deref().is_some_and(|e| e.starts_with(REFUSED)),
+            refused: matches!(error, Some(AttemptError::Refused(_))),
             success: status.is_some_and(|s| self.config.retry.is_success(s)),
             gone: status == Some(410),
             retry_after,
             attempt: Attempt {
                 at_ms,
                 status,
-                error,
+                error: error.map(|e| e.to_string()),
                 latency_ms,
                 response: String::from_utf8_lossy(excerpt).into_owned(),
             },
@@ -180,7 +194,7 @@ impl Endpoint {
         connector: &Connector,
         record: &Record,
         body: &[u8],
-    ) -> Result<(u16, Option<Duration>, Reply), String> {
+    ) -> Result<(u16, Option<Duration>, Reply), AttemptError> {
         let destination = &self.config.url;
         let url = destination.to_string();
         let signed = self

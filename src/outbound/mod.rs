@@ -4,8 +4,8 @@
 //! `mode: sync` are delivered while the app waits instead ([`sync`]).
 
 pub mod deliver;
+mod outcome;
 pub mod pacing;
-pub mod queue;
 pub mod retry;
 pub mod ssrf;
 pub mod sync;
@@ -13,7 +13,7 @@ pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::Response;
@@ -21,20 +21,14 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::clock::{now_ms, unix_now};
+use crate::config::Cidr;
 use crate::config::{parse_destination, DeliveryMode};
 use crate::error_response::{json_response, ErrorResponse};
-use crate::inbound::body::read_body;
-use crate::schemes::unix_now;
+use crate::http_io::read_body;
 use crate::schemes::{self, SchemeSpec};
+use crate::store::queue::{Enqueued, Queue, Record, State, Target};
 use deliver::Endpoint;
-use queue::{Enqueued, Queue, Record, State, Target};
-use ssrf::Cidr;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// A fresh delivery id in the Standard Webhooks style.
 pub fn new_delivery_id() -> String {

@@ -43,7 +43,7 @@ pub enum Admit {
 impl Pacing {
     pub fn new(config: &EndpointConfig, time_scale: f64) -> Self {
         let limiter = config.rate_limit.map(|rate| {
-            let per_request = rate.per / rate.count.max(1);
+            let per_request = rate.per_request();
             let quota = Quota::with_period(per_request)
                 .expect("a rate's period is never zero")
                 .allow_burst(NonZeroU32::new(rate.count.max(1)).expect("at least 1"));
@@ -158,7 +158,7 @@ mod tests {
                 scheme: SchemeSpec::Named("rejento".into()),
                 secrets: vec![],
             },
-            retry: crate::outbound::retry::preset("jobylon").unwrap(),
+            retry: crate::config::retry::preset("jobylon").unwrap(),
             concurrency,
             rate_limit: rate,
             circuit: CircuitConfig {

@@ -1,89 +1,12 @@
-//! Retry policies: the delays between attempts, how many attempts, what counts as
-//! success, and the providers' documented schedules as presets.
+//! Retry decisions: whether an answer is a success, the delay before the next attempt
+//! (scheduled, jittered, or the receiver's `Retry-After`). The policies themselves, and the
+//! providers' documented schedules, are configuration: `config::retry`.
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Delay before attempt 2, 3, ...; the last delay repeats if attempts remain.
-    pub schedule: Vec<Duration>,
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Per attempt: connect, send and the receiver's answer.
-    pub timeout: Duration,
-    /// Statuses that mean delivered; `None` means any 2xx.
-    pub success_status: Option<Vec<u16>>,
-    /// A receiver's `Retry-After` is honoured up to this.
-    pub max_retry_after: Duration,
-    /// Scheduled delays vary by up to this percentage either way, so a burst of failures
-    /// does not come back as a burst of retries. A receiver's `Retry-After` is kept as is.
-    pub jitter: u32,
-}
-
-const fn s(secs: u64) -> Duration {
-    Duration::from_secs(secs)
-}
-
-/// The providers' documented schedules (`../shared/research/signature-schemes.md`).
-pub fn preset(name: &str) -> Option<RetryPolicy> {
-    let policy = |schedule: &[Duration],
-                  max_attempts: u32,
-                  timeout: Duration,
-                  success: Option<&[u16]>| RetryPolicy {
-        schedule: schedule.to_vec(),
-        max_attempts,
-        timeout,
-        success_status: success.map(<[u16]>::to_vec),
-        max_retry_after: s(3600),
-        jitter: 0,
-    };
-    Some(match name {
-        // Spec example: immediately, 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h.
-        "standard-webhooks" => policy(
-            &[
-                s(5),
-                s(300),
-                s(1800),
-                s(7200),
-                s(18000),
-                s(36000),
-                s(50400),
-                s(72000),
-                s(86400),
-            ],
-            10,
-            s(30),
-            None,
-        ),
-        // Svix: immediately, 5s, 5m, 30m, 2h, 5h, 10h, 10h.
-        "svix" => policy(
-            &[s(5), s(300), s(1800), s(7200), s(18000), s(36000), s(36000)],
-            8,
-            s(15),
-            None,
-        ),
-        // Rejento lists six delays but caps at 5 attempts; both are kept, the cap wins.
-        "rejento" => policy(
-            &[s(30), s(120), s(600), s(3600), s(21600), s(86400)],
-            5,
-            s(30),
-            None,
-        ),
-        "100hires" => policy(&[s(60), s(300), s(1800), s(7200), s(43200)], 6, s(30), None),
-        "tenzo" => policy(&[s(0), s(2), s(4)], 4, s(30), Some(&[200, 201, 202, 204])),
-        "jobylon" => policy(&[s(10), s(100), s(1000)], 4, s(30), None),
-        _ => return None,
-    })
-}
-
-pub const PRESETS: &[&str] = &[
-    "standard-webhooks",
-    "svix",
-    "rejento",
-    "100hires",
-    "tenzo",
-    "jobylon",
-];
+use super::deliver::Outcome;
+use crate::config::RetryPolicy;
+use crate::store::queue::Next;
 
 impl RetryPolicy {
     pub fn is_success(&self, status: u16) -> bool {
@@ -121,6 +44,27 @@ impl RetryPolicy {
         // A factor in [1 - jitter, 1 + jitter].
         let unit = f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX) * 2.0 - 1.0;
         delay.mul_f64(1.0 + unit * f64::from(self.jitter) / 100.0)
+    }
+}
+
+/// What follows attempt number `attempt` of a round, by the endpoint's policy; retry
+/// delays are multiplied by `time_scale`.
+pub fn next_step(
+    policy: &RetryPolicy,
+    attempt: u32,
+    outcome: &Outcome,
+    time_scale: f64,
+    now_ms: u64,
+) -> Next {
+    if outcome.success {
+        return Next::Delivered;
+    }
+    if outcome.gone || outcome.refused {
+        return Next::Dead;
+    }
+    match policy.next_delay(attempt, outcome.retry_after) {
+        Some(delay) => Next::RetryAt(now_ms + (delay.as_millis() as f64 * time_scale) as u64),
+        None => Next::Dead,
     }
 }
 
@@ -175,6 +119,11 @@ fn httpdate(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::retry::{preset, PRESETS};
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
 
     #[test]
     fn presets_follow_the_documented_schedules() {

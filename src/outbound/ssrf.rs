@@ -6,51 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-/// A CIDR block from `outbound.allow_private_destinations`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("expected a CIDR such as 10.0.0.0/8, found {text:?}"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("bad prefix length in {text:?}"))?
-        };
-        Ok(Cidr { network, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+use crate::config::Cidr;
 
 /// IANA's special-purpose IPv4 blocks (and multicast): none is a webhook receiver on the
 /// internet, and several reach this host, its network or its cloud's metadata service.

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use http::Response;
 
 use super::deliver::{Endpoint, Outcome};
+use super::outcome::{disable_endpoint, record_message_outcome};
 use super::pacing::Admit;
-use super::queue::{Next, State};
-use super::worker::{disable_endpoint, next_step, record_message_outcome};
-use super::{accepted, now_ms, Message, OutboundApp};
+use super::retry::next_step;
+use super::{accepted, Message, OutboundApp};
+use crate::clock::now_ms;
 use crate::config::SyncConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::METRICS;
+use crate::store::queue::{Next, State};
 
 /// The pause after the first failed sync attempt; it doubles after each one.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -170,7 +172,7 @@ impl OutboundApp {
         let next = match &unanswered {
             Unanswered::Failed(outcome) => {
                 record.round_attempts = 1;
-                next_step(endpoint, 1, outcome, self.time_scale, now)
+                next_step(&endpoint.config.retry, 1, outcome, self.time_scale, now)
             }
             Unanswered::HeldBack(_) => Next::RetryAt(now),
         };

@@ -11,17 +11,18 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Semaphore;
 
-use super::deliver::{Endpoint, Outcome};
-use super::now_ms;
+use super::deliver::Endpoint;
+use super::outcome::{disable_endpoint, record_message_outcome};
 use super::pacing::Admit;
-use super::queue::{Attempt, EndpointState, Next, Queue, Record, Target};
-use super::ssrf::Cidr;
-use super::{retry, DYNAMIC_ENDPOINT};
+use super::retry::next_step;
+use super::DYNAMIC_ENDPOINT;
+use crate::clock::now_ms;
 use crate::config::{
-    parse_destination, CircuitConfig, DeliveryMode, EndpointConfig, Secret, SignConfig,
+    parse_destination, retry, Cidr, CircuitConfig, DeliveryMode, EndpointConfig, Secret, SignConfig,
 };
 use crate::metrics::METRICS;
 use crate::schemes::SchemeSpec;
+use crate::store::queue::{Attempt, Next, Queue, Record, State, Target};
 
 /// Deliveries in flight at once, over all endpoints.
 const CONCURRENCY: usize = 64;
@@ -133,9 +134,9 @@ impl DeliveryWorker {
             self.endpoints.keys().cloned().collect();
         for record in &records {
             let state = match record.state {
-                super::queue::State::Dead => "dead",
-                super::queue::State::Pending if record.due_ms <= now => "pending",
-                super::queue::State::Pending => "scheduled",
+                State::Dead => "dead",
+                State::Pending if record.due_ms <= now => "pending",
+                State::Pending => "scheduled",
             };
             *depth.entry((record.endpoint.clone(), state)).or_default() += 1;
             if state != "dead" {
@@ -190,7 +191,13 @@ impl DeliveryWorker {
                 let timeout = endpoint.config.retry.timeout;
                 let outcome = endpoint.attempt(&connector, &record, &body, timeout).await;
                 let attempt = record.round_attempts + 1;
-                let next = next_step(&endpoint, attempt, &outcome, self.time_scale, now_ms());
+                let next = next_step(
+                    &endpoint.config.retry,
+                    attempt,
+                    &outcome,
+                    self.time_scale,
+                    now_ms(),
+                );
                 endpoint.record_outcome(&outcome, now_ms());
                 if outcome.gone && record.target.is_none() {
                     disable_endpoint(
@@ -225,58 +232,6 @@ impl DeliveryWorker {
                 tracing::error!(delivery_id = %record.id, error = %e, "could not record a delivery attempt")
             }
         }
-    }
-}
-
-/// What follows attempt number `attempt` of a round, by the endpoint's policy; retry
-/// delays are multiplied by `time_scale`.
-pub fn next_step(
-    endpoint: &Endpoint,
-    attempt: u32,
-    outcome: &Outcome,
-    time_scale: f64,
-    now_ms: u64,
-) -> Next {
-    if outcome.success {
-        return Next::Delivered;
-    }
-    if outcome.gone || outcome.refused {
-        return Next::Dead;
-    }
-    match endpoint
-        .config
-        .retry
-        .next_delay(attempt, outcome.retry_after)
-    {
-        Some(delay) => Next::RetryAt(now_ms + (delay.as_millis() as f64 * time_scale) as u64),
-        None => Next::Dead,
-    }
-}
-
-/// Counts a message's fate after an attempt; its name for logs.
-pub fn record_message_outcome(endpoint: &str, created_ms: u64, next: Next) -> &'static str {
-    let outcome = match next {
-        Next::Delivered => "delivered",
-        Next::RetryAt(_) => "retry_scheduled",
-        Next::Dead => "dead",
-    };
-    METRICS.record_outbound_message(endpoint, outcome);
-    if matches!(next, Next::Delivered) {
-        METRICS.record_outbound_end_to_end(now_ms().saturating_sub(created_ms));
-    }
-    outcome
-}
-
-/// Stops deliveries to an endpoint until an operator enables it; it keeps accepting.
-pub async fn disable_endpoint(queue: &Arc<dyn Queue>, endpoint: &str, reason: &str) {
-    tracing::warn!(endpoint, reason, "endpoint disabled");
-    let state = EndpointState {
-        enabled: false,
-        reason: reason.to_string(),
-        since_ms: now_ms(),
-    };
-    if let Err(e) = queue.set_endpoint_state(endpoint, &state).await {
-        tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
     }
 }
 

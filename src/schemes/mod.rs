@@ -342,10 +342,3 @@ impl Verifier {
         self.scheme.credential_headers()
     }
 }
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

@@ -1,77 +1,36 @@
-//! Shared state behind small traits: embedded (one process: memory plus redb files) or
-//! Redis (several replicas sharing one dedupe window, one rate limit and one queue).
+//! All shared state, one trait per kind: [`DedupeStore`] (delivery ids), [`RateLimiter`]
+//! (GCRA allowances) and [`Queue`] (the outbound queue). Two backends implement each,
+//! side by side: `embedded/` (one process: memory plus redb files in `store.path`) and
+//! `redis/` (several replicas sharing one dedupe window, one limit and one queue). The
+//! server opens the configured one with [`open`] and hands out trait objects; nothing
+//! outside this module names a backend.
 
+pub mod dedupe;
 mod embedded;
-pub mod redis;
+mod health;
+pub mod queue;
+pub mod rate_limit;
+mod redis;
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
+use crate::config::StoreConfig;
 
-pub use embedded::EmbeddedDedupe;
+pub use dedupe::{Claim, DedupeStore};
+pub use health::StoreHealth;
+pub use queue::Queue;
+pub use rate_limit::{Allowance, Decision, RateLimiter};
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
-use crate::metrics::METRICS;
-
-/// Whether the embedded store's files take writes. A full disk or an I/O error breaks a
-/// redb file until it is reopened; the part that hit it says so here, `/readyz` reports
-/// it, and the part says again once it has reopened and caught up.
-#[derive(Default)]
-pub struct StoreHealth {
-    broken: Mutex<BTreeMap<&'static str, String>>,
-}
-
-impl StoreHealth {
-    /// `part` (`dedupe` or `queue`) cannot write.
-    pub fn failed(&self, part: &'static str, error: &dyn std::fmt::Display) {
-        let mut broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        if broken.insert(part, error.to_string()).is_none() {
-            tracing::error!(part, %error, "the embedded store cannot write; retrying");
-        }
-        METRICS.store_up.set(0);
-    }
-
-    /// `part` writes again.
-    pub fn recovered(&self, part: &'static str) {
-        let mut broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        if broken.remove(part).is_some() {
-            tracing::info!(part, "the embedded store writes again");
-        }
-        METRICS.store_up.set(i64::from(broken.is_empty()));
-    }
-
-    /// What is broken, for `/readyz`.
-    pub fn problem(&self) -> Option<String> {
-        let broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        (!broken.is_empty()).then(|| {
-            broken
-                .iter()
-                .map(|(part, error)| format!("{part}: {error}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-}
-
-/// What a claim on a delivery id found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// First sight (or a released or expired id): the caller owns the delivery now.
-    Claimed,
-    /// Delivered before; the app answered this status.
-    Done { status: u16 },
-    /// Another request with this id is being delivered right now.
-    InFlight,
-}
-
+/// Why a store operation failed, whatever the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// The store holds as many ids as it may; refusing is safer than forgetting.
     Full { capacity: usize },
-    /// The shared store did not answer, or answered with an error.
+    /// The store did not answer or cannot write now (Redis down or slow, a full disk, a
+    /// file being reopened); the same operation may succeed later.
     Unavailable(String),
+    /// What the store holds cannot be read back.
+    Corrupt(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -80,19 +39,71 @@ impl std::fmt::Display for StoreError {
             StoreError::Full { capacity } => {
                 write!(f, "the dedupe store holds its maximum of {capacity} ids")
             }
-            StoreError::Unavailable(e) => write!(f, "the dedupe store is unavailable: {e}"),
+            StoreError::Unavailable(e) => write!(f, "the store is unavailable: {e}"),
+            StoreError::Corrupt(e) => write!(f, "corrupt data in the store: {e}"),
         }
     }
 }
 
-/// Claim / done / release over delivery ids; every operation is atomic per id.
-#[async_trait]
-pub trait DedupeStore: Send + Sync {
-    /// Claims `key` unless it is done or in flight. A claim lapses after `lease` so a
-    /// crashed delivery cannot block its id for the whole window.
-    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError>;
-    /// Records `key` as delivered with the app's `status` for `ttl`.
-    async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError>;
-    /// Drops an in-flight claim so the sender's retry is let through.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+impl std::error::Error for StoreError {}
+
+/// The configured store, from which each service takes the parts it uses.
+#[derive(Clone)]
+pub struct Store(Backend);
+
+#[derive(Clone)]
+enum Backend {
+    Embedded(Arc<embedded::EmbeddedStore>),
+    Redis(Arc<redis::RedisStore>),
+}
+
+/// Opens the store `config` names: creates the embedded store's directory, or prepares the
+/// Redis connections (without waiting for Redis: `/readyz` says when it answers).
+pub fn open(config: &StoreConfig) -> Result<Store, String> {
+    Ok(Store(match config {
+        StoreConfig::Embedded { path, max_ids } => {
+            Backend::Embedded(Arc::new(embedded::EmbeddedStore::open(path, *max_ids)?))
+        }
+        StoreConfig::Redis(redis) => Backend::Redis(Arc::new(redis::RedisStore::connect(redis)?)),
+    }))
+}
+
+impl Store {
+    /// The dedupe store, for `routes` routes that dedupe (the embedded store gives each an
+    /// equal share of `store.max_ids`).
+    pub fn dedupe(&self, routes: usize) -> Result<Arc<dyn DedupeStore>, String> {
+        Ok(match &self.0 {
+            Backend::Embedded(store) => Arc::new(store.dedupe(routes)?),
+            Backend::Redis(redis) => Arc::new(redis::RedisDedupe::new(redis.clone())),
+        })
+    }
+
+    /// `route`'s limiter: in this process, or shared by every replica through Redis.
+    pub fn rate_limiter(&self, route: &str, allowance: Allowance) -> Arc<dyn RateLimiter> {
+        match &self.0 {
+            Backend::Embedded(_) => Arc::new(embedded::LocalRateLimiter::new(allowance)),
+            Backend::Redis(redis) => Arc::new(redis::RedisRateLimiter::new(
+                redis.clone(),
+                route,
+                allowance,
+            )),
+        }
+    }
+
+    /// The outbound queue.
+    pub fn queue(&self) -> Result<Arc<dyn Queue>, String> {
+        Ok(match &self.0 {
+            Backend::Embedded(store) => Arc::new(store.queue()?),
+            Backend::Redis(redis) => Arc::new(redis::RedisQueue::new(redis.clone())),
+        })
+    }
+
+    /// Whether the store is usable now, for `/readyz`: the embedded store's directory takes
+    /// files and its files take writes; Redis answers `PING` within the command timeout.
+    pub async fn check(&self) -> Result<(), String> {
+        match &self.0 {
+            Backend::Embedded(store) => store.check(),
+            Backend::Redis(redis) => redis.ping().await.map_err(|e| format!("redis: {e}")),
+        }
+    }
 }

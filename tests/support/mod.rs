@@ -95,7 +95,8 @@ impl Received {
     /// Checks the request's signature as a receiver would (hookgate's inbound verifier for
     /// the named scheme) and returns the signed delivery id; panics if it does not verify.
     pub fn verified_id(&self, scheme: &str, secret: &str) -> Option<String> {
-        use hookgate::schemes::{unix_now, Request, SchemeSpec, Verifier};
+        use hookgate::clock::unix_now;
+        use hookgate::schemes::{Request, SchemeSpec, Verifier};
         let verifier = Verifier::new(&SchemeSpec::Named(scheme.into()), &[secret], None).unwrap();
         let request = Request {
             method: "POST",

@@ -61,16 +61,15 @@ impl DedupeStore for RedisDedupe {
                     .invoke_async(&mut c)
                     .await
             })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.0))?;
+            .await?;
         Ok(match seen.as_str() {
             "claimed" => Claim::Claimed,
             "inflight" => Claim::InFlight,
             done => match done.strip_prefix("done:").and_then(|s| s.parse().ok()) {
                 Some(status) => Claim::Done { status },
                 None => {
-                    return Err(StoreError::Unavailable(format!(
-                        "unexpected value {done:?}"
+                    return Err(StoreError::Corrupt(format!(
+                        "unexpected dedupe value {done:?}"
                     )))
                 }
             },
@@ -90,7 +89,6 @@ impl DedupeStore for RedisDedupe {
                     .await
             })
             .await
-            .map_err(|e| StoreError::Unavailable(e.0))
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
@@ -100,6 +98,5 @@ impl DedupeStore for RedisDedupe {
                 self.release.key(key).invoke_async::<()>(&mut c).await
             })
             .await
-            .map_err(|e| StoreError::Unavailable(e.0))
     }
 }

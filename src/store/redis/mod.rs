@@ -28,10 +28,11 @@ use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 pub use dedupe::RedisDedupe;
 pub use queue::RedisQueue;
-pub use rate_limit::{Decision, RedisRateLimiter};
+pub use rate_limit::RedisRateLimiter;
 
 use crate::config::RedisConfig;
 use crate::metrics::{StoreLabels, METRICS};
+use crate::store::StoreError;
 
 /// A connection to one Redis, or to a Redis Cluster (which routes each command or
 /// script to the node that holds its keys' slot, and follows MOVED and ASK).
@@ -87,16 +88,6 @@ impl Drop for RedisStore {
             // Dropping a runtime may block; from async code it must not.
             runtime.shutdown_background();
         }
-    }
-}
-
-/// A failed store operation, with what Redis or the network said (never the URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisError(pub String);
-
-impl std::fmt::Display for RedisError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -181,7 +172,7 @@ impl RedisStore {
 
     /// Runs one operation on a pooled connection, bounded by the command timeout, and
     /// records its latency or failure under `op`.
-    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, RedisError>
+    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -189,8 +180,8 @@ impl RedisStore {
         let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, f(self.connection())).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(RedisError(describe(&e))),
-            Err(_) => Err(RedisError(format!(
+            Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
+            Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer from Redis within {}ms",
                 self.timeout.as_millis()
             ))),
@@ -208,7 +199,7 @@ impl RedisStore {
     }
 
     /// `PING`, for `/readyz`.
-    pub async fn ping(&self) -> Result<(), RedisError> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         self.run("ping", |mut c| async move {
             redis::cmd("PING").query_async::<String>(&mut c).await
         })

@@ -15,9 +15,8 @@ use bytes::Bytes;
 use redis::Script;
 
 use super::RedisStore;
-use crate::outbound::queue::{
-    Attempt, EndpointState, Enqueued, Next, Queue, QueueError, Record, State,
-};
+use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use crate::store::StoreError;
 
 const ENQUEUE: &str = r"
 if ARGV[8] ~= '0' then
@@ -132,8 +131,9 @@ struct Scripts {
 /// body, from claims).
 type Row = (String, String, String, String, Vec<String>);
 
-fn error(e: impl std::fmt::Display) -> QueueError {
-    QueueError(e.to_string())
+/// A stored field that does not read back as its type.
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 fn state_name(state: State) -> &'static str {
@@ -176,37 +176,36 @@ impl RedisQueue {
     fn record(
         meta: &str,
         state: &str,
-        due: u64,
+        due: &str,
         round: &str,
         attempts: &[String],
-    ) -> Result<Record, QueueError> {
-        let mut record: Record =
-            serde_json::from_str(meta).map_err(|e| QueueError(format!("corrupt record: {e}")))?;
-        record.state = if state == "dead" {
-            State::Dead
-        } else {
-            State::Pending
+    ) -> Result<Record, StoreError> {
+        let mut record: Record = serde_json::from_str(meta).map_err(|e| corrupt("record", e))?;
+        record.state = match state {
+            "pending" => State::Pending,
+            "dead" => State::Dead,
+            other => return Err(corrupt("state", format_args!("{other:?}"))),
         };
-        record.due_ms = due;
-        record.round_attempts = round.parse().unwrap_or(0);
+        record.due_ms = due.parse().map_err(|e| corrupt("due time", e))?;
+        record.round_attempts = round.parse().map_err(|e| corrupt("attempt count", e))?;
         record.attempts = attempts
             .iter()
             .map(|a| serde_json::from_str(a))
             .collect::<Result<_, _>>()
-            .map_err(|e| QueueError(format!("corrupt attempt: {e}")))?;
+            .map_err(|e| corrupt("attempt", e))?;
         Ok(record)
     }
 
-    fn rows(rows: Vec<Row>) -> Result<Vec<Record>, QueueError> {
+    fn rows(rows: Vec<Row>) -> Result<Vec<Record>, StoreError> {
         rows.iter()
             .map(|(meta, state, due, round, attempts)| {
-                Self::record(meta, state, due.parse().unwrap_or(0), round, attempts)
+                Self::record(meta, state, due, round, attempts)
             })
             .collect()
     }
 
     /// Every message, in accept order (without bodies).
-    async fn all(&self) -> Result<Vec<Record>, QueueError> {
+    async fn all(&self) -> Result<Vec<Record>, StoreError> {
         let all = self.key("all");
         let ids: Vec<String> = self
             .store
@@ -218,8 +217,7 @@ impl RedisQueue {
                     .query_async(&mut c)
                     .await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         let mut records = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let rows: Vec<Row> = self
@@ -232,8 +230,7 @@ impl RedisQueue {
                     }
                     call.invoke_async(&mut c).await
                 })
-                .await
-                .map_err(error)?;
+                .await?;
             records.extend(Self::rows(rows)?);
         }
         Ok(records)
@@ -247,7 +244,7 @@ impl Queue for RedisQueue {
         record: Record,
         body: Bytes,
         idempotency: Option<(String, u64)>,
-    ) -> Result<Enqueued, QueueError> {
+    ) -> Result<Enqueued, StoreError> {
         let attempts: Vec<String> = record
             .attempts
             .iter()
@@ -289,8 +286,7 @@ impl Queue for RedisQueue {
                 }
                 call.invoke_async(&mut c).await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(if earlier.is_empty() {
             Enqueued::New
         } else {
@@ -303,7 +299,7 @@ impl Queue for RedisQueue {
         now_ms: u64,
         lease_ms: u64,
         limit: usize,
-    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
         let lease_end = now_ms + lease_ms;
         let due = self.key("due");
         let rows: Vec<(String, String, String, Vec<u8>, Vec<String>)> = self
@@ -319,12 +315,11 @@ impl Queue for RedisQueue {
                     .invoke_async(&mut c)
                     .await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         rows.into_iter()
             .map(|(meta, state, round, body, attempts)| {
                 Ok((
-                    Self::record(&meta, &state, lease_end, &round, &attempts)?,
+                    Self::record(&meta, &state, &lease_end.to_string(), &round, &attempts)?,
                     body,
                 ))
             })
@@ -336,7 +331,7 @@ impl Queue for RedisQueue {
         claimed: &Record,
         attempt: Attempt,
         next: Next,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<bool, StoreError> {
         let (next, next_due) = match next {
             Next::Delivered => ("delivered", 0),
             Next::RetryAt(due) => ("retry", due),
@@ -364,12 +359,11 @@ impl Queue for RedisQueue {
                     .invoke_async(&mut c)
                     .await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(done == 1)
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let rows: Vec<Row> = self
             .store
             .run("queue_get", |mut c| async move {
@@ -381,8 +375,7 @@ impl Queue for RedisQueue {
                     .invoke_async(&mut c)
                     .await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(Self::rows(rows)?.pop())
     }
 
@@ -390,7 +383,7 @@ impl Queue for RedisQueue {
         &self,
         endpoint: Option<&str>,
         state: Option<State>,
-    ) -> Result<Vec<Record>, QueueError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let mut records = self.all().await?;
         records.retain(|r| {
             endpoint.is_none_or(|e| e == r.endpoint) && state.is_none_or(|s| s == r.state)
@@ -398,7 +391,7 @@ impl Queue for RedisQueue {
         Ok(records)
     }
 
-    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let (due, message) = (self.key("due"), self.message(id));
         let found: u8 = self
             .store
@@ -412,12 +405,11 @@ impl Queue for RedisQueue {
                     .invoke_async(&mut c)
                     .await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(found == 1)
     }
 
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
         let mut purged = 0;
         for record in self.list(endpoint, Some(state)).await? {
             let keys = [
@@ -438,14 +430,13 @@ impl Queue for RedisQueue {
                         .invoke_async(&mut c)
                         .await
                 })
-                .await
-                .map_err(error)?;
+                .await?;
             purged += usize::from(done);
         }
         Ok(purged)
     }
 
-    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let (due, message) = (self.key("due"), self.message(id));
         self.store
             .run("queue_postpone", |mut c| async move {
@@ -460,24 +451,22 @@ impl Queue for RedisQueue {
             })
             .await
             .map(|_| ())
-            .map_err(error)
     }
 
-    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let key = self.key("endpoints");
         let states: Vec<(String, String)> = self
             .store
             .run("queue_endpoints", |mut c| async move {
                 redis::cmd("HGETALL").arg(key).query_async(&mut c).await
             })
-            .await
-            .map_err(error)?;
+            .await?;
         states
             .into_iter()
             .map(|(name, json)| {
                 serde_json::from_str(&json)
                     .map(|state| (name, state))
-                    .map_err(|e| QueueError(format!("corrupt endpoint state: {e}")))
+                    .map_err(|e| corrupt("endpoint state", e))
             })
             .collect()
     }
@@ -486,7 +475,7 @@ impl Queue for RedisQueue {
         &self,
         endpoint: &str,
         state: &EndpointState,
-    ) -> Result<(), QueueError> {
+    ) -> Result<(), StoreError> {
         let key = self.key("endpoints");
         let json = serde_json::to_string(state).expect("a state always serializes");
         self.store
@@ -499,6 +488,5 @@ impl Queue for RedisQueue {
                     .await
             })
             .await
-            .map_err(error)
     }
 }

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use redis::Script;
 
-use super::{RedisError, RedisStore};
+use super::RedisStore;
+use crate::store::{Allowance, Decision, RateLimiter, StoreError};
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -25,37 +27,31 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return {1, math.floor((tolerance - (new_tat - now)) / interval), new_tat - now}
 ";
 
-/// What the shared limiter decided for one request.
-pub enum Decision {
-    /// Let through; `remaining` requests are left, all of them back after `reset`.
-    Allowed { remaining: u32, reset: Duration },
-    /// Over the limit: allowed again after this long.
-    Wait(Duration),
-}
-
 pub struct RedisRateLimiter {
     store: Arc<RedisStore>,
     script: Script,
+    /// `ratelimit:<route>:`, before each limited key.
+    prefix: String,
+    allowance: Allowance,
 }
 
 impl RedisRateLimiter {
-    pub fn new(store: Arc<RedisStore>) -> Self {
+    pub fn new(store: Arc<RedisStore>, route: &str, allowance: Allowance) -> Self {
         RedisRateLimiter {
+            prefix: store.key(&format!("ratelimit:{route}:")),
             store,
             script: Script::new(GCRA),
+            allowance,
         }
     }
+}
 
-    /// Takes one request from `key`'s allowance of `capacity` at once, one earned back
-    /// every `per_request`.
-    pub async fn check(
-        &self,
-        key: &str,
-        per_request: Duration,
-        capacity: u32,
-    ) -> Result<Decision, RedisError> {
-        let key = self.store.key(&format!("ratelimit:{key}"));
-        let interval = (per_request.as_micros() as u64).max(1);
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        let key = format!("{}{key}", self.prefix);
+        let interval = (self.allowance.per_request.as_micros() as u64).max(1);
+        let capacity = self.allowance.capacity;
         let (allowed, remaining, micros): (u8, u32, u64) = self
             .store
             .run("rate_limit", |mut c| async move {

@@ -14,13 +14,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Claim, DedupeStore, StoreError, StoreHealth};
+use crate::clock::now_ms;
 use crate::metrics::{StoreLabels, METRICS};
+use crate::store::{Claim, DedupeStore, StoreError, StoreHealth};
 
 /// key → (expiry in unix milliseconds, the app's status)
 const DONE: TableDefinition<&str, (u64, u16)> = TableDefinition::new("dedupe_done");
@@ -55,12 +56,6 @@ pub struct EmbeddedDedupe {
     /// on one route (a replayed body under fresh ids) fills only that route's share.
     route_capacity: usize,
     writes: Mutex<mpsc::Sender<(String, u64, u16)>>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl EmbeddedDedupe {

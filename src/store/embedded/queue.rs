@@ -1,11 +1,7 @@
-//! The durable outbound queue. A message is written (and fsync'd) before the app gets its
-//! 202, and removed only after a successful or final attempt, so a crash loses nothing:
-//! what was in flight is attempted again once its lease lapses (at-least-once, with the
-//! same delivery id so receivers can dedupe).
-//!
-//! The embedded backend is redb (pure Rust, ACID, crash-safe copy-on-write B-tree; the
-//! fastest fsync-per-commit of the embedded stores compared in `shared/research/crates.md`).
-//! Due times are an index `(due_ms, id)`, so finding due work never scans the store.
+//! The embedded queue: redb (pure Rust, ACID, crash-safe copy-on-write B-tree; the fastest
+//! fsync-per-commit of the embedded stores compared in `shared/research/crates.md`) in
+//! `store.path/outbound.redb`. Due times are an index `(due_ms, id)`, so finding due work
+//! never scans the store.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,10 +10,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
 use crate::metrics::{StoreLabels, METRICS};
-use crate::store::StoreHealth;
+use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use crate::store::{StoreError, StoreHealth};
 
 /// id → record (JSON)
 const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_messages");
@@ -31,167 +27,6 @@ const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_e
 const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
     TableDefinition::new("outbound_idempotency");
 
-/// What an enqueue did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Enqueued {
-    New,
-    /// The idempotency key was seen within its window: this is the earlier message's id.
-    Duplicate(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Waiting for its due time, or being attempted.
-    Pending,
-    /// Out of attempts (or refused with 410): kept for inspection and replay.
-    Dead,
-}
-
-/// One delivery attempt, as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub at_ms: u64,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-    pub latency_ms: u64,
-    /// The start of the receiver's answer, for diagnosis.
-    pub response: String,
-}
-
-/// A per-request destination (multi-tenant senders), instead of a configured endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    pub url: String,
-    pub scheme: String,
-    /// `Hookgate-Secret`: kept in the queue file so retries can sign.
-    pub secret: Option<String>,
-    /// `Hookgate-Secret-Ref`: the name of a secret in `outbound.secrets`.
-    pub secret_ref: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub endpoint: String,
-    /// Signed timestamp, fixed at accept time and reused on every attempt.
-    pub timestamp: u64,
-    pub content_type: Option<String>,
-    pub created_ms: u64,
-    pub state: State,
-    pub due_ms: u64,
-    /// Attempts since the message was accepted or last replayed.
-    pub round_attempts: u32,
-    pub attempts: Vec<Attempt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
-}
-
-impl Record {
-    /// The record as the admin API shows it: an inline `Hookgate-Secret` is replaced.
-    pub fn redacted(mut self) -> Self {
-        if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {
-            *secret = "[redacted]".to_string();
-        }
-        self
-    }
-}
-
-/// Whether an endpoint is being delivered to, and why not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointState {
-    pub enabled: bool,
-    pub reason: String,
-    pub since_ms: u64,
-}
-
-/// What becomes of a message after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    Delivered,
-    RetryAt(u64),
-    Dead,
-}
-
-#[derive(Debug)]
-pub struct QueueError(pub String);
-
-impl std::fmt::Display for QueueError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<E: Into<redb::Error>> From<E> for QueueError {
-    fn from(e: E) -> Self {
-        QueueError(e.into().to_string())
-    }
-}
-
-/// The queue operations the outbound side needs, over the embedded store (one process)
-/// or Redis (shared by replicas).
-#[async_trait]
-pub trait Queue: Send + Sync {
-    /// Stores a new message durably, unless `idempotency` (key, expiry in unix ms) names
-    /// one accepted within its window.
-    async fn enqueue(
-        &self,
-        record: Record,
-        body: Bytes,
-        idempotency: Option<(String, u64)>,
-    ) -> Result<Enqueued, QueueError>;
-    /// Takes up to `limit` due messages and pushes each one's due time `lease_ms` ahead,
-    /// so a crashed worker's messages come back on their own. The claimed record's
-    /// `due_ms` is the lease's end: it identifies this claim.
-    async fn claim_due(
-        &self,
-        now_ms: u64,
-        lease_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError>;
-    /// Records an attempt on a claimed message and what follows it. Ignored (false) when
-    /// the claim is no longer current: its lease lapsed and another worker took it over,
-    /// or an operator retried the message meanwhile.
-    async fn finish_attempt(
-        &self,
-        claimed: &Record,
-        attempt: Attempt,
-        next: Next,
-    ) -> Result<bool, QueueError>;
-    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError>;
-    async fn list(
-        &self,
-        endpoint: Option<&str>,
-        state: Option<State>,
-    ) -> Result<Vec<Record>, QueueError>;
-    /// Makes a dead (or pending) message due now with a fresh round of attempts.
-    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError>;
-    /// Makes every dead message of `endpoint` (accepted since `since_ms`) due now.
-    async fn replay_dead(
-        &self,
-        endpoint: &str,
-        since_ms: u64,
-        now_ms: u64,
-    ) -> Result<usize, QueueError> {
-        let dead = self.list(Some(endpoint), Some(State::Dead)).await?;
-        let mut replayed = 0;
-        for record in dead.iter().filter(|r| r.created_ms >= since_ms) {
-            replayed += usize::from(self.retry_now(&record.id, now_ms).await?);
-        }
-        Ok(replayed)
-    }
-    /// Deletes the messages in `state` (of one endpoint, or all).
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError>;
-    /// Moves a claimed message's due time without counting an attempt (held back).
-    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError>;
-    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError>;
-    async fn set_endpoint_state(
-        &self,
-        endpoint: &str,
-        state: &EndpointState,
-    ) -> Result<(), QueueError>;
-}
-
 /// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
 /// the blocking pool (every write is an fsync'd commit).
 #[derive(Clone)]
@@ -204,8 +39,8 @@ impl EmbeddedQueue {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Redb) -> Result<T, QueueError> + Send + 'static,
-    ) -> Result<T, QueueError> {
+        op: impl FnOnce(&Redb) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let redb = self.0.clone();
         tokio::task::spawn_blocking(move || {
             let result = op(&redb);
@@ -215,7 +50,7 @@ impl EmbeddedQueue {
             result
         })
         .await
-        .map_err(|e| QueueError(format!("queue task failed: {e}")))?
+        .map_err(|e| StoreError::Unavailable(format!("queue task failed: {e}")))?
     }
 }
 
@@ -226,7 +61,7 @@ impl Queue for EmbeddedQueue {
         record: Record,
         body: Bytes,
         idempotency: Option<(String, u64)>,
-    ) -> Result<Enqueued, QueueError> {
+    ) -> Result<Enqueued, StoreError> {
         self.blocking(move |q| {
             q.enqueue(
                 record,
@@ -241,7 +76,7 @@ impl Queue for EmbeddedQueue {
         now_ms: u64,
         lease_ms: u64,
         limit: usize,
-    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
         self.blocking(move |q| q.claim_due(now_ms, lease_ms, limit))
             .await
     }
@@ -250,12 +85,12 @@ impl Queue for EmbeddedQueue {
         claimed: &Record,
         attempt: Attempt,
         next: Next,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<bool, StoreError> {
         let (id, lease_end) = (claimed.id.clone(), claimed.due_ms);
         self.blocking(move |q| q.finish_attempt(&id, lease_end, attempt, next))
             .await
     }
-    async fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let id = id.to_string();
         self.blocking(move |q| q.get(&id)).await
     }
@@ -263,32 +98,32 @@ impl Queue for EmbeddedQueue {
         &self,
         endpoint: Option<&str>,
         state: Option<State>,
-    ) -> Result<Vec<Record>, QueueError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let endpoint = endpoint.map(str::to_string);
         self.blocking(move |q| q.list(endpoint.as_deref(), state))
             .await
     }
-    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.blocking(move |q| q.retry_now(&id, now_ms)).await
     }
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
         let endpoint = endpoint.map(str::to_string);
         self.blocking(move |q| q.purge(endpoint.as_deref(), state))
             .await
     }
-    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let id = id.to_string();
         self.blocking(move |q| q.postpone(&id, due_ms)).await
     }
-    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         self.blocking(|q| q.endpoint_states()).await
     }
     async fn set_endpoint_state(
         &self,
         endpoint: &str,
         state: &EndpointState,
-    ) -> Result<(), QueueError> {
+    ) -> Result<(), StoreError> {
         let (endpoint, state) = (endpoint.to_string(), state.clone());
         self.blocking(move |q| q.set_endpoint_state(&endpoint, &state))
             .await
@@ -335,13 +170,15 @@ impl Redb {
         Ok(db)
     }
 
-    fn db(&self) -> Result<Arc<Database>, QueueError> {
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.db
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| {
-                QueueError("the queue file is being reopened after a write error".into())
+                StoreError::Unavailable(
+                    "the queue file is being reopened after a write error".into(),
+                )
             })
     }
 
@@ -391,8 +228,8 @@ fn encode(record: &Record) -> Vec<u8> {
     serde_json::to_vec(record).expect("a record always serializes")
 }
 
-fn decode(bytes: &[u8]) -> Result<Record, QueueError> {
-    serde_json::from_slice(bytes).map_err(|e| QueueError(format!("corrupt record: {e}")))
+fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record: {e}")))
 }
 
 /// The synchronous redb operations behind [`EmbeddedQueue`].
@@ -402,7 +239,7 @@ impl Redb {
         record: Record,
         body: &[u8],
         idempotency: Option<(&str, u64)>,
-    ) -> Result<Enqueued, QueueError> {
+    ) -> Result<Enqueued, StoreError> {
         let txn = self.db()?.begin_write()?;
         {
             if let Some((key, expires_ms)) = idempotency {
@@ -431,7 +268,7 @@ impl Redb {
         now_ms: u64,
         lease_ms: u64,
         limit: usize,
-    ) -> Result<Vec<(Record, Vec<u8>)>, QueueError> {
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
         let txn = self.db()?.begin_write()?;
         let mut claimed = Vec::new();
         {
@@ -469,7 +306,7 @@ impl Redb {
         lease_end: u64,
         attempt: Attempt,
         next: Next,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
@@ -506,7 +343,7 @@ impl Redb {
         Ok(true)
     }
 
-    fn get(&self, id: &str) -> Result<Option<Record>, QueueError> {
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
         let bytes = messages.get(id)?.map(|v| v.value().to_vec());
@@ -517,7 +354,7 @@ impl Redb {
         &self,
         endpoint: Option<&str>,
         state: Option<State>,
-    ) -> Result<Vec<Record>, QueueError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
         let mut records = Vec::new();
@@ -533,7 +370,7 @@ impl Redb {
         Ok(records)
     }
 
-    fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, QueueError> {
+    fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_write()?;
         let found = {
             let mut messages = txn.open_table(MESSAGES)?;
@@ -559,7 +396,7 @@ impl Redb {
         Ok(found)
     }
 
-    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, QueueError> {
+    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
         let doomed = self.list(endpoint, Some(state))?;
         let txn = self.db()?.begin_write()?;
         {
@@ -578,7 +415,7 @@ impl Redb {
         Ok(doomed.len())
     }
 
-    fn postpone(&self, id: &str, due_ms: u64) -> Result<(), QueueError> {
+    fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
@@ -596,20 +433,20 @@ impl Redb {
         Ok(())
     }
 
-    fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, QueueError> {
+    fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENDPOINTS)?;
         let mut states = Vec::new();
         for row in table.iter()? {
             let (name, bytes) = row?;
             let state = serde_json::from_slice(bytes.value())
-                .map_err(|e| QueueError(format!("corrupt endpoint state: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("endpoint state: {e}")))?;
             states.push((name.value().to_string(), state));
         }
         Ok(states)
     }
 
-    fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), QueueError> {
+    fn set_endpoint_state(&self, endpoint: &str, state: &EndpointState) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write()?;
         {
             let bytes = serde_json::to_vec(state).expect("a state always serializes");

@@ -1,0 +1,326 @@
+//! `outbound:`: the listener, endpoints, signing and retry policies.
+
+use super::*;
+
+const DEFAULT_OUTBOUND_LISTEN: &str = "127.0.0.1:9090";
+
+impl Loader<'_> {
+    pub(super) fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "listen",
+                "max_body",
+                "endpoints",
+                "secrets",
+                "allow_private_destinations",
+            ],
+        )?;
+        let secrets = self.with_default(&f, "secrets", Vec::new(), |l, n, p| {
+            let Value::Map(entries) = &n.value else {
+                l.error(
+                    n.at,
+                    p,
+                    format!(
+                        "expected a mapping of names to secrets, found {}",
+                        n.value.kind()
+                    ),
+                );
+                return None;
+            };
+            let secrets: Vec<_> = entries
+                .iter()
+                .map(|(k, v)| l.secret(v, &join(p, &k.name)).map(|s| (k.name.clone(), s)))
+                .collect();
+            secrets.into_iter().collect::<Option<Vec<_>>>()
+        });
+        let allow = self.with_default(&f, "allow_private_destinations", Vec::new(), |l, n, p| {
+            l.each(n, p, |l, item, p| l.parsed(item, p, Cidr::parse))
+        });
+        let default_listen = DEFAULT_OUTBOUND_LISTEN.parse().expect("valid default");
+        let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
+        let max_body = self.with_default(&f, "max_body", DEFAULT_MAX_BODY, Self::size);
+        let endpoints = self.with_default(&f, "endpoints", Vec::new(), |l, n, p| {
+            let items = l.list(n, p)?;
+            let endpoints: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| l.endpoint(item, &format!("{p}[{i}]")))
+                .collect();
+            let endpoints = endpoints
+                .into_iter()
+                .collect::<Option<Vec<EndpointConfig>>>()?;
+            for (i, e) in endpoints.iter().enumerate() {
+                if let Some(first) = endpoints[..i].iter().position(|o| o.name == e.name) {
+                    l.error(
+                        items[i].at,
+                        &format!("{p}[{i}].name"),
+                        format!("duplicate endpoint name (also {p}[{first}])"),
+                    );
+                }
+            }
+            Some(endpoints)
+        });
+        Some(OutboundConfig {
+            listen: listen?,
+            secrets: secrets?,
+            allow_private_destinations: allow?,
+            max_body: max_body?,
+            endpoints: endpoints?,
+        })
+    }
+
+    pub(super) fn endpoint(&mut self, node: &Node, path: &str) -> Option<EndpointConfig> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "name",
+                "url",
+                "match",
+                "sign",
+                "retry",
+                "mode",
+                "concurrency",
+                "rate_limit",
+                "circuit",
+                "sync_attempts",
+                "sync_budget",
+                "sync_fallback",
+            ],
+        )?;
+        let concurrency =
+            self.with_default(&f, "concurrency", 16, |l, n, p| l.whole(n, p, 1..=1024));
+        let endpoint_rate = self.optional(&f, "rate_limit", |l, n, p| l.parsed(n, p, parse_rate));
+        let circuit = self.with_default(&f, "circuit", CircuitConfig::default(), |l, n, p| {
+            let c = l.fields(n, p, &["failures", "streak", "pause"])?;
+            let defaults = CircuitConfig::default();
+            let failures = l.with_default(&c, "failures", defaults.failures, |l, n, p| {
+                l.whole(n, p, 1..=u32::MAX)
+            });
+            let streak = l.optional(&c, "streak", Self::positive_duration);
+            let pause = l.duration_or(&c, "pause", defaults.pause);
+            Some(CircuitConfig {
+                failures: failures?,
+                streak: streak?,
+                pause: pause?,
+            })
+        });
+        let url_match = self.optional(&f, "match", |l, n, p| {
+            l.parsed(n, p, |s| {
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!("expected a URL or URL prefix ending in *, such as http://hooks.acme.example/*, found {:?}", redact_url(s)))
+                }
+            })
+        });
+        let name = self
+            .required(&f, "name")
+            .and_then(|n| self.parsed(n, &f.path("name"), route_name));
+        let url = self
+            .required(&f, "url")
+            .and_then(|n| self.parsed(n, &f.path("url"), parse_destination));
+        let sign = self
+            .required(&f, "sign")
+            .and_then(|n| self.sign(n, &f.path("sign")));
+        let retry = self.with_default(
+            &f,
+            "retry",
+            retry::preset("standard-webhooks").expect("preset"),
+            Self::retry,
+        );
+        let mode = self.mode(&f);
+        Some(EndpointConfig {
+            name: name?,
+            url: url?,
+            url_match: url_match?,
+            sign: sign?,
+            retry: retry?,
+            concurrency: concurrency?,
+            rate_limit: endpoint_rate?,
+            circuit: circuit?,
+            mode: mode?,
+        })
+    }
+
+    /// `mode: async | sync`, with `sync_attempts`, `sync_budget` and `sync_fallback`
+    /// for sync endpoints only.
+    pub(super) fn mode(&mut self, f: &Fields) -> Option<DeliveryMode> {
+        let sync = self.with_default(f, "mode", false, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "async" => Ok(false),
+                "sync" => Ok(true),
+                other => Err(format!("expected async or sync, found {other:?}")),
+            })
+        })?;
+        if !sync {
+            for key in ["sync_attempts", "sync_budget", "sync_fallback"] {
+                if let Some(node) = f.get(key) {
+                    self.error(node.at, &f.path(key), "only applies with mode: sync");
+                }
+            }
+            return Some(DeliveryMode::Async);
+        }
+        let attempts = self.with_default(f, "sync_attempts", 3, |l, n, p| l.whole(n, p, 1..=10));
+        let budget = self.duration_or(f, "sync_budget", Duration::from_secs(10));
+        let fallback_queue = self.with_default(f, "sync_fallback", false, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "queue" => Ok(true),
+                "none" => Ok(false),
+                other => Err(format!("expected queue or none, found {other:?}")),
+            })
+        });
+        Some(DeliveryMode::Sync(SyncConfig {
+            attempts: attempts?,
+            budget: budget?,
+            fallback_queue: fallback_queue?,
+        }))
+    }
+
+    pub(super) fn sign(&mut self, node: &Node, path: &str) -> Option<SignConfig> {
+        let f = self.fields(node, path, &["scheme", "secret", "secrets"])?;
+        let name = self.with_default(&f, "scheme", "standard-webhooks".to_string(), |l, n, p| {
+            l.parsed(n, p, |s| {
+                if SCHEME_NAMES.contains(&s) && s != "hmac" {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!("expected a scheme name such as standard-webhooks or rejento, found {s:?}"))
+                }
+            })
+        })?;
+        let spec = SchemeSpec::Named(name);
+        let scheme = schemes::build(&spec)
+            .map_err(|e| self.error(f.at, path, e))
+            .ok()?;
+        let mut secrets = Vec::new();
+        if let Some(n) = f.get("secret") {
+            secrets.push((n, f.path("secret")));
+        }
+        if let Some(n) = f.get("secrets") {
+            let p = f.path("secrets");
+            for (i, item) in self.list(n, &p)?.iter().enumerate() {
+                secrets.push((item, format!("{p}[{i}]")));
+            }
+        }
+        if secrets.is_empty() {
+            self.error(f.at, path, "give secret or secrets");
+            return None;
+        }
+        let secrets: Vec<Option<Secret>> = secrets
+            .into_iter()
+            .map(|(n, p)| {
+                let secret = self.secret(n, &p)?;
+                match scheme.key(secret.expose()) {
+                    Ok(_) => Some(secret),
+                    Err(e) => {
+                        self.error(n.at, &p, e);
+                        None
+                    }
+                }
+            })
+            .collect();
+        Some(SignConfig {
+            scheme: spec,
+            secrets: secrets.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    pub(super) fn retry(&mut self, node: &Node, path: &str) -> Option<RetryPolicy> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "preset",
+                "schedule",
+                "max_attempts",
+                "timeout",
+                "success_status",
+                "max_retry_after",
+                "jitter",
+            ],
+        )?;
+        // Every key is read even when an earlier one is wrong, so each problem is reported;
+        // a bad preset falls back to the default one for the other keys' defaults.
+        let fallback = retry::preset("standard-webhooks").expect("preset");
+        let base = self.with_default(&f, "preset", fallback.clone(), |l, n, p| {
+            l.parsed(n, p, |s| {
+                retry::preset(s).ok_or_else(|| {
+                    format!(
+                        "unknown preset {s:?} (known: {})",
+                        retry::PRESETS.join(", ")
+                    )
+                })
+            })
+        });
+        let defaults = base.clone().unwrap_or(fallback);
+        let schedule = self.optional(&f, "schedule", |l, n, p| l.each(n, p, Self::duration));
+        let explicit_attempts = self.optional(&f, "max_attempts", |l, n, p| l.whole(n, p, 1..=100));
+        let timeout = self.duration_or(&f, "timeout", defaults.timeout);
+        let success_status = self.optional(&f, "success_status", |l, n, p| {
+            l.each(n, p, |l, item, p| {
+                l.parsed(item, p, |s| match s.parse::<u16>() {
+                    Ok(code) if (100..600).contains(&code) => Ok(code),
+                    _ => Err(format!("expected an HTTP status, found {s:?}")),
+                })
+            })
+        });
+        let max_retry_after = self.with_default(
+            &f,
+            "max_retry_after",
+            defaults.max_retry_after,
+            Self::duration,
+        );
+        let jitter = self.with_default(&f, "jitter", defaults.jitter, |l, n, p| {
+            l.parsed(n, p, |s| {
+                match s.strip_suffix('%').unwrap_or(s).parse::<u32>() {
+                    Ok(pct) if pct <= 100 && s.ends_with('%') => Ok(pct),
+                    _ => Err(format!("expected a percentage such as 10%, found {s:?}")),
+                }
+            })
+        });
+        let (base, schedule, explicit_attempts, success_status) =
+            (base?, schedule?, explicit_attempts?, success_status?);
+        // A schedule of its own implies one attempt per delay plus the first, unless capped.
+        let max_attempts = explicit_attempts
+            .or(schedule.as_ref().map(|s| s.len() as u32 + 1))
+            .unwrap_or(base.max_attempts);
+        Some(RetryPolicy {
+            schedule: schedule.unwrap_or(base.schedule),
+            max_attempts,
+            timeout: timeout?,
+            success_status: success_status.or(base.success_status),
+            max_retry_after: max_retry_after?,
+            jitter: jitter?,
+        })
+    }
+}
+
+/// `https://host[:port]/path?query`; the scheme in any case, IPv6 hosts in brackets.
+pub fn parse_destination(s: &str) -> Result<Destination, String> {
+    let expected = || {
+        format!(
+            "expected a URL such as https://hooks.example.com/path, found {:?}",
+            redact_url(s)
+        )
+    };
+    let (tls, rest) = http_scheme(s).ok_or_else(expected)?;
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    let (host, port) = host_and_port(authority).ok_or_else(expected)?;
+    if host.contains(['@', ' ', '[', ']']) {
+        return Err(expected());
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(Destination {
+        tls,
+        host: host.to_string(),
+        port: port.unwrap_or(if tls { 443 } else { 80 }),
+        path,
+    })
+}

@@ -1,0 +1,89 @@
+//! The embedded backend, for one process: dedupe ids in memory backed by
+//! `store.path/dedupe.redb`, the outbound queue in `store.path/outbound.redb`, and rate
+//! limits in memory.
+
+mod dedupe;
+mod queue;
+mod rate_limit;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use dedupe::EmbeddedDedupe;
+pub use queue::EmbeddedQueue;
+pub use rate_limit::LocalRateLimiter;
+
+use super::{StoreError, StoreHealth};
+
+/// The directory every embedded file lives in, and the health its files report to.
+pub struct EmbeddedStore {
+    path: PathBuf,
+    max_ids: usize,
+    health: Arc<StoreHealth>,
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path, max_ids: usize) -> Result<Self, String> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| format!("store.path: cannot create {}: {e}", path.display()))?;
+        Ok(EmbeddedStore {
+            path: path.to_path_buf(),
+            max_ids,
+            health: Arc::default(),
+        })
+    }
+
+    pub fn dedupe(&self, routes: usize) -> Result<EmbeddedDedupe, String> {
+        EmbeddedDedupe::open(&self.path, self.max_ids, routes, self.health.clone())
+            .map_err(|e| format!("store: {e}"))
+    }
+
+    pub fn queue(&self) -> Result<EmbeddedQueue, String> {
+        EmbeddedQueue::open(&self.path, self.health.clone()).map_err(|e| format!("store: {e}"))
+    }
+
+    /// The directory must exist and be writable, and the files must take writes.
+    pub fn check(&self) -> Result<(), String> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_dir() && !m.permissions().readonly() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} is not a writable directory",
+                    self.path.display()
+                ))
+            }
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        }
+        self.health.problem().map_or(Ok(()), Err)
+    }
+}
+
+/// redb's errors: a corrupted file is corrupt data; anything else (a full disk, an I/O
+/// error, a file being reopened) may pass.
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(_) => StoreError::Corrupt(e.to_string()),
+            e => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// redb's narrower error types, through [`redb::Error`].
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(e: $error) -> Self {
+                redb::Error::from(e).into()
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

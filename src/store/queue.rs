@@ -1,0 +1,156 @@
+//! The durable outbound queue. A message is written (and fsync'd) before the app gets its
+//! 202, and removed only after a successful or final attempt, so a crash loses nothing:
+//! what was in flight is attempted again once its lease lapses (at-least-once, with the
+//! same delivery id so receivers can dedupe).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// What an enqueue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// The idempotency key was seen within its window: this is the earlier message's id.
+    Duplicate(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting for its due time, or being attempted.
+    Pending,
+    /// Out of attempts (or refused with 410): kept for inspection and replay.
+    Dead,
+}
+
+/// One delivery attempt, as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at_ms: u64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: u64,
+    /// The start of the receiver's answer, for diagnosis.
+    pub response: String,
+}
+
+/// A per-request destination (multi-tenant senders), instead of a configured endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub url: String,
+    pub scheme: String,
+    /// `Hookgate-Secret`: kept in the queue file so retries can sign.
+    pub secret: Option<String>,
+    /// `Hookgate-Secret-Ref`: the name of a secret in `outbound.secrets`.
+    pub secret_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub endpoint: String,
+    /// Signed timestamp, fixed at accept time and reused on every attempt.
+    pub timestamp: u64,
+    pub content_type: Option<String>,
+    pub created_ms: u64,
+    pub state: State,
+    pub due_ms: u64,
+    /// Attempts since the message was accepted or last replayed.
+    pub round_attempts: u32,
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+impl Record {
+    /// The record as the admin API shows it: an inline `Hookgate-Secret` is replaced.
+    pub fn redacted(mut self) -> Self {
+        if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {
+            *secret = "[redacted]".to_string();
+        }
+        self
+    }
+}
+
+/// Whether an endpoint is being delivered to, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub enabled: bool,
+    pub reason: String,
+    pub since_ms: u64,
+}
+
+/// What becomes of a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    RetryAt(u64),
+    Dead,
+}
+
+/// The queue operations the outbound side needs, over the embedded store (one process)
+/// or Redis (shared by replicas).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Stores a new message durably, unless `idempotency` (key, expiry in unix ms) names
+    /// one accepted within its window.
+    async fn enqueue(
+        &self,
+        record: Record,
+        body: Bytes,
+        idempotency: Option<(String, u64)>,
+    ) -> Result<Enqueued, StoreError>;
+    /// Takes up to `limit` due messages and pushes each one's due time `lease_ms` ahead,
+    /// so a crashed worker's messages come back on their own. The claimed record's
+    /// `due_ms` is the lease's end: it identifies this claim.
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError>;
+    /// Records an attempt on a claimed message and what follows it. Ignored (false) when
+    /// the claim is no longer current: its lease lapsed and another worker took it over,
+    /// or an operator retried the message meanwhile.
+    async fn finish_attempt(
+        &self,
+        claimed: &Record,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    async fn list(
+        &self,
+        endpoint: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// Makes a dead (or pending) message due now with a fresh round of attempts.
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    /// Makes every dead message of `endpoint` (accepted since `since_ms`) due now.
+    async fn replay_dead(
+        &self,
+        endpoint: &str,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let dead = self.list(Some(endpoint), Some(State::Dead)).await?;
+        let mut replayed = 0;
+        for record in dead.iter().filter(|r| r.created_ms >= since_ms) {
+            replayed += usize::from(self.retry_now(&record.id, now_ms).await?);
+        }
+        Ok(replayed)
+    }
+    /// Deletes the messages in `state` (of one endpoint, or all).
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError>;
+    /// Moves a claimed message's due time without counting an attempt (held back).
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError>;
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError>;
+    async fn set_endpoint_state(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), StoreError>;
+}
