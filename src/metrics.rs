@@ -16,7 +16,7 @@ pub const UNMATCHED_ROUTE: &str = "_unmatched";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
+    pub route: &'static str,
     /// `forwarded`, `duplicate`, or the error code of hookgate's own answer.
     pub outcome: &'static str,
     /// The status the client got.
@@ -25,26 +25,26 @@ pub struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    pub route: String,
+    pub route: &'static str,
     /// The stable error code of the answer, e.g. `body_too_large`.
     pub error: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerifiedLabels {
-    pub route: String,
+    pub route: &'static str,
     /// Which configured secret matched (0-based): watch an old one fall to zero before removing it.
     pub secret: u32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
-    pub route: String,
+    pub route: &'static str,
     /// `2xx`, `3xx`, `4xx` or `5xx`.
     pub class: &'static str,
 }
@@ -292,44 +292,39 @@ impl Metrics {
 
     pub fn record_inbound(
         &self,
-        route: &str,
+        route: &'static str,
         outcome: &'static str,
         status: u16,
         elapsed: Duration,
     ) {
         self.inbound_requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
+                route,
                 outcome,
                 status,
             })
             .inc();
         self.inbound_duration
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn record_inbound_error(&self, route: &str, error: &'static str) {
+    pub fn record_inbound_error(&self, route: &'static str, error: &'static str) {
         self.inbound_errors
-            .get_or_create(&RejectLabels {
-                route: route.to_string(),
-                error,
-            })
+            .get_or_create(&RejectLabels { route, error })
             .inc();
     }
 
-    pub fn record_verified(&self, route: &str, secret_index: usize) {
+    pub fn record_verified(&self, route: &'static str, secret_index: usize) {
         self.inbound_verified
             .get_or_create(&VerifiedLabels {
-                route: route.to_string(),
+                route,
                 secret: secret_index as u32,
             })
             .inc();
     }
 
-    pub fn record_upstream(&self, route: &str, status: u16) {
+    pub fn record_upstream(&self, route: &'static str, status: u16) {
         let class = match status {
             200..=299 => "2xx",
             300..=399 => "3xx",
@@ -338,10 +333,7 @@ impl Metrics {
             _ => "other",
         };
         self.upstream_responses
-            .get_or_create(&UpstreamLabels {
-                route: route.to_string(),
-                class,
-            })
+            .get_or_create(&UpstreamLabels { route, class })
             .inc();
     }
 

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hookgate::outbound::new_delivery_id;
-use support::{free_port, Gateway, RedisServer, TestApp};
-
-const REDIS: &str = "redis://127.0.0.1:6379";
+use support::{free_port, Gateway, RedisServer, TestApp, TestRedis};
 
 fn prefix() -> String {
     format!("hookgate-test:{}:", new_delivery_id())
@@ -18,6 +16,7 @@ fn prefix() -> String {
 
 /// Two replicas of the same config on one Redis prefix.
 async fn replicas(
+    redis: &TestRedis,
     app: &TestApp,
     prefix: &str,
     routes: &str,
@@ -25,7 +24,7 @@ async fn replicas(
 ) -> [Gateway; 2] {
     let start = || {
         let mut builder = Gateway::builder(app.url())
-            .redis(REDIS, prefix)
+            .redis(&redis.url, prefix)
             .routes(routes);
         if let Some(endpoints) = endpoints {
             builder = builder.endpoints(endpoints);
@@ -40,7 +39,8 @@ async fn five_hundred_copies_over_two_replicas_reach_the_app_once() {
     let app = TestApp::start().await;
     app.respond_with(200, Duration::from_millis(300));
     let routes = "    - { name: hooks, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery-Id\", ttl: 1h } }\n";
-    let gateways = replicas(&app, &prefix(), routes, None).await;
+    let redis = TestRedis::start();
+    let gateways = replicas(&redis, &app, &prefix(), routes, None).await;
     let client = reqwest::Client::new();
     let sends = (0..500).map(|i| {
         let (client, url) = (client.clone(), gateways[i % 2].url("/hooks/test"));
@@ -85,7 +85,8 @@ async fn five_hundred_copies_over_two_replicas_reach_the_app_once() {
 async fn a_shared_limit_holds_for_the_sum_of_replicas() {
     let app = TestApp::start().await;
     let routes = "    - { name: limited, path: /hooks/test, verify: none, rate_limit: { key: route, limit: 100/min } }\n";
-    let gateways = replicas(&app, &prefix(), routes, None).await;
+    let redis = TestRedis::start();
+    let gateways = replicas(&redis, &app, &prefix(), routes, None).await;
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut admitted = 0;
@@ -180,7 +181,8 @@ async fn two_replicas_deliver_two_thousand_messages_exactly_once() {
     let app = TestApp::start().await;
     let routes = "    - { name: unused, path: /unused, verify: none }\n";
     let endpoints = endpoint(&app, "{ preset: rejento }");
-    let [a, b] = replicas(&app, &prefix(), routes, Some(&endpoints)).await;
+    let redis = TestRedis::start();
+    let [a, b] = replicas(&redis, &app, &prefix(), routes, Some(&endpoints)).await;
     let ids = send_messages(&[&a, &b], 2000).await;
     let seen = wait_for_all(&app, &ids, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -205,7 +207,8 @@ async fn killing_one_replica_mid_run_loses_nothing() {
     let routes = "    - { name: unused, path: /unused, verify: none }\n";
     // A 2 s attempt timeout makes the lease 7 s: the survivor takes over after that.
     let endpoints = endpoint(&app, "{ schedule: [1s], max_attempts: 5, timeout: 2s }");
-    let [mut a, b] = replicas(&app, &prefix(), routes, Some(&endpoints)).await;
+    let redis = TestRedis::start();
+    let [mut a, b] = replicas(&redis, &app, &prefix(), routes, Some(&endpoints)).await;
     let ids = send_messages(&[&a, &b], 1000).await;
     while app.received().len() < 200 {
         tokio::time::sleep(Duration::from_millis(10)).await;

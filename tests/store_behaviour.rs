@@ -1,5 +1,6 @@
 //! One behaviour suite, run over both stores: the embedded one (memory and redb files)
-//! and Redis (the local server at 127.0.0.1:6379, each test under its own key prefix),
+//! and Redis (a redis-server of each test's own, or the one `HOOKGATE_TEST_REDIS` names,
+//! each test under its own key prefix),
 //! and once more over a three-node Redis Cluster the suite starts itself. Dedupe, the
 //! outbound queue and rate limiting must answer the same way on all of them.
 
@@ -23,15 +24,16 @@ struct Stores {
     store: Store,
     dedupe: Arc<dyn DedupeStore>,
     queue: Arc<dyn Queue>,
-    _dir: Option<tempfile::TempDir>,
+    /// What the store lives in, kept until the test ends.
+    _place: Option<Box<dyn std::any::Any>>,
 }
 
-fn stores(store: Store, dir: Option<tempfile::TempDir>) -> Stores {
+fn stores(store: Store, place: Option<Box<dyn std::any::Any>>) -> Stores {
     Stores {
         dedupe: store.dedupe(1).unwrap(),
         queue: store.queue().unwrap(),
         store,
-        _dir: dir,
+        _place: place,
     }
 }
 
@@ -45,7 +47,7 @@ fn embedded_at(dir: &std::path::Path) -> Store {
 
 fn embedded() -> Stores {
     let dir = tempfile::tempdir().unwrap();
-    stores(embedded_at(dir.path()), Some(dir))
+    stores(embedded_at(dir.path()), Some(Box::new(dir)))
 }
 
 /// A fresh key prefix on the Redis at `url`, so tests never see each other's keys.
@@ -67,7 +69,8 @@ fn connect(url: &str, tls_ca: Option<&std::path::Path>, cluster: bool) -> Store 
 }
 
 fn redis() -> Stores {
-    stores(redis_store("redis://127.0.0.1:6379", None), None)
+    let redis = support::TestRedis::start();
+    stores(redis_store(&redis.url, None), Some(Box::new(redis)))
 }
 
 /// Runs a behaviour against each store, as two tests.

@@ -3,19 +3,23 @@
 //! - first sight: claimed, forwarded; a 2xx from the app records it as done for `ttl`,
 //!   anything else releases the claim so the provider's retry goes through;
 //! - done: answered at once with the recorded status and `Hookgate-Duplicate: true`;
-//! - in flight: 409 with `Retry-After`.
+//! - in flight: 409 with `Retry-After`;
+//! - the store failed: 503 with `Retry-After`, or forwarded without dedupe when the route
+//!   fails open.
 //!
 //! A signed request whose id the signature does not cover (GitHub, Shopify, Rejento and
 //! every body-only scheme) also claims its signed content: a captured body and signature
 //! replayed under fresh ids is a duplicate of the first, not a new delivery.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 
-use std::time::Duration;
-
-use crate::config::{DedupeConfig, IdSource};
+use super::rate_limit::STORE_RETRY_AFTER;
+use crate::config::{DedupeConfig, IdSource, OnStoreError};
 use crate::error_response::ErrorResponse;
 use crate::metrics::METRICS;
 use crate::schemes::crypto::sha256_hex;
@@ -78,65 +82,161 @@ pub fn keys(route: &str, id: &str, body: &[u8], verified: Option<&Verified>) -> 
     keys
 }
 
-/// What claiming a request's keys found.
-pub enum Claimed {
-    /// Every key is the caller's now; complete or release them together.
-    All(ClaimedKeys),
-    /// One key was delivered before or is in flight; nothing stays claimed.
-    Seen(Claim),
-}
-
-/// Keys claimed by one request.
-pub struct ClaimedKeys {
-    keys: Vec<String>,
-    ttl: Duration,
-}
-
-/// Claims every key, or none: on a key seen before, the ones claimed so far are released.
-pub async fn claim(
-    store: &dyn DedupeStore,
-    keys: Vec<String>,
+/// One route's dedupe stage, built with the route.
+pub struct RouteDedupe {
+    route: &'static str,
+    config: DedupeConfig,
+    store: Arc<dyn DedupeStore>,
+    /// How long a claim may stay in flight: longer than any delivery, so a crashed
+    /// delivery cannot block its id for the whole window.
     lease: Duration,
-    ttl: Duration,
-) -> Result<Claimed, StoreError> {
-    let mut claimed = ClaimedKeys {
-        keys: Vec::with_capacity(keys.len()),
-        ttl,
-    };
-    for key in keys {
-        match store.claim(&key, lease).await {
-            Ok(Claim::Claimed) => claimed.keys.push(key),
-            Ok(seen) => {
-                claimed.release(store).await;
-                return Ok(Claimed::Seen(seen));
-            }
-            Err(e) => {
-                claimed.release(store).await;
-                return Err(e);
-            }
+    on_store_error: OnStoreError,
+}
+
+/// What the dedupe stage decided for one request.
+pub enum Admission {
+    /// Forward it. The guard holds its claim (none when the store failed and the route
+    /// fails open).
+    Forward(Option<DeliveryGuard>),
+    /// Delivered before: answer with the status the app gave then.
+    Duplicate { status: u16, id: String },
+    /// No delivery id (400), in flight (409), or the store failed (503).
+    Refuse(ErrorResponse),
+}
+
+impl RouteDedupe {
+    pub fn new(
+        route: &'static str,
+        config: DedupeConfig,
+        store: Arc<dyn DedupeStore>,
+        lease: Duration,
+        on_store_error: OnStoreError,
+    ) -> Self {
+        RouteDedupe {
+            route,
+            config,
+            store,
+            lease,
+            on_store_error,
         }
     }
-    Ok(Claimed::All(claimed))
+
+    /// Claims the request's keys (every one, or none), or says why it is not forwarded.
+    pub async fn admit(
+        &self,
+        header: &RequestHeader,
+        body: &[u8],
+        verified: Option<&Verified>,
+    ) -> Admission {
+        let route = self.route;
+        let id = match delivery_id(&self.config, header, body, verified) {
+            Ok(id) => id,
+            Err(answer) => return Admission::Refuse(answer),
+        };
+        let mut guard = DeliveryGuard {
+            keys: Vec::with_capacity(2),
+            ttl: self.config.ttl,
+            store: self.store.clone(),
+        };
+        for key in keys(route, &id, body, verified) {
+            match self.store.claim(&key, self.lease).await {
+                Ok(Claim::Claimed) => guard.keys.push(key),
+                Ok(Claim::Done { status }) => {
+                    guard.release().await;
+                    tracing::info!(route, delivery_id = %id, status, "duplicate answered from the dedupe window");
+                    return Admission::Duplicate { status, id };
+                }
+                Ok(Claim::InFlight) => {
+                    guard.release().await;
+                    return Admission::Refuse(
+                        ErrorResponse::new(
+                            409,
+                            "delivery_in_flight",
+                            format!("delivery {id} is being delivered right now"),
+                        )
+                        .with_header("Retry-After", IN_FLIGHT_RETRY_AFTER),
+                    );
+                }
+                Err(e) => {
+                    guard.release().await;
+                    METRICS.dedupe_store_errors.inc();
+                    return self.store_failed(&id, &e);
+                }
+            }
+        }
+        Admission::Forward(Some(guard))
+    }
+
+    fn store_failed(&self, id: &str, e: &StoreError) -> Admission {
+        let route = self.route;
+        if self.on_store_error == OnStoreError::FailOpen {
+            tracing::warn!(route, delivery_id = %id, error = %e, "forwarding without dedupe: the store failed and the route fails open");
+            return Admission::Forward(None);
+        }
+        tracing::error!(route, error = %e, "dedupe store refused a claim");
+        // The store's error stays in the log: it names hosts and causes.
+        let message = match e {
+            StoreError::Full { .. } => "this route's dedupe window is full; retry later",
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+                "the dedupe store is unavailable; retry later"
+            }
+        };
+        Admission::Refuse(
+            ErrorResponse::new(503, "dedupe_unavailable", message)
+                .with_header("Retry-After", STORE_RETRY_AFTER),
+        )
+    }
 }
 
-impl ClaimedKeys {
-    /// Records the delivery as done with the app's `status`.
-    pub async fn complete(&self, store: &dyn DedupeStore, status: u16) {
-        for key in &self.keys {
-            if let Err(e) = store.complete(key, status, self.ttl).await {
-                METRICS.dedupe_store_errors.inc();
-                tracing::error!(error = %e, "could not record a delivered id");
+/// The claim on a delivery while it is forwarded. [`DeliveryGuard::finish`] records the
+/// delivery as done when the app answered 2xx and releases it otherwise, so the sender's
+/// retry goes through; a guard dropped unfinished (the request was cancelled) releases too.
+pub struct DeliveryGuard {
+    keys: Vec<String>,
+    ttl: Duration,
+    store: Arc<dyn DedupeStore>,
+}
+
+impl DeliveryGuard {
+    /// The app answered `status` (`None`: no answer): a 2xx completes the delivery.
+    pub async fn finish(mut self, status: Option<u16>) {
+        match status {
+            Some(status) if (200..300).contains(&status) => {
+                for key in std::mem::take(&mut self.keys) {
+                    if let Err(e) = self.store.complete(&key, status, self.ttl).await {
+                        METRICS.dedupe_store_errors.inc();
+                        tracing::error!(error = %e, "could not record a delivered id");
+                    }
+                }
             }
+            _ => self.release().await,
         }
     }
 
     /// Lets the sender's retry through.
-    pub async fn release(&self, store: &dyn DedupeStore) {
-        for key in &self.keys {
-            if let Err(e) = store.release(key).await {
-                METRICS.dedupe_store_errors.inc();
-                tracing::error!(error = %e, "could not release a claimed id");
-            }
+    pub async fn release(&mut self) {
+        release(self.store.as_ref(), std::mem::take(&mut self.keys)).await;
+    }
+}
+
+async fn release(store: &dyn DedupeStore, keys: Vec<String>) {
+    for key in keys {
+        if let Err(e) = store.release(&key).await {
+            METRICS.dedupe_store_errors.inc();
+            tracing::error!(error = %e, "could not release a claimed id");
+        }
+    }
+}
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        // Without a runtime (shutting down) the claims lapse after their lease instead.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, keys) = (self.store.clone(), std::mem::take(&mut self.keys));
+            runtime.spawn(async move { release(store.as_ref(), keys).await });
         }
     }
 }
@@ -218,5 +318,62 @@ mod tests {
         let missing =
             delivery_id(&config(IdSource::Json("/nope".into())), &header, body, None).unwrap_err();
         assert_eq!((missing.status, missing.code), (400, "missing_delivery_id"));
+    }
+
+    fn route_dedupe(dir: &std::path::Path) -> RouteDedupe {
+        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
+            path: dir.to_path_buf(),
+            max_ids: 100,
+        })
+        .unwrap();
+        RouteDedupe::new(
+            "r",
+            config(IdSource::Header("x-delivery".into())),
+            store.dedupe(1).unwrap(),
+            Duration::from_secs(30),
+            OnStoreError::FailClosed,
+        )
+    }
+
+    async fn admit(dedupe: &RouteDedupe, id: &str) -> Admission {
+        let mut header = RequestHeader::build("POST", b"/", None).unwrap();
+        header.insert_header("X-Delivery", id).unwrap();
+        dedupe.admit(&header, b"{}", None).await
+    }
+
+    #[tokio::test]
+    async fn the_guard_completes_on_a_2xx_and_releases_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let dedupe = route_dedupe(dir.path());
+        let Admission::Forward(Some(guard)) = admit(&dedupe, "a").await else {
+            panic!("first sight is forwarded with a claim");
+        };
+        assert!(matches!(admit(&dedupe, "a").await, Admission::Refuse(r) if r.status == 409));
+        guard.finish(Some(502)).await;
+        let Admission::Forward(Some(guard)) = admit(&dedupe, "a").await else {
+            panic!("released after a 502: the retry goes through");
+        };
+        guard.finish(Some(201)).await;
+        assert!(matches!(
+            admit(&dedupe, "a").await,
+            Admission::Duplicate { status: 201, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_guard_dropped_unfinished_releases_its_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let dedupe = route_dedupe(dir.path());
+        let Admission::Forward(Some(guard)) = admit(&dedupe, "b").await else {
+            panic!("first sight is forwarded with a claim");
+        };
+        drop(guard);
+        for _ in 0..100 {
+            if let Admission::Forward(Some(_)) = admit(&dedupe, "b").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the claim was never released");
     }
 }

@@ -1,7 +1,9 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
-//! [`path`] (refuse ambiguous paths) → [`routing`] → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`]
-//! (claim the delivery id) → [`rate_limit`] → [`forward`] (to the app, answer relayed).
+//! [`path`] (refuse ambiguous paths) → [`routing`] → [`body`] (whole raw body) → [`verify`]
+//! (signature) → [`dedupe`] (claim the delivery: a guard that completes on the app's 2xx and
+//! releases otherwise) → [`rate_limit`] → [`forward`] (to the app, answer relayed). Each
+//! route's stages are built with the route, so a request allocates no labels or handles.
 
 pub mod body;
 pub mod connection;
@@ -14,7 +16,7 @@ pub mod routing;
 pub mod verify;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
@@ -23,16 +25,15 @@ use pingora::server::ShutdownWatch;
 
 use crate::clock::unix_now;
 use crate::config::InboundConfig;
-use crate::config::OnStoreError;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
-use crate::store::{Claim, DedupeStore, Store, StoreError};
+use crate::store::Store;
+use dedupe::Admission;
 use forward::{upstream_request, Forwarded, UpstreamClient};
 use routing::RouteTable;
 
 pub struct InboundApp {
     config: InboundConfig,
-    dedupe: Arc<dyn DedupeStore>,
     routes: RouteTable,
     upstream: UpstreamClient,
     server_options: HttpServerOptions,
@@ -40,7 +41,7 @@ pub struct InboundApp {
 
 /// What became of one request: for metrics and for whether the connection can be reused.
 struct Outcome {
-    route: String,
+    route: &'static str,
     /// `forwarded`, `duplicate`, `in_flight`, or the error code hookgate answered with.
     outcome: &'static str,
     status: u16,
@@ -50,13 +51,14 @@ struct Outcome {
 impl InboundApp {
     /// The inbound app over `store`'s dedupe and rate limiters.
     pub fn new(config: InboundConfig, store: &Store) -> Result<Self, String> {
-        let deduping = config.routes.iter().filter(|r| r.dedupe.is_some()).count();
+        // A claim stays in flight at most this long: longer than any delivery.
+        let claim_lease =
+            config.connect_timeout + config.upstream_timeout * 2 + Duration::from_secs(10);
         // h2c is detected by `connection::InboundService`, which has a deadline for it.
         let mut server_options = HttpServerOptions::default();
         server_options.h2_idle_timeout = Some(config.limits.idle_timeout);
         Ok(InboundApp {
-            dedupe: store.dedupe(deduping)?,
-            routes: RouteTable::new(&config.routes, store)?,
+            routes: RouteTable::new(&config.routes, store, claim_lease)?,
             upstream: UpstreamClient::new(&config)?,
             config,
             server_options,
@@ -76,7 +78,7 @@ impl InboundApp {
             );
             return self.reject(session, UNMATCHED_ROUTE, answer).await;
         };
-        let name = route.config.name.as_str();
+        let name = route.name;
         let limit = route.config.max_body.unwrap_or(self.config.max_body);
         let body = match crate::http_io::read_body(session, limit, self.config.body_timeout).await {
             Ok(body) => body,
@@ -98,66 +100,24 @@ impl InboundApp {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
 
-        // Dedupe: claim the delivery id, or answer for the earlier delivery.
-        let claimed = match &route.config.dedupe {
-            None => None,
-            Some(dedupe) => {
-                let id = match dedupe::delivery_id(
-                    dedupe,
-                    session.req_header(),
-                    &body,
-                    passed.verified.as_ref(),
-                ) {
-                    Ok(id) => id,
-                    Err(answer) => return self.answer(session, name, answer, true).await,
-                };
-                let keys = dedupe::keys(name, &id, &body, passed.verified.as_ref());
-                let lease = self.claim_lease();
-                match dedupe::claim(self.dedupe.as_ref(), keys, lease, dedupe.ttl).await {
-                    Ok(dedupe::Claimed::All(keys)) => Some(keys),
-                    Ok(dedupe::Claimed::Seen(Claim::Done { status })) => {
-                        tracing::info!(route = name, delivery_id = %id, status, "duplicate answered from the dedupe window");
-                        let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
-                        return Outcome {
-                            route: name.to_string(),
-                            outcome: "duplicate",
-                            status,
-                            reusable: written,
-                        };
-                    }
-                    Ok(dedupe::Claimed::Seen(_)) => {
-                        let answer = ErrorResponse::new(
-                            409,
-                            "delivery_in_flight",
-                            format!("delivery {id} is being delivered right now"),
-                        )
-                        .with_header("Retry-After", dedupe::IN_FLIGHT_RETRY_AFTER);
-                        return self.answer(session, name, answer, true).await;
-                    }
-                    Err(e) if route.config.on_store_error == OnStoreError::FailOpen => {
-                        METRICS.dedupe_store_errors.inc();
-                        tracing::warn!(route = name, delivery_id = %id, error = %e, "forwarding without dedupe: the store failed and the route fails open");
-                        None
-                    }
-                    Err(e) => {
-                        METRICS.dedupe_store_errors.inc();
-                        tracing::error!(route = name, error = %e, "dedupe store refused a claim");
-                        // The store's error stays in the log: it names hosts and causes.
-                        let message = match e {
-                            StoreError::Full { .. } => {
-                                "this route's dedupe window is full; retry later"
-                            }
-                            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
-                                "the dedupe store is unavailable; retry later"
-                            }
-                        };
-                        let answer = ErrorResponse::new(503, "dedupe_unavailable", message)
-                            .with_header("Retry-After", rate_limit::STORE_RETRY_AFTER);
-                        return self.answer(session, name, answer, true).await;
-                    }
+        // Dedupe: claim the delivery, or answer for the earlier one.
+        let mut guard = None;
+        if let Some(dedupe) = &route.dedupe {
+            let header = session.req_header();
+            match dedupe.admit(header, &body, passed.verified.as_ref()).await {
+                Admission::Forward(claim) => guard = claim,
+                Admission::Duplicate { status, id } => {
+                    let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
+                    return Outcome {
+                        route: name,
+                        outcome: "duplicate",
+                        status,
+                        reusable: written,
+                    };
                 }
+                Admission::Refuse(answer) => return self.answer(session, name, answer, true).await,
             }
-        };
+        }
 
         let limited = match &route.limiter {
             None => None,
@@ -167,7 +127,9 @@ impl InboundApp {
             None => Vec::new(),
             Some(Ok(headers)) => headers,
             Some(Err(answer)) => {
-                self.release(&claimed).await;
+                if let Some(mut guard) = guard {
+                    guard.release().await;
+                }
                 return self.answer(session, name, answer, true).await;
             }
         };
@@ -192,7 +154,9 @@ impl InboundApp {
         let request = match request {
             Ok(r) => r,
             Err(e) => {
-                self.release(&claimed).await;
+                if let Some(mut guard) = guard {
+                    guard.release().await;
+                }
                 let answer = ErrorResponse::new(
                     400,
                     "bad_request",
@@ -218,21 +182,18 @@ impl InboundApp {
         }
         // The app has the delivery once it answered 2xx, even if the client went away since
         // or the rest of the app's answer never came: a retry is then a duplicate.
-        match (&claimed, app_status) {
-            (Some(keys), Some(status)) if (200..300).contains(&status) => {
-                keys.complete(self.dedupe.as_ref(), status).await;
-            }
-            _ => self.release(&claimed).await,
+        if let Some(guard) = guard {
+            guard.finish(app_status).await;
         }
         match forwarded {
             Ok(Forwarded::Complete { status }) => Outcome {
-                route: name.to_string(),
+                route: name,
                 outcome: "forwarded",
                 status,
                 reusable: true,
             },
             Ok(Forwarded::Broken { status }) => Outcome {
-                route: name.to_string(),
+                route: name,
                 outcome: "forwarded",
                 status,
                 reusable: false,
@@ -245,25 +206,12 @@ impl InboundApp {
         }
     }
 
-    /// How long a claim may stay in flight before it lapses: longer than any delivery.
-    fn claim_lease(&self) -> std::time::Duration {
-        self.config.connect_timeout
-            + self.config.upstream_timeout * 2
-            + std::time::Duration::from_secs(10)
-    }
-
-    async fn release(&self, claimed: &Option<dedupe::ClaimedKeys>) {
-        if let Some(keys) = claimed {
-            keys.release(self.dedupe.as_ref()).await;
-        }
-    }
-
     /// Answers with an error before the body was read: the connection is closed after it,
     /// once what the client still sends of the body is drained.
     async fn reject(
         &self,
         session: &mut ServerSession,
-        route: &str,
+        route: &'static str,
         answer: ErrorResponse,
     ) -> Outcome {
         tracing::info!(
@@ -281,14 +229,14 @@ impl InboundApp {
     async fn answer(
         &self,
         session: &mut ServerSession,
-        route: &str,
+        route: &'static str,
         answer: ErrorResponse,
         keepalive: bool,
     ) -> Outcome {
         METRICS.record_inbound_error(route, answer.code);
         let written = answer.send(session, keepalive).await.is_ok();
         Outcome {
-            route: route.to_string(),
+            route,
             outcome: answer.code,
             status: answer.status,
             reusable: written && keepalive,
@@ -355,7 +303,7 @@ impl HttpServerApp for InboundApp {
         // connection that is only waiting for its next request.
         let outcome = Box::pin(self.handle(&mut session)).await;
         METRICS.record_inbound(
-            &outcome.route,
+            outcome.route,
             outcome.outcome,
             outcome.status,
             started.elapsed(),

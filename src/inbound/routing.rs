@@ -1,14 +1,20 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
+use std::time::Duration;
+
 use crate::config::{PathMatch, RouteConfig};
+use crate::inbound::dedupe::RouteDedupe;
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
 use crate::store::Store;
 
 /// A configured route with what it needs at request time.
 pub struct Route {
+    /// The route's name, as its metric label and in logs.
+    pub name: &'static str,
     pub config: RouteConfig,
     pub verifier: RouteVerifier,
+    pub dedupe: Option<RouteDedupe>,
     pub limiter: Option<RouteLimiter>,
 }
 
@@ -19,19 +25,38 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Routes whose rate limits come from `store`.
-    pub fn new(routes: &[RouteConfig], store: &Store) -> Result<Self, String> {
+    /// Routes whose dedupe and rate limits keep their state in `store`; a dedupe claim is
+    /// held for at most `claim_lease`.
+    pub fn new(
+        routes: &[RouteConfig],
+        store: &Store,
+        claim_lease: Duration,
+    ) -> Result<Self, String> {
+        let deduping = routes.iter().filter(|r| r.dedupe.is_some()).count();
+        let dedupe_store = match deduping {
+            0 => None,
+            n => Some(store.dedupe(n)?),
+        };
         let mut routes = routes
             .iter()
             .map(|config| {
-                let verifier = RouteVerifier::new(&config.verify)
-                    .map_err(|e| format!("route {}: {e}", config.name))?;
+                // Route names live as long as the process: leaked once, metric labels and
+                // logs borrow them instead of allocating a copy per request.
+                let name: &'static str = Box::leak(config.name.clone().into_boxed_str());
+                let verifier =
+                    RouteVerifier::new(&config.verify).map_err(|e| format!("route {name}: {e}"))?;
+                let dedupe = config.dedupe.clone().zip(dedupe_store.clone());
                 Ok(Route {
-                    config: config.clone(),
+                    name,
                     verifier,
-                    limiter: config.rate_limit.as_ref().map(|limit| {
-                        RouteLimiter::new(&config.name, limit, config.on_store_error, store)
+                    dedupe: dedupe.map(|(dedupe, store)| {
+                        RouteDedupe::new(name, dedupe, store, claim_lease, config.on_store_error)
                     }),
+                    limiter: config
+                        .rate_limit
+                        .as_ref()
+                        .map(|limit| RouteLimiter::new(name, limit, config.on_store_error, store)),
+                    config: config.clone(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -79,6 +104,7 @@ mod tests {
                 route("github", PathMatch::Exact("/hooks/github".into())),
             ],
             &store,
+            Duration::from_secs(30),
         )
         .unwrap();
         let name = |p: &str| table.find(p).map(|r| r.config.name.clone());

@@ -67,6 +67,29 @@ impl Drop for RedisServer {
     }
 }
 
+/// A Redis for one test: the one `HOOKGATE_TEST_REDIS` names (for example
+/// `redis://127.0.0.1:6379`; tests keep to their own key prefixes), or else a redis-server
+/// of the test's own on a free port, so `cargo test` needs no Redis already running.
+pub struct TestRedis {
+    pub url: String,
+    _own: Option<(RedisServer, tempfile::TempDir)>,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        if let Ok(url) = std::env::var("HOOKGATE_TEST_REDIS") {
+            return TestRedis { url, _own: None };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let server = RedisServer::start(dir.path(), port, &["--port", &port.to_string()]);
+        TestRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            _own: Some((server, dir)),
+        }
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
