@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Gateway, TestApp};
+use support::{eventually, free_port, post, sign, Gateway, RedisServer, TestApp, ADMIN_TOKEN};
 
 fn counter(metrics: &str, series: &str) -> f64 {
     metrics
@@ -112,27 +112,79 @@ async fn sigterm_stops_within_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_never_contain_secrets() {
+    const SECRET: &str = "very-secret-value";
+    const REDIS_PASSWORD: &str = "redis-password-4f1";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_arg = port.to_string();
+    let _redis = RedisServer::start(
+        dir.path(),
+        port,
+        &["--port", &port_arg, "--requirepass", REDIS_PASSWORD],
+    );
     let app = TestApp::start().await;
     let gateway = Gateway::builder(app.url())
-        .routes("    - { name: test, path: /hooks/test, verify: { scheme: rejento, secrets: [\"${TEST_SECRET}\"] } }\n")
-        .env("TEST_SECRET", "very-secret-value")
+        .redis(&format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"), "logs:")
+        .routes("    - { name: test, path: /hooks/test, verify: { scheme: rejento, secrets: [\"${TEST_SECRET}\"] }, dedupe: { id: \"header:X-Rejento-Delivery-Id\" } }\n")
+        .env("TEST_SECRET", SECRET)
         .env("HOOKGATE_LOG_FORMAT", "json")
-        .env("HOOKGATE_LOG", "debug")
+        .env("HOOKGATE_LOG", "trace")
         .start()
         .await;
-    reqwest::Client::new()
-        .post(gateway.url("/nowhere"))
-        .send()
-        .await
+    let client = reqwest::Client::new();
+    let url = gateway.url("/hooks/test");
+    let body = br#"{"event":"candidate.created"}"#;
+    // Every path that uses a secret: a forged signature, a good one (claimed in Redis with
+    // the password), the admin API with its token, and an unrouted path.
+    let forged = vec![("X-Rejento-Signature".to_string(), "00".repeat(32))];
+    assert_eq!(post(&client, &url, &forged, body).await.status(), 401);
+    let good = sign("rejento", SECRET, "d-1", body, None);
+    assert_eq!(post(&client, &url, &good, body).await.status(), 200);
+    let (status, _) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
+    assert_ne!(status, 401, "the token was accepted");
+    client.post(gateway.url("/nowhere")).send().await.unwrap();
+    eventually(
+        "the rejection is logged",
+        Duration::from_secs(5),
+        async || gateway.log().contains("route_not_found"),
+    )
+    .await;
+
+    // `hookgate verify` with the secret and a wrong signature, at trace level too.
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, body).unwrap();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["verify", "--scheme", "rejento", "--secret", SECRET])
+        .args(["-H", &format!("X-Rejento-Signature: {}", "11".repeat(32))])
+        .arg(&file)
+        .env("HOOKGATE_LOG", "trace")
+        .output()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!verify.status.success());
+
     let log = gateway.log();
-    let rejection = log
-        .lines()
-        .find(|l| l.contains("route_not_found"))
-        .unwrap_or_else(|| panic!("no rejection logged:\n{log}"));
-    let line: serde_json::Value = serde_json::from_str(rejection).unwrap();
-    assert_eq!(line["level"], "INFO");
-    assert_eq!(line["status"], 404);
-    assert!(!log.contains("very-secret-value"));
+    let mut lines = 0;
+    for line in log.lines() {
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        if json["fields"]["error"] == "route_not_found" || line.contains("route_not_found") {
+            assert_eq!(json["level"], "INFO", "{line}");
+        }
+        lines += 1;
+    }
+    assert!(lines >= 5, "only {lines} lines logged");
+    let verify_output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    for secret in [SECRET, REDIS_PASSWORD, ADMIN_TOKEN] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        assert!(
+            !verify_output.contains(secret),
+            "{secret} in: {verify_output}"
+        );
+    }
 }

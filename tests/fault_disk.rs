@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Gateway, TestApp};
+use support::{eventually, Gateway, TestApp};
 
 const IN_NAMESPACE: &str = "HOOKGATE_TEST_IN_MOUNT_NS";
 const ROUTES: &str =
@@ -46,17 +46,6 @@ fn fill(path: &std::path::Path) {
 async fn ready(gateway: &Gateway) -> (u16, String) {
     let answer = reqwest::get(gateway.admin_url("/readyz")).await.unwrap();
     (answer.status().as_u16(), answer.text().await.unwrap())
-}
-
-async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Mounts a tmpfs of `size` on a new temporary directory.

@@ -4,36 +4,12 @@ mod support;
 
 use std::time::Duration;
 
-use hookgate::clock::unix_now;
-use hookgate::schemes::{Message, SchemeSpec, Verifier};
-use support::{Gateway, TestApp};
+use support::{post, sign, Gateway, TestApp};
 
 const ROUTE: &str = "    - name: rejento\n      path: /hooks/rejento\n      verify: { scheme: rejento, secrets: [s3cret] }\n      dedupe: { id: \"header:X-Rejento-Delivery-Id\", ttl: 1h }\n";
 
 fn signed(id: &str, body: &[u8]) -> Vec<(String, String)> {
-    Verifier::new(&SchemeSpec::Named("rejento".into()), &["s3cret"], None)
-        .unwrap()
-        .sign(&Message {
-            id,
-            timestamp: unix_now(),
-            method: "POST",
-            url: None,
-            body,
-        })
-        .unwrap()
-}
-
-async fn deliver(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> reqwest::Response {
-    let mut request = client.post(url).body(body.to_vec());
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    request.send().await.unwrap()
+    sign("rejento", "s3cret", id, body, None)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,7 +24,7 @@ async fn two_hundred_concurrent_copies_reach_the_app_once() {
     let copies = (0..200).map(|_| {
         let (client, url, headers) = (client.clone(), url.clone(), headers.clone());
         tokio::spawn(async move {
-            let response = deliver(&client, &url, &headers, body).await;
+            let response = post(&client, &url, &headers, body).await;
             let duplicate = response.headers().get("hookgate-duplicate").is_some();
             (response.status().as_u16(), duplicate)
         })
@@ -70,7 +46,7 @@ async fn two_hundred_concurrent_copies_reach_the_app_once() {
     );
 
     // After the first delivery completed, a copy is a duplicate with the app's status.
-    let again = deliver(&client, &url, &headers, body).await;
+    let again = post(&client, &url, &headers, body).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["hookgate-duplicate"], "true");
     for series in [
@@ -91,14 +67,14 @@ async fn a_failed_delivery_is_released_for_the_retry() {
     let url = gateway.url("/hooks/rejento");
     let body = br#"{"n":1}"#;
     let headers = signed("dlv-retry", body);
-    assert_eq!(deliver(&client, &url, &headers, body).await.status(), 500);
+    assert_eq!(post(&client, &url, &headers, body).await.status(), 500);
     app.respond_with(202, Duration::ZERO);
     assert_eq!(
-        deliver(&client, &url, &headers, body).await.status(),
+        post(&client, &url, &headers, body).await.status(),
         202,
         "the retry goes through"
     );
-    let duplicate = deliver(&client, &url, &headers, body).await;
+    let duplicate = post(&client, &url, &headers, body).await;
     assert_eq!(
         duplicate.status(),
         202,
@@ -115,7 +91,7 @@ async fn a_failed_delivery_is_released_for_the_retry() {
     // Without the id header the route cannot dedupe: 400, and the app is not called.
     let mut without_id = signed("x", body);
     without_id.retain(|(k, _)| k != "x-rejento-delivery-id");
-    let response = deliver(&client, &url, &without_id, body).await;
+    let response = post(&client, &url, &without_id, body).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.json::<serde_json::Value>().await.unwrap()["error"],
@@ -137,7 +113,7 @@ async fn delivered_ids_survive_a_restart() {
         .start()
         .await;
     assert_eq!(
-        deliver(&client, &first.url("/hooks/rejento"), &headers, body)
+        post(&client, &first.url("/hooks/rejento"), &headers, body)
             .await
             .status(),
         200
@@ -149,7 +125,7 @@ async fn delivered_ids_survive_a_restart() {
         .store_dir(store.path())
         .start()
         .await;
-    let response = deliver(&client, &second.url("/hooks/rejento"), &headers, body).await;
+    let response = post(&client, &second.url("/hooks/rejento"), &headers, body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["hookgate-duplicate"], "true");
     assert_eq!(app.received().len(), 1);

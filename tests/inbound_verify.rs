@@ -6,33 +6,15 @@ use std::process::Command;
 
 use hookgate::clock::unix_now;
 use hookgate::schemes::{Message, SchemeSpec, Verifier};
-use support::{Gateway, TestApp};
+use support::{post, sign, Gateway, TestApp};
 
-fn signed_headers(
-    scheme: &str,
-    secret: &str,
-    id: &str,
-    body: &[u8],
-    url: Option<&str>,
-) -> Vec<(String, String)> {
-    Verifier::new(&SchemeSpec::Named(scheme.into()), &[secret], None)
-        .unwrap()
-        .sign(&Message {
-            id,
-            timestamp: unix_now(),
-            method: "POST",
-            url,
-            body,
-        })
-        .unwrap()
-}
-
-async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new().post(url).body(body);
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    let response = request.send().await.unwrap();
+/// The status and the answer, as JSON when it is.
+async fn post_json(
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let response = post(&reqwest::Client::new(), url, headers, &body).await;
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (
@@ -112,13 +94,13 @@ async fn unverified_requests_get_401_and_never_reach_the_app() {
         .await;
     let url = gateway.url("/hooks/github");
     let body = br#"{"action":"opened"}"#.to_vec();
-    let (status, json) = post(&url, &[], body.clone()).await;
+    let (status, json) = post_json(&url, &[], body.clone()).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("missing_signature"))
     );
-    let forged = signed_headers("github", "wrong-secret", "d", &body, None);
-    let (status, json) = post(&url, &forged, body.clone()).await;
+    let forged = sign("github", "wrong-secret", "d", &body, None);
+    let (status, json) = post_json(&url, &forged, body.clone()).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("invalid_signature"))
@@ -127,8 +109,8 @@ async fn unverified_requests_get_401_and_never_reach_the_app() {
         json["message"],
         "signature does not match any configured secret"
     );
-    let good = signed_headers("github", "gh-secret", "d", &body, None);
-    let (status, json) = post(&url, &good, br#"{"action":"closed"}"#.to_vec()).await;
+    let good = sign("github", "gh-secret", "d", &body, None);
+    let (status, json) = post_json(&url, &good, br#"{"action":"closed"}"#.to_vec()).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("invalid_signature")),
@@ -138,14 +120,14 @@ async fn unverified_requests_get_401_and_never_reach_the_app() {
         "x-hub-signature-256".to_string(),
         good[0].1.replace("sha256=", "sha1="),
     )];
-    let (status, json) = post(&url, &bad_prefix, body.clone()).await;
+    let (status, json) = post_json(&url, &bad_prefix, body.clone()).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("malformed_signature"))
     );
     assert!(app.received().is_empty());
 
-    let (status, _) = post(&url, &good, body).await;
+    let (status, _) = post_json(&url, &good, body).await;
     assert_eq!(status, 200);
     assert_eq!(app.received()[0].header("hookgate-delivery-id"), Some("d"));
     let metrics = gateway.metrics().await;
@@ -169,18 +151,18 @@ async fn a_whole_megabyte_is_verified_before_the_app_sees_it() {
         .start()
         .await;
     let body: Vec<u8> = (0..(1 << 20) - 64).map(|i| b"abcdefghij"[i % 10]).collect();
-    let headers = signed_headers(
+    let headers = sign(
         "standard-webhooks",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "msg_big",
         &body,
         None,
     );
-    let (status, _) = post(&gateway.url("/hooks/sw"), &headers, body.clone()).await;
+    let (status, _) = post_json(&gateway.url("/hooks/sw"), &headers, body.clone()).await;
     assert_eq!(status, 200);
     let mut tampered = body.clone();
     tampered[900_000] = b'!';
-    let (status, _) = post(&gateway.url("/hooks/sw"), &headers, tampered).await;
+    let (status, _) = post_json(&gateway.url("/hooks/sw"), &headers, tampered).await;
     assert_eq!(status, 401);
     let received = app.received();
     assert_eq!(received.len(), 1);
@@ -196,8 +178,8 @@ async fn rotated_secrets_and_stale_timestamps() {
         .start()
         .await;
     let body = br#"{"id":"evt_1"}"#.to_vec();
-    let old = signed_headers("stripe", "whsec_old", "", &body, None);
-    let (status, _) = post(&gateway.url("/hooks/stripe"), &old, body.clone()).await;
+    let old = sign("stripe", "whsec_old", "", &body, None);
+    let (status, _) = post_json(&gateway.url("/hooks/stripe"), &old, body.clone()).await;
     assert_eq!(status, 200);
     let stale = Verifier::new(&SchemeSpec::Named("stripe".into()), &["whsec_new"], None)
         .unwrap()
@@ -209,7 +191,7 @@ async fn rotated_secrets_and_stale_timestamps() {
             body: &body,
         })
         .unwrap();
-    let (status, json) = post(&gateway.url("/hooks/stripe"), &stale, body).await;
+    let (status, json) = post_json(&gateway.url("/hooks/stripe"), &stale, body).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("timestamp_out_of_tolerance"))
@@ -232,20 +214,20 @@ async fn static_credentials_are_stripped_unless_kept() {
         .await;
     let auth = vec![("authorization".to_string(), "Bearer xyz".to_string())];
     assert_eq!(
-        post(&gateway.url("/hooks/jobylon"), &auth, b"{}".to_vec())
+        post_json(&gateway.url("/hooks/jobylon"), &auth, b"{}".to_vec())
             .await
             .0,
         200
     );
     assert_eq!(
-        post(&gateway.url("/hooks/kept"), &auth, b"{}".to_vec())
+        post_json(&gateway.url("/hooks/kept"), &auth, b"{}".to_vec())
             .await
             .0,
         200
     );
     let wrong = vec![("authorization".to_string(), "Bearer xy".to_string())];
     assert_eq!(
-        post(&gateway.url("/hooks/jobylon"), &wrong, b"{}".to_vec())
+        post_json(&gateway.url("/hooks/jobylon"), &wrong, b"{}".to_vec())
             .await
             .0,
         401
@@ -292,7 +274,7 @@ async fn generic_hmac_and_url_signing_schemes() {
         })
         .unwrap();
     assert_eq!(
-        post(&gateway.url("/hooks/custom"), &headers, body.clone())
+        post_json(&gateway.url("/hooks/custom"), &headers, body.clone())
             .await
             .0,
         200
@@ -305,14 +287,14 @@ async fn generic_hmac_and_url_signing_schemes() {
     // Twilio signs the URL it called; hookgate rebuilds it from Host and the path.
     let form = b"Body=hello&From=%2B15551234567".to_vec();
     let url = gateway.url("/hooks/twilio?tenant=a");
-    let mut headers = signed_headers("twilio", "auth-token", "", &form, Some(&url));
+    let mut headers = sign("twilio", "auth-token", "", &form, Some(&url));
     headers.push((
         "content-type".into(),
         "application/x-www-form-urlencoded".into(),
     ));
-    assert_eq!(post(&url, &headers, form.clone()).await.0, 200);
+    assert_eq!(post_json(&url, &headers, form.clone()).await.0, 200);
     let other = gateway.url("/hooks/twilio?tenant=b");
-    assert_eq!(post(&other, &headers, form).await.0, 401);
+    assert_eq!(post_json(&other, &headers, form).await.0, 401);
 }
 
 /// Sends a raw HTTP/1.1 request, optionally waiting for `100 Continue` before the body.
@@ -385,7 +367,7 @@ async fn body_sizes_around_the_limits_with_every_framing() {
         for chunked in [false, true] {
             for expect in [false, true] {
                 let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-                let headers = signed_headers(
+                let headers = sign(
                     "rejento",
                     "s",
                     &format!("d-{size}-{chunked}-{expect}"),
@@ -428,8 +410,8 @@ async fn a_200_kib_body_with_a_wrong_signature_never_reaches_the_app() {
         .start()
         .await;
     let body = vec![b'x'; 200 * 1024];
-    let headers = signed_headers("rejento", "not-s", "d-200k", &body, None);
-    let (status, json) = post(&gateway.url("/hooks/rejento"), &headers, body).await;
+    let headers = sign("rejento", "not-s", "d-200k", &body, None);
+    let (status, json) = post_json(&gateway.url("/hooks/rejento"), &headers, body).await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("invalid_signature"))

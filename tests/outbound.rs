@@ -9,23 +9,18 @@ use futures_util::StreamExt;
 
 use hookgate::clock::unix_now;
 use hookgate::schemes::{Request, SchemeSpec, Verifier};
-use support::{Gateway, TestApp, ADMIN_TOKEN};
+use support::{acme_endpoint, eventually, send_to_acme, Gateway, TestApp, ADMIN_TOKEN};
+
+/// How long a check may take to come true.
+const WITHIN: Duration = Duration::from_secs(5);
 
 fn endpoint(app: &TestApp, retry: &str) -> String {
-    format!(
-        "    - {{ name: acme, url: \"{}/hooks/acme?tenant=1\", sign: {{ scheme: rejento, secret: acme-secret }}, retry: {retry} }}\n",
-        app.url()
-    )
+    acme_endpoint(app, "/hooks/acme?tenant=1", &format!("retry: {retry}"))
 }
 
+/// Sends a message and returns its delivery id.
 async fn send(gateway: &Gateway, body: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/acme", gateway.outbound))
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = send_to_acme(gateway, body).await;
     assert_eq!(response.status(), 202);
     let json: serde_json::Value = response.json().await.unwrap();
     json["delivery_id"].as_str().unwrap().to_string()
@@ -52,8 +47,12 @@ async fn the_app_posts_json_and_the_receiver_gets_it_signed() {
         Some(id.as_str())
     );
     // Delivered messages leave the queue.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(gateway.stored_deliveries().await.is_empty());
+    eventually(
+        "the delivered message leaves the queue",
+        WITHIN,
+        async || gateway.stored_deliveries().await.is_empty(),
+    )
+    .await;
     gateway
         .metrics_eventually(
             "hookgate_outbound_messages_total{endpoint=\"acme\",outcome=\"delivered\"} 1",
@@ -140,11 +139,13 @@ async fn exhausted_messages_become_dead_letters_that_can_be_replayed() {
         app.received()[2].header("x-rejento-delivery-id"),
         Some(id.as_str())
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, json) = gateway
-        .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
-        .await;
-    assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
+    eventually("no dead letter left", WITHIN, async || {
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
+            .await;
+        json["deliveries"].as_array().unwrap().is_empty()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -495,16 +496,16 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
     let gone = send(&gateway, r#"{"n":"gone"}"#).await;
     app.wait_for(1).await;
     // The endpoint's state is written just after the attempt.
-    let started = Instant::now();
-    let json = loop {
+    eventually("the endpoint is disabled", WITHIN, async || {
         let (_, json) = gateway
             .admin(reqwest::Method::GET, "/admin/endpoints")
             .await;
-        if json["endpoints"][0]["enabled"] == false || started.elapsed() > Duration::from_secs(5) {
-            break json;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        json["endpoints"][0]["enabled"] == false
+    })
+    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/endpoints")
+        .await;
     assert_eq!(json["endpoints"][0]["name"], "acme");
     assert_eq!(json["endpoints"][0]["enabled"], false);
     assert_eq!(
@@ -547,7 +548,13 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         .await;
     send(&gateway_dead, "{}").await;
     app.wait_for(4).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the message is dead", WITHIN, async || {
+        let (_, json) = gateway_dead
+            .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
+            .await;
+        json["deliveries"].as_array().unwrap().len() == 1
+    })
+    .await;
     let (_, json) = gateway_dead
         .admin(reqwest::Method::DELETE, "/admin/deliveries?state=dead")
         .await;
@@ -585,7 +592,13 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
         .await;
     let id = send(&gateway, "{}").await;
     app.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the message is dead", WITHIN, async || {
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+            .await;
+        json["state"] == "dead"
+    })
+    .await;
     let g = &gateway;
     let (ok, out) =
         tokio::task::block_in_place(|| cli(g, &["deliveries", "list", "--state", "dead"]));
@@ -695,23 +708,19 @@ async fn retry_after_is_honoured_and_a_hanging_receiver_times_out() {
     // A receiver that never answers within the 1 s timeout: the attempt is cut off and retried.
     app.respond_with(200, Duration::from_secs(3));
     let id = send(&gateway, "{}").await;
-    let started = Instant::now();
-    loop {
+    let attempts = async || {
         let (_, json) = gateway
             .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
             .await;
-        let attempts = json["attempts"].as_array().cloned().unwrap_or_default();
-        if let Some(first) = attempts.first() {
-            assert_eq!(first["status"], serde_json::Value::Null);
-            assert_eq!(first["error"], "no answer within 1s");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no attempt was recorded: {json}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        json["attempts"].as_array().cloned().unwrap_or_default()
+    };
+    eventually("an attempt is recorded", WITHIN, async || {
+        !attempts().await.is_empty()
+    })
+    .await;
+    let first = attempts().await[0].clone();
+    assert_eq!(first["status"], serde_json::Value::Null);
+    assert_eq!(first["error"], "no answer within 1s");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -770,19 +779,17 @@ async fn run_preset(preset: &str, attempts: usize, delays: &[u64]) -> (Vec<Durat
     let id = send(&gateway, "{}").await;
     app.wait_for(attempts).await;
     // Dead after the last attempt: nothing more comes.
-    let (_, json) = gateway
-        .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut json = json;
-    while json["state"] != "dead" && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        json = gateway
-            .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
-            .await
-            .1;
-    }
-    assert_eq!(json["state"], "dead", "{preset}: {json}");
+    eventually(
+        &format!("{preset}: the message is dead"),
+        WITHIN,
+        async || {
+            let (_, json) = gateway
+                .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+                .await;
+            json["state"] == "dead"
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let received = app.received();
     assert_eq!(

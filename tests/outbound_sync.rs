@@ -5,23 +5,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Gateway, TestApp};
+use support::{acme_endpoint, send_to_acme, Gateway, TestApp};
 
 fn sync_endpoint(app: &TestApp, extra: &str) -> String {
-    format!(
-        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: acme-secret }}, mode: sync, sync_budget: 5s, retry: {{ schedule: [1s], max_attempts: 5, timeout: 1s }}{extra} }}\n",
-        app.url()
+    acme_endpoint(
+        app,
+        "/hooks/acme",
+        &format!("mode: sync, sync_budget: 5s, retry: {{ schedule: [1s], max_attempts: 5, timeout: 1s }}{extra}"),
     )
-}
-
-async fn post(gateway: &Gateway, body: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("http://{}/acme", gateway.outbound))
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
 }
 
 fn header<'r>(response: &'r reqwest::Response, name: &str) -> Option<&'r str> {
@@ -37,7 +28,7 @@ async fn the_app_gets_the_receivers_own_answer() {
         .start()
         .await;
     let body = r#"{"event":"candidate.created"}"#;
-    let response = post(&gateway, body).await;
+    let response = send_to_acme(&gateway, body).await;
     assert_eq!(response.status(), 201, "the receiver's status");
     let id = header(&response, "hookgate-delivery-id")
         .unwrap()
@@ -68,7 +59,7 @@ async fn a_failing_receiver_is_retried_within_the_budget_then_its_answer_returne
         .start()
         .await;
     let started = Instant::now();
-    let response = post(&gateway, "{}").await;
+    let response = send_to_acme(&gateway, "{}").await;
     assert_eq!(response.status(), 503, "the receiver's last status");
     assert_eq!(header(&response, "hookgate-attempts"), Some("3"));
     assert!(
@@ -97,7 +88,7 @@ async fn a_receiver_that_hangs_up_gets_a_clear_502() {
         .endpoints(&sync_endpoint(&app, ""))
         .start()
         .await;
-    let response = post(&gateway, "{}").await;
+    let response = send_to_acme(&gateway, "{}").await;
     assert_eq!(response.status(), 502);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["error"], "delivery_failed");
@@ -116,7 +107,7 @@ async fn with_fallback_a_spent_budget_queues_the_message_for_the_schedule() {
         .env("HOOKGATE_RETRY_TIME_SCALE", "0.1")
         .start()
         .await;
-    let response = post(&gateway, r#"{"n":1}"#).await;
+    let response = send_to_acme(&gateway, r#"{"n":1}"#).await;
     assert_eq!(response.status(), 202);
     assert_eq!(header(&response, "hookgate-sync-fallback"), Some("queue"));
     assert_eq!(header(&response, "hookgate-attempts"), Some("2"));
@@ -151,10 +142,10 @@ async fn gone_disables_the_endpoint_and_later_posts_are_refused() {
         .endpoints(&sync_endpoint(&app, ""))
         .start()
         .await;
-    let response = post(&gateway, "{}").await;
+    let response = send_to_acme(&gateway, "{}").await;
     assert_eq!(response.status(), 410, "passed back, not retried");
     assert_eq!(app.received().len(), 1);
-    let response = post(&gateway, "{}").await;
+    let response = send_to_acme(&gateway, "{}").await;
     assert_eq!(response.status(), 503);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["error"], "endpoint_disabled");

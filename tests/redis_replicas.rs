@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hookgate::outbound::new_delivery_id;
-use support::{free_port, Gateway, RedisServer, TestApp, TestRedis};
+use support::{acme_endpoint, free_port, Gateway, RedisServer, TestApp, TestRedis};
 
 fn prefix() -> String {
     format!("hookgate-test:{}:", new_delivery_id())
@@ -119,10 +119,7 @@ async fn a_shared_limit_holds_for_the_sum_of_replicas() {
 }
 
 fn endpoint(app: &TestApp, retry: &str) -> String {
-    format!(
-        "    - {{ name: acme, url: \"{}/hooks/acme\", sign: {{ scheme: rejento, secret: acme-secret }}, retry: {retry} }}\n",
-        app.url()
-    )
+    acme_endpoint(app, "/hooks/acme", &format!("retry: {retry}"))
 }
 
 /// Posts `count` messages spread over `gateways`, 32 at a time; their delivery ids.

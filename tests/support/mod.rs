@@ -99,6 +99,74 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Polls `check` (every 50 ms) until it holds; fails the test after `within`.
+pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The headers a sender using `scheme` with `secret` puts on `body` (signed now).
+pub fn sign(
+    scheme: &str,
+    secret: &str,
+    id: &str,
+    body: &[u8],
+    url: Option<&str>,
+) -> Vec<(String, String)> {
+    use hookgate::clock::unix_now;
+    use hookgate::schemes::{Message, SchemeSpec, Verifier};
+    Verifier::new(&SchemeSpec::Named(scheme.into()), &[secret], None)
+        .unwrap()
+        .sign(&Message {
+            id,
+            timestamp: unix_now(),
+            method: "POST",
+            url,
+            body,
+        })
+        .unwrap()
+}
+
+/// POSTs `body` to `url` with `headers`.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> reqwest::Response {
+    let mut request = client.post(url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The outbound endpoint most tests use: `acme`, delivering to the app's `path` signed as
+/// Rejento with `acme-secret`; `extra` adds keys (`retry: ...`, `mode: sync`...).
+pub fn acme_endpoint(app: &TestApp, path: &str, extra: &str) -> String {
+    format!(
+        "    - {{ name: acme, url: \"{}{path}\", sign: {{ scheme: rejento, secret: acme-secret }}, {extra} }}\n",
+        app.url()
+    )
+}
+
+/// What the sending app does: POSTs a JSON message to the `acme` endpoint.
+pub async fn send_to_acme(gateway: &Gateway, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/acme", gateway.outbound))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 /// One request as the app received it.
 #[derive(Debug, Clone)]
 pub struct Received {
