@@ -8,71 +8,15 @@
 //! HOOKGATE_BENCH_REDIS=redis://127.0.0.1:6379 cargo bench --bench throughput
 //!                                         (the same over the Redis store)
 
-use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use hookgate::clock::unix_now;
-use hookgate::schemes::{Message, SchemeSpec, Verifier};
-use http_body_util::{BodyExt, Full};
+use support::{acme_endpoint, sign, Gateway, TestApp};
 
 const CONCURRENCY: usize = 32;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A receiver that answers 200 and counts what it got.
-async fn receiver() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counter = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let counter = counter.clone();
-                        async move {
-                            let _ = req.into_body().collect().await;
-                            counter.fetch_add(1, Ordering::Relaxed);
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from_static(b"ok"),
-                            )))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, count)
-}
-
-struct Hookgate(Child);
-
-impl Drop for Hookgate {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
@@ -84,73 +28,27 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let (app, received) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (inbound, outbound, admin) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("bench.yaml");
-    let store = match std::env::var("HOOKGATE_BENCH_REDIS") {
-        Ok(url) => format!(
-            "{{ kind: redis, url: \"{url}\", key_prefix: \"hookgate-bench:{}:\" }}",
-            hookgate::outbound::new_delivery_id()
-        ),
-        Err(_) => format!("{{ path: {}/data }}", dir.path().display()),
-    };
-    println!("store: {store}");
+    let app = TestApp::start().await;
     // The rate limit never refuses; it makes every request consult the store.
-    std::fs::write(
-        &config,
-        format!(
-            "server: {{ threads: 2 }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nstore: {store}\n\
-             inbound:\n  listen: 127.0.0.1:{inbound}\n  upstream: http://{app}\n  routes:\n\
-             \x20   - {{ name: rejento, path: /hooks/rejento, verify: {{ scheme: rejento, secrets: [bench-secret] }}, rate_limit: {{ key: route, limit: 1000000/s }} }}\n\
-             outbound:\n  listen: 127.0.0.1:{outbound}\n  endpoints:\n\
-             \x20   - {{ name: bench, url: \"http://{app}/out\", sign: {{ scheme: rejento, secret: bench-secret }} }}\n"
-        ),
-    )
-    .unwrap();
-    let _hookgate = Hookgate(
-        Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("HOOKGATE_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("http://127.0.0.1:{admin}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "hookgate did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut builder = Gateway::builder(app.url())
+        .threads(2)
+        .routes("    - { name: rejento, path: /hooks/rejento, verify: { scheme: rejento, secrets: [bench-secret] }, rate_limit: { key: route, limit: 1000000/s } }\n")
+        .endpoints(&acme_endpoint(&app, "/out", ""))
+        .env("HOOKGATE_LOG", "warn");
+    if let Ok(url) = std::env::var("HOOKGATE_BENCH_REDIS") {
+        let prefix = format!("hookgate-bench:{}:", hookgate::outbound::new_delivery_id());
+        println!("store: Redis at {url}, prefix {prefix}");
+        builder = builder.redis(&url, &prefix);
+    } else {
+        println!("store: embedded");
     }
+    let gateway = builder.start().await;
+    let client = reqwest::Client::new();
 
     // Inbound: verified and forwarded.
     let body = br#"{"event":"candidate.created","data":{"id":"cand_123","score":87}}"#.repeat(4);
-    let signer = Verifier::new(
-        &SchemeSpec::Named("rejento".into()),
-        &["bench-secret"],
-        None,
-    )
-    .unwrap();
-    let headers = signer
-        .sign(&Message {
-            id: "bench",
-            timestamp: unix_now(),
-            method: "POST",
-            url: None,
-            body: &body,
-        })
-        .unwrap();
-    let url = format!("http://127.0.0.1:{inbound}/hooks/rejento");
+    let headers = sign("rejento", "bench-secret", "bench", &body, None);
+    let url = gateway.url("/hooks/rejento");
     let started = Instant::now();
     let mut latencies: Vec<Duration> = futures_util::stream::iter(0..n)
         .map(|_| {
@@ -180,8 +78,8 @@ async fn main() {
     );
 
     // Outbound: accepted durably, then delivered.
-    let before = received.load(Ordering::Relaxed);
-    let url = format!("http://127.0.0.1:{outbound}/bench");
+    let before = app.received().len();
+    let url = format!("http://{}/acme", gateway.outbound);
     let started = Instant::now();
     futures_util::stream::iter(0..n)
         .map(|_| {
@@ -195,7 +93,7 @@ async fn main() {
         .collect::<Vec<_>>()
         .await;
     let accepted = started.elapsed();
-    while received.load(Ordering::Relaxed) - before < n {
+    while app.received().len() - before < n {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "deliveries stalled"

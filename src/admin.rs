@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::Response;
-use pingora::apps::http_app::ServeHttp;
+use pingora::apps::http_app::{HttpServer, ServeHttp};
 use pingora::protocols::http::ServerSession;
+use pingora::services::listening::Service;
 use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::config::Secret;
+use crate::config::{AdminConfig, Secret};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::metrics::METRICS;
 use crate::schemes::crypto::ct_eq;
@@ -34,6 +35,15 @@ pub struct AdminApp {
     pub token: Option<Secret>,
     /// The configured outbound endpoints' names.
     pub endpoints: Vec<String>,
+}
+
+/// The admin service on one thread of its own, so it answers while the other services are
+/// saturated.
+pub fn service(config: &AdminConfig, app: AdminApp) -> Service<HttpServer<AdminApp>> {
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(app));
+    admin.add_tcp(&config.listen.to_string());
+    admin.threads = Some(1);
+    admin
 }
 
 impl Readiness {

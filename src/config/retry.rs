@@ -25,7 +25,7 @@ const fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
-/// The providers' documented schedules (`../shared/research/signature-schemes.md`).
+/// The providers' documented schedules, as their public documentation gives them.
 pub fn preset(name: &str) -> Option<RetryPolicy> {
     let policy = |schedule: &[Duration],
                   max_attempts: u32,

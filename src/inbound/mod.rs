@@ -13,6 +13,7 @@ pub mod head_limits;
 pub mod path;
 pub mod rate_limit;
 pub mod routing;
+pub mod service;
 pub mod verify;
 
 use std::sync::Arc;

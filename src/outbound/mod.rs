@@ -7,6 +7,7 @@ pub mod deliver;
 mod outcome;
 pub mod pacing;
 pub mod retry;
+pub mod service;
 pub mod ssrf;
 pub mod sync;
 pub mod worker;

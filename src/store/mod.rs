@@ -8,6 +8,7 @@
 pub mod dedupe;
 mod embedded;
 mod health;
+mod measured;
 pub mod queue;
 pub mod rate_limit;
 mod redis;
@@ -15,6 +16,7 @@ mod redis;
 use std::sync::Arc;
 
 use crate::config::StoreConfig;
+use measured::{measure, Measured, Op};
 
 pub use dedupe::{Claim, DedupeStore};
 pub use health::StoreHealth;
@@ -73,28 +75,32 @@ impl Store {
     /// equal share of `store.max_ids`).
     pub fn dedupe(&self, routes: usize) -> Result<Arc<dyn DedupeStore>, String> {
         Ok(match &self.0 {
-            Backend::Embedded(store) => Arc::new(store.dedupe(routes)?),
-            Backend::Redis(redis) => Arc::new(redis::RedisDedupe::new(redis.clone())),
+            Backend::Embedded(store) => Arc::new(Measured::new(store.dedupe(routes)?)),
+            Backend::Redis(redis) => {
+                Arc::new(Measured::new(redis::RedisDedupe::new(redis.clone())))
+            }
         })
     }
 
     /// `route`'s limiter: in this process, or shared by every replica through Redis.
     pub fn rate_limiter(&self, route: &str, allowance: Allowance) -> Arc<dyn RateLimiter> {
         match &self.0 {
-            Backend::Embedded(_) => Arc::new(embedded::LocalRateLimiter::new(allowance)),
-            Backend::Redis(redis) => Arc::new(redis::RedisRateLimiter::new(
+            Backend::Embedded(_) => {
+                Arc::new(Measured::new(embedded::LocalRateLimiter::new(allowance)))
+            }
+            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisRateLimiter::new(
                 redis.clone(),
                 route,
                 allowance,
-            )),
+            ))),
         }
     }
 
     /// The outbound queue.
     pub fn queue(&self) -> Result<Arc<dyn Queue>, String> {
         Ok(match &self.0 {
-            Backend::Embedded(store) => Arc::new(store.queue()?),
-            Backend::Redis(redis) => Arc::new(redis::RedisQueue::new(redis.clone())),
+            Backend::Embedded(store) => Arc::new(Measured::new(store.queue()?)),
+            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(redis.clone()))),
         })
     }
 
@@ -103,7 +109,9 @@ impl Store {
     pub async fn check(&self) -> Result<(), String> {
         match &self.0 {
             Backend::Embedded(store) => store.check(),
-            Backend::Redis(redis) => redis.ping().await.map_err(|e| format!("redis: {e}")),
+            Backend::Redis(redis) => measure(&Op::new("ping"), redis.ping())
+                .await
+                .map_err(|e| format!("redis: {e}")),
         }
     }
 }

@@ -150,8 +150,13 @@ pub async fn post(
 /// The outbound endpoint most tests use: `acme`, delivering to the app's `path` signed as
 /// Rejento with `acme-secret`; `extra` adds keys (`retry: ...`, `mode: sync`...).
 pub fn acme_endpoint(app: &TestApp, path: &str, extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
     format!(
-        "    - {{ name: acme, url: \"{}{path}\", sign: {{ scheme: rejento, secret: acme-secret }}, {extra} }}\n",
+        "    - {{ name: acme, url: \"{}{path}\", sign: {{ scheme: rejento, secret: acme-secret }}{extra} }}\n",
         app.url()
     )
 }
@@ -575,6 +580,13 @@ impl GatewayBuilder {
         self.redis = Some(format!(
             "store: {{ kind: redis, url: \"{url}\", key_prefix: \"{key_prefix}\", command_timeout: 500ms }}\n"
         ));
+        self
+    }
+
+    /// Pingora worker threads per service (1 unless set).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.server =
+            format!("server: {{ threads: {threads}, grace_period: 1s, shutdown_timeout: 1s }}\n");
         self
     }
 

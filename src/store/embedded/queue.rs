@@ -1,5 +1,5 @@
-//! The embedded queue: redb (pure Rust, ACID, crash-safe copy-on-write B-tree; the fastest
-//! fsync-per-commit of the embedded stores compared in `shared/research/crates.md`) in
+//! The embedded queue: redb (pure Rust, ACID, crash-safe copy-on-write B-tree, and the
+//! fastest fsync-per-commit among the pure-Rust embedded stores we compared) in
 //! `store.path/outbound.redb`. Due times are an index `(due_ms, id)`, so finding due work
 //! never scans the store.
 

@@ -54,7 +54,7 @@ impl DedupeStore for RedisDedupe {
         let key = self.key(key);
         let seen: String = self
             .store
-            .run("dedupe_claim", |mut c| async move {
+            .run(|mut c| async move {
                 self.claim
                     .key(key)
                     .arg(millis(lease))
@@ -79,7 +79,7 @@ impl DedupeStore for RedisDedupe {
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
         let key = self.key(key);
         self.store
-            .run("dedupe_complete", |mut c| async move {
+            .run(|mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(format!("done:{status}"))
@@ -94,9 +94,7 @@ impl DedupeStore for RedisDedupe {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
         self.store
-            .run("dedupe_release", |mut c| async move {
-                self.release.key(key).invoke_async::<()>(&mut c).await
-            })
+            .run(|mut c| async move { self.release.key(key).invoke_async::<()>(&mut c).await })
             .await
     }
 }

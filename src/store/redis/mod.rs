@@ -5,9 +5,8 @@
 //! support (fred has had no release since 2025-02), and its `ConnectionManager` reconnects
 //! by itself: after Redis comes back, the next command reconnects, so nothing stays stuck.
 //! Every operation is one round trip: a single command or a Lua script (atomic on the
-//! server), never read-then-write from here. Each is cut off at `command_timeout`, counted
-//! in `hookgate_store_operation_duration_seconds`, and failures in
-//! `hookgate_store_errors_total`; what a failure means is the caller's policy.
+//! server), never read-then-write from here. Each is cut off at `command_timeout`; the
+//! store's metrics are recorded around every backend (`store/measured.rs`).
 //!
 //! Keys start with `key_prefix`. Keys that a script touches together share a Redis Cluster
 //! hash tag (`{...}`): the queue's keys all carry `{outbound}`; dedupe and rate-limit
@@ -19,7 +18,7 @@ mod rate_limit;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -31,7 +30,6 @@ pub use queue::RedisQueue;
 pub use rate_limit::RedisRateLimiter;
 
 use crate::config::RedisConfig;
-use crate::metrics::{StoreLabels, METRICS};
 use crate::store::StoreError;
 
 /// A connection to one Redis, or to a Redis Cluster (which routes each command or
@@ -170,41 +168,27 @@ impl RedisStore {
         self.connections[i].clone()
     }
 
-    /// Runs one operation on a pooled connection, bounded by the command timeout, and
-    /// records its latency or failure under `op`.
-    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    /// Runs one operation on a pooled connection, cut off at the command timeout.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, f(self.connection())).await {
+        match tokio::time::timeout(self.timeout, f(self.connection())).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer from Redis within {}ms",
                 self.timeout.as_millis()
             ))),
-        };
-        let labels = StoreLabels { op };
-        METRICS
-            .store_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            // Counted here; logged by the caller, which knows what the failure means.
-            METRICS.store_errors.get_or_create(&labels).inc();
         }
-        result
     }
 
     /// `PING`, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run("ping", |mut c| async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await
-        .map(|_| ())
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 }
 

@@ -209,7 +209,7 @@ impl RedisQueue {
         let all = self.key("all");
         let ids: Vec<String> = self
             .store
-            .run("queue_list", |mut c| async move {
+            .run(|mut c| async move {
                 redis::cmd("ZRANGE")
                     .arg(all)
                     .arg(0)
@@ -222,7 +222,7 @@ impl RedisQueue {
         for chunk in ids.chunks(500) {
             let rows: Vec<Row> = self
                 .store
-                .run("queue_list", |mut c| async move {
+                .run(|mut c| async move {
                     let mut call = self.scripts.read.prepare_invoke();
                     call.key(self.key("due")).arg(&self.base);
                     for id in chunk {
@@ -268,7 +268,7 @@ impl Queue for RedisQueue {
         ];
         let earlier: String = self
             .store
-            .run("queue_enqueue", |mut c| async move {
+            .run(|mut c| async move {
                 let mut call = self.scripts.enqueue.prepare_invoke();
                 for key in &keys {
                     call.key(key);
@@ -304,7 +304,7 @@ impl Queue for RedisQueue {
         let due = self.key("due");
         let rows: Vec<(String, String, String, Vec<u8>, Vec<String>)> = self
             .store
-            .run("queue_claim", |mut c| async move {
+            .run(|mut c| async move {
                 self.scripts
                     .claim
                     .key(due)
@@ -346,7 +346,7 @@ impl Queue for RedisQueue {
         ];
         let done: u8 = self
             .store
-            .run("queue_finish", |mut c| async move {
+            .run(|mut c| async move {
                 let mut call = self.scripts.finish.prepare_invoke();
                 for key in &keys {
                     call.key(key);
@@ -366,7 +366,7 @@ impl Queue for RedisQueue {
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let rows: Vec<Row> = self
             .store
-            .run("queue_get", |mut c| async move {
+            .run(|mut c| async move {
                 self.scripts
                     .read
                     .key(self.key("due"))
@@ -395,7 +395,7 @@ impl Queue for RedisQueue {
         let (due, message) = (self.key("due"), self.message(id));
         let found: u8 = self
             .store
-            .run("queue_retry", |mut c| async move {
+            .run(|mut c| async move {
                 self.scripts
                     .retry_now
                     .key(due)
@@ -420,7 +420,7 @@ impl Queue for RedisQueue {
             ];
             let done: u8 = self
                 .store
-                .run("queue_purge", |mut c| async move {
+                .run(|mut c| async move {
                     let mut call = self.scripts.purge.prepare_invoke();
                     for key in &keys {
                         call.key(key);
@@ -439,7 +439,7 @@ impl Queue for RedisQueue {
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let (due, message) = (self.key("due"), self.message(id));
         self.store
-            .run("queue_postpone", |mut c| async move {
+            .run(|mut c| async move {
                 self.scripts
                     .postpone
                     .key(due)
@@ -457,9 +457,7 @@ impl Queue for RedisQueue {
         let key = self.key("endpoints");
         let states: Vec<(String, String)> = self
             .store
-            .run("queue_endpoints", |mut c| async move {
-                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
-            })
+            .run(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await })
             .await?;
         states
             .into_iter()
@@ -479,7 +477,7 @@ impl Queue for RedisQueue {
         let key = self.key("endpoints");
         let json = serde_json::to_string(state).expect("a state always serializes");
         self.store
-            .run("queue_endpoints", |mut c| async move {
+            .run(|mut c| async move {
                 redis::cmd("HSET")
                     .arg(key)
                     .arg(endpoint)

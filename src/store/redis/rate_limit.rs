@@ -54,7 +54,7 @@ impl RateLimiter for RedisRateLimiter {
         let capacity = self.allowance.capacity;
         let (allowed, remaining, micros): (u8, u32, u64) = self
             .store
-            .run("rate_limit", |mut c| async move {
+            .run(|mut c| async move {
                 self.script
                     .key(key)
                     .arg(interval)

@@ -1,0 +1,77 @@
+//! The outbound side as Pingora services: the listener the app posts to, and the delivery
+//! worker in the background, sharing the queue and the endpoints (and so their limits).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pingora::apps::http_app::HttpServer;
+use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::services::listening::Service;
+
+use super::deliver::Endpoint;
+use super::worker::{DeliveryWorker, Dynamic, WorkerService};
+use super::OutboundApp;
+use crate::config::OutboundConfig;
+use crate::store::{Queue, Store};
+
+pub struct OutboundServices {
+    pub listener: Service<HttpServer<OutboundApp>>,
+    pub worker: GenBackgroundService<WorkerService>,
+    /// For the admin API's `/admin/deliveries`.
+    pub queue: Arc<dyn Queue>,
+}
+
+/// The outbound listener and worker over `store`'s queue.
+pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServices, String> {
+    let queue = store.queue()?;
+    let time_scale = retry_time_scale()?;
+    let endpoints = config
+        .endpoints
+        .iter()
+        .map(|e| {
+            Endpoint::new(e.clone(), time_scale)
+                .map(Arc::new)
+                .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let secrets: HashMap<String, String> = config
+        .secrets
+        .iter()
+        .map(|(n, s)| (n.clone(), s.expose().to_string()))
+        .collect();
+    let app = OutboundApp {
+        queue: queue.clone(),
+        endpoints: endpoints.clone(),
+        max_body: config.max_body,
+        secrets: secrets.clone(),
+        allow: config.allow_private_destinations.clone(),
+        connector: pingora::connectors::http::Connector::new(None),
+        time_scale,
+    };
+    let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
+    listener.add_tcp(&config.listen.to_string());
+    let dynamic = Dynamic {
+        secrets,
+        allow: config.allow_private_destinations.clone(),
+    };
+    let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, time_scale);
+    Ok(OutboundServices {
+        listener,
+        worker: background_service("delivery", WorkerService(Arc::new(worker))),
+        queue,
+    })
+}
+
+/// `HOOKGATE_RETRY_TIME_SCALE` multiplies every retry delay: tests and demos run hours-long
+/// schedules in seconds with it (e.g. 0.001). Unset, it is 1.
+fn retry_time_scale() -> Result<f64, String> {
+    match std::env::var("HOOKGATE_RETRY_TIME_SCALE") {
+        Err(_) => Ok(1.0),
+        Ok(v) => match v.parse::<f64>() {
+            Ok(scale) if scale > 0.0 && scale.is_finite() => Ok(scale),
+            _ => Err(format!(
+                "HOOKGATE_RETRY_TIME_SCALE must be a positive number, found {v:?}"
+            )),
+        },
+    }
+}

@@ -1,0 +1,194 @@
+//! What every backend gets, written once around it: each operation is timed in
+//! `hookgate_store_operation_duration_seconds{op}` and counted in
+//! `hookgate_store_errors_total{op}` when it fails. What a failure means is the caller's
+//! policy (fail open or closed, 503, retry later). How long an operation may take is the
+//! backend's own setting: Redis cuts each command off at `command_timeout`; the embedded
+//! files never abandon a write halfway.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use super::{Claim, Decision, DedupeStore, RateLimiter, StoreError};
+use crate::metrics::{StoreLabels, METRICS};
+
+/// One operation's metric handles, resolved once.
+pub(super) struct Op {
+    duration: Histogram,
+    errors: Counter,
+}
+
+impl Op {
+    pub(super) fn new(name: &'static str) -> Self {
+        let labels = StoreLabels { op: name };
+        Op {
+            duration: METRICS.store_duration.get_or_create(&labels).clone(),
+            errors: METRICS.store_errors.get_or_create(&labels).clone(),
+        }
+    }
+}
+
+/// Runs `operation` and records it as `op`.
+pub(super) async fn measure<T>(
+    op: &Op,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = operation.await;
+    op.duration.observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        op.errors.inc();
+    }
+    result
+}
+
+/// A backend with the shared behaviour around it.
+pub struct Measured<T> {
+    inner: T,
+    ops: Ops,
+}
+
+/// The operations' names, as the `op` label gives them.
+struct Ops {
+    dedupe_claim: Op,
+    dedupe_complete: Op,
+    dedupe_release: Op,
+    rate_limit: Op,
+    queue_enqueue: Op,
+    queue_claim: Op,
+    queue_finish: Op,
+    queue_get: Op,
+    queue_list: Op,
+    queue_retry: Op,
+    queue_replay: Op,
+    queue_purge: Op,
+    queue_postpone: Op,
+    queue_endpoints: Op,
+}
+
+impl<T> Measured<T> {
+    pub fn new(inner: T) -> Self {
+        Measured {
+            inner,
+            ops: Ops {
+                dedupe_claim: Op::new("dedupe_claim"),
+                dedupe_complete: Op::new("dedupe_complete"),
+                dedupe_release: Op::new("dedupe_release"),
+                rate_limit: Op::new("rate_limit"),
+                queue_enqueue: Op::new("queue_enqueue"),
+                queue_claim: Op::new("queue_claim"),
+                queue_finish: Op::new("queue_finish"),
+                queue_get: Op::new("queue_get"),
+                queue_list: Op::new("queue_list"),
+                queue_retry: Op::new("queue_retry"),
+                queue_replay: Op::new("queue_replay"),
+                queue_purge: Op::new("queue_purge"),
+                queue_postpone: Op::new("queue_postpone"),
+                queue_endpoints: Op::new("queue_endpoints"),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl<T: DedupeStore> DedupeStore for Measured<T> {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+        let op = &self.ops.dedupe_claim;
+        measure(op, self.inner.claim(key, lease)).await
+    }
+    async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
+        let op = &self.ops.dedupe_complete;
+        measure(op, self.inner.complete(key, status, ttl)).await
+    }
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let op = &self.ops.dedupe_release;
+        measure(op, self.inner.release(key)).await
+    }
+}
+
+#[async_trait]
+impl<T: RateLimiter> RateLimiter for Measured<T> {
+    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        measure(&self.ops.rate_limit, self.inner.check(key)).await
+    }
+}
+
+#[async_trait]
+impl<T: Queue> Queue for Measured<T> {
+    async fn enqueue(
+        &self,
+        record: Record,
+        body: Bytes,
+        idempotency: Option<(String, u64)>,
+    ) -> Result<Enqueued, StoreError> {
+        let op = &self.ops.queue_enqueue;
+        measure(op, self.inner.enqueue(record, body, idempotency)).await
+    }
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
+        let op = &self.ops.queue_claim;
+        measure(op, self.inner.claim_due(now_ms, lease_ms, limit)).await
+    }
+    async fn finish_attempt(
+        &self,
+        claimed: &Record,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<bool, StoreError> {
+        let op = &self.ops.queue_finish;
+        measure(op, self.inner.finish_attempt(claimed, attempt, next)).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        measure(&self.ops.queue_get, self.inner.get(id)).await
+    }
+    async fn list(
+        &self,
+        endpoint: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let op = &self.ops.queue_list;
+        measure(op, self.inner.list(endpoint, state)).await
+    }
+    async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let op = &self.ops.queue_retry;
+        measure(op, self.inner.retry_now(id, now_ms)).await
+    }
+    async fn replay_dead(
+        &self,
+        endpoint: &str,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let op = &self.ops.queue_replay;
+        measure(op, self.inner.replay_dead(endpoint, since_ms, now_ms)).await
+    }
+    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
+        let op = &self.ops.queue_purge;
+        measure(op, self.inner.purge(endpoint, state)).await
+    }
+    async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
+        let op = &self.ops.queue_postpone;
+        measure(op, self.inner.postpone(id, due_ms)).await
+    }
+    async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
+        let op = &self.ops.queue_endpoints;
+        measure(op, self.inner.endpoint_states()).await
+    }
+    async fn set_endpoint_state(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), StoreError> {
+        let op = &self.ops.queue_endpoints;
+        measure(op, self.inner.set_endpoint_state(endpoint, state)).await
+    }
+}
