@@ -295,6 +295,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn delivered_ids_are_kept_for_their_ttl_and_claimable_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 10, 1, Arc::default()).unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.claim("a", LEASE).await, Ok(Claim::Claimed));
+        store.complete("a", 201, hour).await.unwrap();
+        crate::clock::advance(hour - Duration::from_secs(1));
+        assert_eq!(
+            store.claim("a", LEASE).await,
+            Ok(Claim::Done { status: 201 })
+        );
+        crate::clock::advance(Duration::from_secs(2));
+        assert_eq!(store.claim("a", LEASE).await, Ok(Claim::Claimed));
+        // An in-flight claim lapses after its lease, not before.
+        crate::clock::advance(LEASE - Duration::from_secs(1));
+        assert_eq!(store.claim("a", LEASE).await, Ok(Claim::InFlight));
+        crate::clock::advance(Duration::from_secs(2));
+        assert_eq!(store.claim("a", LEASE).await, Ok(Claim::Claimed));
+    }
+
+    #[tokio::test]
     async fn a_full_route_leaves_the_other_routes_their_share() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedDedupe::open(dir.path(), 4, 2, Arc::default()).unwrap();
