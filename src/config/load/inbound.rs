@@ -3,21 +3,8 @@
 
 use super::*;
 
-const VERIFY_KEYS: &[&str] = &[
-    "scheme",
-    "secrets",
-    "tolerance",
-    "url",
-    "keep_credentials",
-    "header",
-    "algorithm",
-    "encoding",
-    "prefix",
-    "timestamp_header",
-    "id_header",
-    "signed_content",
-    "secret_encoding",
-];
+/// `verify:` keys every scheme takes; `hmac` takes [`HMAC_KEYS`] as well.
+const VERIFY_KEYS: &[&str] = &["scheme", "secrets", "tolerance", "url", "keep_credentials"];
 const HMAC_KEYS: &[&str] = &[
     "header",
     "algorithm",
@@ -262,7 +249,7 @@ impl Loader<'_> {
             );
             return None;
         }
-        let f = self.fields(node, path, VERIFY_KEYS)?;
+        let f = self.fields(node, path, &[VERIFY_KEYS, HMAC_KEYS].concat())?;
         let scheme_name = self.required(&f, "scheme").and_then(|n| {
             self.parsed(n, &f.path("scheme"), |s| {
                 if SCHEME_NAMES.contains(&s) {

@@ -3,41 +3,25 @@
 use super::*;
 
 const DEFAULT_STORE_PATH: &str = "./hookgate-data";
+const EMBEDDED_KEYS: &[&str] = &["path", "max_ids"];
+const REDIS_KEYS: &[&str] = &[
+    "url",
+    "key_prefix",
+    "pool_size",
+    "connect_timeout",
+    "command_timeout",
+    "tls_ca",
+    "cluster",
+];
 
 impl Loader<'_> {
     pub(super) fn store(&mut self, node: &Node, path: &str) -> Option<StoreConfig> {
-        let f = self.fields(
-            node,
-            path,
-            &[
-                "kind",
-                "path",
-                "max_ids",
-                "url",
-                "key_prefix",
-                "pool_size",
-                "connect_timeout",
-                "command_timeout",
-                "tls_ca",
-                "cluster",
-            ],
-        )?;
+        let keys = [&["kind"], EMBEDDED_KEYS, REDIS_KEYS].concat();
+        let f = self.fields(node, path, &keys)?;
         let kind = self.with_default(&f, "kind", "embedded".to_string(), Self::string)?;
         match kind.as_str() {
             "embedded" => {
-                self.not_allowed(
-                    &f,
-                    &[
-                        "url",
-                        "key_prefix",
-                        "pool_size",
-                        "connect_timeout",
-                        "command_timeout",
-                        "tls_ca",
-                        "cluster",
-                    ],
-                    "with kind: embedded",
-                );
+                self.not_allowed(&f, REDIS_KEYS, "with kind: embedded");
                 let dir =
                     self.with_default(&f, "path", DEFAULT_STORE_PATH.to_string(), Self::string)?;
                 let max_ids = self.with_default(&f, "max_ids", 1_000_000, |l, n, p| {
@@ -49,7 +33,7 @@ impl Loader<'_> {
                 })
             }
             "redis" => {
-                self.not_allowed(&f, &["path", "max_ids"], "with kind: redis");
+                self.not_allowed(&f, EMBEDDED_KEYS, "with kind: redis");
                 let url = self
                     .required(&f, "url")
                     .and_then(|n| self.secret(n, &f.path("url")));
