@@ -372,6 +372,53 @@ async fn forward_proxy_mode_serves_an_unchanged_client_with_http_proxy_set() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
 
+/// An app fanning one event out to its tenants sends each the same `Idempotency-Key`:
+/// every tenant's destination gets its message, and a resend to one destination is still
+/// a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_is_scoped_to_its_per_request_destination() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.1/32]\n")
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let send = |tenant: &str| {
+        client
+            .post(format!("http://{}/", gateway.outbound))
+            .header(
+                "Hookgate-Destination",
+                format!("{}/hooks/{tenant}", app.url()),
+            )
+            .header("Hookgate-Secret", "tenant-secret")
+            .header("Hookgate-Scheme", "github")
+            .header("Idempotency-Key", "evt_42")
+            .body(r#"{"event":"evt_42"}"#)
+            .send()
+    };
+    let mut ids = Vec::new();
+    for tenant in ["tenant-a", "tenant-b", "tenant-c", "tenant-a"] {
+        let response = send(tenant).await.unwrap();
+        assert_eq!(response.status(), 202);
+        let json: serde_json::Value = response.json().await.unwrap();
+        ids.push(json["delivery_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[3], ids[0], "the same destination and key: a duplicate");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    app.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut paths: Vec<String> = app.received().iter().map(|r| r.uri.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/hooks/tenant-a", "/hooks/tenant-b", "/hooks/tenant-c"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn per_request_destinations_are_signed_and_guarded_against_ssrf() {
     let app = TestApp::start().await;

@@ -357,6 +357,18 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
         Enqueued::New,
         "the window passed"
     );
+    // Given again after its window, a key keeps its new window, whatever is swept meanwhile.
+    assert_eq!(
+        queue
+            .enqueue(
+                record("fourth", later + 100),
+                x(),
+                key("acme:k1", later + 400)
+            )
+            .await
+            .unwrap(),
+        Enqueued::Duplicate("third".into())
+    );
 
     assert!(queue.endpoint_states().await.unwrap().is_empty());
     let state = hookgate::store::queue::EndpointState {

@@ -256,6 +256,10 @@ pub struct OutboundConfig {
     pub endpoints: Vec<EndpointConfig>,
 }
 
+/// The endpoint name messages to per-request destinations are filed under; no configured
+/// endpoint may take it.
+pub const DYNAMIC_ENDPOINT: &str = "dynamic";
+
 /// A receiver the app sends to by name: `POST http://<outbound.listen>/<name>`.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {

@@ -24,9 +24,10 @@ use serde_json::json;
 
 use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
-use crate::config::{parse_destination, DeliveryMode};
+use crate::config::{parse_destination, DeliveryMode, DYNAMIC_ENDPOINT};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
+use crate::schemes::crypto::sha256_hex;
 use crate::schemes::{self, SchemeSpec};
 use crate::store::queue::{Enqueued, Queue, Record, State, Target};
 use deliver::Endpoint;
@@ -56,9 +57,6 @@ pub struct OutboundApp {
     /// Multiplies retry delays (tests run schedules fast), as in the worker.
     pub time_scale: f64,
 }
-
-/// The endpoint name messages to per-request destinations are filed under.
-pub const DYNAMIC_ENDPOINT: &str = "dynamic";
 
 /// How long an `Idempotency-Key` dedupes enqueues.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -223,11 +221,17 @@ impl OutboundApp {
             .as_ref()
             .map_or(DYNAMIC_ENDPOINT, |e| e.config.name.as_str());
         let header = session.req_header();
+        // A key is the sender's within one endpoint, or one per-request destination: an app
+        // fanning one event out to its tenants sends each the same key.
+        let scope = match &target {
+            Some(target) => format!("{name}:{}", sha256_hex(target.url.as_bytes())),
+            None => name.to_string(),
+        };
         let idempotency_key = header
             .headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
-            .map(|k| format!("{name}:{}", k.trim()));
+            .map(|k| format!("{scope}:{}", k.trim()));
         let content_type = header
             .headers
             .get("content-type")

@@ -15,10 +15,10 @@ use super::deliver::Endpoint;
 use super::outcome::{disable_endpoint, record_message_outcome};
 use super::pacing::Admit;
 use super::retry::next_step;
-use super::DYNAMIC_ENDPOINT;
 use crate::clock::now_ms;
 use crate::config::{
-    parse_destination, retry, Cidr, CircuitConfig, DeliveryMode, EndpointConfig, Secret, SignConfig,
+    parse_destination, retry, Cidr, CircuitConfig, DeliveryMode, EndpointConfig, Secret,
+    SignConfig, DYNAMIC_ENDPOINT,
 };
 use crate::metrics::METRICS;
 use crate::schemes::SchemeSpec;

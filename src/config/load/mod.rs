@@ -489,4 +489,19 @@ inbound:
             vec!["test.yaml:1:1: nothing to serve: configure inbound, outbound or both"]
         );
     }
+
+    #[test]
+    fn no_endpoint_may_take_the_per_request_destinations_name() {
+        let text = "outbound:\n  endpoints:\n    - { name: dynamic, url: \"http://x/\", sign: { scheme: rejento, secret: s } }\n";
+        let errs: Vec<String> = load(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs[0].contains("outbound.endpoints[0].name: \"dynamic\" is reserved"),
+            "{errs:?}"
+        );
+    }
 }

@@ -118,7 +118,7 @@ impl Loader<'_> {
         });
         let name = self
             .required(&f, "name")
-            .and_then(|n| self.parsed(n, &f.path("name"), route_name));
+            .and_then(|n| self.parsed(n, &f.path("name"), endpoint_name));
         let url = self
             .required(&f, "url")
             .and_then(|n| self.parsed(n, &f.path("url"), parse_destination));
@@ -323,4 +323,15 @@ pub fn parse_destination(s: &str) -> Result<Destination, String> {
         port: port.unwrap_or(if tls { 443 } else { 80 }),
         path,
     })
+}
+
+/// An endpoint's name: a route name, other than the one messages to per-request
+/// destinations are filed under.
+fn endpoint_name(s: &str) -> Result<String, String> {
+    if s == DYNAMIC_ENDPOINT {
+        return Err(format!(
+            "{DYNAMIC_ENDPOINT:?} is reserved for per-request destinations; choose another name"
+        ));
+    }
+    route_name(s)
 }

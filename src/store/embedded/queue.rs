@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
@@ -26,6 +26,12 @@ const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_e
 /// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
 const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
     TableDefinition::new("outbound_idempotency");
+/// (expiry in unix ms, key) for every idempotency key: expired keys are swept in order.
+const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("outbound_idempotency_expiry");
+/// Expired idempotency keys removed by one enqueue, which adds at most one: the table
+/// holds little more than the keys still inside their window.
+const SWEEP_PER_ENQUEUE: usize = 4;
 
 /// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
 /// the blocking pool (every write is an fsync'd commit).
@@ -163,8 +169,16 @@ impl Redb {
             txn.open_table(MESSAGES)?;
             txn.open_table(BODIES)?;
             txn.open_table(DUE)?;
-            txn.open_table(IDEMPOTENCY)?;
+            let keys = txn.open_table(IDEMPOTENCY)?;
             txn.open_table(ENDPOINTS)?;
+            // A file from before the expiry index: index its keys once, so they are swept.
+            let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+            if expiry.is_empty()? {
+                for row in keys.iter()? {
+                    let (key, value) = row?;
+                    expiry.insert((value.value().0, key.value()), ())?;
+                }
+            }
         }
         txn.commit()?;
         Ok(db)
@@ -224,6 +238,28 @@ impl Redb {
     }
 }
 
+/// Removes a few idempotency keys whose window ended by `now_ms`, oldest first. A key
+/// given again after its window has a newer expiry: its older index entry goes alone.
+fn sweep_expired(
+    keys: &mut redb::Table<&str, (u64, &str)>,
+    expiry: &mut redb::Table<(u64, &str), ()>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let expired: Vec<(u64, String)> = expiry
+        .range(..=(now_ms, "\u{10FFFF}"))?
+        .take(SWEEP_PER_ENQUEUE)
+        .map(|row| row.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+        .collect::<Result<_, _>>()?;
+    for (expires_ms, key) in expired {
+        expiry.remove((expires_ms, key.as_str()))?;
+        let current = keys.get(key.as_str())?.map(|v| v.value().0);
+        if current == Some(expires_ms) {
+            keys.remove(key.as_str())?;
+        }
+    }
+    Ok(())
+}
+
 fn encode(record: &Record) -> Vec<u8> {
     serde_json::to_vec(record).expect("a record always serializes")
 }
@@ -244,6 +280,8 @@ impl Redb {
         {
             if let Some((key, expires_ms)) = idempotency {
                 let mut keys = txn.open_table(IDEMPOTENCY)?;
+                let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+                sweep_expired(&mut keys, &mut expiry, record.created_ms)?;
                 let earlier = keys
                     .get(key)?
                     .filter(|v| v.value().0 > record.created_ms)
@@ -252,6 +290,7 @@ impl Redb {
                     return Ok(Enqueued::Duplicate(id));
                 }
                 keys.insert(key, (expires_ms, record.id.as_str()))?;
+                expiry.insert((expires_ms, key), ())?;
             }
             txn.open_table(MESSAGES)?
                 .insert(record.id.as_str(), encode(&record).as_slice())?;
@@ -455,5 +494,50 @@ impl Redb {
         }
         txn.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, created_ms: u64) -> Record {
+        Record {
+            id: id.into(),
+            endpoint: "acme".into(),
+            timestamp: 1_700_000_000,
+            content_type: None,
+            created_ms,
+            state: State::Pending,
+            due_ms: created_ms,
+            round_attempts: 0,
+            attempts: Vec::new(),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn expired_idempotency_keys_are_swept_as_messages_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = Redb::open(dir.path(), Arc::default()).unwrap();
+        // Each key's window ends before the next message arrives.
+        for i in 0..200u64 {
+            let key = format!("acme:k{i}");
+            let enqueued = redb
+                .enqueue(
+                    record(&format!("m{i}"), i * 10),
+                    b"x",
+                    Some((&key, i * 10 + 5)),
+                )
+                .unwrap();
+            assert_eq!(enqueued, Enqueued::New);
+        }
+        let txn = redb.db().unwrap().begin_read().unwrap();
+        let keys = txn.open_table(IDEMPOTENCY).unwrap().len().unwrap();
+        let index = txn.open_table(IDEMPOTENCY_EXPIRY).unwrap().len().unwrap();
+        assert!(
+            keys <= 1 && index <= 1,
+            "{keys} keys and {index} index entries left"
+        );
     }
 }
