@@ -105,6 +105,7 @@ over_both_stores!(
     queue_keeps_dead_letters_for_retry_replay_and_purge,
     queue_dedupes_idempotency_keys_and_keeps_endpoint_states,
     queue_hands_each_message_to_one_of_many_concurrent_claimers,
+    queue_stores_one_of_many_concurrent_messages_with_one_key,
     rate_limit_admits_the_burst_then_answers_429_with_retry_after,
 );
 
@@ -325,6 +326,40 @@ async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Fifty messages with one idempotency key at once (the embedded store commits them
+/// together): one is stored, and every other answer names it.
+async fn queue_stores_one_of_many_concurrent_messages_with_one_key(stores: Stores) {
+    let queue = stores.queue;
+    let now = hookgate::clock::now_ms();
+    let enqueues = (0..50).map(|i| {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            queue
+                .enqueue(
+                    record(&format!("c{i}"), now),
+                    Bytes::from_static(b"x"),
+                    Some(("acme:same".to_string(), now + 60_000)),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let answers: Vec<Enqueued> = futures_util::future::join_all(enqueues)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stored: Vec<&Enqueued> = answers.iter().filter(|a| **a == Enqueued::New).collect();
+    assert_eq!(stored.len(), 1, "{answers:?}");
+    let listed = queue.list(Some("acme"), None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let first = Enqueued::Duplicate(listed[0].id.clone());
+    assert!(
+        answers.iter().all(|a| *a == Enqueued::New || *a == first),
+        "{answers:?}"
+    );
 }
 
 async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores) {

@@ -4,12 +4,13 @@
 //! never scans the store.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::oneshot;
 
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
@@ -34,20 +35,50 @@ const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
 const SWEEP_PER_ENQUEUE: usize = 4;
 
 /// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
-/// the blocking pool (every write is an fsync'd commit).
+/// the blocking pool (every write is an fsync'd commit). New messages go to one committer
+/// thread, which stores whatever has queued up meanwhile in one commit (group commit):
+/// each 202 still waits for the fsync that holds its message, and a lone message waits
+/// for nothing else.
 #[derive(Clone)]
-pub struct EmbeddedQueue(Arc<Redb>);
+pub struct EmbeddedQueue {
+    redb: Arc<Redb>,
+    accepts: mpsc::Sender<Accept>,
+}
+
+/// A message to store, with its idempotency key and the key's expiry (unix ms).
+struct NewMessage {
+    record: Record,
+    body: Bytes,
+    idempotency: Option<(String, u64)>,
+}
+
+/// A message waiting for the committer, and where its answer goes.
+struct Accept {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+}
+
+/// Most messages in one commit: bounds a commit's size and its wait.
+const MAX_BATCH: usize = 256;
 
 impl EmbeddedQueue {
     pub fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
-        Redb::open(dir, health).map(|redb| EmbeddedQueue(Arc::new(redb)))
+        let redb = Arc::new(Redb::open(dir, health)?);
+        let (accepts, queued) = mpsc::channel();
+        // Weak: the file closes as soon as the queue is dropped, not when the thread notices.
+        let committer = Arc::downgrade(&redb);
+        std::thread::Builder::new()
+            .name("hookgate-queue-committer".into())
+            .spawn(move || commit_loop(&committer, &queued))
+            .map_err(|e| format!("cannot start the queue committer: {e}"))?;
+        Ok(EmbeddedQueue { redb, accepts })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Redb) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let redb = self.0.clone();
+        let redb = self.redb.clone();
         tokio::task::spawn_blocking(move || {
             let result = op(&redb);
             if result.is_err() {
@@ -68,14 +99,18 @@ impl Queue for EmbeddedQueue {
         body: Bytes,
         idempotency: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError> {
-        self.blocking(move |q| {
-            q.enqueue(
+        let (reply, answer) = oneshot::channel();
+        let accept = Accept {
+            message: NewMessage {
                 record,
-                &body,
-                idempotency.as_ref().map(|(k, e)| (k.as_str(), *e)),
-            )
-        })
-        .await
+                body,
+                idempotency,
+            },
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the queue committer stopped".into());
+        self.accepts.send(accept).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
     async fn claim_due(
         &self,
@@ -238,6 +273,38 @@ impl Redb {
     }
 }
 
+/// Takes the messages that queued up while the last commit ran, and stores them in one
+/// commit; each waiting request gets its own answer once that commit is on disk.
+fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Accept>) {
+    while let Ok(first) = queued.recv() {
+        let Some(redb) = redb.upgrade() else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queued.try_recv() {
+                Ok(accept) => batch.push(accept),
+                Err(_) => break,
+            }
+        }
+        let (messages, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|a| (a.message, a.reply)).unzip();
+        match redb.enqueue_batch(messages) {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                redb.recover();
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// Removes a few idempotency keys whose window ended by `now_ms`, oldest first. A key
 /// given again after its window has a newer expiry: its older index entry goes alone.
 fn sweep_expired(
@@ -270,36 +337,44 @@ fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
 
 /// The synchronous redb operations behind [`EmbeddedQueue`].
 impl Redb {
-    fn enqueue(
-        &self,
-        record: Record,
-        body: &[u8],
-        idempotency: Option<(&str, u64)>,
-    ) -> Result<Enqueued, StoreError> {
+    /// Stores new messages in one commit, in order: a message whose idempotency key an
+    /// earlier one holds (in this batch or before, within its window) is a duplicate.
+    fn enqueue_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>, StoreError> {
         let txn = self.db()?.begin_write()?;
+        let mut answers = Vec::with_capacity(messages.len());
         {
-            if let Some((key, expires_ms)) = idempotency {
-                let mut keys = txn.open_table(IDEMPOTENCY)?;
-                let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
-                sweep_expired(&mut keys, &mut expiry, record.created_ms)?;
-                let earlier = keys
-                    .get(key)?
-                    .filter(|v| v.value().0 > record.created_ms)
-                    .map(|v| v.value().1.to_string());
-                if let Some(id) = earlier {
-                    return Ok(Enqueued::Duplicate(id));
+            let mut keys = txn.open_table(IDEMPOTENCY)?;
+            let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+            let mut stored = txn.open_table(MESSAGES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut due = txn.open_table(DUE)?;
+            for NewMessage {
+                record,
+                body,
+                idempotency,
+            } in &messages
+            {
+                if let Some((key, expires_ms)) = idempotency {
+                    sweep_expired(&mut keys, &mut expiry, record.created_ms)?;
+                    let earlier = keys
+                        .get(key.as_str())?
+                        .filter(|v| v.value().0 > record.created_ms)
+                        .map(|v| v.value().1.to_string());
+                    if let Some(id) = earlier {
+                        answers.push(Enqueued::Duplicate(id));
+                        continue;
+                    }
+                    keys.insert(key.as_str(), (*expires_ms, record.id.as_str()))?;
+                    expiry.insert((*expires_ms, key.as_str()), ())?;
                 }
-                keys.insert(key, (expires_ms, record.id.as_str()))?;
-                expiry.insert((expires_ms, key), ())?;
+                stored.insert(record.id.as_str(), encode(record).as_slice())?;
+                bodies.insert(record.id.as_str(), body.as_ref())?;
+                due.insert((record.due_ms, record.id.as_str()), ())?;
+                answers.push(Enqueued::New);
             }
-            txn.open_table(MESSAGES)?
-                .insert(record.id.as_str(), encode(&record).as_slice())?;
-            txn.open_table(BODIES)?.insert(record.id.as_str(), body)?;
-            txn.open_table(DUE)?
-                .insert((record.due_ms, record.id.as_str()), ())?;
         }
         txn.commit()?;
-        Ok(Enqueued::New)
+        Ok(answers)
     }
 
     fn claim_due(
@@ -523,14 +598,12 @@ mod tests {
         // Each key's window ends before the next message arrives.
         for i in 0..200u64 {
             let key = format!("acme:k{i}");
-            let enqueued = redb
-                .enqueue(
-                    record(&format!("m{i}"), i * 10),
-                    b"x",
-                    Some((&key, i * 10 + 5)),
-                )
-                .unwrap();
-            assert_eq!(enqueued, Enqueued::New);
+            let message = NewMessage {
+                record: record(&format!("m{i}"), i * 10),
+                body: Bytes::from_static(b"x"),
+                idempotency: Some((key, i * 10 + 5)),
+            };
+            assert_eq!(redb.enqueue_batch(vec![message]).unwrap(), [Enqueued::New]);
         }
         let txn = redb.db().unwrap().begin_read().unwrap();
         let keys = txn.open_table(IDEMPOTENCY).unwrap().len().unwrap();
