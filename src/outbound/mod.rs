@@ -56,6 +56,8 @@ pub struct OutboundApp {
     pub connector: pingora::connectors::http::Connector,
     /// Multiplies retry delays (tests run schedules fast), as in the worker.
     pub time_scale: f64,
+    /// Wakes the delivery worker once a message is stored.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// How long an `Idempotency-Key` dedupes enqueues.
@@ -285,7 +287,10 @@ impl OutboundApp {
                 .with_header("Retry-After", "5")
             })?;
         Ok(match enqueued {
-            Enqueued::New => (id, false),
+            Enqueued::New => {
+                self.wake.notify_one();
+                (id, false)
+            }
             Enqueued::Duplicate(earlier) => (earlier, true),
         })
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use pingora::apps::http_app::HttpServer;
 use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::services::listening::Service;
+use tokio::sync::Notify;
 
 use super::deliver::Endpoint;
 use super::worker::{DeliveryWorker, Dynamic, WorkerService};
@@ -39,6 +40,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         .iter()
         .map(|(n, s)| (n.clone(), s.expose().to_string()))
         .collect();
+    let wake = Arc::new(Notify::new());
     let app = OutboundApp {
         queue: queue.clone(),
         endpoints: endpoints.clone(),
@@ -47,6 +49,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         allow: config.allow_private_destinations.clone(),
         connector: pingora::connectors::http::Connector::new(None),
         time_scale,
+        wake: wake.clone(),
     };
     let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
     listener.add_tcp(&config.listen.to_string());
@@ -54,7 +57,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         secrets,
         allow: config.allow_private_destinations.clone(),
     };
-    let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, time_scale);
+    let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, time_scale, wake);
     Ok(OutboundServices {
         listener,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),

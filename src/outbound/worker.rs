@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use pingora::connectors::http::Connector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::deliver::Endpoint;
 use super::outcome::{disable_endpoint, record_message_outcome};
@@ -52,6 +52,9 @@ pub struct DeliveryWorker {
     lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
+    /// Rung when a message is accepted and when a delivery ends: the worker looks for due
+    /// work at once instead of at its next tick.
+    wake: Arc<Notify>,
 }
 
 impl DeliveryWorker {
@@ -60,6 +63,7 @@ impl DeliveryWorker {
         endpoints: Vec<Arc<Endpoint>>,
         dynamic: Dynamic,
         time_scale: f64,
+        wake: Arc<Notify>,
     ) -> Self {
         let longest = endpoints
             .iter()
@@ -75,6 +79,7 @@ impl DeliveryWorker {
                 .map(|e| (e.config.name.clone(), e))
                 .collect(),
             time_scale,
+            wake,
         }
     }
 
@@ -251,9 +256,12 @@ impl BackgroundService for WorkerService {
         let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
         let mut queue_down = false;
         loop {
+            // The tick is for scheduled retries and lapsed leases; new messages and freed
+            // delivery slots wake the worker at once.
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
+                _ = worker.wake.notified() => {}
             }
             if last_gauges.elapsed() >= GAUGES_EVERY {
                 worker.refresh_gauges().await;
@@ -314,9 +322,11 @@ impl BackgroundService for WorkerService {
                     break;
                 };
                 let (worker, connector) = (worker.clone(), connector.clone());
+                let wake = worker.wake.clone();
                 tokio::spawn(async move {
                     worker.deliver(connector, record, body).await;
                     drop((permit, slot));
+                    wake.notify_one();
                 });
             }
         }
