@@ -15,6 +15,16 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `hookgate check` on `config` written to a file: the file's path (as messages name
+/// it) and the output.
+fn check(config: &str) -> (String, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, config).unwrap();
+    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    (file.display().to_string(), output)
+}
+
 #[test]
 fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
@@ -25,16 +35,10 @@ fn the_example_config_is_valid() {
 
 #[test]
 fn every_problem_is_listed_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
+    let (f, output) = check(
         "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  max_bdy: 1MiB\n  body_timeout: 10x\n  routes:\n    - name: a\n      path: /a\n      verify: { scheme: rejento, secrets: [\"${HOOKGATE_TEST_MISSING}\"] }\n",
-    )
-    .unwrap();
-    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    );
     assert_eq!(output.status.code(), Some(78));
-    let f = file.display();
     assert_eq!(
         stderr(&output),
         format!(
@@ -107,14 +111,9 @@ fn version_and_help() {
 
 #[test]
 fn check_never_echoes_a_password_and_refuses_what_run_would() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
+    let (_, output) = check(
         "store: { kind: redis, url: \"redis://:pw-in-url-1@127.0.0.1:6379/notadb\" }\ninbound:\n  listen: 127.0.0.1:8000\n  upstream: http://user:pw-in-url-2@127.0.0.1:port\n  routes:\n    - { name: a, path: /a, verify: none }\n",
-    )
-    .unwrap();
-    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    );
     assert_eq!(output.status.code(), Some(78));
     let text = stderr(&output);
     assert!(text.contains("store.url: not a valid Redis URL"), "{text}");
@@ -125,16 +124,10 @@ fn check_never_echoes_a_password_and_refuses_what_run_would() {
 
 #[test]
 fn rates_and_durations_the_code_cannot_run_are_refused_with_their_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fast.yaml");
-    std::fs::write(
-        &file,
+    let (f, output) = check(
         "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  idle_timeout: 400d\n  routes:\n    - name: a\n      path: /a\n      verify: none\n      rate_limit: { key: route, limit: 2000000000/s }\n    - name: b\n      path: /b\n      verify: none\n      rate_limit: { key: route, limit: 1/365d, burst: 2 }\n",
-    )
-    .unwrap();
-    let output = hookgate(&["check", "--config", file.to_str().unwrap()], &[]);
+    );
     assert_eq!(output.status.code(), Some(78));
-    let f = file.display();
     assert_eq!(
         stderr(&output),
         format!(
