@@ -2,12 +2,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{free_port, Gateway, TestApp};
+use support::{free_port, read_until, Gateway, TestApp};
 
 fn body_of(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
@@ -75,27 +75,6 @@ async fn bodies_reach_the_app_byte_for_byte_with_content_length_and_chunked() {
     }
 }
 
-/// Reads from a raw connection until `needle` appears or `timeout` passes.
-fn read_until(stream: &mut TcpStream, needle: &str, timeout: Duration) -> String {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < timeout {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(_) => {}
-        }
-        if String::from_utf8_lossy(&seen).contains(needle) {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&seen).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let app = TestApp::start().await;
@@ -111,10 +90,10 @@ async fn expect_100_continue_is_answered_before_the_body_is_sent() {
             body_for_client.len()
         )
         .unwrap();
-        let interim = read_until(&mut stream, "\r\n\r\n", Duration::from_secs(2));
+        let interim = read_until(&mut stream, Duration::from_secs(2), |s| s.contains("\r\n\r\n"));
         assert!(interim.starts_with("HTTP/1.1 100 Continue"), "got {interim:?}");
         stream.write_all(&body_for_client).unwrap();
-        read_until(&mut stream, "app says hi", Duration::from_secs(5))
+        read_until(&mut stream, Duration::from_secs(5), |s| s.contains("app says hi"))
     })
     .await
     .unwrap();
@@ -308,7 +287,7 @@ async fn slow_senders_get_408() {
                 b"POST /hooks/test HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
             )
             .unwrap();
-        read_until(&mut stream, "}", Duration::from_secs(3))
+        read_until(&mut stream, Duration::from_secs(3), |s| s.contains("}"))
     })
     .await
     .unwrap();

@@ -763,10 +763,21 @@ pub fn make_certificates(dir: &std::path::Path) {
 /// Sends raw bytes on a fresh connection and returns everything read back until the
 /// server closes the connection or `timeout` passes: for requests no HTTP client would send.
 pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     // A server that answers early and closes may reset the rest of a large write.
     let _ = stream.write_all(request);
+    read_until(&mut stream, timeout, |_| false)
+}
+
+/// Reads from a raw connection until `done` holds for what arrived, the server closes it,
+/// or `timeout` passes.
+pub fn read_until(
+    stream: &mut std::net::TcpStream,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    use std::io::Read;
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -780,6 +791,9 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Stri
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => break,
+        }
+        if done(&String::from_utf8_lossy(&seen)) {
+            break;
         }
     }
     String::from_utf8_lossy(&seen).into_owned()
