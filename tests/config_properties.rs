@@ -2,17 +2,10 @@
 //! sizes and durations, typical and extreme, are either refused with their line and key, or
 //! built into a server (every limiter, pacer and deadline is made from them there).
 
-use std::net::TcpListener;
-
 use proptest::prelude::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::free_port;
 
 /// Any number with any unit: zero, huge, or past what the code can represent.
 fn extreme(units: Vec<&'static str>) -> impl Strategy<Value = String> {

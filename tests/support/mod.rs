@@ -91,12 +91,29 @@ impl TestRedis {
 }
 
 /// A port nothing listens on right now.
+/// A port that nothing listens on, for hookgate to bind. Each is handed out once per test
+/// process, from below the kernel's ephemeral range (32768 and up on Linux): a port the
+/// kernel picked for `bind(0)` can be picked again for the next caller or for an outgoing
+/// connection before hookgate binds it, which once gave inbound and outbound one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::AtomicU16;
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Test binaries run one after another; a start that depends on the pid keeps one
+    // binary's ports away from those a previous one's children may still hold.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % SPAN as u32) as u16 + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` (every 50 ms) until it holds; fails the test after `within`.
