@@ -12,7 +12,7 @@ use pingora::services::listening::Service;
 use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::config::{AdminConfig, Secret};
+use crate::config::{AdminConfig, Secret, DYNAMIC_ENDPOINT};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::metrics::METRICS;
 use crate::schemes::crypto::ct_eq;
@@ -81,6 +81,13 @@ async fn listener_accepts(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
+/// Whether `name` is a per-request destination's id (`dynamic:<hash of its URL>`).
+fn is_destination(name: &str) -> bool {
+    name.strip_prefix(DYNAMIC_ENDPOINT)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Response<Vec<u8>> {
     ErrorResponse::new(status, code, message).to_response()
 }
@@ -145,26 +152,18 @@ impl AdminApp {
                     }
                 };
                 let endpoint = param("endpoint");
-                queue
-                    .list(endpoint.as_deref(), state)
-                    .await
-                    .map(|r| {
-                        let r: Vec<_> = r.into_iter().map(Record::redacted).collect();
-                        Some(json!({ "deliveries": r }))
-                    })
+                queue.list(endpoint.as_deref(), state).await.map(|r| {
+                    let r: Vec<_> = r.into_iter().map(Record::redacted).collect();
+                    Some(json!({ "deliveries": r }))
+                })
             }
             ("GET", ["deliveries", id]) => {
-                queue
-                    .get(id)
-                    .await
-                    .map(|r| r.map(|r| json!(r.redacted())))
+                queue.get(id).await.map(|r| r.map(|r| json!(r.redacted())))
             }
-            ("POST", ["deliveries", id, "retry"]) => {
-                queue
-                    .retry_now(id, now_ms())
-                    .await
-                    .map(|found| found.then(|| json!({ "retried": true })))
-            }
+            ("POST", ["deliveries", id, "retry"]) => queue
+                .retry_now(id, now_ms())
+                .await
+                .map(|found| found.then(|| json!({ "retried": true }))),
             ("DELETE", ["deliveries"]) => {
                 let state = match param("state").as_deref() {
                     Some("dead") => State::Dead,
@@ -185,19 +184,32 @@ impl AdminApp {
             }
             ("GET", ["endpoints"]) => {
                 queue.endpoint_states().await.map(|states| {
-                    let list: Vec<_> = self
+                    let show = |name: &str, state: Option<&EndpointState>| match state {
+                        Some(state) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms }),
+                        None => json!({ "name": name, "enabled": true }),
+                    };
+                    let mut list: Vec<_> = self
                         .endpoints
                         .iter()
-                        .map(|name| match states.iter().find(|(n, _)| n == name) {
-                            Some((_, state)) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms }),
-                            None => json!({ "name": name, "enabled": true }),
-                        })
+                        .map(|name| show(name, states.iter().find(|(n, _)| n == name).map(|(_, s)| s)))
                         .collect();
+                    // Per-request destinations have a state once a 410 (or an operator)
+                    // disabled one.
+                    list.extend(
+                        states
+                            .iter()
+                            .filter(|(name, _)| is_destination(name))
+                            .map(|(name, state)| show(name, Some(state))),
+                    );
                     Some(json!({ "endpoints": list }))
                 })
             }
+            ("GET", ["queue"]) => queue
+                .depth()
+                .await
+                .map(|depths| Some(json!({ "endpoints": depths }))),
             ("POST", ["endpoints", name, action @ ("enable" | "disable")]) => {
-                if !self.endpoints.iter().any(|e| e == name) {
+                if !self.endpoints.iter().any(|e| e == name) && !is_destination(name) {
                     return api_error(
                         404,
                         "endpoint_not_found",

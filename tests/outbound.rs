@@ -926,3 +926,235 @@ async fn every_preset_runs_its_documented_schedule_in_scaled_time() {
         }
     }
 }
+
+/// Posts a message for the per-request destination `url`; its delivery id.
+async fn send_to(gateway: &Gateway, url: &str, body: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/", gateway.outbound))
+        .header("Hookgate-Destination", url)
+        .header("Hookgate-Secret", "tenant-secret")
+        .header("Hookgate-Scheme", "github")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let json: serde_json::Value = response.json().await.unwrap();
+    json["delivery_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_per_request_destination_opens_its_own_circuit_and_others_are_delivered() {
+    let (failing, healthy) = (TestApp::start().await, TestApp::start().await);
+    failing.respond_with(503, Duration::ZERO);
+    let gateway = Gateway::builder(healthy.url())
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.1/32]\n")
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.01")
+        .start()
+        .await;
+    let failing_url = format!("{}/hooks/a", failing.url());
+    for i in 0..12 {
+        send_to(&gateway, &failing_url, &format!(r#"{{"a":{i}}}"#)).await;
+    }
+    // Ten failures in a row open the destination's circuit (the default breaker); a test
+    // time scale of 0.01 makes its pause 600 ms, and retries come after 50 ms.
+    eventually(
+        "the failing destination's circuit opens",
+        WITHIN,
+        async || gateway.log().contains("circuit open"),
+    )
+    .await;
+    assert!(
+        !gateway.log().contains(&failing_url),
+        "logs name destinations by id, not URL"
+    );
+    for i in 0..20 {
+        send_to(
+            &gateway,
+            &format!("{}/hooks/b", healthy.url()),
+            &format!(r#"{{"b":{i}}}"#),
+        )
+        .await;
+    }
+    healthy.wait_for(20).await;
+    let failing_id = hookgate_id(&failing_url);
+    for line in gateway.log().lines().filter(|l| l.contains("circuit open")) {
+        assert!(
+            line.contains(&failing_id),
+            "only the failing destination's circuit opens: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_410_stops_only_its_per_request_destination_until_an_operator_enables_it() {
+    let (gone, other) = (TestApp::start().await, TestApp::start().await);
+    gone.respond_with(410, Duration::ZERO);
+    let gateway = Gateway::builder(other.url())
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.1/32]\n")
+        .start()
+        .await;
+    let gone_url = format!("{}/hooks/gone", gone.url());
+    send_to(&gateway, &gone_url, r#"{"n":1}"#).await;
+    gone.wait_for(1).await;
+    let id = hookgate_id(&gone_url);
+    eventually("the destination is disabled", WITHIN, async || {
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, "/admin/endpoints")
+            .await;
+        json["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == id.as_str() && e["enabled"] == false)
+    })
+    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/endpoints")
+        .await;
+    let state = json["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(state["reason"], "127.0.0.1 answered 410 Gone", "{state}");
+
+    gone.respond_with(200, Duration::ZERO);
+    let waiting = send_to(&gateway, &gone_url, r#"{"n":2}"#).await;
+    for i in 0..5 {
+        send_to(
+            &gateway,
+            &format!("{}/hooks/other", other.url()),
+            &format!(r#"{{"o":{i}}}"#),
+        )
+        .await;
+    }
+    other.wait_for(5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        gone.received().len(),
+        1,
+        "nothing more goes to the stopped destination"
+    );
+    let (status, _) = gateway
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/endpoints/{id}/enable"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    gone.wait_for(2).await;
+    assert_eq!(
+        gone.received()[1].header("x-github-delivery"),
+        Some(waiting.as_str())
+    );
+}
+
+/// The id hookgate files a per-request destination's state under.
+fn hookgate_id(url: &str) -> String {
+    hookgate::outbound::destinations::destination_id(url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn depth_gauges_match_the_admin_api_after_a_mixed_run() {
+    let app = TestApp::start().await;
+    let beta = format!(
+        "    - {{ name: beta, url: \"{}/hooks/beta\", sign: {{ scheme: rejento, secret: b }}, retry: {{ schedule: [1s], max_attempts: 1 }} }}\n",
+        app.url()
+    );
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&(endpoint(&app, "{ schedule: [10m], max_attempts: 3 }") + &beta))
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
+        .start()
+        .await;
+    let to_beta = |n: u32| {
+        reqwest::Client::new()
+            .post(format!("http://{}/beta", gateway.outbound))
+            .body(format!(r#"{{"beta":{n}}}"#))
+            .send()
+    };
+    for n in 0..3 {
+        send(&gateway, &format!(r#"{{"delivered":{n}}}"#)).await;
+    }
+    app.wait_for(3).await;
+    app.respond_with(500, Duration::ZERO);
+    for n in 0..2 {
+        send(&gateway, &format!(r#"{{"scheduled":{n}}}"#)).await;
+    }
+    for n in 0..3 {
+        assert_eq!(to_beta(n).await.unwrap().status(), 202);
+    }
+    app.wait_for(8).await;
+    let dead_count = async || {
+        let (_, json) = gateway
+            .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
+            .await;
+        json["deliveries"].as_array().unwrap().len()
+    };
+    eventually("three dead letters", WITHIN, async || {
+        dead_count().await == 3
+    })
+    .await;
+    // Replay one (it dies again), purge them all, then two more die.
+    let (_, json) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries?state=dead")
+        .await;
+    let replayed = json["deliveries"][0]["id"].as_str().unwrap().to_string();
+    gateway
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/deliveries/{replayed}/retry"),
+        )
+        .await;
+    app.wait_for(9).await;
+    eventually("the replayed one is dead again", WITHIN, async || {
+        dead_count().await == 3
+    })
+    .await;
+    let (_, json) = gateway
+        .admin(reqwest::Method::DELETE, "/admin/deliveries?state=dead")
+        .await;
+    assert_eq!(json["purged"], 3);
+    for n in 3..5 {
+        to_beta(n).await.unwrap();
+    }
+    eventually("two more dead letters", WITHIN, async || {
+        dead_count().await == 2
+    })
+    .await;
+
+    let expected = [
+        ("acme", "pending", 0),
+        ("acme", "scheduled", 2),
+        ("acme", "dead", 0),
+        ("beta", "pending", 0),
+        ("beta", "scheduled", 0),
+        ("beta", "dead", 2),
+    ];
+    let (_, queue) = gateway.admin(reqwest::Method::GET, "/admin/queue").await;
+    for (endpoint, state, count) in expected {
+        let depth = queue["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["endpoint"] == endpoint)
+            .unwrap_or_else(|| panic!("no {endpoint} in {queue}"));
+        assert_eq!(depth[state], count, "{endpoint} {state}: {queue}");
+    }
+    let listed = gateway.stored_deliveries().await;
+    assert_eq!(listed.len(), 4, "the list agrees: {listed:?}");
+    // The gauges are refreshed every second from the same counts.
+    eventually("the gauges agree", Duration::from_secs(3), async || {
+        let metrics = gateway.metrics().await;
+        expected.iter().all(|(endpoint, state, count)| {
+            metrics.contains(&format!(
+                "hookgate_outbound_queue_depth{{endpoint=\"{endpoint}\",state=\"{state}\"}} {count}\n"
+            ))
+        })
+    })
+    .await;
+}

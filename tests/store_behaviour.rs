@@ -103,6 +103,7 @@ over_both_stores!(
     dedupe_claims_lapse_after_their_lease,
     queue_claims_under_a_lease_and_ignores_a_lapsed_claim,
     queue_keeps_dead_letters_for_retry_replay_and_purge,
+    queue_counts_its_depth_as_messages_move,
     queue_dedupes_idempotency_keys_and_keeps_endpoint_states,
     queue_hands_each_message_to_one_of_many_concurrent_claimers,
     queue_stores_one_of_many_concurrent_messages_with_one_key,
@@ -266,6 +267,63 @@ async fn queue_claims_under_a_lease_and_ignores_a_lapsed_claim(stores: Stores) {
         "postponing ends the claim"
     );
     assert_eq!(queue.claim_due(7000, 1000, 10).await.unwrap().len(), 1);
+}
+
+/// (pending, scheduled, dead, oldest waiting accept time) of `endpoint`.
+async fn depth_of(queue: &dyn Queue, endpoint: &str) -> (u64, u64, u64, Option<u64>) {
+    let depths = queue.depth().await.unwrap();
+    depths
+        .iter()
+        .find(|d| d.endpoint == endpoint)
+        .map_or((0, 0, 0, None), |d| {
+            (d.pending, d.scheduled, d.dead, d.oldest_waiting_ms)
+        })
+}
+
+async fn queue_counts_its_depth_as_messages_move(stores: Stores) {
+    let queue = stores.queue;
+    for (id, created) in [("a", 10), ("b", 20), ("c", 30), ("d", 40)] {
+        queue
+            .enqueue(record(id, created), Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+    }
+    let mut other = record("e", 50);
+    other.endpoint = "beta".into();
+    queue
+        .enqueue(other, Bytes::from_static(b"x"), None)
+        .await
+        .unwrap();
+    assert_eq!(depth_of(&*queue, "acme").await, (4, 0, 0, Some(10)));
+    assert_eq!(depth_of(&*queue, "beta").await, (1, 0, 0, Some(50)));
+    let claimed = queue.claim_due(100, 1000, 10).await.unwrap();
+    let claim_of = |id: &str| claimed.iter().find(|(r, _)| r.id == id).unwrap().0.clone();
+    assert_eq!(
+        depth_of(&*queue, "acme").await,
+        (4, 0, 0, Some(10)),
+        "a claim moves nothing between buckets"
+    );
+    let next = [
+        ("a", Next::Delivered),
+        ("b", Next::RetryAt(5000)),
+        ("c", Next::Dead),
+    ];
+    for (id, next) in next {
+        assert!(queue
+            .finish_attempt(&claim_of(id), attempt(500), next)
+            .await
+            .unwrap());
+    }
+    assert_eq!(
+        depth_of(&*queue, "acme").await,
+        (1, 1, 1, Some(20)),
+        "a delivered, b scheduled, c dead, d pending; b is the oldest waiting"
+    );
+    assert!(queue.retry_now("c", 200).await.unwrap());
+    assert_eq!(depth_of(&*queue, "acme").await, (2, 1, 0, Some(20)));
+    assert_eq!(queue.purge(Some("acme"), State::Pending).await.unwrap(), 3);
+    assert_eq!(depth_of(&*queue, "acme").await, (0, 0, 0, None));
+    assert_eq!(depth_of(&*queue, "beta").await, (1, 0, 0, Some(50)));
 }
 
 async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {

@@ -253,6 +253,8 @@ pub struct OutboundConfig {
     pub allow_private_destinations: Vec<Cidr>,
     /// Largest message an app may post.
     pub max_body: u64,
+    /// Deliveries in flight at once over all endpoints (each endpoint's own limit holds too).
+    pub concurrency: u32,
     pub endpoints: Vec<EndpointConfig>,
 }
 

@@ -100,8 +100,12 @@ impl Endpoint {
     }
 
     /// An endpoint for one per-request destination, behind the SSRF guard.
-    pub fn guarded(config: EndpointConfig, allow: Vec<Cidr>) -> Result<Self, String> {
-        let mut endpoint = Endpoint::new(config, 1.0)?;
+    pub fn guarded(
+        config: EndpointConfig,
+        allow: Vec<Cidr>,
+        time_scale: f64,
+    ) -> Result<Self, String> {
+        let mut endpoint = Endpoint::new(config, time_scale)?;
         endpoint.guard = Some(allow);
         Ok(endpoint)
     }
@@ -172,14 +176,14 @@ impl Endpoint {
         outcome
     }
 
-    /// Feeds an attempt's outcome to a configured endpoint's circuit breaker.
+    /// Feeds an attempt's outcome to the endpoint's circuit breaker.
     pub fn record_outcome(&self, outcome: &Outcome, now_ms: u64) {
-        if self.guard.is_some() {
-            return; // per-request destinations have no breaker
-        }
         let name = &self.config.name;
         if let Some(reason) = self.pacing.record(outcome.success, now_ms) {
             tracing::warn!(endpoint = %name, reason, "circuit open: pausing deliveries to the endpoint");
+        }
+        if self.guard.is_some() {
+            return; // a gauge per tenant URL would be a label per tenant
         }
         METRICS
             .outbound_circuit_open

@@ -4,6 +4,7 @@
 //! `mode: sync` are delivered while the app waits instead ([`sync`]).
 
 pub mod deliver;
+pub mod destinations;
 mod outcome;
 pub mod pacing;
 pub mod retry;

@@ -10,7 +10,8 @@ use pingora::services::listening::Service;
 use tokio::sync::Notify;
 
 use super::deliver::Endpoint;
-use super::worker::{DeliveryWorker, Dynamic, WorkerService};
+use super::destinations::Destinations;
+use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
 use crate::config::OutboundConfig;
 use crate::store::{Queue, Store};
@@ -53,11 +54,19 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     };
     let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
     listener.add_tcp(&config.listen.to_string());
-    let dynamic = Dynamic {
+    let destinations = Destinations::new(
         secrets,
-        allow: config.allow_private_destinations.clone(),
-    };
-    let worker = DeliveryWorker::new(queue.clone(), endpoints, dynamic, time_scale, wake);
+        config.allow_private_destinations.clone(),
+        time_scale,
+    );
+    let worker = DeliveryWorker::new(
+        queue.clone(),
+        endpoints,
+        destinations,
+        config.concurrency as usize,
+        time_scale,
+        wake,
+    );
     Ok(OutboundServices {
         listener,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),

@@ -1,7 +1,7 @@
 //! The delivery worker: takes due messages from the queue, attempts them, and records
 //! what follows (delivered, retry at a time, or dead).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,48 +12,39 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::{Notify, Semaphore};
 
 use super::deliver::Endpoint;
+use super::destinations::Destinations;
 use super::outcome::{disable_endpoint, record_message_outcome};
 use super::pacing::Admit;
 use super::retry::next_step;
 use crate::clock::now_ms;
-use crate::config::{
-    parse_destination, retry, Cidr, CircuitConfig, DeliveryMode, EndpointConfig, Secret,
-    SignConfig, DYNAMIC_ENDPOINT,
-};
-use crate::metrics::METRICS;
-use crate::schemes::SchemeSpec;
-use crate::store::queue::{Attempt, Next, Queue, Record, State, Target};
+use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
+use crate::store::queue::{Attempt, Bucket, Next, Queue, Record};
 
-/// Deliveries in flight at once, over all endpoints.
-const CONCURRENCY: usize = 64;
 /// A claim lasts an attempt's timeout plus this: the attempt itself is cut off at its
 /// timeout, and recording it takes a disk commit.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often a disabled endpoint's messages are looked at again.
 const DISABLED_RECHECK: Duration = Duration::from_secs(1);
-/// How often the queue-depth and endpoint-state gauges are refreshed (a scan of the queue).
-const GAUGES_EVERY: Duration = Duration::from_secs(5);
-/// How often the queue is asked for due messages (scaled down with the retry delays, so
-/// a test's scaled schedule keeps its shape).
+/// How often the queue-depth and endpoint-state gauges are refreshed, from counts the
+/// queue keeps.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+/// How often the queue is asked for due messages when nothing wakes the worker: for
+/// scheduled retries and lapsed leases (scaled down with the retry delays, so a test's
+/// scaled schedule keeps its shape).
 const TICK: Duration = Duration::from_millis(50);
-
-/// What per-request destinations need: named secrets and the SSRF allow-list.
-#[derive(Default)]
-pub struct Dynamic {
-    pub secrets: HashMap<String, String>,
-    pub allow: Vec<Cidr>,
-}
 
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
-    dynamic: Dynamic,
+    destinations: Destinations,
     endpoints: HashMap<String, Arc<Endpoint>>,
+    /// Deliveries in flight at once (`outbound.concurrency`).
+    concurrency: usize,
     /// A claim outlives any attempt: after it lapses, another worker may try again.
     lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
-    /// Rung when a message is accepted and when a delivery ends: the worker looks for due
-    /// work at once instead of at its next tick.
+    /// Rung when a message is accepted and when enough delivery slots are free: the worker
+    /// looks for due work at once instead of at its next tick.
     wake: Arc<Notify>,
 }
 
@@ -61,7 +52,8 @@ impl DeliveryWorker {
     pub fn new(
         queue: Arc<dyn Queue>,
         endpoints: Vec<Arc<Endpoint>>,
-        dynamic: Dynamic,
+        destinations: Destinations,
+        concurrency: usize,
         time_scale: f64,
         wake: Arc<Notify>,
     ) -> Self {
@@ -72,7 +64,8 @@ impl DeliveryWorker {
             .unwrap_or(Duration::from_secs(30));
         DeliveryWorker {
             queue,
-            dynamic,
+            destinations,
+            concurrency,
             lease: longest + LEASE_MARGIN,
             endpoints: endpoints
                 .into_iter()
@@ -83,37 +76,20 @@ impl DeliveryWorker {
         }
     }
 
-    /// The endpoint a per-request destination stands for, with the default policy.
-    fn dynamic_endpoint(&self, target: &Target) -> Result<Endpoint, String> {
-        let secret = match (&target.secret, &target.secret_ref) {
-            (Some(secret), _) => secret.clone(),
-            (None, Some(name)) => self
-                .dynamic
-                .secrets
-                .get(name)
+    /// The endpoint a message goes to: a configured one, or its per-request destination's.
+    fn endpoint_for(&self, record: &Record) -> Result<Arc<Endpoint>, String> {
+        match &record.target {
+            Some(target) => self.destinations.endpoint(target, now_ms()),
+            None => self
+                .endpoints
+                .get(&record.endpoint)
                 .cloned()
-                .ok_or_else(|| format!("secret {name:?} is no longer configured"))?,
-            (None, None) => return Err("no secret to sign with".into()),
-        };
-        let config = EndpointConfig {
-            name: DYNAMIC_ENDPOINT.to_string(),
-            url: parse_destination(&target.url)?,
-            url_match: None,
-            sign: SignConfig {
-                scheme: SchemeSpec::Named(target.scheme.clone()),
-                secrets: vec![Secret::new(secret)],
-            },
-            retry: retry::preset("standard-webhooks").expect("preset"),
-            concurrency: 16,
-            rate_limit: None,
-            circuit: CircuitConfig::default(),
-            mode: DeliveryMode::Async,
-        };
-        Endpoint::guarded(config, self.dynamic.allow.clone())
+                .ok_or_else(|| format!("endpoint {} is no longer configured", record.endpoint)),
+        }
     }
 
-    /// Names of endpoints an operator (or a 410) disabled.
-    async fn disabled_endpoints(&self) -> std::collections::HashSet<String> {
+    /// Names of endpoints and destinations an operator (or a 410) disabled.
+    async fn disabled_endpoints(&self) -> HashSet<String> {
         match self.queue.endpoint_states().await {
             Ok(states) => states
                 .into_iter()
@@ -124,48 +100,37 @@ impl DeliveryWorker {
         }
     }
 
-    /// Sets the queue-depth and endpoint-state gauges from the queue.
+    /// Sets the queue-depth and endpoint-state gauges from the queue's counts.
     async fn refresh_gauges(&self) {
-        let (Ok(records), Ok(states)) = (
-            self.queue.list(None, None).await,
-            self.queue.endpoint_states().await,
-        ) else {
+        let (Ok(depths), Ok(states)) =
+            (self.queue.depth().await, self.queue.endpoint_states().await)
+        else {
             return;
         };
         let now = now_ms();
-        let mut depth: HashMap<(String, &'static str), i64> = HashMap::new();
-        let mut oldest: HashMap<String, u64> = HashMap::new();
-        let mut names: std::collections::BTreeSet<String> =
-            self.endpoints.keys().cloned().collect();
-        for record in &records {
-            let state = match record.state {
-                State::Dead => "dead",
-                State::Pending if record.due_ms <= now => "pending",
-                State::Pending => "scheduled",
+        let mut names: BTreeSet<&str> = self.endpoints.keys().map(String::as_str).collect();
+        names.extend(depths.iter().map(|d| d.endpoint.as_str()));
+        for name in names {
+            let depth = depths.iter().find(|d| d.endpoint == name);
+            let endpoint = EndpointLabels {
+                endpoint: name.to_string(),
             };
-            *depth.entry((record.endpoint.clone(), state)).or_default() += 1;
-            if state != "dead" {
-                let age = oldest.entry(record.endpoint.clone()).or_default();
-                *age = (*age).max(now.saturating_sub(record.created_ms) / 1000);
-            }
-            names.insert(record.endpoint.clone());
-        }
-        for name in &names {
+            let oldest = depth.and_then(|d| d.oldest_waiting_ms);
+            let age = oldest.map_or(0, |at| now.saturating_sub(at) / 1000);
             METRICS
                 .outbound_oldest_pending
-                .get_or_create(&crate::metrics::EndpointLabels {
-                    endpoint: name.clone(),
-                })
-                .set(oldest.get(name).copied().unwrap_or(0) as i64);
-            for state in ["pending", "scheduled", "dead"] {
-                let count = depth.get(&(name.clone(), state)).copied().unwrap_or(0);
+                .get_or_create(&endpoint)
+                .set(age as i64);
+            for bucket in Bucket::ALL {
+                let labels = QueueLabels {
+                    endpoint: name.to_string(),
+                    state: bucket.as_str(),
+                };
+                let count = depth.map_or(0, |d| d.count(bucket));
                 METRICS
                     .outbound_queue_depth
-                    .get_or_create(&crate::metrics::QueueLabels {
-                        endpoint: name.clone(),
-                        state,
-                    })
-                    .set(count);
+                    .get_or_create(&labels)
+                    .set(count as i64);
             }
         }
         for name in self.endpoints.keys() {
@@ -175,22 +140,20 @@ impl DeliveryWorker {
                 .is_none_or(|(_, s)| s.enabled);
             METRICS
                 .outbound_endpoint_state
-                .get_or_create(&crate::metrics::EndpointLabels {
+                .get_or_create(&EndpointLabels {
                     endpoint: name.clone(),
                 })
                 .set(i64::from(enabled));
         }
     }
 
-    async fn deliver(self: Arc<Self>, connector: Arc<Connector>, record: Record, body: Vec<u8>) {
-        let endpoint = match &record.target {
-            Some(target) => self.dynamic_endpoint(target).map(Arc::new),
-            None => self
-                .endpoints
-                .get(&record.endpoint)
-                .cloned()
-                .ok_or_else(|| format!("endpoint {} is no longer configured", record.endpoint)),
-        };
+    async fn deliver(
+        self: Arc<Self>,
+        connector: Arc<Connector>,
+        endpoint: Result<Arc<Endpoint>, String>,
+        record: Record,
+        body: Vec<u8>,
+    ) {
         let (attempt, next) = match endpoint {
             Ok(endpoint) => {
                 let timeout = endpoint.config.retry.timeout;
@@ -204,13 +167,14 @@ impl DeliveryWorker {
                     now_ms(),
                 );
                 endpoint.record_outcome(&outcome, now_ms());
-                if outcome.gone && record.target.is_none() {
-                    disable_endpoint(
-                        &self.queue,
-                        &record.endpoint,
-                        "the receiver answered 410 Gone",
-                    )
-                    .await;
+                if outcome.gone {
+                    // A per-request destination is named by its id; the reason says which
+                    // host it is, without the URL's path or query.
+                    let reason = match record.target {
+                        Some(_) => format!("{} answered 410 Gone", endpoint.config.url.host),
+                        None => "the receiver answered 410 Gone".to_string(),
+                    };
+                    disable_endpoint(&self.queue, &endpoint.config.name, &reason).await;
                 }
                 (outcome.attempt, next)
             }
@@ -248,7 +212,10 @@ impl BackgroundService for WorkerService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let worker = self.0.clone();
         let connector = Arc::new(Connector::new(None));
-        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let permits = Arc::new(Semaphore::new(worker.concurrency));
+        // A finished delivery wakes the worker only once this many slots are free: under
+        // load, claims come in batches instead of one message per claim.
+        let refill_at = (worker.concurrency / 8).max(1);
         let tick_every = TICK
             .mul_f64(worker.time_scale)
             .clamp(Duration::from_millis(1), TICK);
@@ -256,8 +223,6 @@ impl BackgroundService for WorkerService {
         let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
         let mut queue_down = false;
         loop {
-            // The tick is for scheduled retries and lapsed leases; new messages and freed
-            // delivery slots wake the worker at once.
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
@@ -290,27 +255,25 @@ impl BackgroundService for WorkerService {
             if claimed.is_empty() {
                 continue;
             }
+            if claimed.len() == free {
+                // Maybe more is due: look again as soon as slots free up.
+                worker.wake.notify_one();
+            }
             // Read only when there is work: an idle worker touches nothing but the due index.
             let disabled = worker.disabled_endpoints().await;
             for (record, body) in claimed {
+                let endpoint = worker.endpoint_for(&record);
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
                 // until it is enabled, a busy or paused one until it has room again.
-                let wait = match worker
-                    .endpoints
-                    .get(&record.endpoint)
-                    .filter(|_| record.target.is_none())
-                    .map(|e| &e.pacing)
-                {
-                    _ if record.target.is_none() && disabled.contains(&record.endpoint) => {
-                        Err(DISABLED_RECHECK)
-                    }
-                    Some(pacing) => match pacing.admit(now_ms()) {
+                let admitted = match &endpoint {
+                    Ok(e) if disabled.contains(&e.config.name) => Err(DISABLED_RECHECK),
+                    Ok(e) => match e.pacing.admit(now_ms()) {
                         Admit::Go(slot) => Ok(Some(slot)),
                         Admit::Wait(wait) => Err(wait),
                     },
-                    None => Ok(None),
+                    Err(_) => Ok(None), // recorded as a failed attempt
                 };
-                let slot = match wait {
+                let slot = match admitted {
                     Ok(slot) => slot,
                     Err(wait) => {
                         let later = now_ms() + wait.as_millis() as u64;
@@ -321,12 +284,15 @@ impl BackgroundService for WorkerService {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let (worker, connector) = (worker.clone(), connector.clone());
-                let wake = worker.wake.clone();
+                let (worker, connector, permits) =
+                    (worker.clone(), connector.clone(), permits.clone());
                 tokio::spawn(async move {
-                    worker.deliver(connector, record, body).await;
+                    let wake = worker.wake.clone();
+                    worker.deliver(connector, endpoint, record, body).await;
                     drop((permit, slot));
-                    wake.notify_one();
+                    if permits.available_permits() >= refill_at {
+                        wake.notify_one();
+                    }
                 });
             }
         }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use super::queue::{Attempt, Depth, EndpointState, Enqueued, Next, Queue, Record, State};
 use super::{Claim, Decision, DedupeStore, RateLimiter, StoreError};
 use crate::metrics::{StoreLabels, METRICS};
 
@@ -68,6 +68,7 @@ struct Ops {
     queue_replay: Op,
     queue_purge: Op,
     queue_postpone: Op,
+    queue_depth: Op,
     queue_endpoints: Op,
 }
 
@@ -89,6 +90,7 @@ impl<T> Measured<T> {
                 queue_replay: Op::new("queue_replay"),
                 queue_purge: Op::new("queue_purge"),
                 queue_postpone: Op::new("queue_postpone"),
+                queue_depth: Op::new("queue_depth"),
                 queue_endpoints: Op::new("queue_endpoints"),
             },
         }
@@ -178,6 +180,9 @@ impl<T: Queue> Queue for Measured<T> {
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let op = &self.ops.queue_postpone;
         measure(op, self.inner.postpone(id, due_ms)).await
+    }
+    async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        measure(&self.ops.queue_depth, self.inner.depth()).await
     }
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let op = &self.ops.queue_endpoints;

@@ -73,6 +73,71 @@ impl Record {
         }
         self
     }
+
+    /// Which count of its endpoint's depth the message is in.
+    pub fn bucket(&self) -> Bucket {
+        match self.state {
+            State::Dead => Bucket::Dead,
+            State::Pending if self.round_attempts == 0 => Bucket::Pending,
+            State::Pending => Bucket::Scheduled,
+        }
+    }
+}
+
+/// The queue's depth is counted in three buckets per endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Not attempted yet in this round (new, replayed, or being attempted a first time).
+    Pending,
+    /// Waiting for a retry after a failed attempt.
+    Scheduled,
+    Dead,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 3] = [Bucket::Pending, Bucket::Scheduled, Bucket::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Pending => "pending",
+            Bucket::Scheduled => "scheduled",
+            Bucket::Dead => "dead",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Bucket> {
+        Bucket::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+}
+
+/// One endpoint's messages by bucket, kept by the queue as messages move (never counted
+/// by a scan), and when its oldest undelivered message was accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    pub endpoint: String,
+    pub pending: u64,
+    pub scheduled: u64,
+    pub dead: u64,
+    /// Accept time (unix ms) of the oldest message not yet delivered or dead.
+    pub oldest_waiting_ms: Option<u64>,
+}
+
+impl Depth {
+    pub fn count(&self, bucket: Bucket) -> u64 {
+        match bucket {
+            Bucket::Pending => self.pending,
+            Bucket::Scheduled => self.scheduled,
+            Bucket::Dead => self.dead,
+        }
+    }
+
+    pub fn count_mut(&mut self, bucket: Bucket) -> &mut u64 {
+        match bucket {
+            Bucket::Pending => &mut self.pending,
+            Bucket::Scheduled => &mut self.scheduled,
+            Bucket::Dead => &mut self.dead,
+        }
+    }
 }
 
 /// Whether an endpoint is being delivered to, and why not.
@@ -103,7 +168,8 @@ pub trait Queue: Send + Sync {
         body: Bytes,
         idempotency: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError>;
-    /// Takes up to `limit` due messages and pushes each one's due time `lease_ms` ahead,
+    /// Takes up to `limit` due messages (of enabled endpoints, where the backend can tell
+    /// them apart without reading the messages) and pushes each one's due time `lease_ms` ahead,
     /// so a crashed worker's messages come back on their own. The claimed record's
     /// `due_ms` is the lease's end: it identifies this claim.
     async fn claim_due(
@@ -147,6 +213,8 @@ pub trait Queue: Send + Sync {
     async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError>;
     /// Moves a claimed message's due time without counting an attempt (held back).
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError>;
+    /// Every endpoint's depth, from counts the queue keeps (no scan of the messages).
+    async fn depth(&self) -> Result<Vec<Depth>, StoreError>;
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError>;
     async fn set_endpoint_state(
         &self,

@@ -3,6 +3,9 @@
 use super::*;
 
 const DEFAULT_OUTBOUND_LISTEN: &str = "127.0.0.1:9090";
+/// Deliveries in flight at once over all endpoints: enough to keep a fast receiver busy
+/// while the queue commits, small enough that memory and sockets stay modest.
+const DEFAULT_OUTBOUND_CONCURRENCY: u32 = 256;
 
 impl Loader<'_> {
     pub(super) fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
@@ -15,8 +18,15 @@ impl Loader<'_> {
                 "endpoints",
                 "secrets",
                 "allow_private_destinations",
+                "concurrency",
             ],
         )?;
+        let concurrency = self.with_default(
+            &f,
+            "concurrency",
+            DEFAULT_OUTBOUND_CONCURRENCY,
+            |l, n, p| l.whole(n, p, 1..=65_536),
+        );
         let secrets = self.with_default(&f, "secrets", Vec::new(), |l, n, p| {
             let Value::Map(entries) = &n.value else {
                 l.error(
@@ -67,6 +77,7 @@ impl Loader<'_> {
             secrets: secrets?,
             allow_private_destinations: allow?,
             max_body: max_body?,
+            concurrency: concurrency?,
             endpoints: endpoints?,
         })
     }

@@ -1,27 +1,53 @@
 //! The embedded queue: redb (pure Rust, ACID, crash-safe copy-on-write B-tree, and the
 //! fastest fsync-per-commit among the pure-Rust embedded stores we compared) in
-//! `store.path/outbound.redb`. Due times are an index `(due_ms, id)`, so finding due work
-//! never scans the store.
+//! `store.path/outbound.redb`.
+//!
+//! Besides the messages, redb keeps three indexes, updated in the transaction that moves a
+//! message (see [`Tables`]): due times per endpoint, so finding due work never scans the
+//! store and a disabled endpoint's backlog is skipped without being read; accept times per
+//! endpoint, for the oldest waiting message; and per-endpoint counts by bucket, for the
+//! depth gauges.
+//!
+//! Writes that answer a request (accepts, and the outcome of each attempt) go to one
+//! committer thread, which stores whatever has queued up meanwhile in one durable commit
+//! (group commit). Claims commit durably too, one commit for a whole batch of due messages.
+//! Postponements commit without an fsync: a crash that loses one leaves the message due
+//! at its claim's end, as before.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use tokio::sync::oneshot;
 
 use crate::metrics::{StoreLabels, METRICS};
-use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use crate::store::queue::{
+    Attempt, Bucket, Depth, EndpointState, Enqueued, Next, Queue, Record, State,
+};
 use crate::store::{StoreError, StoreHealth};
 
 /// id → record (JSON)
 const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_messages");
 /// id → body bytes
 const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_bodies");
-/// (due in unix ms, id) for pending messages
-const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbound_due");
+/// (endpoint, due in unix ms, id) for pending messages.
+const DUE: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("outbound_due_by_endpoint");
+/// (due in unix ms, id): the due index of files written before it was kept per endpoint,
+/// moved into [`DUE`] when such a file is opened.
+const OLD_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbound_due");
+/// (endpoint, accepted at in unix ms, id) for pending messages: an endpoint's first row is
+/// its oldest waiting message.
+const WAITING: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("outbound_waiting");
+/// (endpoint, bucket) → messages in it.
+const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbound_counts");
 /// endpoint name → its state (JSON); endpoints without a row are enabled
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_endpoints");
 /// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
@@ -33,16 +59,18 @@ const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
 /// Expired idempotency keys removed by one enqueue, which adds at most one: the table
 /// holds little more than the keys still inside their window.
 const SWEEP_PER_ENQUEUE: usize = 4;
+/// redb's page cache (its default is 1 GiB): memory stays flat however long the backlog;
+/// due work is read from the front of the indexes, which stays cached.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Sorts after every id and endpoint name: the upper end of a range over them.
+const LAST: &str = "\u{10ffff}";
 
 /// The embedded queue: redb in `store.path/outbound.redb`, used from async code through
-/// the blocking pool (every write is an fsync'd commit). New messages go to one committer
-/// thread, which stores whatever has queued up meanwhile in one commit (group commit):
-/// each 202 still waits for the fsync that holds its message, and a lone message waits
-/// for nothing else.
+/// the blocking pool, with one committer thread for the writes that need an fsync.
 #[derive(Clone)]
 pub struct EmbeddedQueue {
     redb: Arc<Redb>,
-    accepts: mpsc::Sender<Accept>,
+    writes: mpsc::Sender<Write>,
 }
 
 /// A message to store, with its idempotency key and the key's expiry (unix ms).
@@ -52,26 +80,35 @@ struct NewMessage {
     idempotency: Option<(String, u64)>,
 }
 
-/// A message waiting for the committer, and where its answer goes.
-struct Accept {
-    message: NewMessage,
-    reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+/// An attempt on a claimed message (identified by its lease's end) and what follows it.
+struct Outcome {
+    id: String,
+    lease_end: u64,
+    attempt: Attempt,
+    next: Next,
 }
 
-/// Most messages in one commit: bounds a commit's size and its wait.
+/// A write waiting for the committer, and where its answer goes: each waits for the
+/// fsync of the commit that holds it.
+enum Write {
+    Accept(NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>),
+    Finish(Outcome, oneshot::Sender<Result<bool, StoreError>>),
+}
+
+/// Most writes in one commit: bounds a commit's size and its wait.
 const MAX_BATCH: usize = 256;
 
 impl EmbeddedQueue {
     pub fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
         let redb = Arc::new(Redb::open(dir, health)?);
-        let (accepts, queued) = mpsc::channel();
+        let (writes, queued) = mpsc::channel();
         // Weak: the file closes as soon as the queue is dropped, not when the thread notices.
         let committer = Arc::downgrade(&redb);
         std::thread::Builder::new()
             .name("hookgate-queue-committer".into())
             .spawn(move || commit_loop(&committer, &queued))
             .map_err(|e| format!("cannot start the queue committer: {e}"))?;
-        Ok(EmbeddedQueue { redb, accepts })
+        Ok(EmbeddedQueue { redb, writes })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -89,6 +126,17 @@ impl EmbeddedQueue {
         .await
         .map_err(|e| StoreError::Unavailable(format!("queue task failed: {e}")))?
     }
+
+    /// Hands a write to the committer and waits for its answer.
+    async fn commit<T>(
+        &self,
+        write: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the queue committer stopped".into());
+        self.writes.send(write(reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
 }
 
 #[async_trait]
@@ -99,18 +147,12 @@ impl Queue for EmbeddedQueue {
         body: Bytes,
         idempotency: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let accept = Accept {
-            message: NewMessage {
-                record,
-                body,
-                idempotency,
-            },
-            reply,
+        let message = NewMessage {
+            record,
+            body,
+            idempotency,
         };
-        let stopped = || StoreError::Unavailable("the queue committer stopped".into());
-        self.accepts.send(accept).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.commit(|reply| Write::Accept(message, reply)).await
     }
     async fn claim_due(
         &self,
@@ -127,9 +169,13 @@ impl Queue for EmbeddedQueue {
         attempt: Attempt,
         next: Next,
     ) -> Result<bool, StoreError> {
-        let (id, lease_end) = (claimed.id.clone(), claimed.due_ms);
-        self.blocking(move |q| q.finish_attempt(&id, lease_end, attempt, next))
-            .await
+        let outcome = Outcome {
+            id: claimed.id.clone(),
+            lease_end: claimed.due_ms,
+            attempt,
+            next,
+        };
+        self.commit(|reply| Write::Finish(outcome, reply)).await
     }
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let id = id.to_string();
@@ -157,6 +203,9 @@ impl Queue for EmbeddedQueue {
         let id = id.to_string();
         self.blocking(move |q| q.postpone(&id, due_ms)).await
     }
+    async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        self.blocking(|q| q.depth()).await
+    }
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         self.blocking(|q| q.endpoint_states()).await
     }
@@ -181,6 +230,9 @@ struct Redb {
     db: RwLock<Option<Arc<Database>>>,
     health: Arc<StoreHealth>,
     last_recovery: Mutex<Option<Instant>>,
+    /// Which endpoint a claim starts with, turned by one each claim, so one endpoint's
+    /// backlog cannot keep another's due messages waiting.
+    claim_turn: AtomicUsize,
 }
 
 impl Redb {
@@ -193,19 +245,19 @@ impl Redb {
             db: RwLock::new(Some(Arc::new(db))),
             health,
             last_recovery: Mutex::new(None),
+            claim_turn: AtomicUsize::new(0),
         })
     }
 
-    fn open_file(path: &Path) -> Result<Database, redb::Error> {
-        let db = Database::create(path)?;
+    fn open_file(path: &Path) -> Result<Database, StoreError> {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             // Create the tables once so readers never meet a missing one.
-            txn.open_table(MESSAGES)?;
-            txn.open_table(BODIES)?;
-            txn.open_table(DUE)?;
-            let keys = txn.open_table(IDEMPOTENCY)?;
             txn.open_table(ENDPOINTS)?;
+            let keys = txn.open_table(IDEMPOTENCY)?;
             // A file from before the expiry index: index its keys once, so they are swept.
             let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
             if expiry.is_empty()? {
@@ -214,7 +266,19 @@ impl Redb {
                     expiry.insert((value.value().0, key.value()), ())?;
                 }
             }
+            let mut tables = Tables::open(&txn)?;
+            // A file from before the per-endpoint indexes and counts: build them once.
+            if tables.counts.is_empty()? && !tables.messages.is_empty()? {
+                let mut records = Vec::new();
+                for row in tables.messages.iter()? {
+                    records.push(decode(row?.1.value())?);
+                }
+                for record in &records {
+                    tables.index(record)?;
+                }
+            }
         }
+        txn.delete_table(OLD_DUE)?;
         txn.commit()?;
         Ok(db)
     }
@@ -229,6 +293,13 @@ impl Redb {
                     "the queue file is being reopened after a write error".into(),
                 )
             })
+    }
+
+    /// A write transaction that commits without an fsync: for postponements.
+    fn begin_unsynced(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        Ok(txn)
     }
 
     /// After a failed operation: if the file no longer takes writes, reopen it.
@@ -273,9 +344,9 @@ impl Redb {
     }
 }
 
-/// Takes the messages that queued up while the last commit ran, and stores them in one
+/// Takes the writes that queued up while the last commit ran, and stores them in one
 /// commit; each waiting request gets its own answer once that commit is on disk.
-fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Accept>) {
+fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
     while let Ok(first) = queued.recv() {
         let Some(redb) = redb.upgrade() else {
             return;
@@ -283,22 +354,16 @@ fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Accept>) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queued.try_recv() {
-                Ok(accept) => batch.push(accept),
+                Ok(write) => batch.push(write),
                 Err(_) => break,
             }
         }
-        let (messages, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|a| (a.message, a.reply)).unzip();
-        match redb.enqueue_batch(messages) {
-            Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
-                }
-            }
-            Err(e) => {
-                redb.recover();
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+        if let Err(e) = redb.commit_batch(&mut batch) {
+            redb.recover();
+            for write in batch {
+                match write {
+                    Write::Accept(_, reply) => drop(reply.send(Err(e.clone()))),
+                    Write::Finish(_, reply) => drop(reply.send(Err(e.clone()))),
                 }
             }
         }
@@ -313,7 +378,7 @@ fn sweep_expired(
     now_ms: u64,
 ) -> Result<(), StoreError> {
     let expired: Vec<(u64, String)> = expiry
-        .range(..=(now_ms, "\u{10FFFF}"))?
+        .range(..=(now_ms, LAST))?
         .take(SWEEP_PER_ENQUEUE)
         .map(|row| row.map(|(k, _)| (k.value().0, k.value().1.to_string())))
         .collect::<Result<_, _>>()?;
@@ -335,46 +400,136 @@ fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record: {e}")))
 }
 
+/// The message tables of one write transaction. Every change to a message goes through
+/// [`Tables::unindex`] (before) and [`Tables::store`] (after), so the due index, the
+/// waiting index and the counts always agree with the messages.
+struct Tables<'t> {
+    messages: redb::Table<'t, &'static str, &'static [u8]>,
+    bodies: redb::Table<'t, &'static str, &'static [u8]>,
+    due: redb::Table<'t, (&'static str, u64, &'static str), ()>,
+    waiting: redb::Table<'t, (&'static str, u64, &'static str), ()>,
+    counts: redb::Table<'t, (&'static str, &'static str), u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            messages: txn.open_table(MESSAGES)?,
+            bodies: txn.open_table(BODIES)?,
+            due: txn.open_table(DUE)?,
+            waiting: txn.open_table(WAITING)?,
+            counts: txn.open_table(COUNTS)?,
+        })
+    }
+
+    fn read(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let bytes = self.messages.get(id)?.map(|v| v.value().to_vec());
+        bytes.map(|b| decode(&b)).transpose()
+    }
+
+    fn count(&mut self, endpoint: &str, bucket: Bucket, delta: i64) -> Result<(), StoreError> {
+        let key = (endpoint, bucket.as_str());
+        let current = self.counts.get(key)?.map_or(0, |v| v.value());
+        self.counts
+            .insert(key, current.saturating_add_signed(delta))?;
+        Ok(())
+    }
+
+    /// Adds a message's index entries and count.
+    fn index(&mut self, record: &Record) -> Result<(), StoreError> {
+        let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
+        if record.state == State::Pending {
+            self.due.insert((endpoint, record.due_ms, id), ())?;
+            self.waiting.insert((endpoint, record.created_ms, id), ())?;
+        }
+        self.count(endpoint, record.bucket(), 1)
+    }
+
+    /// Removes a stored message's index entries and count, before it changes or leaves.
+    fn unindex(&mut self, record: &Record) -> Result<(), StoreError> {
+        let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
+        if record.state == State::Pending {
+            self.due.remove((endpoint, record.due_ms, id))?;
+            self.waiting.remove((endpoint, record.created_ms, id))?;
+        }
+        self.count(endpoint, record.bucket(), -1)
+    }
+
+    /// Writes a message (new, or changed after [`Tables::unindex`]) and indexes it.
+    fn store(&mut self, record: &Record) -> Result<(), StoreError> {
+        self.messages
+            .insert(record.id.as_str(), encode(record).as_slice())?;
+        self.index(record)
+    }
+
+    fn delete(&mut self, record: &Record) -> Result<(), StoreError> {
+        self.unindex(record)?;
+        self.messages.remove(record.id.as_str())?;
+        self.bodies.remove(record.id.as_str())?;
+        Ok(())
+    }
+
+    /// Moves a pending message's due time: nothing else about it changes.
+    fn move_due(&mut self, record: &mut Record, due_ms: u64) -> Result<(), StoreError> {
+        let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
+        self.due.remove((endpoint, record.due_ms, id))?;
+        self.due.insert((endpoint, due_ms, id), ())?;
+        record.due_ms = due_ms;
+        self.messages.insert(id, encode(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Endpoints with messages waiting (pending or scheduled), in name order.
+    fn endpoints_with_work(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = Vec::new();
+        for row in self.counts.iter()? {
+            let (key, count) = row?;
+            let (endpoint, bucket) = key.value();
+            if bucket != Bucket::Dead.as_str()
+                && count.value() > 0
+                && names.last().is_none_or(|n| n != endpoint)
+            {
+                names.push(endpoint.to_string());
+            }
+        }
+        Ok(names)
+    }
+}
+
 /// The synchronous redb operations behind [`EmbeddedQueue`].
 impl Redb {
-    /// Stores new messages in one commit, in order: a message whose idempotency key an
-    /// earlier one holds (in this batch or before, within its window) is a duplicate.
-    fn enqueue_batch(&self, messages: Vec<NewMessage>) -> Result<Vec<Enqueued>, StoreError> {
+    /// Applies a batch of writes in one durable commit, in order, and answers each. A
+    /// write that fails on its own (a corrupt record) gets its error; a failure of the
+    /// transaction fails them all, and they are left in `batch` to be answered.
+    fn commit_batch(&self, batch: &mut Vec<Write>) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write()?;
-        let mut answers = Vec::with_capacity(messages.len());
+        let mut answers = Vec::with_capacity(batch.len());
         {
             let mut keys = txn.open_table(IDEMPOTENCY)?;
             let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
-            let mut stored = txn.open_table(MESSAGES)?;
-            let mut bodies = txn.open_table(BODIES)?;
-            let mut due = txn.open_table(DUE)?;
-            for NewMessage {
-                record,
-                body,
-                idempotency,
-            } in &messages
-            {
-                if let Some((key, expires_ms)) = idempotency {
-                    sweep_expired(&mut keys, &mut expiry, record.created_ms)?;
-                    let earlier = keys
-                        .get(key.as_str())?
-                        .filter(|v| v.value().0 > record.created_ms)
-                        .map(|v| v.value().1.to_string());
-                    if let Some(id) = earlier {
-                        answers.push(Enqueued::Duplicate(id));
-                        continue;
+            let mut tables = Tables::open(&txn)?;
+            for write in batch.iter() {
+                let answer = match write {
+                    Write::Accept(message, _) => {
+                        Answer::Accept(accept(&mut tables, &mut keys, &mut expiry, message)?)
                     }
-                    keys.insert(key.as_str(), (*expires_ms, record.id.as_str()))?;
-                    expiry.insert((*expires_ms, key.as_str()), ())?;
-                }
-                stored.insert(record.id.as_str(), encode(record).as_slice())?;
-                bodies.insert(record.id.as_str(), body.as_ref())?;
-                due.insert((record.due_ms, record.id.as_str()), ())?;
-                answers.push(Enqueued::New);
+                    Write::Finish(outcome, _) => match finish(&mut tables, outcome) {
+                        Err(StoreError::Corrupt(e)) => Answer::Finish(Err(StoreError::Corrupt(e))),
+                        other => Answer::Finish(Ok(other?)),
+                    },
+                };
+                answers.push(answer);
             }
         }
         txn.commit()?;
-        Ok(answers)
+        for (write, answer) in batch.drain(..).zip(answers) {
+            match (write, answer) {
+                (Write::Accept(_, reply), Answer::Accept(a)) => drop(reply.send(Ok(a))),
+                (Write::Finish(_, reply), Answer::Finish(a)) => drop(reply.send(a)),
+                _ => unreachable!("answers are made in the order of the writes"),
+            }
+        }
+        Ok(())
     }
 
     fn claim_due(
@@ -383,78 +538,45 @@ impl Redb {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
+        // Durable: a claim that only memory held would let a message be delivered while
+        // its outcome cannot be written (a full disk), and then delivered again.
         let txn = self.db()?.begin_write()?;
         let mut claimed = Vec::new();
         {
-            let mut due = txn.open_table(DUE)?;
-            let mut messages = txn.open_table(MESSAGES)?;
-            let bodies = txn.open_table(BODIES)?;
-            let ready: Vec<(u64, String)> = due
-                .range((0, "")..=(now_ms, "\u{10ffff}"))?
-                .take(limit)
-                .map(|row| row.map(|(k, _)| (k.value().0, k.value().1.to_string())))
-                .collect::<Result<_, _>>()?;
-            for (due_ms, id) in ready {
-                due.remove((due_ms, id.as_str()))?;
-                let Some(bytes) = messages.get(id.as_str())?.map(|v| v.value().to_vec()) else {
-                    continue;
-                };
-                let mut record = decode(&bytes)?;
-                record.due_ms = now_ms + lease_ms;
-                messages.insert(id.as_str(), encode(&record).as_slice())?;
-                due.insert((record.due_ms, id.as_str()), ())?;
-                let body = bodies
-                    .get(id.as_str())?
-                    .map(|v| v.value().to_vec())
-                    .unwrap_or_default();
-                claimed.push((record, body));
+            let disabled = disabled_endpoints(&txn.open_table(ENDPOINTS)?)?;
+            let mut tables = Tables::open(&txn)?;
+            let mut endpoints = tables.endpoints_with_work()?;
+            endpoints.retain(|e| !disabled.contains(e));
+            if !endpoints.is_empty() {
+                let turn = self.claim_turn.fetch_add(1, Ordering::Relaxed) % endpoints.len();
+                endpoints.rotate_left(turn);
+            }
+            for endpoint in &endpoints {
+                let ready: Vec<String> = tables
+                    .due
+                    .range((endpoint.as_str(), 0, "")..=(endpoint.as_str(), now_ms, LAST))?
+                    .take(limit - claimed.len())
+                    .map(|row| row.map(|(k, _)| k.value().2.to_string()))
+                    .collect::<Result<_, _>>()?;
+                for id in ready {
+                    let Some(mut record) = tables.read(&id)? else {
+                        continue;
+                    };
+                    tables.move_due(&mut record, now_ms + lease_ms)?;
+                    let body = tables
+                        .bodies
+                        .get(id.as_str())?
+                        .map(|v| v.value().to_vec())
+                        .unwrap_or_default();
+                    claimed.push((record, body));
+                }
+                if claimed.len() == limit {
+                    break;
+                }
             }
         }
         txn.commit()?;
         Ok(claimed)
-    }
-
-    fn finish_attempt(
-        &self,
-        id: &str,
-        lease_end: u64,
-        attempt: Attempt,
-        next: Next,
-    ) -> Result<bool, StoreError> {
-        let txn = self.db()?.begin_write()?;
-        {
-            let mut messages = txn.open_table(MESSAGES)?;
-            let mut due = txn.open_table(DUE)?;
-            let Some(bytes) = messages.get(id)?.map(|v| v.value().to_vec()) else {
-                return Ok(false);
-            };
-            let mut record = decode(&bytes)?;
-            if record.state != State::Pending || record.due_ms != lease_end {
-                return Ok(false); // not this claim's any more
-            }
-            due.remove((record.due_ms, id))?;
-            match next {
-                Next::Delivered => {
-                    messages.remove(id)?;
-                    txn.open_table(BODIES)?.remove(id)?;
-                }
-                Next::RetryAt(due_ms) => {
-                    record.attempts.push(attempt);
-                    record.round_attempts += 1;
-                    record.due_ms = due_ms;
-                    due.insert((due_ms, id), ())?;
-                    messages.insert(id, encode(&record).as_slice())?;
-                }
-                Next::Dead => {
-                    record.attempts.push(attempt);
-                    record.round_attempts += 1;
-                    record.state = State::Dead;
-                    messages.insert(id, encode(&record).as_slice())?;
-                }
-            }
-        }
-        txn.commit()?;
-        Ok(true)
     }
 
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
@@ -487,21 +609,15 @@ impl Redb {
     fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_write()?;
         let found = {
-            let mut messages = txn.open_table(MESSAGES)?;
-            let mut due = txn.open_table(DUE)?;
-            let bytes = messages.get(id)?.map(|v| v.value().to_vec());
-            match bytes {
+            let mut tables = Tables::open(&txn)?;
+            match tables.read(id)? {
                 None => false,
-                Some(bytes) => {
-                    let mut record = decode(&bytes)?;
-                    if record.state == State::Pending {
-                        due.remove((record.due_ms, id))?;
-                    }
+                Some(mut record) => {
+                    tables.unindex(&record)?;
                     record.state = State::Pending;
                     record.round_attempts = 0;
                     record.due_ms = now_ms;
-                    due.insert((now_ms, id), ())?;
-                    messages.insert(id, encode(&record).as_slice())?;
+                    tables.store(&record)?;
                     true
                 }
             }
@@ -513,38 +629,58 @@ impl Redb {
     fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
         let doomed = self.list(endpoint, Some(state))?;
         let txn = self.db()?.begin_write()?;
+        let mut purged = 0;
         {
-            let mut messages = txn.open_table(MESSAGES)?;
-            let mut bodies = txn.open_table(BODIES)?;
-            let mut due = txn.open_table(DUE)?;
+            let mut tables = Tables::open(&txn)?;
             for record in &doomed {
-                messages.remove(record.id.as_str())?;
-                bodies.remove(record.id.as_str())?;
-                if record.state == State::Pending {
-                    due.remove((record.due_ms, record.id.as_str()))?;
+                // Read again: the message may have moved since the list.
+                if let Some(current) = tables.read(&record.id)?.filter(|r| r.state == state) {
+                    tables.delete(&current)?;
+                    purged += 1;
                 }
             }
         }
         txn.commit()?;
-        Ok(doomed.len())
+        Ok(purged)
     }
 
     fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write()?;
+        let txn = self.begin_unsynced()?;
         {
-            let mut messages = txn.open_table(MESSAGES)?;
-            let mut due = txn.open_table(DUE)?;
-            let bytes = messages.get(id)?.map(|v| v.value().to_vec());
-            if let Some(bytes) = bytes {
-                let mut record = decode(&bytes)?;
-                due.remove((record.due_ms, id))?;
-                record.due_ms = due_ms;
-                due.insert((due_ms, id), ())?;
-                messages.insert(id, encode(&record).as_slice())?;
+            let mut tables = Tables::open(&txn)?;
+            if let Some(mut record) = tables.read(id)?.filter(|r| r.state == State::Pending) {
+                tables.move_due(&mut record, due_ms)?;
             }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let counts = txn.open_table(COUNTS)?;
+        let waiting = txn.open_table(WAITING)?;
+        let mut depths: Vec<Depth> = Vec::new();
+        for row in counts.iter()? {
+            let (key, count) = row?;
+            let (endpoint, bucket) = key.value();
+            if depths.last().is_none_or(|d| d.endpoint != endpoint) {
+                let oldest = waiting
+                    .range((endpoint, 0, "")..=(endpoint, u64::MAX, LAST))?
+                    .next()
+                    .transpose()?
+                    .map(|(k, _)| k.value().1);
+                depths.push(Depth {
+                    endpoint: endpoint.to_string(),
+                    oldest_waiting_ms: oldest,
+                    ..Depth::default()
+                });
+            }
+            if let (Some(depth), Some(bucket)) = (depths.last_mut(), Bucket::parse(bucket)) {
+                *depth.count_mut(bucket) = count.value();
+            }
+        }
+        Ok(depths)
     }
 
     fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
@@ -553,9 +689,7 @@ impl Redb {
         let mut states = Vec::new();
         for row in table.iter()? {
             let (name, bytes) = row?;
-            let state = serde_json::from_slice(bytes.value())
-                .map_err(|e| StoreError::Corrupt(format!("endpoint state: {e}")))?;
-            states.push((name.value().to_string(), state));
+            states.push((name.value().to_string(), endpoint_state(bytes.value())?));
         }
         Ok(states)
     }
@@ -570,6 +704,83 @@ impl Redb {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// What a write in a batch answers.
+enum Answer {
+    Accept(Enqueued),
+    Finish(Result<bool, StoreError>),
+}
+
+/// Stores a new message, unless its idempotency key is held by an earlier one (in this
+/// batch or before, within its window): then it is a duplicate.
+fn accept(
+    tables: &mut Tables,
+    keys: &mut redb::Table<&str, (u64, &str)>,
+    expiry: &mut redb::Table<(u64, &str), ()>,
+    message: &NewMessage,
+) -> Result<Enqueued, StoreError> {
+    let NewMessage {
+        record,
+        body,
+        idempotency,
+    } = message;
+    if let Some((key, expires_ms)) = idempotency {
+        sweep_expired(keys, expiry, record.created_ms)?;
+        let earlier = keys
+            .get(key.as_str())?
+            .filter(|v| v.value().0 > record.created_ms)
+            .map(|v| v.value().1.to_string());
+        if let Some(id) = earlier {
+            return Ok(Enqueued::Duplicate(id));
+        }
+        keys.insert(key.as_str(), (*expires_ms, record.id.as_str()))?;
+        expiry.insert((*expires_ms, key.as_str()), ())?;
+    }
+    tables.bodies.insert(record.id.as_str(), body.as_ref())?;
+    tables.store(record)?;
+    Ok(Enqueued::New)
+}
+
+/// Records an attempt on a claimed message, if the claim is still current.
+fn finish(tables: &mut Tables, outcome: &Outcome) -> Result<bool, StoreError> {
+    let Some(mut record) = tables.read(&outcome.id)? else {
+        return Ok(false);
+    };
+    if record.state != State::Pending || record.due_ms != outcome.lease_end {
+        return Ok(false); // not this claim's any more
+    }
+    if outcome.next == Next::Delivered {
+        tables.delete(&record)?;
+        return Ok(true);
+    }
+    tables.unindex(&record)?;
+    record.attempts.push(outcome.attempt.clone());
+    record.round_attempts += 1;
+    match outcome.next {
+        Next::RetryAt(due_ms) => record.due_ms = due_ms,
+        _ => record.state = State::Dead,
+    }
+    tables.store(&record)?;
+    Ok(true)
+}
+
+fn endpoint_state(bytes: &[u8]) -> Result<EndpointState, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("endpoint state: {e}")))
+}
+
+/// Endpoints an operator (or a 410) disabled: their messages are not claimed.
+fn disabled_endpoints(
+    table: &redb::Table<&str, &[u8]>,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut disabled = std::collections::HashSet::new();
+    for row in table.iter()? {
+        let (name, bytes) = row?;
+        if !endpoint_state(bytes.value())?.enabled {
+            disabled.insert(name.value().to_string());
+        }
+    }
+    Ok(disabled)
 }
 
 #[cfg(test)]
@@ -603,7 +814,10 @@ mod tests {
                 body: Bytes::from_static(b"x"),
                 idempotency: Some((key, i * 10 + 5)),
             };
-            assert_eq!(redb.enqueue_batch(vec![message]).unwrap(), [Enqueued::New]);
+            let (reply, mut answer) = oneshot::channel();
+            redb.commit_batch(&mut vec![Write::Accept(message, reply)])
+                .unwrap();
+            assert_eq!(answer.try_recv().unwrap().unwrap(), Enqueued::New);
         }
         let txn = redb.db().unwrap().begin_read().unwrap();
         let keys = txn.open_table(IDEMPOTENCY).unwrap().len().unwrap();

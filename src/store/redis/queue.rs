@@ -1,7 +1,9 @@
 //! The outbound queue in Redis, shared by replicas. Per message a hash (`m:<id>`: the
 //! record's fixed part, state, due time, attempts this round, body) and a list of its
 //! attempts (`a:<id>`); a sorted set `due` of pending ids by due time, and `all` of every
-//! id by accept time. All keys carry the hash tag `{outbound}`, so on Redis Cluster they
+//! id by accept time; per endpoint, `w:<endpoint>`, its pending ids by accept time (the
+//! oldest waiting message), and in the hash `counts` its messages per bucket
+//! (`<endpoint>\t<bucket>`), kept by the scripts that move messages. All keys carry the hash tag `{outbound}`, so on Redis Cluster they
 //! live in one slot and every script stays atomic.
 //!
 //! A claim moves a message's due time to the end of its lease; only the worker whose
@@ -15,9 +17,27 @@ use bytes::Bytes;
 use redis::Script;
 
 use super::RedisStore;
-use crate::store::queue::{Attempt, EndpointState, Enqueued, Next, Queue, Record, State};
+use crate::store::queue::{
+    Attempt, Bucket, Depth, EndpointState, Enqueued, Next, Queue, Record, State,
+};
 use crate::store::StoreError;
 
+/// Lua: which depth bucket a message is in, from its stored state and round.
+macro_rules! bucket_fn {
+    () => {
+        r"
+local function bucket(state, round)
+  if state == 'dead' then return 'dead' end
+  if round == '0' then return 'pending' end
+  return 'scheduled'
+end
+"
+    };
+}
+
+/// KEYS: due, all, message, attempts, idempotency key, counts, the endpoint's waiting set.
+/// ARGV: id, meta, state, due, round, body, created, key expiry (0: none), endpoint,
+/// bucket, then the attempts.
 const ENQUEUE: &str = r"
 if ARGV[8] ~= '0' then
   local earlier = redis.call('GET', KEYS[5])
@@ -25,9 +45,13 @@ if ARGV[8] ~= '0' then
   redis.call('SET', KEYS[5], ARGV[1], 'PXAT', ARGV[8])
 end
 redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'state', ARGV[3], 'due', ARGV[4], 'round', ARGV[5], 'body', ARGV[6])
-for i = 9, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
-if ARGV[3] == 'pending' then redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) end
+for i = 11, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+if ARGV[3] == 'pending' then
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+  redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
+end
 redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
+redis.call('HINCRBY', KEYS[6], ARGV[9] .. '\t' .. ARGV[10], 1)
 return ''
 ";
 
@@ -49,14 +73,20 @@ end
 return out
 ";
 
-/// ARGV: lease end, attempt, next (delivered | retry | dead), next due, id.
-const FINISH: &str = r"
-local f = redis.call('HMGET', KEYS[3], 'state', 'due')
+/// KEYS: due, all, message, attempts, counts. ARGV: lease end, attempt, next (delivered |
+/// retry | dead), next due, id, key prefix.
+const FINISH: &str = concat!(
+    bucket_fn!(),
+    r"
+local f = redis.call('HMGET', KEYS[3], 'state', 'due', 'round', 'meta')
 if f[1] ~= 'pending' or f[2] ~= ARGV[1] then return 0 end
+local endpoint = cjson.decode(f[4]).endpoint
+redis.call('HINCRBY', KEYS[5], endpoint .. '\t' .. bucket(f[1], f[3]), -1)
 if ARGV[3] == 'delivered' then
   redis.call('DEL', KEYS[3], KEYS[4])
   redis.call('ZREM', KEYS[1], ARGV[5])
   redis.call('ZREM', KEYS[2], ARGV[5])
+  redis.call('ZREM', ARGV[6] .. 'w:' .. endpoint, ARGV[5])
   return 1
 end
 redis.call('RPUSH', KEYS[4], ARGV[2])
@@ -64,12 +94,16 @@ redis.call('HINCRBY', KEYS[3], 'round', 1)
 if ARGV[3] == 'retry' then
   redis.call('HSET', KEYS[3], 'due', ARGV[4])
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
+  redis.call('HINCRBY', KEYS[5], endpoint .. '\tscheduled', 1)
 else
   redis.call('HSET', KEYS[3], 'state', 'dead')
   redis.call('ZREM', KEYS[1], ARGV[5])
+  redis.call('ZREM', ARGV[6] .. 'w:' .. endpoint, ARGV[5])
+  redis.call('HINCRBY', KEYS[5], endpoint .. '\tdead', 1)
 end
 return 1
-";
+"
+);
 
 /// KEYS: `due`, only so a cluster routes the script to the queue's slot. ARGV: message
 /// key prefix, then ids; the records without bodies.
@@ -85,22 +119,69 @@ end
 return out
 ";
 
-/// ARGV: now, id.
-const RETRY_NOW: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+/// KEYS: due, message, counts. ARGV: now, id, key prefix.
+const RETRY_NOW: &str = concat!(
+    bucket_fn!(),
+    r"
+local f = redis.call('HMGET', KEYS[2], 'state', 'round', 'meta')
+if not f[3] then return 0 end
+local meta = cjson.decode(f[3])
+redis.call('HINCRBY', KEYS[3], meta.endpoint .. '\t' .. bucket(f[1], f[2]), -1)
+redis.call('HINCRBY', KEYS[3], meta.endpoint .. '\tpending', 1)
+redis.call('ZADD', ARGV[3] .. 'w:' .. meta.endpoint, string.format('%.0f', meta.created_ms), ARGV[2])
 redis.call('HSET', KEYS[2], 'state', 'pending', 'round', 0, 'due', ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
-";
+"
+);
 
-/// ARGV: state, id.
-const PURGE: &str = r"
-if redis.call('HGET', KEYS[3], 'state') ~= ARGV[1] then return 0 end
+/// KEYS: due, all, message, attempts, counts. ARGV: state, id, key prefix.
+const PURGE: &str = concat!(
+    bucket_fn!(),
+    r"
+local f = redis.call('HMGET', KEYS[3], 'state', 'round', 'meta')
+if f[1] ~= ARGV[1] then return 0 end
+local endpoint = cjson.decode(f[3]).endpoint
+redis.call('HINCRBY', KEYS[5], endpoint .. '\t' .. bucket(f[1], f[2]), -1)
+redis.call('ZREM', ARGV[3] .. 'w:' .. endpoint, ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
-";
+"
+);
+
+/// KEYS: counts, the marker that they are complete, all. ARGV: key prefix. Each
+/// endpoint's counts by bucket and oldest waiting accept time; on the first call after an
+/// upgrade from a queue without counts, they are built from the messages once (atomically,
+/// so increments made meanwhile are not counted twice).
+const DEPTH: &str = concat!(
+    bucket_fn!(),
+    r"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    local f = redis.call('HMGET', ARGV[1] .. 'm:' .. id, 'state', 'round', 'meta')
+    if f[3] then
+      local meta = cjson.decode(f[3])
+      redis.call('HINCRBY', KEYS[1], meta.endpoint .. '\t' .. bucket(f[1], f[2]), 1)
+      if f[1] == 'pending' then
+        redis.call('ZADD', ARGV[1] .. 'w:' .. meta.endpoint, string.format('%.0f', meta.created_ms), id)
+      end
+    end
+  end
+  redis.call('SET', KEYS[2], '1')
+end
+local out = {}
+local counts = redis.call('HGETALL', KEYS[1])
+for i = 1, #counts, 2 do
+  local endpoint, bucket = string.match(counts[i], '^(.*)\t(.*)$')
+  local oldest = redis.call('ZRANGE', ARGV[1] .. 'w:' .. endpoint, 0, 0, 'WITHSCORES')
+  table.insert(out, {endpoint, bucket, counts[i + 1], oldest[2] or ''})
+end
+return out
+"
+);
 
 /// ARGV: due, id.
 const POSTPONE: &str = r"
@@ -125,6 +206,7 @@ struct Scripts {
     retry_now: Script,
     purge: Script,
     postpone: Script,
+    depth: Script,
 }
 
 /// A message as the scripts return it: fixed part, state, due, round, attempts (and the
@@ -156,6 +238,7 @@ impl RedisQueue {
                 retry_now: Script::new(RETRY_NOW),
                 purge: Script::new(PURGE),
                 postpone: Script::new(POSTPONE),
+                depth: Script::new(DEPTH),
             },
         }
     }
@@ -265,6 +348,8 @@ impl Queue for RedisQueue {
             self.message(&record.id),
             self.attempts(&record.id),
             idempotency_key,
+            self.key("counts"),
+            self.key(&format!("w:{}", record.endpoint)),
         ];
         let earlier: String = self
             .store
@@ -280,7 +365,9 @@ impl Queue for RedisQueue {
                     .arg(record.round_attempts)
                     .arg(body.as_ref())
                     .arg(record.created_ms)
-                    .arg(expires);
+                    .arg(expires)
+                    .arg(&record.endpoint)
+                    .arg(record.bucket().as_str());
                 for attempt in &attempts {
                     call.arg(attempt);
                 }
@@ -343,6 +430,7 @@ impl Queue for RedisQueue {
             self.key("all"),
             self.message(&claimed.id),
             self.attempts(&claimed.id),
+            self.key("counts"),
         ];
         let done: u8 = self
             .store
@@ -356,6 +444,7 @@ impl Queue for RedisQueue {
                     .arg(next)
                     .arg(next_due)
                     .arg(&claimed.id)
+                    .arg(&self.base)
                     .invoke_async(&mut c)
                     .await
             })
@@ -400,8 +489,10 @@ impl Queue for RedisQueue {
                     .retry_now
                     .key(due)
                     .key(message)
+                    .key(self.key("counts"))
                     .arg(now_ms)
                     .arg(id)
+                    .arg(&self.base)
                     .invoke_async(&mut c)
                     .await
             })
@@ -417,6 +508,7 @@ impl Queue for RedisQueue {
                 self.key("all"),
                 self.message(&record.id),
                 self.attempts(&record.id),
+                self.key("counts"),
             ];
             let done: u8 = self
                 .store
@@ -427,6 +519,7 @@ impl Queue for RedisQueue {
                     }
                     call.arg(state_name(state))
                         .arg(&record.id)
+                        .arg(&self.base)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -451,6 +544,44 @@ impl Queue for RedisQueue {
             })
             .await
             .map(|_| ())
+    }
+
+    async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
+        let keys = [self.key("counts"), self.key("counted"), self.key("all")];
+        let rows: Vec<(String, String, i64, String)> = self
+            .store
+            .run(|mut c| async move {
+                let mut call = self.scripts.depth.prepare_invoke();
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(&self.base).invoke_async(&mut c).await
+            })
+            .await?;
+        let mut depths: Vec<Depth> = Vec::new();
+        for (endpoint, bucket, count, oldest) in rows {
+            let Some(bucket) = Bucket::parse(&bucket) else {
+                return Err(corrupt("depth bucket", format_args!("{bucket:?}")));
+            };
+            let index = match depths.iter().position(|d| d.endpoint == endpoint) {
+                Some(index) => index,
+                None => {
+                    let oldest = match oldest.as_str() {
+                        "" => None,
+                        ms => Some(ms.parse().map_err(|e| corrupt("accept time", e))?),
+                    };
+                    depths.push(Depth {
+                        endpoint,
+                        oldest_waiting_ms: oldest,
+                        ..Depth::default()
+                    });
+                    depths.len() - 1
+                }
+            };
+            *depths[index].count_mut(bucket) = count.max(0) as u64;
+        }
+        depths.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        Ok(depths)
     }
 
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {

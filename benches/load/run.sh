@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# hookgate's load benchmark, side by side with nginx in one run, on 127.0.0.1 only.
+#
+#   benches/load/run.sh [--rounds N] [--seconds S] [--backlog N] [--only inbound|outbound]
+#
+# Needs nginx, wrk, python3 (and redis-server for the Redis rows; they are skipped
+# without it): `apt-get install nginx wrk redis-server`. Builds the release binary if
+# target/release/hookgate is missing (HOOKGATE_BIN overrides it).
+#
+# Inbound (wrk, 1 thread, 32 connections, a 1.3 KB JSON webhook, rounds interleaved):
+#   upstream     nginx `return 200` directly (the ceiling)
+#   nginx        nginx as a plain reverse proxy in front of it (1 worker, keepalive 64)
+#   none         hookgate (server.threads 1), route with `verify: none`
+#   full         hookgate: rejento signature + dedupe (a fresh delivery id each) + rate limit
+#   full-redis   the same on the Redis store
+# Outbound (hookgate delivering to an nginx receiver that logs each delivery):
+#   accepted/s   durable 202s/s (each after its fsync'd commit), wrk for S seconds
+#   delivered/s  deliveries/s to the receiver while accepting
+#   drain        a backlog of N accepted while the endpoint is disabled, then enabled:
+#                time until all are delivered, and RSS with the backlog waiting
+#   latency      accept-to-delivered p50/p99 at 500 msg/s offered (latency.py)
+set -euo pipefail
+
+ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --seconds) SECONDS_EACH=$2; shift 2 ;;
+    --backlog) BACKLOG=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+for tool in nginx wrk python3 curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 1; }
+done
+BIN=${HOOKGATE_BIN:-$ROOT/target/release/hookgate}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on $1" >&2; exit 1
+}
+rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+
+# --- nginx: the upstream (also the outbound receiver) and the plain proxy -------------
+UPSTREAM=$(port) RECEIVER=$(port) PROXY=$(port)
+mkdir -p "$WORK/nginx"
+# nginx_conf NAME HTTP_BLOCK: one nginx with one worker, its files under $WORK/nginx.
+nginx_conf() {
+  cat > "$WORK/nginx/$1.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/nginx/$1.pid; error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  keepalive_requests 1000000;
+  $2
+}
+CONF
+}
+nginx_conf upstream "
+  server { listen 127.0.0.1:$UPSTREAM; access_log off; location / { return 200 \"ok\"; } }
+  server { listen 127.0.0.1:$RECEIVER; access_log $WORK/nginx/deliveries.log; location / { return 200 \"ok\"; } }"
+nginx_conf proxy "
+  access_log off;
+  upstream app { server 127.0.0.1:$UPSTREAM; keepalive 64; }
+  server { listen 127.0.0.1:$PROXY;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -c "$WORK/nginx/upstream.conf" & PIDS+=($!)
+nginx -c "$WORK/nginx/proxy.conf" & PIDS+=($!)
+wait_port "$UPSTREAM"; wait_port "$PROXY"
+
+# --- the payload ---------------------------------------------------------------------
+SECRET=bench-secret
+python3 - "$WORK/body.json" <<'PY'
+import json, sys
+event = {"event": "candidate.created", "data": {"id": "cand_1", "name": "A. Candidate",
+         "notes": "x" * 1150}}
+open(sys.argv[1], "w").write(json.dumps(event))
+PY
+SIGNATURE=$(python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$SECRET" "$WORK/body.json")
+
+# --- hookgate ------------------------------------------------------------------------
+REDIS_PORT=
+if command -v redis-server >/dev/null; then
+  REDIS_PORT=$(port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+    >"$WORK/redis.log" 2>&1 & PIDS+=($!)
+  wait_port "$REDIS_PORT"
+fi
+
+# hookgate_config NAME STORE_YAML: writes $WORK/NAME.yaml and sets ADMIN/INBOUND/OUTBOUND.
+hookgate_config() {
+  ADMIN=$(port) INBOUND=$(port) OUTBOUND=$(port)
+  cat > "$WORK/$1.yaml" <<CONF
+server: { threads: 1 }
+admin: { listen: 127.0.0.1:$ADMIN, token: bench-token }
+store: $2
+inbound:
+  listen: 127.0.0.1:$INBOUND
+  upstream: http://127.0.0.1:$UPSTREAM
+  routes:
+    - { name: none, path: /none, verify: none }
+    - name: full
+      path: /full
+      verify: { scheme: rejento, secrets: ["$SECRET"] }
+      dedupe: { id: "header:X-Rejento-Delivery-Id", ttl: 1h }
+      rate_limit: { key: route, limit: 1000000/s }
+outbound:
+  listen: 127.0.0.1:$OUTBOUND
+  endpoints:
+    - name: receiver
+      url: http://127.0.0.1:$RECEIVER/hooks
+      sign: { scheme: rejento, secret: "$SECRET" }
+      concurrency: 256
+CONF
+}
+# start_hookgate NAME: runs it; sets PID.
+start_hookgate() {
+  "$BIN" run --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 & PID=$!; PIDS+=($PID)
+  wait_port "$ADMIN"; wait_port "$INBOUND"; wait_port "$OUTBOUND"
+}
+admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN/admin/$2"; }
+
+# wrk_run URL [ID_HEADER] [STOP_AFTER]: prints "req/s p99_ms non2xx".
+wrk_run() {
+  BODY_FILE="$WORK/body.json" ID_HEADER="${2:-}" STOP_AFTER="${3:-0}" \
+  EXTRA_HEADERS="X-Rejento-Signature:$SIGNATURE" \
+    wrk -t1 -c32 -d"${4:-${SECONDS_EACH}s}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out" 2>&1 || true
+  python3 - "$WORK/wrk.out" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+stopped = re.search(r"stopped (\d+) (\d+)", out)
+if stopped:
+    print(f"0 0 {stopped.group(2)} {stopped.group(1)}")
+    sys.exit()
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+total = re.search(r"(\d+) requests in", out).group(1)
+print(f"{rate:.0f} {ms:.2f} {bad.group(1) if bad else 0} {total}")
+PY
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# --- inbound -------------------------------------------------------------------------
+if [ "$ONLY" != outbound ]; then
+  hookgate_config embedded "{ kind: embedded, path: $WORK/data-inbound }"
+  start_hookgate embedded; EMBEDDED_INBOUND=$INBOUND
+  ROWS="upstream nginx none full"
+  if [ -n "$REDIS_PORT" ]; then
+    hookgate_config redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
+    start_hookgate redis; REDIS_INBOUND=$INBOUND; ROWS="$ROWS full-redis"
+  fi
+  : > "$WORK/inbound.txt"
+  for round in $(seq "$ROUNDS"); do
+    for row in $ROWS; do
+      case $row in
+        upstream) url=http://127.0.0.1:$UPSTREAM/hooks ;;
+        nginx) url=http://127.0.0.1:$PROXY/hooks ;;
+        none) url=http://127.0.0.1:$EMBEDDED_INBOUND/none ;;
+        full) url=http://127.0.0.1:$EMBEDDED_INBOUND/full ;;
+        full-redis) url=http://127.0.0.1:$REDIS_INBOUND/full ;;
+      esac
+      echo "$row $(wrk_run "$url" X-Rejento-Delivery-Id)" >> "$WORK/inbound.txt"
+    done
+  done
+  NGINX_RATE=$(awk '$1 == "nginx" { print $2 }' "$WORK/inbound.txt" | median)
+  NGINX_P99=$(awk '$1 == "nginx" { print $3 }' "$WORK/inbound.txt" | median)
+  echo
+  echo "## Inbound: $ROUNDS rounds of ${SECONDS_EACH}s, medians (wrk -t1 -c32, 1.3 KB)"
+  echo
+  echo "| row | req/s | vs nginx | p99 ms | p99 vs nginx | non-2xx |"
+  echo "|---|---|---|---|---|---|"
+  for row in $ROWS; do
+    rate=$(awk -v r="$row" '$1 == r { print $2 }' "$WORK/inbound.txt" | median)
+    p99=$(awk -v r="$row" '$1 == r { print $3 }' "$WORK/inbound.txt" | median)
+    bad=$(awk -v r="$row" '$1 == r { s += $4 } END { print s }' "$WORK/inbound.txt")
+    printf "| %s | %s | %.2f× | %s | %.1f× | %s |\n" "$row" "$rate" \
+      "$(echo "$rate / $NGINX_RATE" | bc -l)" "$p99" "$(echo "$p99 / $NGINX_P99" | bc -l)" "$bad"
+  done
+fi
+
+# --- outbound ------------------------------------------------------------------------
+deliveries() { if [ -f "$WORK/nginx/deliveries.log" ]; then wc -l < "$WORK/nginx/deliveries.log"; else echo 0; fi; }
+# wait_delivered N: waits until the receiver has N deliveries; prints the seconds it took.
+wait_delivered() {
+  python3 - "$WORK/nginx/deliveries.log" "$1" <<'PY'
+import os, sys, time
+path, want, start = sys.argv[1], int(sys.argv[2]), time.monotonic()
+while True:
+    have = sum(1 for _ in open(path)) if os.path.exists(path) else 0
+    if have >= want or time.monotonic() - start > 600:
+        print(f"{time.monotonic() - start:.2f}")
+        break
+    time.sleep(0.05)
+PY
+}
+
+outbound_rows() {  # NAME STORE_YAML
+  local name=$1
+  hookgate_config "$name" "$2"
+  start_hookgate "$name"
+  local before accepted delivered_during drain_s rss
+  # accepted/s and delivered/s together
+  before=$(deliveries)
+  read -r rate _ bad total < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver")
+  delivered_during=$(( $(deliveries) - before ))
+  wait_delivered $(( before + total - bad )) >/dev/null
+  # a backlog, then drained
+  admin POST endpoints/receiver/disable >/dev/null
+  before=$(deliveries)
+  read -r _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
+  rss=$(rss_mib "$PID")
+  admin POST endpoints/receiver/enable >/dev/null
+  drain_s=$(wait_delivered $(( before + accepted - bad )))
+  printf "| %s | %s | %.0f | %s in %ss = %.0f/s | %s | %s |\n" "$name" "$rate" \
+    "$(echo "$delivered_during / $SECONDS_EACH" | bc -l)" "$(( accepted - bad ))" "$drain_s" \
+    "$(echo "($accepted - $bad) / $drain_s" | bc -l)" "$rss" "$(latency_row "$name")"
+  kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+}
+
+# latency_row NAME: a second hookgate on the same store kind, delivering to latency.py.
+latency_row() {
+  local port; port=$(port)
+  local config="$WORK/$1.yaml" lat="$WORK/$1-latency.yaml"
+  sed -e "s#http://127.0.0.1:$RECEIVER/hooks#http://127.0.0.1:$port/hooks#" \
+      -e "s#data-$1#data-$1-latency#" "$config" > "$lat"
+  local saved_admin=$ADMIN saved_out=$OUTBOUND
+  kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
+  "$BIN" run --config "$lat" >"$WORK/$1-latency.log" 2>&1 & local lpid=$!; PIDS+=($lpid)
+  wait_port "$OUTBOUND"
+  python3 "$HERE/latency.py" "http://127.0.0.1:$OUTBOUND/receiver" "$port" 500 10 2>"$WORK/latency.err" | awk '{ printf "%s / %s", $1, $2 }'
+  kill "$lpid"; wait "$lpid" 2>/dev/null || true
+  ADMIN=$saved_admin OUTBOUND=$saved_out
+}
+
+if [ "$ONLY" != inbound ]; then
+  echo
+  echo "## Outbound: wrk -t1 -c32 for ${SECONDS_EACH}s; a backlog of $BACKLOG; latency at 500 msg/s"
+  echo
+  echo "| store | accepted/s (durable) | delivered/s while accepting | backlog drain | RSS with backlog (MiB) | accept-to-delivered p50 / p99 ms |"
+  echo "|---|---|---|---|---|---|"
+  outbound_rows embedded "{ kind: embedded, path: $WORK/data-embedded }"
+  if [ -n "$REDIS_PORT" ]; then
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
+    outbound_rows redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
+  fi
+fi
