@@ -1158,3 +1158,26 @@ async fn depth_gauges_match_the_admin_api_after_a_mixed_run() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_steady_stream_to_one_receiver_reuses_a_few_connections() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&endpoint(&app, "{ preset: standard-webhooks }"))
+        .start()
+        .await;
+    for round in 0..10 {
+        let bodies: Vec<String> = (0..30)
+            .map(|i| format!(r#"{{"round":{round},"i":{i}}}"#))
+            .collect();
+        futures_util::future::join_all(bodies.iter().map(|body| send(&gateway, body))).await;
+    }
+    app.wait_for(300).await;
+    // The endpoint takes 16 deliveries at once (its default concurrency): at most that
+    // many connections, each kept and reused, instead of one per message.
+    assert!(
+        app.connections() <= 16,
+        "{} connections for 300 deliveries",
+        app.connections()
+    );
+}

@@ -56,11 +56,21 @@ fn redis_store(url: &str, tls_ca: Option<&std::path::Path>) -> Store {
 }
 
 fn connect(url: &str, tls_ca: Option<&std::path::Path>, cluster: bool) -> Store {
+    let prefix = format!("hookgate-test:{}:", new_delivery_id());
+    connect_with_prefix(url, tls_ca, cluster, &prefix)
+}
+
+fn connect_with_prefix(
+    url: &str,
+    tls_ca: Option<&std::path::Path>,
+    cluster: bool,
+    prefix: &str,
+) -> Store {
     store::open(&StoreConfig::Redis(RedisConfig {
         url: Secret::new(url),
         tls_ca: tls_ca.map(std::path::Path::to_path_buf),
         cluster,
-        key_prefix: format!("hookgate-test:{}:", new_delivery_id()),
+        key_prefix: prefix.to_string(),
         pool_size: 2,
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
@@ -701,4 +711,125 @@ impl RedisCluster {
         let seed = format!("redis://127.0.0.1:{}", self.ports[0]);
         stores(connect(&seed, None, true), None)
     }
+}
+
+/// A queue written by a version before the partitions (every key under `{outbound}`) is
+/// claimed, listed, counted and replayed as it was, next to new messages in the partitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_queue_from_before_the_partitions_loses_nothing() {
+    let redis = support::TestRedis::start();
+    let prefix = format!("hookgate-test:{}:", new_delivery_id());
+    let legacy = format!("{prefix}{{outbound}}:");
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    // What the earlier version's enqueue and finish scripts left: a and b pending, c dead.
+    for (id, created, state, round) in [
+        ("a", 10, "pending", 0),
+        ("b", 20, "pending", 0),
+        ("c", 30, "dead", 1),
+    ] {
+        let meta = serde_json::to_string(&record(id, created)).unwrap();
+        let m = format!("{legacy}m:{id}");
+        redis::cmd("HSET")
+            .arg(&m)
+            .arg(&[
+                "meta",
+                &meta,
+                "state",
+                state,
+                "due",
+                &created.to_string(),
+                "round",
+                &round.to_string(),
+                "body",
+                &format!("body-{id}"),
+            ])
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap();
+        if state == "pending" {
+            redis::cmd("ZADD")
+                .arg(format!("{legacy}due"))
+                .arg(created)
+                .arg(id)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let attempt = serde_json::to_string(&attempt(500)).unwrap();
+            redis::cmd("RPUSH")
+                .arg(format!("{legacy}a:{id}"))
+                .arg(attempt)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap();
+        }
+        redis::cmd("ZADD")
+            .arg(format!("{legacy}all"))
+            .arg(created)
+            .arg(id)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap();
+    }
+
+    let queue = connect_with_prefix(&redis.url, None, false, &prefix)
+        .queue()
+        .unwrap();
+    assert_eq!(
+        depth_of(&*queue, "acme").await,
+        (2, 0, 1, Some(10)),
+        "counted once, from the messages"
+    );
+    queue
+        .enqueue(record("d", 40), Bytes::from_static(b"body-d"), None)
+        .await
+        .unwrap();
+    assert_eq!(depth_of(&*queue, "acme").await, (3, 0, 1, Some(10)));
+    let listed: Vec<String> = queue
+        .list(None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, ["a", "b", "c", "d"], "old and new, in accept order");
+
+    let mut claimed = queue.claim_due(100, 1000, 10).await.unwrap();
+    claimed.sort_by(|x, y| x.0.id.cmp(&y.0.id));
+    let bodies: Vec<&[u8]> = claimed.iter().map(|(_, b)| b.as_slice()).collect();
+    assert_eq!(bodies, [&b"body-a"[..], b"body-b", b"body-d"]);
+    for (record, _) in &claimed {
+        let next = if record.id == "b" {
+            Next::RetryAt(5000)
+        } else {
+            Next::Delivered
+        };
+        assert!(queue
+            .finish_attempt(record, attempt(200), next)
+            .await
+            .unwrap());
+    }
+    assert_eq!(depth_of(&*queue, "acme").await, (0, 1, 1, Some(20)));
+    assert!(
+        queue.get("a").await.unwrap().is_none(),
+        "delivered from the old slot"
+    );
+    assert_eq!(queue.get("c").await.unwrap().unwrap().attempts.len(), 1);
+    assert!(
+        queue.retry_now("c", 200).await.unwrap(),
+        "an old dead letter is replayed"
+    );
+    let again = queue.claim_due(300, 1000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].0.id.as_str(), &again[0].1[..]),
+        ("c", &b"body-c"[..])
+    );
+    assert_eq!(
+        queue.purge(None, State::Pending).await.unwrap(),
+        2,
+        "b and c"
+    );
+    assert_eq!(depth_of(&*queue, "acme").await, (0, 0, 0, None));
 }

@@ -19,6 +19,7 @@
 #   drain        a backlog of N accepted while the endpoint is disabled, then enabled:
 #                time until all are delivered, and RSS with the backlog waiting
 #   latency      accept-to-delivered p50/p99 at 500 msg/s offered (latency.py)
+#   2 replicas   Redis: the same backlog drained by two hookgate replicas at once
 set -euo pipefail
 
 ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --backlog) BACKLOG=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -251,6 +252,21 @@ latency_row() {
   ADMIN=$saved_admin OUTBOUND=$saved_out
 }
 
+# two_replicas_drain STORE_YAML: a backlog accepted through one replica, drained by two.
+two_replicas_drain() {
+  hookgate_config replica-b "$1"; start_hookgate replica-b; local second=$PID
+  hookgate_config replica-a "$1"; start_hookgate replica-a
+  admin POST endpoints/receiver/disable >/dev/null
+  local before; before=$(deliveries)
+  read -r _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
+  local rss_a rss_b; rss_a=$(rss_mib "$PID"); rss_b=$(rss_mib "$second")
+  admin POST endpoints/receiver/enable >/dev/null
+  local drain_s; drain_s=$(wait_delivered $(( before + accepted - bad )))
+  printf "| redis, 2 replicas | | | %s in %ss = %.0f/s | %s + %s | |\n" "$(( accepted - bad ))" "$drain_s" \
+    "$(echo "($accepted - $bad) / $drain_s" | bc -l)" "$rss_a" "$rss_b"
+  kill "$PID" "$second" 2>/dev/null || true; wait "$PID" "$second" 2>/dev/null || true
+}
+
 if [ "$ONLY" != inbound ]; then
   echo
   echo "## Outbound: wrk -t1 -c32 for ${SECONDS_EACH}s; a backlog of $BACKLOG; latency at 500 msg/s"
@@ -261,5 +277,6 @@ if [ "$ONLY" != inbound ]; then
   if [ -n "$REDIS_PORT" ]; then
     redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
     outbound_rows redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
+    two_replicas_drain "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
   fi
 fi

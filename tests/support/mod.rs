@@ -237,6 +237,8 @@ pub struct TestApp {
     /// The next this many connections are closed after the request arrives, unanswered.
     to_drop: Arc<AtomicU32>,
     dropped: Arc<AtomicU32>,
+    /// Connections accepted so far.
+    connections: Arc<AtomicU32>,
 }
 
 impl TestApp {
@@ -253,11 +255,14 @@ impl TestApp {
         let to_drop = Arc::new(AtomicU32::new(0));
         let dropped = Arc::new(AtomicU32::new(0));
         let (drop_budget, drop_count) = (to_drop.clone(), dropped.clone());
+        let connections = Arc::new(AtomicU32::new(0));
+        let accepted = connections.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let take = |n: u32| n.checked_sub(1);
                 if drop_budget
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
@@ -313,7 +318,13 @@ impl TestApp {
             behaviour,
             to_drop,
             dropped,
+            connections,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {

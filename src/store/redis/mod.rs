@@ -9,7 +9,7 @@
 //! store's metrics are recorded around every backend (`store/measured.rs`).
 //!
 //! Keys start with `key_prefix`. Keys that a script touches together share a Redis Cluster
-//! hash tag (`{...}`): the queue's keys all carry `{outbound}`; dedupe and rate-limit
+//! hash tag (`{...}`): each queue partition's keys carry `{outbound:<n>}`; dedupe and rate-limit
 //! scripts touch one key each, so they spread over the cluster's slots.
 
 mod dedupe;

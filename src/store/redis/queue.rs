@@ -3,14 +3,18 @@
 //! attempts (`a:<id>`); a sorted set `due` of pending ids by due time, and `all` of every
 //! id by accept time; per endpoint, `w:<endpoint>`, its pending ids by accept time (the
 //! oldest waiting message), and in the hash `counts` its messages per bucket
-//! (`<endpoint>\t<bucket>`), kept by the scripts that move messages. All keys carry the hash tag `{outbound}`, so on Redis Cluster they
-//! live in one slot and every script stays atomic.
+//! (`<endpoint>\t<bucket>`), kept by the scripts that move messages. The queue is split
+//! into partitions, each under its own hash tag (`{outbound:<n>}`): every script touches one
+//! partition, so it stays atomic on a Redis Cluster, and the partitions spread over its
+//! slots.
 //!
 //! A claim moves a message's due time to the end of its lease; only the worker whose
 //! claim is still current (the stored due time equals its lease end) may record the
 //! attempt. Another instance picks the message up once a lease lapses (a crashed worker).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -191,10 +195,43 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
 ";
 
+/// Partitions of the queue, each under its own hash tag: on a Redis Cluster they spread
+/// over the slots (and so the nodes). Fixed, so that a message's partition never changes.
+const PARTITIONS: usize = 16;
+
+/// One partition: every key of it starts with `base` (`<key_prefix>{outbound:<n>}:`), so
+/// each script stays in one slot.
+struct Partition {
+    base: String,
+}
+
+impl Partition {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
+    }
+
+    fn message(&self, id: &str) -> String {
+        self.key(&format!("m:{id}"))
+    }
+
+    fn attempts(&self, id: &str) -> String {
+        self.key(&format!("a:{id}"))
+    }
+}
+
 pub struct RedisQueue {
     store: Arc<RedisStore>,
-    /// `<key_prefix>{outbound}:`
-    base: String,
+    /// [`PARTITIONS`] partitions, then the single-slot layout of earlier versions
+    /// (`{outbound}`), which takes no new messages but is claimed from, listed and replayed
+    /// like the others until it is empty: an upgrade needs no migration and loses nothing.
+    partitions: Vec<Partition>,
+    /// Endpoint states (one hash, where earlier versions kept it).
+    endpoints: String,
+    /// Which partition each message this instance holds a claim on came from, so its
+    /// outcome goes back there. An entry lives from the claim to its outcome or postponement.
+    claimed: Mutex<HashMap<String, usize>>,
+    /// Which partition a claim starts with, turned by one each claim.
+    claim_turn: AtomicUsize,
     scripts: Scripts,
 }
 
@@ -213,6 +250,10 @@ struct Scripts {
 /// body, from claims).
 type Row = (String, String, String, String, Vec<String>);
 
+/// A claimed message as the claim script returns it: fixed part, state, round, body,
+/// attempts.
+type ClaimedRow = (String, String, String, Vec<u8>, Vec<String>);
+
 /// A stored field that does not read back as its type.
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -225,11 +266,29 @@ fn state_name(state: State) -> &'static str {
     }
 }
 
+/// FNV-1a: a stable hash (the same in every version and on every replica).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl RedisQueue {
     pub fn new(store: Arc<RedisStore>) -> Self {
+        let mut partitions: Vec<Partition> = (0..PARTITIONS)
+            .map(|n| Partition {
+                base: store.key(&format!("{{outbound:{n}}}:")),
+            })
+            .collect();
+        let legacy = store.key("{outbound}:");
+        let endpoints = format!("{legacy}endpoints");
+        partitions.push(Partition { base: legacy });
         RedisQueue {
-            base: store.key("{outbound}:"),
             store,
+            partitions,
+            endpoints,
+            claimed: Mutex::default(),
+            claim_turn: AtomicUsize::new(0),
             scripts: Scripts {
                 enqueue: Script::new(ENQUEUE),
                 claim: Script::new(CLAIM),
@@ -243,16 +302,18 @@ impl RedisQueue {
         }
     }
 
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.base)
+    /// A new message's partition: by its endpoint, or its per-request destination, which
+    /// is also its idempotency keys' scope, so the key and the message share a slot.
+    fn partition_for(record: &Record) -> usize {
+        let scope = match &record.target {
+            Some(target) => target.url.as_str(),
+            None => record.endpoint.as_str(),
+        };
+        (stable_hash(scope.as_bytes()) % PARTITIONS as u64) as usize
     }
 
-    fn message(&self, id: &str) -> String {
-        self.key(&format!("m:{id}"))
-    }
-
-    fn attempts(&self, id: &str) -> String {
-        self.key(&format!("a:{id}"))
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.claimed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Rebuilds a record from its stored parts.
@@ -287,9 +348,25 @@ impl RedisQueue {
             .collect()
     }
 
-    /// Every message, in accept order (without bodies).
-    async fn all(&self) -> Result<Vec<Record>, StoreError> {
-        let all = self.key("all");
+    /// The records of `ids` in one partition (without bodies).
+    async fn read(&self, partition: &Partition, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<Row> = self
+            .store
+            .run(|mut c| async move {
+                let mut call = self.scripts.read.prepare_invoke();
+                call.key(partition.key("due")).arg(&partition.base);
+                for id in ids {
+                    call.arg(id);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Self::rows(rows)
+    }
+
+    /// Every message of one partition, in accept order (without bodies).
+    async fn all(&self, partition: &Partition) -> Result<Vec<Record>, StoreError> {
+        let all = partition.key("all");
         let ids: Vec<String> = self
             .store
             .run(|mut c| async move {
@@ -303,20 +380,129 @@ impl RedisQueue {
             .await?;
         let mut records = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let rows: Vec<Row> = self
-                .store
-                .run(|mut c| async move {
-                    let mut call = self.scripts.read.prepare_invoke();
-                    call.key(self.key("due")).arg(&self.base);
-                    for id in chunk {
-                        call.arg(id);
-                    }
-                    call.invoke_async(&mut c).await
-                })
-                .await?;
-            records.extend(Self::rows(rows)?);
+            records.extend(self.read(partition, chunk).await?);
         }
         Ok(records)
+    }
+
+    /// The partition that holds message `id`, looked for in each (admin calls by id).
+    async fn find(&self, id: &str) -> Result<Option<(usize, Record)>, StoreError> {
+        let ids = [id.to_string()];
+        for (index, partition) in self.partitions.iter().enumerate() {
+            if let Some(record) = self.read(partition, &ids).await?.pop() {
+                return Ok(Some((index, record)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn claim_in(
+        &self,
+        partition: &Partition,
+        now_ms: u64,
+        lease_end: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
+        let rows: Vec<ClaimedRow> = self
+            .store
+            .run(|mut c| async move {
+                self.scripts
+                    .claim
+                    .key(partition.key("due"))
+                    .arg(now_ms)
+                    .arg(lease_end)
+                    .arg(limit)
+                    .arg(&partition.base)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(meta, state, round, body, attempts)| {
+                Ok((
+                    Self::record(&meta, &state, &lease_end.to_string(), &round, &attempts)?,
+                    body,
+                ))
+            })
+            .collect()
+    }
+
+    async fn purge_in(
+        &self,
+        partition: &Partition,
+        endpoint: Option<&str>,
+        state: State,
+    ) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        for record in self.all(partition).await? {
+            if endpoint.is_some_and(|e| e != record.endpoint) || record.state != state {
+                continue;
+            }
+            let keys = [
+                partition.key("due"),
+                partition.key("all"),
+                partition.message(&record.id),
+                partition.attempts(&record.id),
+                partition.key("counts"),
+            ];
+            let done: u8 = self
+                .store
+                .run(|mut c| async move {
+                    let mut call = self.scripts.purge.prepare_invoke();
+                    for key in &keys {
+                        call.key(key);
+                    }
+                    call.arg(state_name(state))
+                        .arg(&record.id)
+                        .arg(&partition.base)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            purged += usize::from(done);
+        }
+        Ok(purged)
+    }
+
+    async fn depth_in(&self, partition: &Partition) -> Result<Vec<Depth>, StoreError> {
+        let keys = [
+            partition.key("counts"),
+            partition.key("counted"),
+            partition.key("all"),
+        ];
+        let rows: Vec<(String, String, i64, String)> = self
+            .store
+            .run(|mut c| async move {
+                let mut call = self.scripts.depth.prepare_invoke();
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(&partition.base).invoke_async(&mut c).await
+            })
+            .await?;
+        let mut depths: Vec<Depth> = Vec::new();
+        for (endpoint, bucket, count, oldest) in rows {
+            let Some(bucket) = Bucket::parse(&bucket) else {
+                return Err(corrupt("depth bucket", format_args!("{bucket:?}")));
+            };
+            let index = match depths.iter().position(|d| d.endpoint == endpoint) {
+                Some(index) => index,
+                None => {
+                    let oldest = match oldest.as_str() {
+                        "" => None,
+                        ms => Some(ms.parse().map_err(|e| corrupt("accept time", e))?),
+                    };
+                    depths.push(Depth {
+                        endpoint,
+                        oldest_waiting_ms: oldest,
+                        ..Depth::default()
+                    });
+                    depths.len() - 1
+                }
+            };
+            *depths[index].count_mut(bucket) = count.max(0) as u64;
+        }
+        Ok(depths)
     }
 }
 
@@ -328,6 +514,7 @@ impl Queue for RedisQueue {
         body: Bytes,
         idempotency: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError> {
+        let partition = &self.partitions[Self::partition_for(&record)];
         let attempts: Vec<String> = record
             .attempts
             .iter()
@@ -339,17 +526,17 @@ impl Queue for RedisQueue {
         })
         .expect("a record always serializes");
         let (idempotency_key, expires) = match &idempotency {
-            Some((key, expires)) => (self.key(&format!("idem:{key}")), *expires),
-            None => (self.key("idem:"), 0),
+            Some((key, expires)) => (partition.key(&format!("idem:{key}")), *expires),
+            None => (partition.key("idem:"), 0),
         };
         let keys = [
-            self.key("due"),
-            self.key("all"),
-            self.message(&record.id),
-            self.attempts(&record.id),
+            partition.key("due"),
+            partition.key("all"),
+            partition.message(&record.id),
+            partition.attempts(&record.id),
             idempotency_key,
-            self.key("counts"),
-            self.key(&format!("w:{}", record.endpoint)),
+            partition.key("counts"),
+            partition.key(&format!("w:{}", record.endpoint)),
         ];
         let earlier: String = self
             .store
@@ -388,29 +575,25 @@ impl Queue for RedisQueue {
         limit: usize,
     ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
         let lease_end = now_ms + lease_ms;
-        let due = self.key("due");
-        let rows: Vec<(String, String, String, Vec<u8>, Vec<String>)> = self
-            .store
-            .run(|mut c| async move {
-                self.scripts
-                    .claim
-                    .key(due)
-                    .arg(now_ms)
-                    .arg(lease_end)
-                    .arg(limit)
-                    .arg(&self.base)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        rows.into_iter()
-            .map(|(meta, state, round, body, attempts)| {
-                Ok((
-                    Self::record(&meta, &state, &lease_end.to_string(), &round, &attempts)?,
-                    body,
-                ))
-            })
-            .collect()
+        let turn = self.claim_turn.fetch_add(1, Ordering::Relaxed);
+        let mut claimed = Vec::new();
+        for i in 0..self.partitions.len() {
+            let index = (turn + i) % self.partitions.len();
+            let partition = &self.partitions[index];
+            let taken = self
+                .claim_in(partition, now_ms, lease_end, limit - claimed.len())
+                .await?;
+            let mut claims = self.claims();
+            for (record, _) in &taken {
+                claims.insert(record.id.clone(), index);
+            }
+            drop(claims);
+            claimed.extend(taken);
+            if claimed.len() == limit {
+                break;
+            }
+        }
+        Ok(claimed)
     }
 
     async fn finish_attempt(
@@ -419,6 +602,11 @@ impl Queue for RedisQueue {
         attempt: Attempt,
         next: Next,
     ) -> Result<bool, StoreError> {
+        let index = self
+            .claims()
+            .remove(&claimed.id)
+            .unwrap_or_else(|| Self::partition_for(claimed));
+        let partition = &self.partitions[index];
         let (next, next_due) = match next {
             Next::Delivered => ("delivered", 0),
             Next::RetryAt(due) => ("retry", due),
@@ -426,11 +614,11 @@ impl Queue for RedisQueue {
         };
         let attempt = serde_json::to_string(&attempt).expect("an attempt always serializes");
         let keys = [
-            self.key("due"),
-            self.key("all"),
-            self.message(&claimed.id),
-            self.attempts(&claimed.id),
-            self.key("counts"),
+            partition.key("due"),
+            partition.key("all"),
+            partition.message(&claimed.id),
+            partition.attempts(&claimed.id),
+            partition.key("counts"),
         ];
         let done: u8 = self
             .store
@@ -444,7 +632,7 @@ impl Queue for RedisQueue {
                     .arg(next)
                     .arg(next_due)
                     .arg(&claimed.id)
-                    .arg(&self.base)
+                    .arg(&partition.base)
                     .invoke_async(&mut c)
                     .await
             })
@@ -453,19 +641,7 @@ impl Queue for RedisQueue {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        let rows: Vec<Row> = self
-            .store
-            .run(|mut c| async move {
-                self.scripts
-                    .read
-                    .key(self.key("due"))
-                    .arg(&self.base)
-                    .arg(id)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(Self::rows(rows)?.pop())
+        Ok(self.find(id).await?.map(|(_, record)| record))
     }
 
     async fn list(
@@ -473,15 +649,22 @@ impl Queue for RedisQueue {
         endpoint: Option<&str>,
         state: Option<State>,
     ) -> Result<Vec<Record>, StoreError> {
-        let mut records = self.all().await?;
-        records.retain(|r| {
-            endpoint.is_none_or(|e| e == r.endpoint) && state.is_none_or(|s| s == r.state)
-        });
+        let mut records = Vec::new();
+        for partition in &self.partitions {
+            records.extend(self.all(partition).await?.into_iter().filter(|r| {
+                endpoint.is_none_or(|e| e == r.endpoint) && state.is_none_or(|s| s == r.state)
+            }));
+        }
+        records.sort_by_key(|r| r.created_ms);
         Ok(records)
     }
 
     async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
-        let (due, message) = (self.key("due"), self.message(id));
+        let Some((index, _)) = self.find(id).await? else {
+            return Ok(false);
+        };
+        let partition = &self.partitions[index];
+        let (due, message) = (partition.key("due"), partition.message(id));
         let found: u8 = self
             .store
             .run(|mut c| async move {
@@ -489,10 +672,10 @@ impl Queue for RedisQueue {
                     .retry_now
                     .key(due)
                     .key(message)
-                    .key(self.key("counts"))
+                    .key(partition.key("counts"))
                     .arg(now_ms)
                     .arg(id)
-                    .arg(&self.base)
+                    .arg(&partition.base)
                     .invoke_async(&mut c)
                     .await
             })
@@ -502,35 +685,23 @@ impl Queue for RedisQueue {
 
     async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
         let mut purged = 0;
-        for record in self.list(endpoint, Some(state)).await? {
-            let keys = [
-                self.key("due"),
-                self.key("all"),
-                self.message(&record.id),
-                self.attempts(&record.id),
-                self.key("counts"),
-            ];
-            let done: u8 = self
-                .store
-                .run(|mut c| async move {
-                    let mut call = self.scripts.purge.prepare_invoke();
-                    for key in &keys {
-                        call.key(key);
-                    }
-                    call.arg(state_name(state))
-                        .arg(&record.id)
-                        .arg(&self.base)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            purged += usize::from(done);
+        for partition in &self.partitions {
+            purged += self.purge_in(partition, endpoint, state).await?;
         }
         Ok(purged)
     }
 
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
-        let (due, message) = (self.key("due"), self.message(id));
+        let claimed = self.claims().remove(id);
+        let index = match claimed {
+            Some(index) => index,
+            None => match self.find(id).await? {
+                Some((index, _)) => index,
+                None => return Ok(()),
+            },
+        };
+        let partition = &self.partitions[index];
+        let (due, message) = (partition.key("due"), partition.message(id));
         self.store
             .run(|mut c| async move {
                 self.scripts
@@ -547,45 +718,30 @@ impl Queue for RedisQueue {
     }
 
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
-        let keys = [self.key("counts"), self.key("counted"), self.key("all")];
-        let rows: Vec<(String, String, i64, String)> = self
-            .store
-            .run(|mut c| async move {
-                let mut call = self.scripts.depth.prepare_invoke();
-                for key in &keys {
-                    call.key(key);
-                }
-                call.arg(&self.base).invoke_async(&mut c).await
-            })
-            .await?;
         let mut depths: Vec<Depth> = Vec::new();
-        for (endpoint, bucket, count, oldest) in rows {
-            let Some(bucket) = Bucket::parse(&bucket) else {
-                return Err(corrupt("depth bucket", format_args!("{bucket:?}")));
-            };
-            let index = match depths.iter().position(|d| d.endpoint == endpoint) {
-                Some(index) => index,
-                None => {
-                    let oldest = match oldest.as_str() {
-                        "" => None,
-                        ms => Some(ms.parse().map_err(|e| corrupt("accept time", e))?),
-                    };
-                    depths.push(Depth {
-                        endpoint,
-                        oldest_waiting_ms: oldest,
-                        ..Depth::default()
-                    });
-                    depths.len() - 1
+        for partition in &self.partitions {
+            for part in self.depth_in(partition).await? {
+                match depths.iter_mut().find(|d| d.endpoint == part.endpoint) {
+                    None => depths.push(part),
+                    Some(depth) => {
+                        for bucket in Bucket::ALL {
+                            *depth.count_mut(bucket) += part.count(bucket);
+                        }
+                        depth.oldest_waiting_ms =
+                            match (depth.oldest_waiting_ms, part.oldest_waiting_ms) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                    }
                 }
-            };
-            *depths[index].count_mut(bucket) = count.max(0) as u64;
+            }
         }
         depths.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
         Ok(depths)
     }
 
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
-        let key = self.key("endpoints");
+        let key = self.endpoints.clone();
         let states: Vec<(String, String)> = self
             .store
             .run(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await })
@@ -605,7 +761,7 @@ impl Queue for RedisQueue {
         endpoint: &str,
         state: &EndpointState,
     ) -> Result<(), StoreError> {
-        let key = self.key("endpoints");
+        let key = self.endpoints.clone();
         let json = serde_json::to_string(state).expect("a state always serializes");
         self.store
             .run(|mut c| async move {
