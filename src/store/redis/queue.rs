@@ -575,10 +575,27 @@ impl Queue for RedisQueue {
         limit: usize,
     ) -> Result<Vec<(Record, Vec<u8>)>, StoreError> {
         let lease_end = now_ms + lease_ms;
+        // Which partitions have due work: asked of all at once (one round trip on the
+        // multiplexed connection), so a claim runs scripts only where there is work.
+        let due = self.partitions.iter().map(|partition| {
+            let key = partition.key("due");
+            self.store.run(move |mut c| async move {
+                redis::cmd("ZCOUNT")
+                    .arg(key)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .query_async::<usize>(&mut c)
+                    .await
+            })
+        });
+        let due = futures_util::future::try_join_all(due).await?;
         let turn = self.claim_turn.fetch_add(1, Ordering::Relaxed);
         let mut claimed = Vec::new();
         for i in 0..self.partitions.len() {
             let index = (turn + i) % self.partitions.len();
+            if due[index] == 0 {
+                continue;
+            }
             let partition = &self.partitions[index];
             let taken = self
                 .claim_in(partition, now_ms, lease_end, limit - claimed.len())
