@@ -138,3 +138,26 @@ fn rates_and_durations_the_code_cannot_run_are_refused_with_their_position() {
         )
     );
 }
+
+#[test]
+fn per_request_destinations_take_a_policy_and_its_mistakes_are_named() {
+    let (f, output) = check(
+        "outbound:\n  destinations:\n    concurrency: 0\n    retries: 3\n    retry: { preset: svix }\n    rate_limit: 10/s\n",
+    );
+    assert_eq!(output.status.code(), Some(78));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("{f}:3:18: outbound.destinations.concurrency:")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{f}:4:5: outbound.destinations.retries: unknown key"
+        )),
+        "{text}"
+    );
+    let (_, output) = check(
+        "outbound:\n  concurrency: 512\n  destinations: { concurrency: 4, rate_limit: 10/s, retry: { preset: svix }, circuit: { failures: 3, pause: 30s } }\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -1181,3 +1181,40 @@ async fn a_steady_stream_to_one_receiver_reuses_a_few_connections() {
         app.connections()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_per_request_destination_gets_the_configured_concurrency() {
+    let (slow, other) = (TestApp::start().await, TestApp::start().await);
+    slow.respond_with(200, Duration::from_millis(200));
+    let gateway = Gateway::builder(other.url())
+        .endpoints("    []\n")
+        .outbound(
+            "  allow_private_destinations: [127.0.0.1/32]\n  destinations: { concurrency: 1 }\n",
+        )
+        .start()
+        .await;
+    let started = Instant::now();
+    for n in 0..3 {
+        send_to(
+            &gateway,
+            &format!("{}/hooks/slow", slow.url()),
+            &format!(r#"{{"n":{n}}}"#),
+        )
+        .await;
+    }
+    // Another destination has a limit of its own: it is not held behind the slow one.
+    send_to(&gateway, &format!("{}/hooks/other", other.url()), "{}").await;
+    other.wait_for(1).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "took {:?}",
+        started.elapsed()
+    );
+    slow.wait_for(3).await;
+    // One at a time: the third cannot start before the first two (200 ms each) finished.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "took {:?}",
+        started.elapsed()
+    );
+}

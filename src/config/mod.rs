@@ -255,12 +255,36 @@ pub struct OutboundConfig {
     pub max_body: u64,
     /// Deliveries in flight at once over all endpoints (each endpoint's own limit holds too).
     pub concurrency: u32,
+    /// `destinations`: the policy each per-request destination gets, for itself.
+    pub destinations: DeliveryPolicy,
     pub endpoints: Vec<EndpointConfig>,
 }
 
 /// The endpoint name messages to per-request destinations are filed under; no configured
 /// endpoint may take it.
 pub const DYNAMIC_ENDPOINT: &str = "dynamic";
+
+/// How deliveries to one receiver are retried and paced.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    pub retry: RetryPolicy,
+    /// Deliveries in flight at once; more wait in the queue.
+    pub concurrency: u32,
+    /// Deliveries per period; more wait in the queue.
+    pub rate_limit: Option<Rate>,
+    pub circuit: CircuitConfig,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            retry: retry::preset("standard-webhooks").expect("preset"),
+            concurrency: 16,
+            rate_limit: None,
+            circuit: CircuitConfig::default(),
+        }
+    }
+}
 
 /// A receiver the app sends to by name: `POST http://<outbound.listen>/<name>`.
 #[derive(Debug, Clone)]
@@ -270,12 +294,7 @@ pub struct EndpointConfig {
     /// Forward-proxy mode: requests to URLs matching this (`http://host/*`) come here.
     pub url_match: Option<String>,
     pub sign: SignConfig,
-    pub retry: RetryPolicy,
-    /// Deliveries in flight to this endpoint at once; more wait in the queue.
-    pub concurrency: u32,
-    /// Deliveries per period to this endpoint; more wait in the queue.
-    pub rate_limit: Option<Rate>,
-    pub circuit: CircuitConfig,
+    pub policy: DeliveryPolicy,
     pub mode: DeliveryMode,
 }
 

@@ -92,7 +92,7 @@ impl Endpoint {
         let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
         Ok(Endpoint {
-            pacing: Pacing::new(&config, time_scale),
+            pacing: Pacing::new(&config.policy, time_scale),
             config,
             signer,
             guard: None,
@@ -122,7 +122,7 @@ impl Endpoint {
             ssrf::check(addr.ip(), allow).map_err(AttemptError::Refused)?;
         }
         let mut peer = HttpPeer::new(addr, destination.tls, destination.host.clone());
-        let timeout = self.config.retry.timeout;
+        let timeout = self.config.policy.retry.timeout;
         peer.options.connection_timeout = Some(timeout);
         peer.options.total_connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
@@ -160,7 +160,7 @@ impl Endpoint {
         let excerpt = &reply.body[..reply.body.len().min(RESPONSE_EXCERPT)];
         let outcome = Outcome {
             refused: matches!(error, Some(AttemptError::Refused(_))),
-            success: status.is_some_and(|s| self.config.retry.is_success(s)),
+            success: status.is_some_and(|s| self.config.policy.retry.is_success(s)),
             gone: status == Some(410),
             retry_after,
             attempt: Attempt {

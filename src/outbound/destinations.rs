@@ -10,15 +10,13 @@ use std::time::Duration;
 
 use super::deliver::Endpoint;
 use crate::config::{
-    parse_destination, retry, Cidr, CircuitConfig, DeliveryMode, EndpointConfig, Secret,
-    SignConfig, DYNAMIC_ENDPOINT,
+    parse_destination, Cidr, DeliveryMode, DeliveryPolicy, EndpointConfig, Secret, SignConfig,
+    DYNAMIC_ENDPOINT,
 };
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::SchemeSpec;
 use crate::store::queue::Target;
 
-/// Deliveries in flight at once to one per-request destination.
-const CONCURRENCY: u32 = 16;
 /// Most destinations whose state is kept; past it, idle ones are forgotten first.
 const MAX_DESTINATIONS: usize = 10_000;
 /// A destination unused this long may be forgotten (its breaker starts afresh next time).
@@ -36,6 +34,8 @@ pub struct Destinations {
     secrets: HashMap<String, String>,
     /// The SSRF guard's exceptions.
     allow: Vec<Cidr>,
+    /// `outbound.destinations`: what each destination gets.
+    policy: DeliveryPolicy,
     time_scale: f64,
     known: Mutex<HashMap<String, Known>>,
 }
@@ -46,10 +46,16 @@ struct Known {
 }
 
 impl Destinations {
-    pub fn new(secrets: HashMap<String, String>, allow: Vec<Cidr>, time_scale: f64) -> Self {
+    pub fn new(
+        secrets: HashMap<String, String>,
+        allow: Vec<Cidr>,
+        policy: DeliveryPolicy,
+        time_scale: f64,
+    ) -> Self {
         Destinations {
             secrets,
             allow,
+            policy,
             time_scale,
             known: Mutex::default(),
         }
@@ -97,10 +103,7 @@ impl Destinations {
                 scheme: SchemeSpec::Named(target.scheme.clone()),
                 secrets: vec![Secret::new(secret)],
             },
-            retry: retry::preset("standard-webhooks").expect("preset"),
-            concurrency: CONCURRENCY,
-            rate_limit: None,
-            circuit: CircuitConfig::default(),
+            policy: self.policy.clone(),
             mode: DeliveryMode::Async,
         };
         Endpoint::guarded(config, self.allow.clone(), self.time_scale)
@@ -145,7 +148,8 @@ mod tests {
 
     #[test]
     fn a_destination_keeps_its_endpoint_and_others_get_their_own() {
-        let destinations = Destinations::new(HashMap::new(), Vec::new(), 1.0);
+        let destinations =
+            Destinations::new(HashMap::new(), Vec::new(), DeliveryPolicy::default(), 1.0);
         let a = destinations.endpoint(&target("http://a.test/"), 0).unwrap();
         let again = destinations.endpoint(&target("http://a.test/"), 1).unwrap();
         let b = destinations.endpoint(&target("http://b.test/"), 2).unwrap();
@@ -160,7 +164,8 @@ mod tests {
 
     #[test]
     fn idle_destinations_are_forgotten_when_there_are_too_many() {
-        let destinations = Destinations::new(HashMap::new(), Vec::new(), 1.0);
+        let destinations =
+            Destinations::new(HashMap::new(), Vec::new(), DeliveryPolicy::default(), 1.0);
         let busy = destinations
             .endpoint(&target("http://busy.test/"), 0)
             .unwrap();

@@ -10,7 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{CircuitConfig, EndpointConfig};
+use crate::config::{CircuitConfig, DeliveryPolicy};
 
 /// How long a message waits before it is looked at again when its endpoint is busy.
 const BUSY_RECHECK: Duration = Duration::from_millis(100);
@@ -41,8 +41,8 @@ pub enum Admit {
 }
 
 impl Pacing {
-    pub fn new(config: &EndpointConfig, time_scale: f64) -> Self {
-        let limiter = config.rate_limit.map(|rate| {
+    pub fn new(policy: &DeliveryPolicy, time_scale: f64) -> Self {
+        let limiter = policy.rate_limit.map(|rate| {
             let per_request = rate.per_request();
             let quota = Quota::with_period(per_request)
                 .expect("a rate's period is never zero")
@@ -50,10 +50,10 @@ impl Pacing {
             RateLimiter::direct(quota)
         });
         Pacing {
-            slots: Arc::new(Semaphore::new(config.concurrency as usize)),
+            slots: Arc::new(Semaphore::new(policy.concurrency as usize)),
             limiter,
             breaker: Mutex::new(Breaker::default()),
-            circuit: config.circuit.clone(),
+            circuit: policy.circuit.clone(),
             time_scale,
         }
     }
@@ -141,23 +141,10 @@ impl Pacing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Destination, Rate, SignConfig};
-    use crate::schemes::SchemeSpec;
+    use crate::config::Rate;
 
-    fn config(concurrency: u32, rate: Option<Rate>, failures: u32) -> EndpointConfig {
-        EndpointConfig {
-            name: "e".into(),
-            url: Destination {
-                tls: false,
-                host: "x".into(),
-                port: 80,
-                path: "/".into(),
-            },
-            url_match: None,
-            sign: SignConfig {
-                scheme: SchemeSpec::Named("rejento".into()),
-                secrets: vec![],
-            },
+    fn config(concurrency: u32, rate: Option<Rate>, failures: u32) -> DeliveryPolicy {
+        DeliveryPolicy {
             retry: crate::config::retry::preset("jobylon").unwrap(),
             concurrency,
             rate_limit: rate,
@@ -166,7 +153,6 @@ mod tests {
                 streak: None,
                 pause: Duration::from_secs(60),
             },
-            mode: crate::config::DeliveryMode::Async,
         }
     }
 

@@ -57,6 +57,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let destinations = Destinations::new(
         secrets,
         config.allow_private_destinations.clone(),
+        config.destinations.clone(),
         time_scale,
     );
     let worker = DeliveryWorker::new(

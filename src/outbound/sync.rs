@@ -126,7 +126,7 @@ impl OutboundApp {
                     .with_header("Retry-After", wait.as_secs().max(1).to_string()))
                 }
             };
-            let timeout = endpoint.config.retry.timeout.min(remaining);
+            let timeout = endpoint.config.policy.retry.timeout.min(remaining);
             let record = &mut message.record;
             let outcome = endpoint
                 .attempt(&self.connector, record, &message.body, timeout)
@@ -172,7 +172,13 @@ impl OutboundApp {
         let next = match &unanswered {
             Unanswered::Failed(outcome) => {
                 record.round_attempts = 1;
-                next_step(&endpoint.config.retry, 1, outcome, self.time_scale, now)
+                next_step(
+                    &endpoint.config.policy.retry,
+                    1,
+                    outcome,
+                    self.time_scale,
+                    now,
+                )
             }
             Unanswered::HeldBack(_) => Next::RetryAt(now),
         };

@@ -59,7 +59,7 @@ impl DeliveryWorker {
     ) -> Self {
         let longest = endpoints
             .iter()
-            .map(|e| e.config.retry.timeout)
+            .map(|e| e.config.policy.retry.timeout)
             .max()
             .unwrap_or(Duration::from_secs(30));
         DeliveryWorker {
@@ -156,11 +156,11 @@ impl DeliveryWorker {
     ) {
         let (attempt, next) = match endpoint {
             Ok(endpoint) => {
-                let timeout = endpoint.config.retry.timeout;
+                let timeout = endpoint.config.policy.retry.timeout;
                 let outcome = endpoint.attempt(&connector, &record, &body, timeout).await;
                 let attempt = record.round_attempts + 1;
                 let next = next_step(
-                    &endpoint.config.retry,
+                    &endpoint.config.policy.retry,
                     attempt,
                     &outcome,
                     self.time_scale,

@@ -19,8 +19,14 @@ impl Loader<'_> {
                 "secrets",
                 "allow_private_destinations",
                 "concurrency",
+                "destinations",
             ],
         )?;
+        let destinations =
+            self.with_default(&f, "destinations", DeliveryPolicy::default(), |l, n, p| {
+                let f = l.fields(n, p, &["retry", "concurrency", "rate_limit", "circuit"])?;
+                l.policy(&f)
+            });
         let concurrency = self.with_default(
             &f,
             "concurrency",
@@ -78,6 +84,7 @@ impl Loader<'_> {
             allow_private_destinations: allow?,
             max_body: max_body?,
             concurrency: concurrency?,
+            destinations: destinations?,
             endpoints: endpoints?,
         })
     }
@@ -101,23 +108,7 @@ impl Loader<'_> {
                 "sync_fallback",
             ],
         )?;
-        let concurrency =
-            self.with_default(&f, "concurrency", 16, |l, n, p| l.whole(n, p, 1..=1024));
-        let endpoint_rate = self.optional(&f, "rate_limit", |l, n, p| l.parsed(n, p, parse_rate));
-        let circuit = self.with_default(&f, "circuit", CircuitConfig::default(), |l, n, p| {
-            let c = l.fields(n, p, &["failures", "streak", "pause"])?;
-            let defaults = CircuitConfig::default();
-            let failures = l.with_default(&c, "failures", defaults.failures, |l, n, p| {
-                l.whole(n, p, 1..=u32::MAX)
-            });
-            let streak = l.optional(&c, "streak", Self::positive_duration);
-            let pause = l.duration_or(&c, "pause", defaults.pause);
-            Some(CircuitConfig {
-                failures: failures?,
-                streak: streak?,
-                pause: pause?,
-            })
-        });
+        let policy = self.policy(&f);
         let url_match = self.optional(&f, "match", |l, n, p| {
             l.parsed(n, p, |s| {
                 if s.starts_with("http://") || s.starts_with("https://") {
@@ -136,23 +127,45 @@ impl Loader<'_> {
         let sign = self
             .required(&f, "sign")
             .and_then(|n| self.sign(n, &f.path("sign")));
-        let retry = self.with_default(
-            &f,
-            "retry",
-            retry::preset("standard-webhooks").expect("preset"),
-            Self::retry,
-        );
         let mode = self.mode(&f);
         Some(EndpointConfig {
             name: name?,
             url: url?,
             url_match: url_match?,
             sign: sign?,
+            policy: policy?,
+            mode: mode?,
+        })
+    }
+
+    /// `retry`, `concurrency`, `rate_limit` and `circuit` of an endpoint, or of
+    /// `outbound.destinations` (the policy of every per-request destination).
+    pub(super) fn policy(&mut self, f: &Fields) -> Option<DeliveryPolicy> {
+        let defaults = DeliveryPolicy::default();
+        let concurrency = self.with_default(f, "concurrency", defaults.concurrency, |l, n, p| {
+            l.whole(n, p, 1..=1024)
+        });
+        let rate_limit = self.optional(f, "rate_limit", |l, n, p| l.parsed(n, p, parse_rate));
+        let circuit = self.with_default(f, "circuit", defaults.circuit, |l, n, p| {
+            let c = l.fields(n, p, &["failures", "streak", "pause"])?;
+            let defaults = CircuitConfig::default();
+            let failures = l.with_default(&c, "failures", defaults.failures, |l, n, p| {
+                l.whole(n, p, 1..=u32::MAX)
+            });
+            let streak = l.optional(&c, "streak", Self::positive_duration);
+            let pause = l.duration_or(&c, "pause", defaults.pause);
+            Some(CircuitConfig {
+                failures: failures?,
+                streak: streak?,
+                pause: pause?,
+            })
+        });
+        let retry = self.with_default(f, "retry", defaults.retry, Self::retry);
+        Some(DeliveryPolicy {
             retry: retry?,
             concurrency: concurrency?,
-            rate_limit: endpoint_rate?,
+            rate_limit: rate_limit?,
             circuit: circuit?,
-            mode: mode?,
         })
     }
 
