@@ -944,31 +944,35 @@ async fn send_to(gateway: &Gateway, url: &str, body: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failing_per_request_destination_opens_its_own_circuit_and_others_are_delivered() {
-    let (failing, healthy) = (TestApp::start().await, TestApp::start().await);
-    failing.respond_with(503, Duration::ZERO);
+async fn a_timing_out_per_request_destination_opens_its_own_circuit_and_others_are_delivered() {
+    let (hanging, healthy) = (TestApp::start().await, TestApp::start().await);
+    hanging.respond_with(200, Duration::from_secs(30));
     let gateway = Gateway::builder(healthy.url())
         .endpoints("    []\n")
-        .outbound("  allow_private_destinations: [127.0.0.1/32]\n")
-        .env("HOOKGATE_RETRY_TIME_SCALE", "0.01")
+        .outbound(concat!(
+            "  allow_private_destinations: [127.0.0.1/32]\n",
+            "  destinations: { retry: { schedule: [1s], max_attempts: 50, timeout: 300ms }, circuit: { failures: 3, pause: 1m } }\n",
+        ))
         .start()
         .await;
-    let failing_url = format!("{}/hooks/a", failing.url());
-    for i in 0..12 {
-        send_to(&gateway, &failing_url, &format!(r#"{{"a":{i}}}"#)).await;
+    let hanging_url = format!("{}/hooks/a", hanging.url());
+    for i in 0..3 {
+        send_to(&gateway, &hanging_url, &format!(r#"{{"a":{i}}}"#)).await;
     }
-    // Ten failures in a row open the destination's circuit (the default breaker); a test
-    // time scale of 0.01 makes its pause 600 ms, and retries come after 50 ms.
+    // Three attempts time out: the destination's circuit opens.
     eventually(
-        "the failing destination's circuit opens",
+        "the hanging destination's circuit opens",
         WITHIN,
         async || gateway.log().contains("circuit open"),
     )
     .await;
     assert!(
-        !gateway.log().contains(&failing_url),
+        !gateway.log().contains(&hanging_url),
         "logs name destinations by id, not URL"
     );
+    for i in 3..6 {
+        send_to(&gateway, &hanging_url, &format!(r#"{{"a":{i}}}"#)).await;
+    }
     for i in 0..20 {
         send_to(
             &gateway,
@@ -978,11 +982,16 @@ async fn a_failing_per_request_destination_opens_its_own_circuit_and_others_are_
         .await;
     }
     healthy.wait_for(20).await;
-    let failing_id = hookgate_id(&failing_url);
+    assert_eq!(
+        hanging.received().len(),
+        3,
+        "the open circuit holds the hanging destination's messages back"
+    );
+    let hanging_id = hookgate_id(&hanging_url);
     for line in gateway.log().lines().filter(|l| l.contains("circuit open")) {
         assert!(
-            line.contains(&failing_id),
-            "only the failing destination's circuit opens: {line}"
+            line.contains(&hanging_id),
+            "only the hanging destination's circuit opens: {line}"
         );
     }
 }
@@ -1061,16 +1070,28 @@ fn hookgate_id(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn depth_gauges_match_the_admin_api_after_a_mixed_run() {
+    depth_gauges_match_the_admin_api(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn depth_gauges_match_the_admin_api_after_a_mixed_run_on_redis() {
+    let redis = support::TestRedis::start();
+    depth_gauges_match_the_admin_api(Some(&redis.url)).await;
+}
+
+async fn depth_gauges_match_the_admin_api(redis: Option<&str>) {
     let app = TestApp::start().await;
     let beta = format!(
         "    - {{ name: beta, url: \"{}/hooks/beta\", sign: {{ scheme: rejento, secret: b }}, retry: {{ schedule: [1s], max_attempts: 1 }} }}\n",
         app.url()
     );
-    let gateway = Gateway::builder(app.url())
+    let mut builder = Gateway::builder(app.url())
         .endpoints(&(endpoint(&app, "{ schedule: [10m], max_attempts: 3 }") + &beta))
-        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05")
-        .start()
-        .await;
+        .env("HOOKGATE_RETRY_TIME_SCALE", "0.05");
+    if let Some(url) = redis {
+        builder = builder.redis(url, &format!("{}:", hookgate::outbound::new_delivery_id()));
+    }
+    let gateway = builder.start().await;
     let to_beta = |n: u32| {
         reqwest::Client::new()
             .post(format!("http://{}/beta", gateway.outbound))
