@@ -13,7 +13,9 @@ for name, value in string.gmatch(os.getenv("EXTRA_HEADERS") or "", "([^:;]+):([^
   wrk.headers[name] = value
 end
 local n = 0
-local prefix = tostring(math.random(1, 1e9))
+-- Unique per wrk run (LuaJIT's math.random is unseeded: the same in every run, so
+-- later rounds would resend earlier ids and be answered as duplicates).
+local prefix = os.getenv("ID_PREFIX") or tostring(os.time())
 request = function()
   n = n + 1
   if id_header and id_header ~= "" then

@@ -140,7 +140,7 @@ admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.
 
 # wrk_run URL [ID_HEADER] [STOP_AFTER]: prints "req/s p99_ms non2xx".
 wrk_run() {
-  BODY_FILE="$WORK/body.json" ID_HEADER="${2:-}" STOP_AFTER="${3:-0}" \
+  BODY_FILE="$WORK/body.json" ID_HEADER="${2:-}" STOP_AFTER="${3:-0}" ID_PREFIX="$(date +%s%N)" \
   EXTRA_HEADERS="X-Rejento-Signature:$SIGNATURE" \
     wrk -t1 -c32 -d"${4:-${SECONDS_EACH}s}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out" 2>&1 || true
   python3 - "$WORK/wrk.out" <<'PY'
