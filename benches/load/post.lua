@@ -1,27 +1,43 @@
--- wrk script: POST a fixed body (BODY_FILE) with a fresh delivery id in ID_HEADER on each
--- request; with STOP_AFTER set, wrk exits after that many answers, printing
+-- wrk script: POSTs BODY_FILE, a JSON template whose "@ID@" becomes a fresh delivery id
+-- on each request, also sent in ID_HEADER (when set). With SIGNED_FILE (lines "id
+-- signature", made by run.sh for one run), the ids come from it with their signatures in
+-- SIG_HEADER: each request is signed and unique, so dedupe forwards it (a signature that
+-- does not cover the id also claims the signed body: a new id alone would be a replay).
+-- With STOP_AFTER, wrk exits after that many answers, printing
 -- "stopped <answers> <non-2xx answers>" (wrk.thread:stop() would wait out -d).
-local body_file = os.getenv("BODY_FILE")
-local id_header = os.getenv("ID_HEADER")
-local stop_after = tonumber(os.getenv("STOP_AFTER") or "0")
-local f = assert(io.open(body_file, "rb"))
-wrk.body = f:read("*a")
+local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+local head, tail = f:read("*a"):match("^(.-)@ID@(.*)$")
 f:close()
+local id_header = os.getenv("ID_HEADER") or ""
+local sig_header = os.getenv("SIG_HEADER") or ""
+local stop_after = tonumber(os.getenv("STOP_AFTER") or "0")
+-- Unique per wrk run (LuaJIT's math.random is unseeded: the same in every run).
+local prefix = os.getenv("ID_PREFIX") or tostring(os.time())
+local ids, sigs = {}, {}
+if os.getenv("SIGNED_FILE") then
+  for line in io.lines(os.getenv("SIGNED_FILE")) do
+    local id, sig = line:match("^(%S+) (%S+)$")
+    ids[#ids + 1], sigs[#sigs + 1] = id, sig
+  end
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-for name, value in string.gmatch(os.getenv("EXTRA_HEADERS") or "", "([^:;]+):([^;]*)") do
-  wrk.headers[name] = value
-end
 local n = 0
--- Unique per wrk run (LuaJIT's math.random is unseeded: the same in every run, so
--- later rounds would resend earlier ids and be answered as duplicates).
-local prefix = os.getenv("ID_PREFIX") or tostring(os.time())
 request = function()
   n = n + 1
-  if id_header and id_header ~= "" then
-    wrk.headers[id_header] = "d-" .. prefix .. "-" .. n
+  local id
+  if #ids > 0 then
+    -- Past the end, ids repeat and are answered as duplicates: run.sh sizes the file.
+    local i = (n - 1) % #ids + 1
+    id = ids[i]
+    wrk.headers[sig_header] = sigs[i]
+  else
+    id = prefix .. "-" .. n
   end
-  return wrk.format(nil, nil)
+  if id_header ~= "" then
+    wrk.headers[id_header] = id
+  end
+  return wrk.format(nil, nil, nil, head .. id .. tail)
 end
 local answered, bad = 0, 0
 response = function(status)

@@ -11,7 +11,8 @@
 #   upstream     nginx `return 200` directly (the ceiling)
 #   nginx        nginx as a plain reverse proxy in front of it (1 worker, keepalive 64)
 #   none         hookgate (server.threads 1), route with `verify: none`
-#   full         hookgate: rejento signature + dedupe (a fresh delivery id each) + rate limit
+#   full         hookgate: rejento signature + dedupe + rate limit; every request has its own
+#                id in the body and its own signature (pre-computed), so each is forwarded
 #   full-redis   the same on the Redis store
 # Outbound (hookgate delivering to an nginx receiver that logs each delivery):
 #   accepted/s   durable 202s/s (each after its fsync'd commit), wrk for S seconds
@@ -90,11 +91,22 @@ wait_port "$UPSTREAM"; wait_port "$PROXY"
 SECRET=bench-secret
 python3 - "$WORK/body.json" <<'PY'
 import json, sys
-event = {"event": "candidate.created", "data": {"id": "cand_1", "name": "A. Candidate",
-         "notes": "x" * 1150}}
+event = {"event": "candidate.created", "id": "@ID@", "data": {"id": "cand_1",
+         "name": "A. Candidate", "notes": "x" * 1130}}
 open(sys.argv[1], "w").write(json.dumps(event))
 PY
-SIGNATURE=$(python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$SECRET" "$WORK/body.json")
+# sign_ids FILE COUNT: COUNT fresh ids, each with the Rejento signature of its body.
+sign_ids() {
+  python3 - "$WORK/body.json" "$SECRET" "$1" "$2" "$(date +%s%N)" <<'PY'
+import hashlib, hmac, sys
+template, secret, out, count, prefix = open(sys.argv[1]).read(), sys.argv[2].encode(), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+head, tail = (part.encode() for part in template.split("@ID@"))
+with open(out, "w") as f:
+    for n in range(count):
+        id = f"{prefix}-{n}"
+        f.write(f"{id} {hmac.new(secret, head + id.encode() + tail, hashlib.sha256).hexdigest()}\n")
+PY
+}
 
 # --- hookgate ------------------------------------------------------------------------
 REDIS_PORT=
@@ -138,10 +150,11 @@ start_hookgate() {
 }
 admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN/admin/$2"; }
 
-# wrk_run URL [ID_HEADER] [STOP_AFTER]: prints "req/s p99_ms non2xx".
+# wrk_run URL [ID_HEADER] [STOP_AFTER] [DURATION] [SIGNED_FILE]: prints
+# "req/s p99_ms non2xx answers".
 wrk_run() {
   BODY_FILE="$WORK/body.json" ID_HEADER="${2:-}" STOP_AFTER="${3:-0}" ID_PREFIX="$(date +%s%N)" \
-  EXTRA_HEADERS="X-Rejento-Signature:$SIGNATURE" \
+  SIGNED_FILE="${5:-}" SIG_HEADER=X-Rejento-Signature \
     wrk -t1 -c32 -d"${4:-${SECONDS_EACH}s}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out" 2>&1 || true
   python3 - "$WORK/wrk.out" <<'PY'
 import re, sys
@@ -179,7 +192,12 @@ if [ "$ONLY" != outbound ]; then
         full) url=http://127.0.0.1:$EMBEDDED_INBOUND/full ;;
         full-redis) url=http://127.0.0.1:$REDIS_INBOUND/full ;;
       esac
-      echo "$row $(wrk_run "$url" X-Rejento-Delivery-Id)" >> "$WORK/inbound.txt"
+      signed=
+      case $row in full*)
+        # Fresh signed ids for this run: more than hookgate can take in it.
+        signed="$WORK/signed.txt"; sign_ids "$signed" $(( SECONDS_EACH * 80000 )) ;;
+      esac
+      echo "$row $(wrk_run "$url" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed")" >> "$WORK/inbound.txt"
     done
   done
   NGINX_RATE=$(awk '$1 == "nginx" { print $2 }' "$WORK/inbound.txt" | median)
