@@ -185,7 +185,7 @@ impl AdminApp {
             ("GET", ["endpoints"]) => {
                 queue.endpoint_states().await.map(|states| {
                     let show = |name: &str, state: Option<&EndpointState>| match state {
-                        Some(state) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms }),
+                        Some(state) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms, "paused_until_ms": state.paused_until_ms.filter(|until| *until > now_ms()) }),
                         None => json!({ "name": name, "enabled": true }),
                     };
                     let mut list: Vec<_> = self
@@ -220,6 +220,7 @@ impl AdminApp {
                     enabled: *action == "enable",
                     reason: format!("{action}d through the admin API"),
                     since_ms: now_ms(),
+                    paused_until_ms: None,
                 };
                 queue
                     .set_endpoint_state(name, &state)

@@ -379,3 +379,63 @@ async fn a_redis_restart_is_survived_by_policy_and_nothing_accepted_is_lost() {
     let after = post("/hooks/strict").await.unwrap();
     assert_eq!(after.status(), 200, "dedupe works again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_circuit_one_replica_opens_holds_the_endpoint_on_every_replica() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_secs(30)); // never answers in time
+    let redis = TestRedis::start();
+    let prefix = prefix();
+    let endpoints = acme_endpoint(
+        &app,
+        "/hooks/acme",
+        "retry: { schedule: [1s], max_attempts: 50, timeout: 300ms }, circuit: { failures: 3, pause: 1m }",
+    );
+    let start = || {
+        Gateway::builder(app.url())
+            .redis(&redis.url, &prefix)
+            .endpoints(&endpoints)
+            .start()
+    };
+    let first = start().await;
+    for n in 0..3 {
+        assert_eq!(
+            support::send_to_acme(&first, &format!(r#"{{"n":{n}}}"#))
+                .await
+                .status(),
+            202
+        );
+    }
+    support::eventually(
+        "the first replica opens the circuit",
+        Duration::from_secs(5),
+        async || first.log().contains("circuit open"),
+    )
+    .await;
+    // A replica that saw none of the failures holds the endpoint too.
+    let second = start().await;
+    let (_, json) = second.admin(reqwest::Method::GET, "/admin/endpoints").await;
+    assert!(
+        json["endpoints"][0]["paused_until_ms"].as_u64().is_some(),
+        "{json}"
+    );
+    let before = app.received().len();
+    for n in 3..6 {
+        assert_eq!(
+            support::send_to_acme(&second, &format!(r#"{{"n":{n}}}"#))
+                .await
+                .status(),
+            202
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.received().len(),
+        before,
+        "no replica sends to the endpoint while its circuit is open"
+    );
+    assert!(
+        !second.log().contains("circuit open"),
+        "the second replica's own breaker never opened"
+    );
+}

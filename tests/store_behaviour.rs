@@ -475,6 +475,7 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
 
     assert!(queue.endpoint_states().await.unwrap().is_empty());
     let state = hookgate::store::queue::EndpointState {
+        paused_until_ms: None,
         enabled: false,
         reason: "the receiver answered 410 Gone".into(),
         since_ms: 5,

@@ -176,14 +176,17 @@ impl Endpoint {
         outcome
     }
 
-    /// Feeds an attempt's outcome to the endpoint's circuit breaker.
-    pub fn record_outcome(&self, outcome: &Outcome, now_ms: u64) {
+    /// Feeds an attempt's outcome to the endpoint's circuit breaker; when that opens the
+    /// circuit, why and until when (unix ms), for the other replicas.
+    pub fn record_outcome(&self, outcome: &Outcome, now_ms: u64) -> Option<(String, u64)> {
         let name = &self.config.name;
-        if let Some(reason) = self.pacing.record(outcome.success, now_ms) {
+        let opened = self.pacing.record(outcome.success, now_ms);
+        if let Some(reason) = &opened {
             tracing::warn!(endpoint = %name, reason, "circuit open: pausing deliveries to the endpoint");
         }
+        let opened = opened.zip(self.pacing.open_until());
         if self.guard.is_some() {
-            return; // a gauge per tenant URL would be a label per tenant
+            return opened; // a gauge per tenant URL would be a label per tenant
         }
         METRICS
             .outbound_circuit_open
@@ -191,6 +194,7 @@ impl Endpoint {
                 endpoint: name.clone(),
             })
             .set(i64::from(self.pacing.is_open(now_ms)));
+        opened
     }
 
     async fn send(

@@ -28,8 +28,23 @@ pub async fn disable_endpoint(queue: &Arc<dyn Queue>, endpoint: &str, reason: &s
         enabled: false,
         reason: reason.to_string(),
         since_ms: now_ms(),
+        paused_until_ms: None,
     };
     if let Err(e) = queue.set_endpoint_state(endpoint, &state).await {
         tracing::error!(endpoint, error = %e, "could not record the endpoint's state");
+    }
+}
+
+/// Shares an opened circuit: every replica holds the endpoint's messages until `until_ms`,
+/// not only the one whose attempts failed.
+pub async fn pause_endpoint(queue: &Arc<dyn Queue>, endpoint: &str, reason: &str, until_ms: u64) {
+    let state = EndpointState {
+        enabled: true,
+        reason: format!("circuit open: {reason}"),
+        since_ms: now_ms(),
+        paused_until_ms: Some(until_ms),
+    };
+    if let Err(e) = queue.set_endpoint_state(endpoint, &state).await {
+        tracing::error!(endpoint, error = %e, "could not share the endpoint's open circuit");
     }
 }

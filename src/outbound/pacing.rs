@@ -132,6 +132,11 @@ impl Pacing {
         reason
     }
 
+    /// When an open circuit lets a probe through (unix ms).
+    pub fn open_until(&self) -> Option<u64> {
+        self.lock().open_until_ms
+    }
+
     pub fn is_open(&self, now_ms: u64) -> bool {
         let breaker = self.lock();
         breaker.open_until_ms.is_some_and(|until| until > now_ms) || breaker.probing

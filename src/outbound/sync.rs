@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http::Response;
 
 use super::deliver::{Endpoint, Outcome};
-use super::outcome::{disable_endpoint, record_message_outcome};
+use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
 use super::pacing::Admit;
 use super::retry::next_step;
 use super::{accepted, Message, OutboundApp};
@@ -132,7 +132,9 @@ impl OutboundApp {
                 .attempt(&self.connector, record, &message.body, timeout)
                 .await;
             drop(slot);
-            endpoint.record_outcome(&outcome, now_ms());
+            if let Some((reason, until_ms)) = endpoint.record_outcome(&outcome, now_ms()) {
+                pause_endpoint(&self.queue, name, &reason, until_ms).await;
+            }
             record.round_attempts += 1;
             record.attempts.push(outcome.attempt.clone());
             tracing::info!(endpoint = %name, delivery_id = %record.id, status = ?outcome.attempt.status, error = ?outcome.attempt.error, "sync delivery attempt");

@@ -1,7 +1,7 @@
 //! The delivery worker: takes due messages from the queue, attempts them, and records
 //! what follows (delivered, retry at a time, or dead).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
-use super::outcome::{disable_endpoint, record_message_outcome};
+use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
 use super::pacing::Admit;
 use super::retry::next_step;
 use crate::clock::now_ms;
@@ -88,16 +88,24 @@ impl DeliveryWorker {
         }
     }
 
-    /// Names of endpoints and destinations an operator (or a 410) disabled.
-    async fn disabled_endpoints(&self) -> HashSet<String> {
-        match self.queue.endpoint_states().await {
-            Ok(states) => states
-                .into_iter()
-                .filter(|(_, s)| !s.enabled)
-                .map(|(name, _)| name)
-                .collect(),
-            _ => Default::default(),
-        }
+    /// Endpoints and destinations whose messages wait, and until when (unix ms): those an
+    /// operator (or a 410) disabled, looked at again after a while, and those whose circuit
+    /// a replica opened, until it lets a probe through.
+    async fn held_endpoints(&self, now_ms: u64) -> HashMap<String, u64> {
+        let Ok(states) = self.queue.endpoint_states().await else {
+            return HashMap::new();
+        };
+        states
+            .into_iter()
+            .filter_map(|(name, state)| {
+                let until = match state.paused_until_ms {
+                    _ if !state.enabled => now_ms + DISABLED_RECHECK.as_millis() as u64,
+                    Some(until) if until > now_ms => until,
+                    _ => return None,
+                };
+                Some((name, until))
+            })
+            .collect()
     }
 
     /// Sets the queue-depth and endpoint-state gauges from the queue's counts.
@@ -166,7 +174,9 @@ impl DeliveryWorker {
                     self.time_scale,
                     now_ms(),
                 );
-                endpoint.record_outcome(&outcome, now_ms());
+                if let Some((reason, until_ms)) = endpoint.record_outcome(&outcome, now_ms()) {
+                    pause_endpoint(&self.queue, &endpoint.config.name, &reason, until_ms).await;
+                }
                 if outcome.gone {
                     // A per-request destination is named by its id; the reason says which
                     // host it is, without the URL's path or query.
@@ -260,23 +270,24 @@ impl BackgroundService for WorkerService {
                 worker.wake.notify_one();
             }
             // Read only when there is work: an idle worker touches nothing but the due index.
-            let disabled = worker.disabled_endpoints().await;
+            let held = worker.held_endpoints(now_ms()).await;
             for (record, body) in claimed {
                 let endpoint = worker.endpoint_for(&record);
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
                 // until it is enabled, a busy or paused one until it has room again.
                 let admitted = match &endpoint {
-                    Ok(e) if disabled.contains(&e.config.name) => Err(DISABLED_RECHECK),
-                    Ok(e) => match e.pacing.admit(now_ms()) {
-                        Admit::Go(slot) => Ok(Some(slot)),
-                        Admit::Wait(wait) => Err(wait),
+                    Ok(e) => match held.get(&e.config.name) {
+                        Some(until) => Err(*until),
+                        None => match e.pacing.admit(now_ms()) {
+                            Admit::Go(slot) => Ok(Some(slot)),
+                            Admit::Wait(wait) => Err(now_ms() + wait.as_millis() as u64),
+                        },
                     },
                     Err(_) => Ok(None), // recorded as a failed attempt
                 };
                 let slot = match admitted {
                     Ok(slot) => slot,
-                    Err(wait) => {
-                        let later = now_ms() + wait.as_millis() as u64;
+                    Err(later) => {
                         let _ = worker.queue.postpone(&record.id, later).await;
                         continue;
                     }

@@ -146,6 +146,10 @@ pub struct EndpointState {
     pub enabled: bool,
     pub reason: String,
     pub since_ms: u64,
+    /// A replica's circuit breaker opened: every replica holds the endpoint's messages
+    /// back until then (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until_ms: Option<u64>,
 }
 
 /// What becomes of a message after an attempt.
