@@ -62,7 +62,21 @@ async fn a_slowed_or_stopped_redis_gets_quick_503s_and_heals() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Until Redis is asleep: a fixed wait let a loaded machine start the sleep late, in
+    // the middle of the next delivery.
+    let started = Instant::now();
+    while Command::new("timeout")
+        .args(["0.3", "redis-cli", "-p", &port.to_string(), "PING"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "Redis never slept"
+        );
+    }
     let (status, took) = webhook(&gateway, "slowed").await;
     assert_eq!(status, 503);
     assert!(

@@ -222,8 +222,14 @@ async fn queue_claims_under_a_lease_and_ignores_a_lapsed_claim(stores: Stores) {
         .enqueue(record("b", 500), body("body-b"), None)
         .await
         .unwrap();
+    assert_eq!(queue.next_due().await.unwrap(), Some(100));
     let claimed = queue.claim_due(200, 1000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        queue.next_due().await.unwrap(),
+        Some(500),
+        "b, before a's lease ends at 1200"
+    );
     assert_eq!(
         (claimed[0].0.id.as_str(), &claimed[0].1[..]),
         ("a", &b"body-a"[..])

@@ -28,10 +28,13 @@ const DISABLED_RECHECK: Duration = Duration::from_secs(1);
 /// How often the queue-depth and endpoint-state gauges are refreshed, from counts the
 /// queue keeps.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
-/// How often the queue is asked for due messages when nothing wakes the worker: for
-/// scheduled retries and lapsed leases (scaled down with the retry delays, so a test's
-/// scaled schedule keeps its shape).
-const TICK: Duration = Duration::from_millis(50);
+/// The longest the worker sleeps without looking at the queue: between wake-ups it sleeps
+/// until the earliest due time (a retry, a lapsed lease); this catches what it cannot
+/// hear of, such as messages another replica accepted while its own slots were full.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// After a failed read of the queue, and the shortest sleep when something is due but
+/// was not claimed (held back meanwhile).
+const RETRY_READ: Duration = Duration::from_millis(50);
 
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
@@ -44,7 +47,7 @@ pub struct DeliveryWorker {
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
     /// Rung when a message is accepted and when enough delivery slots are free: the worker
-    /// looks for due work at once instead of at its next tick.
+    /// looks for due work at once instead of sleeping until the next due time.
     wake: Arc<Notify>,
 }
 
@@ -106,6 +109,19 @@ impl DeliveryWorker {
                 Some((name, until))
             })
             .collect()
+    }
+
+    /// How long to sleep until the next message falls due (at most [`IDLE_POLL`]); a
+    /// message due now that was not claimed is held back: look again after [`RETRY_READ`].
+    async fn until_due(&self) -> Duration {
+        match self.queue.next_due().await {
+            Ok(Some(due)) => match due.saturating_sub(now_ms()) {
+                0 => RETRY_READ,
+                ms => Duration::from_millis(ms).min(IDLE_POLL),
+            },
+            Ok(None) => IDLE_POLL,
+            Err(_) => RETRY_READ,
+        }
     }
 
     /// Sets the queue-depth and endpoint-state gauges from the queue's counts.
@@ -226,25 +242,23 @@ impl BackgroundService for WorkerService {
         // A finished delivery wakes the worker only once this many slots are free: under
         // load, claims come in batches instead of one message per claim.
         let refill_at = (worker.concurrency / 8).max(1);
-        let tick_every = TICK
-            .mul_f64(worker.time_scale)
-            .clamp(Duration::from_millis(1), TICK);
-        let mut tick = tokio::time::interval(tick_every);
         let mut last_gauges = std::time::Instant::now() - GAUGES_EVERY;
         let mut queue_down = false;
+        let mut sleep = Duration::ZERO;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep(sleep) => {}
                 _ = worker.wake.notified() => {}
             }
+            sleep = IDLE_POLL;
             if last_gauges.elapsed() >= GAUGES_EVERY {
                 worker.refresh_gauges().await;
                 last_gauges = std::time::Instant::now();
             }
             let free = permits.available_permits();
             if free == 0 {
-                continue;
+                continue; // a freed slot wakes the worker
             }
             let lease_ms = worker.lease.as_millis() as u64;
             let claimed = match worker.queue.claim_due(now_ms(), lease_ms, free).await {
@@ -255,19 +269,22 @@ impl BackgroundService for WorkerService {
                     claimed
                 }
                 Err(e) => {
-                    // Once per outage, not on every tick.
+                    // Once per outage, not on every attempt.
                     if !std::mem::replace(&mut queue_down, true) {
-                        tracing::error!(error = %e, "cannot read the outbound queue; retrying every tick");
+                        tracing::error!(error = %e, "cannot read the outbound queue; retrying every 50 ms");
                     }
+                    sleep = RETRY_READ;
                     continue;
                 }
             };
-            if claimed.is_empty() {
-                continue;
-            }
-            if claimed.len() == free {
+            let more = claimed.len() == free;
+            if more {
                 // Maybe more is due: look again as soon as slots free up.
                 worker.wake.notify_one();
+            }
+            if claimed.is_empty() {
+                sleep = worker.until_due().await;
+                continue;
             }
             // Read only when there is work: an idle worker touches nothing but the due index.
             let held = worker.held_endpoints(now_ms()).await;
@@ -305,6 +322,10 @@ impl BackgroundService for WorkerService {
                         wake.notify_one();
                     }
                 });
+            }
+            if !more {
+                // After the postponements above, which may fall due soonest.
+                sleep = worker.until_due().await;
             }
         }
     }

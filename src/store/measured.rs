@@ -69,6 +69,7 @@ struct Ops {
     queue_purge: Op,
     queue_postpone: Op,
     queue_depth: Op,
+    queue_next_due: Op,
     queue_endpoints: Op,
 }
 
@@ -91,6 +92,7 @@ impl<T> Measured<T> {
                 queue_purge: Op::new("queue_purge"),
                 queue_postpone: Op::new("queue_postpone"),
                 queue_depth: Op::new("queue_depth"),
+                queue_next_due: Op::new("queue_next_due"),
                 queue_endpoints: Op::new("queue_endpoints"),
             },
         }
@@ -180,6 +182,9 @@ impl<T: Queue> Queue for Measured<T> {
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let op = &self.ops.queue_postpone;
         measure(op, self.inner.postpone(id, due_ms)).await
+    }
+    async fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        measure(&self.ops.queue_next_due, self.inner.next_due()).await
     }
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         measure(&self.ops.queue_depth, self.inner.depth()).await

@@ -217,6 +217,9 @@ pub trait Queue: Send + Sync {
     async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError>;
     /// Moves a claimed message's due time without counting an attempt (held back).
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError>;
+    /// When the next pending message falls due (unix ms), from the due index: the worker
+    /// sleeps until then, or until a new message or a free slot wakes it.
+    async fn next_due(&self) -> Result<Option<u64>, StoreError>;
     /// Every endpoint's depth, from counts the queue keeps (no scan of the messages).
     async fn depth(&self) -> Result<Vec<Depth>, StoreError>;
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError>;

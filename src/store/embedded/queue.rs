@@ -203,6 +203,9 @@ impl Queue for EmbeddedQueue {
         let id = id.to_string();
         self.blocking(move |q| q.postpone(&id, due_ms)).await
     }
+    async fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        self.blocking(|q| q.next_due()).await
+    }
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         self.blocking(|q| q.depth()).await
     }
@@ -478,22 +481,24 @@ impl<'t> Tables<'t> {
         self.messages.insert(id, encode(record).as_slice())?;
         Ok(())
     }
+}
 
-    /// Endpoints with messages waiting (pending or scheduled), in name order.
-    fn endpoints_with_work(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = Vec::new();
-        for row in self.counts.iter()? {
-            let (key, count) = row?;
-            let (endpoint, bucket) = key.value();
-            if bucket != Bucket::Dead.as_str()
-                && count.value() > 0
-                && names.last().is_none_or(|n| n != endpoint)
-            {
-                names.push(endpoint.to_string());
-            }
+/// Endpoints with messages waiting (pending or scheduled), in name order.
+fn endpoints_with_work(
+    counts: &impl ReadableTable<(&'static str, &'static str), u64>,
+) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    for row in counts.iter()? {
+        let (key, count) = row?;
+        let (endpoint, bucket) = key.value();
+        if bucket != Bucket::Dead.as_str()
+            && count.value() > 0
+            && names.last().is_none_or(|n| n != endpoint)
+        {
+            names.push(endpoint.to_string());
         }
-        Ok(names)
     }
+    Ok(names)
 }
 
 /// The synchronous redb operations behind [`EmbeddedQueue`].
@@ -545,7 +550,7 @@ impl Redb {
         {
             let disabled = disabled_endpoints(&txn.open_table(ENDPOINTS)?)?;
             let mut tables = Tables::open(&txn)?;
-            let mut endpoints = tables.endpoints_with_work()?;
+            let mut endpoints = endpoints_with_work(&tables.counts)?;
             endpoints.retain(|e| !disabled.contains(e));
             if !endpoints.is_empty() {
                 let turn = self.claim_turn.fetch_add(1, Ordering::Relaxed) % endpoints.len();
@@ -654,6 +659,28 @@ impl Redb {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The earliest due time over the endpoints that are not disabled.
+    fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let disabled = disabled_endpoints(&txn.open_table(ENDPOINTS)?)?;
+        let due = txn.open_table(DUE)?;
+        let mut next: Option<u64> = None;
+        for endpoint in endpoints_with_work(&txn.open_table(COUNTS)?)? {
+            if disabled.contains(&endpoint) {
+                continue;
+            }
+            let first = due
+                .range((endpoint.as_str(), 0, "")..=(endpoint.as_str(), u64::MAX, LAST))?
+                .next()
+                .transpose()?
+                .map(|(k, _)| k.value().1);
+            if let Some(first) = first {
+                next = Some(next.map_or(first, |n| n.min(first)));
+            }
+        }
+        Ok(next)
     }
 
     fn depth(&self) -> Result<Vec<Depth>, StoreError> {
@@ -771,7 +798,7 @@ fn endpoint_state(bytes: &[u8]) -> Result<EndpointState, StoreError> {
 
 /// Endpoints an operator (or a 410) disabled: their messages are not claimed.
 fn disabled_endpoints(
-    table: &redb::Table<&str, &[u8]>,
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut disabled = std::collections::HashSet::new();
     for row in table.iter()? {

@@ -1,6 +1,12 @@
-//! Dedupe in Redis: one key per delivery id, `inflight` (with the claim's lease as its
-//! expiry) or `done:<status>` (with the dedupe window as its expiry). Claim and release
-//! are Lua scripts, so two replicas can never both claim an id.
+//! Dedupe in Redis: one key per delivery id, `inflight:<claim token>` (with the claim's
+//! lease as its expiry) or `done:<status>` (with the dedupe window as its expiry). Claim
+//! and release are Lua scripts, so two replicas can never both claim an id.
+//!
+//! A claim whose answer did not come in time (a stalled Redis) may still run once Redis
+//! wakes, and would then hold the id in flight for its whole lease: the provider's
+//! retries would get 409s for minutes. Such a claim is abandoned: a script that drops the
+//! id only if this claim's token holds it, sent on the same connection so Redis runs it
+//! after the claim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,18 +17,44 @@ use redis::Script;
 use super::RedisStore;
 use crate::store::{Claim, DedupeStore, StoreError};
 
+/// ARGV: lease in ms, claim token.
 const CLAIM: &str = r"
 local seen = redis.call('GET', KEYS[1])
-if seen then return seen end
-redis.call('SET', KEYS[1], 'inflight', 'PX', ARGV[1])
+if seen then
+  if string.sub(seen, 1, 8) == 'inflight' then return 'inflight' end
+  return seen
+end
+redis.call('SET', KEYS[1], 'inflight:' .. ARGV[2], 'PX', ARGV[1])
 return 'claimed'
 ";
 
 /// Drops a claim, never a done id.
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == 'inflight' then redis.call('DEL', KEYS[1]) end
+local seen = redis.call('GET', KEYS[1])
+if seen and string.sub(seen, 1, 8) == 'inflight' then redis.call('DEL', KEYS[1]) end
 return 1
 ";
+
+/// ARGV: claim token. Drops the claim only if it is this token's.
+const ABANDON: &str = r"
+if redis.call('GET', KEYS[1]) == 'inflight:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// A token per claim: this process's start and a count.
+fn claim_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = BASE.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{:x}.{:x}", started.as_nanos(), std::process::id())
+    });
+    format!("{base}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 pub struct RedisDedupe {
     store: Arc<RedisStore>,
@@ -42,6 +74,30 @@ impl RedisDedupe {
     fn key(&self, id: &str) -> String {
         self.store.key(&format!("dedupe:{id}"))
     }
+
+    /// Drops a claim whose answer never came, if it ran (see the module's comment). In
+    /// the background: Redis runs it when it answers again, the request does not wait.
+    fn abandon(&self, key: String, token: String) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            // EVAL, not EVALSHA: the script must run whenever Redis reads it, without a
+            // second round trip for a script Redis has not cached.
+            let dropped = store
+                .run_for(&key.clone(), |mut c| async move {
+                    redis::cmd("EVAL")
+                        .arg(ABANDON)
+                        .arg(1)
+                        .arg(key)
+                        .arg(token)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+            if let Err(e) = dropped {
+                tracing::warn!(error = %e, "could not abandon a dedupe claim whose answer timed out; it lapses after its lease");
+            }
+        });
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -52,16 +108,28 @@ fn millis(d: Duration) -> u64 {
 impl DedupeStore for RedisDedupe {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let key = self.key(key);
-        let seen: String = self
+        let token = claim_token();
+        let seen = self
             .store
-            .run(|mut c| async move {
-                self.claim
-                    .key(key)
-                    .arg(millis(lease))
-                    .invoke_async(&mut c)
-                    .await
+            .run_for(&key, |mut c| {
+                let (key, token) = (key.clone(), token.clone());
+                async move {
+                    self.claim
+                        .key(key)
+                        .arg(millis(lease))
+                        .arg(token)
+                        .invoke_async::<String>(&mut c)
+                        .await
+                }
             })
-            .await?;
+            .await;
+        let seen = match seen {
+            Ok(seen) => seen,
+            Err(e) => {
+                self.abandon(key, token);
+                return Err(e);
+            }
+        };
         Ok(match seen.as_str() {
             "claimed" => Claim::Claimed,
             "inflight" => Claim::InFlight,
@@ -79,7 +147,7 @@ impl DedupeStore for RedisDedupe {
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
         let key = self.key(key);
         self.store
-            .run(|mut c| async move {
+            .run_for(&key.clone(), |mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(format!("done:{status}"))
@@ -94,7 +162,9 @@ impl DedupeStore for RedisDedupe {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
         self.store
-            .run(|mut c| async move { self.release.key(key).invoke_async::<()>(&mut c).await })
+            .run_for(&key.clone(), |mut c| async move {
+                self.release.key(key).invoke_async::<()>(&mut c).await
+            })
             .await
     }
 }

@@ -68,7 +68,8 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// Connections to one Redis or one Redis Cluster, used round-robin; cheap to share
+/// Connections to one Redis or one Redis Cluster, used round-robin (operations on one dedupe
+/// key keep to one connection, see [`RedisStore::run_for`]); cheap to share
 /// behind an `Arc`.
 pub struct RedisStore {
     connections: Vec<Connection>,
@@ -174,7 +175,29 @@ impl RedisStore {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.timeout, f(self.connection())).await {
+        self.run_on(self.connection(), f).await
+    }
+
+    /// Like [`RedisStore::run`], always on the connection of `key`: operations on one key
+    /// reach Redis in the order they were sent. A claim whose answer timed out is still
+    /// ahead of its release on the wire; on two connections the release could run first
+    /// and leave the claim behind.
+    pub async fn run_for<T, F, Fut>(&self, key: &str, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let index = stable_hash(key.as_bytes()) % self.connections.len() as u64;
+        let connection = self.connections[index as usize].clone();
+        self.run_on(connection, f).await
+    }
+
+    async fn run_on<T, F, Fut>(&self, connection: Connection, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.timeout, f(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -190,6 +213,13 @@ impl RedisStore {
             .await
             .map(|_| ())
     }
+}
+
+/// FNV-1a: a hash that is the same in every version and on every replica.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// What went wrong. redis-rs never puts the URL (which may hold a password) in its errors.

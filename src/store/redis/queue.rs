@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Script;
 
-use super::RedisStore;
+use super::{stable_hash, RedisStore};
 use crate::store::queue::{
     Attempt, Bucket, Depth, EndpointState, Enqueued, Next, Queue, Record, State,
 };
@@ -264,13 +264,6 @@ fn state_name(state: State) -> &'static str {
         State::Pending => "pending",
         State::Dead => "dead",
     }
-}
-
-/// FNV-1a: a stable hash (the same in every version and on every replica).
-fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 impl RedisQueue {
@@ -732,6 +725,23 @@ impl Queue for RedisQueue {
             })
             .await
             .map(|_| ())
+    }
+
+    async fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let firsts = self.partitions.iter().map(|partition| {
+            let key = partition.key("due");
+            self.store.run(move |mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .query_async::<Vec<(String, u64)>>(&mut c)
+                    .await
+            })
+        });
+        let firsts = futures_util::future::try_join_all(firsts).await?;
+        Ok(firsts.into_iter().flatten().map(|(_, due)| due).min())
     }
 
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
