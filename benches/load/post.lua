@@ -14,8 +14,9 @@ local stop_after = tonumber(os.getenv("STOP_AFTER") or "0")
 -- Unique per wrk run (LuaJIT's math.random is unseeded: the same in every run).
 local prefix = os.getenv("ID_PREFIX") or tostring(os.time())
 local ids, sigs = {}, {}
-if os.getenv("SIGNED_FILE") then
-  for line in io.lines(os.getenv("SIGNED_FILE")) do
+local signed_file = os.getenv("SIGNED_FILE") or ""
+if signed_file ~= "" then
+  for line in io.lines(signed_file) do
     local id, sig = line:match("^(%S+) (%S+)$")
     ids[#ids + 1], sigs[#sigs + 1] = id, sig
   end
