@@ -217,6 +217,18 @@ impl Partition {
     fn attempts(&self, id: &str) -> String {
         self.key(&format!("a:{id}"))
     }
+
+    /// The keys of the scripts that move or remove one message: due, all, the message,
+    /// its attempts, counts.
+    fn message_keys(&self, id: &str) -> [String; 5] {
+        [
+            self.key("due"),
+            self.key("all"),
+            self.message(id),
+            self.attempts(id),
+            self.key("counts"),
+        ]
+    }
 }
 
 pub struct RedisQueue {
@@ -431,13 +443,7 @@ impl RedisQueue {
             if endpoint.is_some_and(|e| e != record.endpoint) || record.state != state {
                 continue;
             }
-            let keys = [
-                partition.key("due"),
-                partition.key("all"),
-                partition.message(&record.id),
-                partition.attempts(&record.id),
-                partition.key("counts"),
-            ];
+            let keys = partition.message_keys(&record.id);
             let done: u8 = self
                 .store
                 .run(|mut c| async move {
@@ -623,13 +629,7 @@ impl Queue for RedisQueue {
             Next::Dead => ("dead", 0),
         };
         let attempt = serde_json::to_string(&attempt).expect("an attempt always serializes");
-        let keys = [
-            partition.key("due"),
-            partition.key("all"),
-            partition.message(&claimed.id),
-            partition.attempts(&claimed.id),
-            partition.key("counts"),
-        ];
+        let keys = partition.message_keys(&claimed.id);
         let done: u8 = self
             .store
             .run(|mut c| async move {
