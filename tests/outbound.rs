@@ -9,7 +9,10 @@ use futures_util::StreamExt;
 
 use hookgate::clock::unix_now;
 use hookgate::schemes::{Request, SchemeSpec, Verifier};
-use support::{acme_endpoint, eventually, send_to_acme, Gateway, TestApp, ADMIN_TOKEN};
+use support::{
+    acme_endpoint, eventually, send_to_acme, send_to_destination as send_to, Gateway, TestApp,
+    ADMIN_TOKEN,
+};
 
 /// How long a check may take to come true.
 const WITHIN: Duration = Duration::from_secs(5);
@@ -925,22 +928,6 @@ async fn every_preset_runs_its_documented_schedule_in_scaled_time() {
             }
         }
     }
-}
-
-/// Posts a message for the per-request destination `url`; its delivery id.
-async fn send_to(gateway: &Gateway, url: &str, body: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/", gateway.outbound))
-        .header("Hookgate-Destination", url)
-        .header("Hookgate-Secret", "tenant-secret")
-        .header("Hookgate-Scheme", "github")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let json: serde_json::Value = response.json().await.unwrap();
-    json["delivery_id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

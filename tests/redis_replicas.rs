@@ -450,3 +450,37 @@ async fn a_circuit_one_replica_opens_holds_the_endpoint_on_every_replica() {
         "the second replica's own breaker never opened"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destinations_concurrency_holds_across_replicas() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_millis(200));
+    let redis = TestRedis::start();
+    let prefix = prefix();
+    let start = || {
+        Gateway::builder(app.url())
+            .redis(&redis.url, &prefix)
+            .endpoints("    []\n")
+            .outbound(
+                "  allow_private_destinations: [127.0.0.1/32]\n  destinations: { concurrency: 1 }\n",
+            )
+            .start()
+    };
+    let replicas = [start().await, start().await];
+    let destination = format!("{}/hooks/tenant", app.url());
+    for n in 0..6 {
+        let body = format!(r#"{{"n":{n}}}"#);
+        support::send_to_destination(&replicas[n % 2], &destination, &body).await;
+    }
+    app.wait_for(6).await;
+    // One at a time over both replicas: each delivery starts after the one before ended.
+    let mut arrivals: Vec<Instant> = app.received().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(190),
+            "two deliveries to the destination overlapped: {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+}

@@ -16,7 +16,7 @@ use hookgate::config::{
 use hookgate::inbound::rate_limit::RouteLimiter;
 use hookgate::outbound::new_delivery_id;
 use hookgate::store::queue::{Attempt, Enqueued, Next, Queue, Record, State};
-use hookgate::store::{self, Claim, DedupeStore, Store};
+use hookgate::store::{self, Allowance, Claim, DedupeStore, Limits, Store};
 use pingora::http::RequestHeader;
 
 /// One store's implementations of the traits under test.
@@ -118,6 +118,7 @@ over_both_stores!(
     queue_hands_each_message_to_one_of_many_concurrent_claimers,
     queue_stores_one_of_many_concurrent_messages_with_one_key,
     rate_limit_admits_the_burst_then_answers_429_with_retry_after,
+    pacing_holds_each_receivers_concurrency_and_rate,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -567,6 +568,81 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
     assert!(
         limiter.check("r", &header, None).await.is_ok(),
         "one earned back"
+    );
+}
+
+fn limits(concurrency: u32, rate: Option<(u32, Duration)>) -> Limits {
+    Limits {
+        concurrency,
+        rate: rate.map(|(capacity, per_request)| Allowance {
+            capacity,
+            per_request,
+        }),
+        lease: Duration::from_secs(30),
+    }
+}
+
+async fn pacing_holds_each_receivers_concurrency_and_rate(stores: Stores) {
+    let pacing = stores.store.pacing();
+    let two = limits(2, None);
+    let mut taken = pacing.take("e", &two, 3).await.unwrap();
+    assert_eq!(taken.slots.len(), 2, "two of three wanted");
+    assert!(pacing.take("e", &two, 1).await.unwrap().slots.is_empty());
+    assert_eq!(
+        pacing.take("other", &two, 1).await.unwrap().slots.len(),
+        1,
+        "receivers are separate"
+    );
+    let slot = taken.slots.pop().unwrap();
+    pacing.give_back("e", slot).await.unwrap();
+    assert_eq!(pacing.take("e", &two, 5).await.unwrap().slots.len(), 1);
+
+    // Two at once, then one every 30 s: the third waits about 30 s, spending no slot.
+    let rated = limits(3, Some((2, Duration::from_secs(30))));
+    let taken = pacing.take("r", &rated, 3).await.unwrap();
+    assert_eq!(taken.slots.len(), 2, "the rate's burst");
+    assert!(taken.wait > Duration::from_secs(25), "{:?}", taken.wait);
+    for slot in taken.slots {
+        pacing.give_back("r", slot).await.unwrap();
+    }
+    let over = pacing.take("r", &rated, 1).await.unwrap();
+    assert!(over.slots.is_empty(), "over the rate");
+    assert!(over.wait > Duration::from_secs(25), "{:?}", over.wait);
+}
+
+/// Two replicas on one Redis share each receiver's limits, and a slot whose replica died
+/// comes back when its lease lapses.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_on_redis_share_a_receivers_limits() {
+    let redis = support::TestRedis::start();
+    let prefix = format!("hookgate-test:{}:", new_delivery_id());
+    let one = connect_with_prefix(&redis.url, None, false, &prefix).pacing();
+    let two = connect_with_prefix(&redis.url, None, false, &prefix).pacing();
+    let mut short = limits(2, Some((3, Duration::from_secs(60))));
+    short.lease = Duration::from_millis(300);
+    let mut kept = one.take("e", &short, 1).await.unwrap().slots;
+    assert_eq!(kept.len(), 1);
+    let lost = two.take("e", &short, 5).await.unwrap().slots;
+    assert_eq!(lost.len(), 1, "the second slot, on the other replica");
+    assert!(
+        one.take("e", &short, 1).await.unwrap().slots.is_empty(),
+        "two in flight across the replicas: the limit"
+    );
+    one.give_back("e", kept.pop().unwrap()).await.unwrap();
+    assert_eq!(two.take("e", &short, 1).await.unwrap().slots.len(), 1);
+    // The rate (3 a minute) is spent across the replicas too.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let over = one.take("e", &short, 1).await.unwrap();
+    assert!(
+        over.slots.is_empty() && over.wait > Duration::from_secs(10),
+        "the slots lapsed, the rate did not: {over:?}"
+    );
+    let mut unrated = short;
+    unrated.rate = None;
+    assert_eq!(
+        one.take("e", &unrated, 5).await.unwrap().slots.len(),
+        2,
+        "slots never given back lapse after their lease"
     );
 }
 

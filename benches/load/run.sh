@@ -140,7 +140,9 @@ outbound:
     - name: receiver
       url: http://127.0.0.1:$RECEIVER/hooks
       sign: { scheme: rejento, secret: "$SECRET" }
-      concurrency: 256
+      # Above what two replicas' workers (outbound.concurrency 256 each) have in flight:
+      # with Redis the limit is shared, and these rows measure the engine, not the limit.
+      concurrency: 512
 CONF
 }
 # start_hookgate NAME: runs it; sets PID.

@@ -2,6 +2,7 @@
 //! answer. The outcome says what the schedule should do next.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use crate::http_io::exchange;
 use crate::metrics::METRICS;
 use crate::schemes::{Message, Verifier};
 use crate::store::queue::{Attempt, Record};
+use crate::store::PacingStore;
 
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
@@ -88,11 +90,15 @@ pub struct Reply {
 
 impl Endpoint {
     /// `time_scale` scales the circuit breaker's durations (tests run them fast).
-    pub fn new(config: EndpointConfig, time_scale: f64) -> Result<Self, String> {
+    pub fn new(
+        config: EndpointConfig,
+        pacing: Arc<dyn PacingStore>,
+        time_scale: f64,
+    ) -> Result<Self, String> {
         let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
         Ok(Endpoint {
-            pacing: Pacing::new(&config.policy, time_scale),
+            pacing: Pacing::new(&config.name, &config.policy, pacing, time_scale),
             config,
             signer,
             guard: None,
@@ -103,9 +109,10 @@ impl Endpoint {
     pub fn guarded(
         config: EndpointConfig,
         allow: Vec<Cidr>,
+        pacing: Arc<dyn PacingStore>,
         time_scale: f64,
     ) -> Result<Self, String> {
-        let mut endpoint = Endpoint::new(config, time_scale)?;
+        let mut endpoint = Endpoint::new(config, pacing, time_scale)?;
         endpoint.guard = Some(allow);
         Ok(endpoint)
     }

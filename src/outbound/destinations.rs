@@ -16,6 +16,7 @@ use crate::config::{
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::SchemeSpec;
 use crate::store::queue::Target;
+use crate::store::PacingStore;
 
 /// Most destinations whose state is kept; past it, idle ones are forgotten first.
 const MAX_DESTINATIONS: usize = 10_000;
@@ -36,6 +37,7 @@ pub struct Destinations {
     allow: Vec<Cidr>,
     /// `outbound.destinations`: what each destination gets.
     policy: DeliveryPolicy,
+    pacing: Arc<dyn PacingStore>,
     time_scale: f64,
     known: Mutex<HashMap<String, Known>>,
 }
@@ -50,12 +52,14 @@ impl Destinations {
         secrets: HashMap<String, String>,
         allow: Vec<Cidr>,
         policy: DeliveryPolicy,
+        pacing: Arc<dyn PacingStore>,
         time_scale: f64,
     ) -> Self {
         Destinations {
             secrets,
             allow,
             policy,
+            pacing,
             time_scale,
             known: Mutex::default(),
         }
@@ -106,7 +110,12 @@ impl Destinations {
             policy: self.policy.clone(),
             mode: DeliveryMode::Async,
         };
-        Endpoint::guarded(config, self.allow.clone(), self.time_scale)
+        Endpoint::guarded(
+            config,
+            self.allow.clone(),
+            self.pacing.clone(),
+            self.time_scale,
+        )
     }
 
     #[cfg(test)]
@@ -146,10 +155,22 @@ mod tests {
         }
     }
 
+    fn destinations() -> (Destinations, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
+        let policy = DeliveryPolicy::default();
+        let destinations =
+            Destinations::new(HashMap::new(), Vec::new(), policy, store.pacing(), 1.0);
+        (destinations, dir)
+    }
+
     #[test]
     fn a_destination_keeps_its_endpoint_and_others_get_their_own() {
-        let destinations =
-            Destinations::new(HashMap::new(), Vec::new(), DeliveryPolicy::default(), 1.0);
+        let (destinations, _dir) = destinations();
         let a = destinations.endpoint(&target("http://a.test/"), 0).unwrap();
         let again = destinations.endpoint(&target("http://a.test/"), 1).unwrap();
         let b = destinations.endpoint(&target("http://b.test/"), 2).unwrap();
@@ -164,8 +185,7 @@ mod tests {
 
     #[test]
     fn idle_destinations_are_forgotten_when_there_are_too_many() {
-        let destinations =
-            Destinations::new(HashMap::new(), Vec::new(), DeliveryPolicy::default(), 1.0);
+        let (destinations, _dir) = destinations();
         let busy = destinations
             .endpoint(&target("http://busy.test/"), 0)
             .unwrap();

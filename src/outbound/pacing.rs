@@ -1,19 +1,17 @@
 //! Protecting receivers: how many deliveries an endpoint gets at once, how many per
-//! period, and a circuit breaker that stops hammering an endpoint that keeps failing.
-//! Whatever is held back waits in the queue; nothing is dropped.
+//! period (both kept by the store, so replicas sharing Redis share them), and a circuit
+//! breaker that stops hammering an endpoint that keeps failing. Whatever is held back
+//! waits in the queue; nothing is dropped.
 
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
 use crate::config::{CircuitConfig, DeliveryPolicy};
+use crate::store::pacing::BUSY;
+use crate::store::{Allowance, Limits, PacingStore, Slot, Taken};
 
-/// How long a message waits before it is looked at again when its endpoint is busy.
-const BUSY_RECHECK: Duration = Duration::from_millis(100);
+/// How long messages wait when the store cannot tell whether the receiver has room.
+const STORE_DOWN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Breaker {
@@ -25,33 +23,87 @@ struct Breaker {
 }
 
 pub struct Pacing {
-    slots: Arc<Semaphore>,
-    limiter: Option<DefaultDirectRateLimiter>,
+    /// The endpoint's name: its limits' key in the store.
+    receiver: String,
+    limits: Limits,
+    store: Arc<dyn PacingStore>,
     breaker: Mutex<Breaker>,
     circuit: CircuitConfig,
     time_scale: f64,
 }
 
-/// Whether a message may be attempted now.
-pub enum Admit {
-    /// Yes; hold the permit for the attempt.
-    Go(OwnedSemaphorePermit),
-    /// Not yet: look again after this long.
-    Wait(Duration),
+/// Which of the messages asked about may be attempted now.
+pub struct Admitted {
+    /// This many may: each holds its slot for its attempt, then gives it back.
+    pub go: Vec<Held>,
+    /// The rest look again after this long.
+    pub wait: Duration,
+}
+
+impl Admitted {
+    fn none(wait: Duration) -> Self {
+        Admitted {
+            go: Vec::new(),
+            wait,
+        }
+    }
+}
+
+/// A slot of an endpoint's concurrency, held for one attempt.
+pub struct Held {
+    store: Arc<dyn PacingStore>,
+    receiver: String,
+    slot: Option<Slot>,
+}
+
+impl Held {
+    /// Gives the slot back once the attempt is over.
+    pub async fn release(mut self) {
+        if let Some(slot) = self.slot.take() {
+            give_back(&*self.store, &self.receiver, slot).await;
+        }
+    }
+}
+
+impl Drop for Held {
+    /// A slot not released (its attempt's task was cancelled) is given back all the same.
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let (store, receiver) = (self.store.clone(), std::mem::take(&mut self.receiver));
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { give_back(&*store, &receiver, slot).await });
+            }
+        }
+    }
+}
+
+async fn give_back(store: &dyn PacingStore, receiver: &str, slot: Slot) {
+    if let Err(e) = store.give_back(receiver, slot).await {
+        // The slot lapses at the end of its lease.
+        tracing::warn!(endpoint = %receiver, error = %e, "could not give a delivery slot back");
+    }
 }
 
 impl Pacing {
-    pub fn new(policy: &DeliveryPolicy, time_scale: f64) -> Self {
-        let limiter = policy.rate_limit.map(|rate| {
-            let per_request = rate.per_request();
-            let quota = Quota::with_period(per_request)
-                .expect("a rate's period is never zero")
-                .allow_burst(NonZeroU32::new(rate.count.max(1)).expect("at least 1"));
-            RateLimiter::direct(quota)
-        });
+    pub fn new(
+        receiver: &str,
+        policy: &DeliveryPolicy,
+        store: Arc<dyn PacingStore>,
+        time_scale: f64,
+    ) -> Self {
+        let limits = Limits {
+            concurrency: policy.concurrency.max(1),
+            rate: policy.rate_limit.map(|rate| Allowance {
+                capacity: rate.count.max(1),
+                per_request: rate.per_request(),
+            }),
+            // An attempt is over after its connect, write and read timeouts at most.
+            lease: policy.retry.timeout * 3 + Duration::from_secs(5),
+        };
         Pacing {
-            slots: Arc::new(Semaphore::new(policy.concurrency as usize)),
-            limiter,
+            receiver: receiver.to_string(),
+            limits,
+            store,
             breaker: Mutex::new(Breaker::default()),
             circuit: policy.circuit.clone(),
             time_scale,
@@ -62,32 +114,47 @@ impl Pacing {
         (d.as_millis() as f64 * self.time_scale) as u64
     }
 
-    pub fn admit(&self, now_ms: u64) -> Admit {
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            return Admit::Wait(BUSY_RECHECK);
-        };
-        let (open_until, probing) = {
-            let breaker = self.lock();
-            (breaker.open_until_ms, breaker.probing)
-        };
-        match open_until {
-            Some(until) if until > now_ms => {
-                return Admit::Wait(Duration::from_millis(until - now_ms))
+    /// Admits up to `wanted` of an endpoint's messages at once.
+    pub async fn admit(&self, now_ms: u64, wanted: usize) -> Admitted {
+        // The breaker first, so a paused endpoint spends none of its rate.
+        let probe = {
+            let mut breaker = self.lock();
+            match breaker.open_until_ms {
+                Some(until) if until > now_ms => {
+                    return Admitted::none(Duration::from_millis(until - now_ms))
+                }
+                Some(_) if breaker.probing => return Admitted::none(BUSY),
+                Some(_) => {
+                    breaker.probing = true;
+                    true
+                }
+                None => false,
             }
-            Some(_) if probing => return Admit::Wait(BUSY_RECHECK),
-            _ => {}
+        };
+        let wanted = if probe { 1 } else { wanted as u32 };
+        let taken = match self.store.take(&self.receiver, &self.limits, wanted).await {
+            Ok(taken) => taken,
+            Err(_) => Taken {
+                slots: Vec::new(),
+                wait: STORE_DOWN, // counted in the store's error metric
+            },
+        };
+        if probe && taken.slots.is_empty() {
+            self.lock().probing = false;
         }
-        // The rate is checked after the breaker, so a paused endpoint spends none of it.
-        if let Some(limiter) = &self.limiter {
-            if let Err(not_until) = limiter.check() {
-                return Admit::Wait(not_until.wait_time_from(DefaultClock::default().now()));
-            }
+        let go = taken
+            .slots
+            .into_iter()
+            .map(|slot| Held {
+                store: self.store.clone(),
+                receiver: self.receiver.clone(),
+                slot: Some(slot),
+            })
+            .collect();
+        Admitted {
+            go,
+            wait: taken.wait,
         }
-        let mut breaker = self.lock();
-        if breaker.open_until_ms.is_some() {
-            breaker.probing = true;
-        }
-        Admit::Go(permit)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -146,7 +213,7 @@ impl Pacing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rate;
+    use crate::config::{Rate, StoreConfig};
 
     fn config(concurrency: u32, rate: Option<Rate>, failures: u32) -> DeliveryPolicy {
         DeliveryPolicy {
@@ -161,58 +228,63 @@ mod tests {
         }
     }
 
-    #[test]
-    fn concurrency_and_rate_hold_messages_back() {
-        let pacing = Pacing::new(&config(2, None, 10), 1.0);
-        let (a, b) = (pacing.admit(0), pacing.admit(0));
-        assert!(matches!((&a, &b), (Admit::Go(_), Admit::Go(_))));
-        assert!(matches!(pacing.admit(0), Admit::Wait(_)), "a third waits");
-        drop(a);
-        assert!(matches!(pacing.admit(0), Admit::Go(_)));
-
-        let limited = Pacing::new(
-            &config(
-                10,
-                Some(Rate {
-                    count: 2,
-                    per: Duration::from_secs(60),
-                }),
-                10,
-            ),
-            1.0,
-        );
-        assert!(matches!(limited.admit(0), Admit::Go(_)));
-        assert!(matches!(limited.admit(0), Admit::Go(_)));
-        assert!(matches!(limited.admit(0), Admit::Wait(d) if d > Duration::from_secs(25)));
+    /// Pacing over the embedded store (the suite in `tests/store_behaviour.rs` runs the
+    /// store's side over Redis too).
+    fn embedded_pacing(policy: &DeliveryPolicy) -> (Pacing, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
+        (Pacing::new("e", policy, store.pacing(), 1.0), dir)
     }
 
-    #[test]
-    fn the_circuit_opens_pauses_probes_and_closes() {
-        let pacing = Pacing::new(&config(10, None, 3), 1.0);
+    #[tokio::test]
+    async fn concurrency_and_rate_hold_messages_back() {
+        let (pacing, _dir) = embedded_pacing(&config(2, None, 10));
+        let mut two = pacing.admit(0, 3).await;
+        assert_eq!(two.go.len(), 2, "a third waits");
+        assert!(pacing.admit(0, 1).await.go.is_empty());
+        two.go.pop().unwrap().release().await;
+        assert_eq!(pacing.admit(0, 1).await.go.len(), 1);
+
+        let rate = Rate {
+            count: 2,
+            per: Duration::from_secs(60),
+        };
+        let (limited, _dir) = embedded_pacing(&config(10, Some(rate), 10));
+        assert_eq!(limited.admit(0, 1).await.go.len(), 1);
+        let second = limited.admit(0, 5).await;
+        assert_eq!(second.go.len(), 1, "two a minute");
+        assert!(second.wait > Duration::from_secs(25), "{:?}", second.wait);
+    }
+
+    #[tokio::test]
+    async fn the_circuit_opens_pauses_probes_and_closes() {
+        let (pacing, _dir) = embedded_pacing(&config(10, None, 3));
         assert_eq!(pacing.record(false, 0), None);
         assert_eq!(pacing.record(false, 0), None);
         assert_eq!(
             pacing.record(false, 0).as_deref(),
             Some("3 attempts failed in a row")
         );
+        let paused = pacing.admit(1_000, 5).await;
+        assert!(paused.go.is_empty());
+        assert_eq!(paused.wait, Duration::from_millis(59_000));
+        let probe = pacing.admit(60_000, 5).await;
+        assert_eq!(probe.go.len(), 1, "one probe after the pause");
         assert!(
-            matches!(pacing.admit(1_000), Admit::Wait(d) if d == Duration::from_millis(59_000))
-        );
-        assert!(
-            matches!(pacing.admit(60_000), Admit::Go(_)),
-            "one probe after the pause"
-        );
-        assert!(
-            matches!(pacing.admit(60_000), Admit::Wait(_)),
+            pacing.admit(60_000, 5).await.go.is_empty(),
             "the others wait for it"
         );
         assert!(
             pacing.record(false, 60_500).is_some(),
             "a failed probe reopens"
         );
-        assert!(matches!(pacing.admit(120_500), Admit::Go(_)));
+        assert_eq!(pacing.admit(120_500, 5).await.go.len(), 1, "a probe again");
         assert_eq!(pacing.record(true, 121_000), None);
         assert!(!pacing.is_open(121_000));
-        assert!(matches!(pacing.admit(121_000), Admit::Go(_)));
+        assert_eq!(pacing.admit(121_000, 5).await.go.len(), 5);
     }
 }

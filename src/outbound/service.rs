@@ -27,11 +27,13 @@ pub struct OutboundServices {
 pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServices, String> {
     let queue = store.queue()?;
     let time_scale = retry_time_scale()?;
+    // One for the listener's sync deliveries and the worker: they share the limits.
+    let pacing = store.pacing();
     let endpoints = config
         .endpoints
         .iter()
         .map(|e| {
-            Endpoint::new(e.clone(), time_scale)
+            Endpoint::new(e.clone(), pacing.clone(), time_scale)
                 .map(Arc::new)
                 .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
         })
@@ -58,6 +60,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         secrets,
         config.allow_private_destinations.clone(),
         config.destinations.clone(),
+        pacing,
         time_scale,
     );
     let worker = DeliveryWorker::new(

@@ -10,7 +10,6 @@ use http::Response;
 
 use super::deliver::{Endpoint, Outcome};
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
-use super::pacing::Admit;
 use super::retry::next_step;
 use super::{accepted, Message, OutboundApp};
 use crate::clock::now_ms;
@@ -111,27 +110,25 @@ impl OutboundApp {
         let mut pause = FIRST_PAUSE;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let slot = match endpoint.pacing.admit(now_ms()) {
-                Admit::Go(slot) => slot,
-                Admit::Wait(wait) if wait < remaining => {
-                    tokio::time::sleep(wait).await;
+            let admitted = endpoint.pacing.admit(now_ms(), 1).await;
+            let Some(slot) = admitted.go.into_iter().next() else {
+                if admitted.wait < remaining {
+                    tokio::time::sleep(admitted.wait).await;
                     continue;
                 }
-                Admit::Wait(wait) => {
-                    return Err(ErrorResponse::new(
-                        503,
-                        "endpoint_paused",
-                        format!("endpoint {name} is paused or at its limits; try again later"),
-                    )
-                    .with_header("Retry-After", wait.as_secs().max(1).to_string()))
-                }
+                return Err(ErrorResponse::new(
+                    503,
+                    "endpoint_paused",
+                    format!("endpoint {name} is paused or at its limits; try again later"),
+                )
+                .with_header("Retry-After", admitted.wait.as_secs().max(1).to_string()));
             };
             let timeout = endpoint.config.policy.retry.timeout.min(remaining);
             let record = &mut message.record;
             let outcome = endpoint
                 .attempt(&self.connector, record, &message.body, timeout)
                 .await;
-            drop(slot);
+            slot.release().await;
             if let Some((reason, until_ms)) = endpoint.record_outcome(&outcome, now_ms()) {
                 pause_endpoint(&self.queue, name, &reason, until_ms).await;
             }

@@ -14,7 +14,6 @@ use tokio::sync::{Notify, Semaphore};
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
-use super::pacing::Admit;
 use super::retry::next_step;
 use crate::clock::now_ms;
 use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
@@ -35,6 +34,11 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// After a failed read of the queue, and the shortest sleep when something is due but
 /// was not claimed (held back meanwhile).
 const RETRY_READ: Duration = Duration::from_millis(50);
+
+/// A message's endpoint, or why it has none (recorded as a failed attempt).
+type Resolved = Result<Arc<Endpoint>, String>;
+/// A claimed message and its body.
+type Claimed = (Record, Vec<u8>);
 
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
@@ -80,7 +84,7 @@ impl DeliveryWorker {
     }
 
     /// The endpoint a message goes to: a configured one, or its per-request destination's.
-    fn endpoint_for(&self, record: &Record) -> Result<Arc<Endpoint>, String> {
+    fn endpoint_for(&self, record: &Record) -> Resolved {
         match &record.target {
             Some(target) => self.destinations.endpoint(target, now_ms()),
             None => self
@@ -89,6 +93,32 @@ impl DeliveryWorker {
                 .cloned()
                 .ok_or_else(|| format!("endpoint {} is no longer configured", record.endpoint)),
         }
+    }
+
+    /// Claimed messages by the endpoint they go to, in the order claimed, so each
+    /// endpoint's limits are asked once for all of its messages.
+    fn by_endpoint(&self, claimed: Vec<(Record, Vec<u8>)>) -> Vec<(Resolved, Vec<Claimed>)> {
+        let mut groups: Vec<(Resolved, Vec<Claimed>)> = Vec::new();
+        // By the endpoint itself, not its name: one destination URL may be signed with two
+        // tenants' secrets, two endpoints (that share the name, and so the limits).
+        let mut index: HashMap<*const Endpoint, usize> = HashMap::new();
+        for (record, body) in claimed {
+            let endpoint = self.endpoint_for(&record);
+            let group = match &endpoint {
+                Ok(e) => index.get(&Arc::as_ptr(e)).copied(),
+                Err(_) => None, // each with its own reason
+            };
+            match group {
+                Some(i) => groups[i].1.push((record, body)),
+                None => {
+                    if let Ok(e) = &endpoint {
+                        index.insert(Arc::as_ptr(e), groups.len());
+                    }
+                    groups.push((endpoint, vec![(record, body)]));
+                }
+            }
+        }
+        groups
     }
 
     /// Endpoints and destinations whose messages wait, and until when (unix ms): those an
@@ -288,40 +318,47 @@ impl BackgroundService for WorkerService {
             }
             // Read only when there is work: an idle worker touches nothing but the due index.
             let held = worker.held_endpoints(now_ms()).await;
-            for (record, body) in claimed {
-                let endpoint = worker.endpoint_for(&record);
+            for (endpoint, messages) in worker.by_endpoint(claimed) {
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
                 // until it is enabled, a busy or paused one until it has room again.
-                let admitted = match &endpoint {
+                let (slots, later) = match &endpoint {
                     Ok(e) => match held.get(&e.config.name) {
-                        Some(until) => Err(*until),
-                        None => match e.pacing.admit(now_ms()) {
-                            Admit::Go(slot) => Ok(Some(slot)),
-                            Admit::Wait(wait) => Err(now_ms() + wait.as_millis() as u64),
-                        },
+                        Some(until) => (Vec::new(), *until),
+                        None => {
+                            let admitted = e.pacing.admit(now_ms(), messages.len()).await;
+                            let later = now_ms() + admitted.wait.as_millis() as u64;
+                            (admitted.go.into_iter().map(Some).collect(), later)
+                        }
                     },
-                    Err(_) => Ok(None), // recorded as a failed attempt
+                    // Recorded as a failed attempt.
+                    Err(_) => ((0..messages.len()).map(|_| None).collect(), 0),
                 };
-                let slot = match admitted {
-                    Ok(slot) => slot,
-                    Err(later) => {
-                        let _ = worker.queue.postpone(&record.id, later).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let (worker, connector, permits) =
-                    (worker.clone(), connector.clone(), permits.clone());
-                tokio::spawn(async move {
-                    let wake = worker.wake.clone();
-                    worker.deliver(connector, endpoint, record, body).await;
-                    drop((permit, slot));
-                    if permits.available_permits() >= refill_at {
-                        wake.notify_one();
-                    }
-                });
+                let mut messages = messages.into_iter();
+                for slot in slots {
+                    let Some((record, body)) = messages.next() else {
+                        break;
+                    };
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (worker, connector, permits) =
+                        (worker.clone(), connector.clone(), permits.clone());
+                    let endpoint = endpoint.clone();
+                    tokio::spawn(async move {
+                        let wake = worker.wake.clone();
+                        worker.deliver(connector, endpoint, record, body).await;
+                        if let Some(slot) = slot {
+                            slot.release().await;
+                        }
+                        drop(permit);
+                        if permits.available_permits() >= refill_at {
+                            wake.notify_one();
+                        }
+                    });
+                }
+                for (record, _) in messages {
+                    let _ = worker.queue.postpone(&record.id, later).await;
+                }
             }
             if !more {
                 // After the postponements above, which may fall due soonest.

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::pacing::{Limits, PacingStore, Slot, Taken};
 use super::queue::{Attempt, Depth, EndpointState, Enqueued, Next, Queue, Record, State};
 use super::{Claim, Decision, DedupeStore, RateLimiter, StoreError};
 use crate::metrics::{StoreLabels, METRICS};
@@ -59,6 +60,8 @@ struct Ops {
     dedupe_complete: Op,
     dedupe_release: Op,
     rate_limit: Op,
+    pacing_take: Op,
+    pacing_give_back: Op,
     queue_enqueue: Op,
     queue_claim: Op,
     queue_finish: Op,
@@ -82,6 +85,8 @@ impl<T> Measured<T> {
                 dedupe_complete: Op::new("dedupe_complete"),
                 dedupe_release: Op::new("dedupe_release"),
                 rate_limit: Op::new("rate_limit"),
+                pacing_take: Op::new("pacing_take"),
+                pacing_give_back: Op::new("pacing_give_back"),
                 queue_enqueue: Op::new("queue_enqueue"),
                 queue_claim: Op::new("queue_claim"),
                 queue_finish: Op::new("queue_finish"),
@@ -119,6 +124,23 @@ impl<T: DedupeStore> DedupeStore for Measured<T> {
 impl<T: RateLimiter> RateLimiter for Measured<T> {
     async fn check(&self, key: &str) -> Result<Decision, StoreError> {
         measure(&self.ops.rate_limit, self.inner.check(key)).await
+    }
+}
+
+#[async_trait]
+impl<T: PacingStore> PacingStore for Measured<T> {
+    async fn take(
+        &self,
+        receiver: &str,
+        limits: &Limits,
+        wanted: u32,
+    ) -> Result<Taken, StoreError> {
+        let op = &self.ops.pacing_take;
+        measure(op, self.inner.take(receiver, limits, wanted)).await
+    }
+    async fn give_back(&self, receiver: &str, slot: Slot) -> Result<(), StoreError> {
+        let op = &self.ops.pacing_give_back;
+        measure(op, self.inner.give_back(receiver, slot)).await
     }
 }
 

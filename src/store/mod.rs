@@ -1,5 +1,5 @@
 //! All shared state, one trait per kind: [`DedupeStore`] (delivery ids), [`RateLimiter`]
-//! (GCRA allowances) and [`Queue`] (the outbound queue). Two backends implement each,
+//! (GCRA allowances), [`PacingStore`] (receivers' limits) and [`Queue`] (the outbound queue). Two backends implement each,
 //! side by side: `embedded/` (one process: memory plus redb files in `store.path`) and
 //! `redis/` (several replicas sharing one dedupe window, one limit and one queue). The
 //! server opens the configured one with [`open`] and hands out trait objects; nothing
@@ -9,6 +9,7 @@ pub mod dedupe;
 mod embedded;
 mod health;
 mod measured;
+pub mod pacing;
 pub mod queue;
 pub mod rate_limit;
 mod redis;
@@ -20,6 +21,7 @@ use measured::{measure, Measured, Op};
 
 pub use dedupe::{Claim, DedupeStore};
 pub use health::StoreHealth;
+pub use pacing::{Limits, PacingStore, Slot, Taken};
 pub use queue::Queue;
 pub use rate_limit::{Allowance, Decision, RateLimiter};
 
@@ -93,6 +95,16 @@ impl Store {
                 route,
                 allowance,
             ))),
+        }
+    }
+
+    /// Receivers' limits: in this process, or shared by every replica through Redis.
+    pub fn pacing(&self) -> Arc<dyn PacingStore> {
+        match &self.0 {
+            Backend::Embedded(_) => Arc::new(Measured::new(embedded::LocalPacing::default())),
+            Backend::Redis(redis) => {
+                Arc::new(Measured::new(redis::RedisPacing::new(redis.clone())))
+            }
         }
     }
 

@@ -189,6 +189,23 @@ pub async fn send_to_acme(gateway: &Gateway, body: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// What an app fanning out to its customers does: POSTs a message for a per-request
+/// destination, signed with the tenant's secret; the delivery id.
+pub async fn send_to_destination(gateway: &Gateway, url: &str, body: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/", gateway.outbound))
+        .header("Hookgate-Destination", url)
+        .header("Hookgate-Secret", "tenant-secret")
+        .header("Hookgate-Scheme", "github")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let json: serde_json::Value = response.json().await.unwrap();
+    json["delivery_id"].as_str().unwrap().to_string()
+}
+
 /// One request as the app received it.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -3,6 +3,7 @@
 //! limits in memory.
 
 mod dedupe;
+mod pacing;
 mod queue;
 mod rate_limit;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dedupe::EmbeddedDedupe;
+pub use pacing::LocalPacing;
 pub use queue::EmbeddedQueue;
 pub use rate_limit::LocalRateLimiter;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 
-use super::RedisStore;
+use super::{unique_token, RedisStore};
 use crate::store::{Claim, DedupeStore, StoreError};
 
 /// ARGV: lease in ms, claim token.
@@ -40,21 +40,6 @@ const ABANDON: &str = r"
 if redis.call('GET', KEYS[1]) == 'inflight:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 ";
-
-/// A token per claim: this process's start and a count.
-fn claim_token() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static BASE: OnceLock<String> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let base = BASE.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        format!("{:x}.{:x}", started.as_nanos(), std::process::id())
-    });
-    format!("{base}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 pub struct RedisDedupe {
     store: Arc<RedisStore>,
@@ -108,7 +93,7 @@ fn millis(d: Duration) -> u64 {
 impl DedupeStore for RedisDedupe {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let key = self.key(key);
-        let token = claim_token();
+        let token = unique_token();
         let seen = self
             .store
             .run_for(&key, |mut c| {

@@ -13,6 +13,7 @@
 //! scripts touch one key each, so they spread over the cluster's slots.
 
 mod dedupe;
+mod pacing;
 mod queue;
 mod rate_limit;
 
@@ -26,6 +27,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 pub use dedupe::RedisDedupe;
+pub use pacing::RedisPacing;
 pub use queue::RedisQueue;
 pub use rate_limit::RedisRateLimiter;
 
@@ -213,6 +215,21 @@ impl RedisStore {
             .await
             .map(|_| ())
     }
+}
+
+/// A token no other claim or slot has, on any replica: this process's start, its pid and
+/// a count.
+fn unique_token() -> String {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = BASE.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{:x}.{:x}", started.as_nanos(), std::process::id())
+    });
+    format!("{base}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// FNV-1a: a hash that is the same in every version and on every replica.
