@@ -28,6 +28,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
 
     let conf = ServerConf {
         threads: config.server.threads,
+        work_stealing: false,
         grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(
             config.server.shutdown_timeout.as_secs_f64().ceil() as u64,

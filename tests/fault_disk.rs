@@ -237,5 +237,5 @@ async fn a_read_only_store_directory_stops_the_start_with_its_reason() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("Read-only file system"), "{log}");
-    assert!(log.contains("dedupe.redb"), "{log}");
+    assert!(log.contains("dedupe"), "{log}");
 }

@@ -125,7 +125,15 @@ proptest! {
                     if changed == value { continue }
                     let mut tampered = headers.clone();
                     tampered.insert(name.clone(), changed);
-                    let result = verifier.verify(&request(scheme, &tampered, &body), timestamp);
+                    let tampered_request = request(scheme, &tampered, &body);
+                    let result = verifier.verify(&tampered_request, timestamp);
+                    // A token scheme sends the secret itself: changed into another configured
+                    // secret (seeds "1" and "0"), it is that secret's valid token.
+                    let others: Vec<&str> = all.iter().copied().filter(|s| *s != secrets[signer]).collect();
+                    if !others.is_empty() {
+                        let other = Verifier::new(&spec, &others, None).unwrap();
+                        if other.verify(&tampered_request, timestamp).is_ok() { continue }
+                    }
                     // An id header that the scheme does not sign (e.g. X-Rejento-Delivery-Id) may change.
                     let unsigned_id = name.as_str().ends_with("delivery-id") || name.as_str().ends_with("-delivery") || name == "x-shopify-webhook-id";
                     if !unsigned_id {

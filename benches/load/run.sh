@@ -2,6 +2,7 @@
 # hookgate's load benchmark, side by side with nginx in one run, on 127.0.0.1 only.
 #
 #   benches/load/run.sh [--rounds N] [--seconds S] [--backlog N] [--only inbound|outbound]
+#                       [--json FILE]
 #
 # Needs nginx, wrk, python3 (and redis-server for the Redis rows; they are skipped
 # without it): `apt-get install nginx wrk redis-server`. Builds the release binary if
@@ -14,6 +15,11 @@
 #   full         hookgate: rejento signature + dedupe + rate limit; every request has its own
 #                id in the body and its own signature (pre-computed), so each is forwarded
 #   full-redis   the same on the Redis store
+# Each row twice per round: at saturation, and paced (every connection waits 2 ms after
+# each answer, so every row is offered the same load and latencies compare at that load).
+# Reported per row: req/s, p50/p99/p99.9, CPU seconds per 10,000 requests of the process
+# under test (from /proc; every hookgate row has its own process), its peak RSS, and the
+# ratios to nginx; as markdown, and as JSON with --json.
 # Outbound (hookgate delivering to an nginx receiver that logs each delivery):
 #   accepted/s   durable 202s/s (each after its fsync'd commit), wrk for S seconds
 #   delivered/s  deliveries/s to the receiver while accepting
@@ -23,13 +29,14 @@
 #   2 replicas   Redis: the same backlog drained by two hookgate replicas at once
 set -euo pipefail
 
-ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all
+ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all JSON_OUT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --backlog) BACKLOG=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --json) JSON_OUT=$(realpath -m "$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -83,8 +90,8 @@ nginx_conf proxy "
   upstream app { server 127.0.0.1:$UPSTREAM; keepalive 64; }
   server { listen 127.0.0.1:$PROXY;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-nginx -c "$WORK/nginx/upstream.conf" & PIDS+=($!)
-nginx -c "$WORK/nginx/proxy.conf" & PIDS+=($!)
+nginx -c "$WORK/nginx/upstream.conf" & UPSTREAM_PID=$!; PIDS+=($!)
+nginx -c "$WORK/nginx/proxy.conf" & PROXY_PID=$!; PIDS+=($!)
 wait_port "$UPSTREAM"; wait_port "$PROXY"
 
 # --- the payload ---------------------------------------------------------------------
@@ -103,7 +110,7 @@ template, secret, out, count, prefix = open(sys.argv[1]).read(), sys.argv[2].enc
 head, tail = (part.encode() for part in template.split("@ID@"))
 with open(out, "w") as f:
     for n in range(count):
-        id = f"{prefix}-{n}"
+        id = f"{prefix}-{n:09d}"  # every line the same length (post.lua)
         f.write(f"{id} {hmac.new(secret, head + id.encode() + tail, hashlib.sha256).hexdigest()}\n")
 PY
 }
@@ -152,70 +159,119 @@ start_hookgate() {
 }
 admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN/admin/$2"; }
 
-# wrk_run URL [ID_HEADER] [STOP_AFTER] [DURATION] [SIGNED_FILE]: prints
-# "req/s p99_ms non2xx answers".
+# wrk_run URL [ID_HEADER] [STOP_AFTER] [DURATION] [SIGNED_FILE] [DELAY_MS]: prints
+# "req/s p50_ms p99_ms p99.9_ms non2xx answers".
 wrk_run() {
   BODY_FILE="$WORK/body.json" ID_HEADER="${2:-}" STOP_AFTER="${3:-0}" ID_PREFIX="$(date +%s%N)" \
-  SIGNED_FILE="${5:-}" SIG_HEADER=X-Rejento-Signature \
-    wrk -t1 -c32 -d"${4:-${SECONDS_EACH}s}" --latency -s "$HERE/post.lua" "$1" > "$WORK/wrk.out" 2>&1 || true
+  SIGNED_FILE="${5:-}" SIG_HEADER=X-Rejento-Signature DELAY_MS="${6:-0}" \
+    wrk -t1 -c32 -d"${4:-${SECONDS_EACH}s}" -s "$HERE/post.lua" "$1" > "$WORK/wrk.out" 2>&1 || true
   python3 - "$WORK/wrk.out" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()
 stopped = re.search(r"stopped (\d+) (\d+)", out)
 if stopped:
-    print(f"0 0 {stopped.group(2)} {stopped.group(1)}")
+    print(f"0 0 0 0 {stopped.group(2)} {stopped.group(1)}")
     sys.exit()
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+p50, p99, p999 = (int(us) / 1000 for us in re.search(r"percentiles_us (\d+) (\d+) (\d+)", out).groups())
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 total = re.search(r"(\d+) requests in", out).group(1)
-print(f"{rate:.0f} {ms:.2f} {bad.group(1) if bad else 0} {total}")
+print(f"{rate:.0f} {p50:.3f} {p99:.3f} {p999:.3f} {bad.group(1) if bad else 0} {total}")
 PY
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# cpu_ticks PID...: user + system CPU of the processes (all their threads), in clock ticks.
+cpu_ticks() { for pid in "$@"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ s += $1 } END { print s }'; }
+# peak_rss_mib PID...: the largest peak RSS among the processes.
+peak_rss_mib() { for pid in "$@"; do awk '/VmHWM/ { print $2 }' "/proc/$pid/status"; done | sort -n | tail -1 | awk '{ printf "%.0f", $1 / 1024 }'; }
+TICKS=$(getconf CLK_TCK)
 
 # --- inbound -------------------------------------------------------------------------
+# Each hookgate row has its own process, so its peak RSS and CPU are its own.
 if [ "$ONLY" != outbound ]; then
-  hookgate_config embedded "{ kind: embedded, path: $WORK/data-inbound }"
-  start_hookgate embedded; EMBEDDED_INBOUND=$INBOUND
   ROWS="upstream nginx none full"
+  declare -A URL PROCS
+  URL[upstream]=http://127.0.0.1:$UPSTREAM/hooks; PROCS[upstream]="$(pgrep -P "$UPSTREAM_PID")"
+  URL[nginx]=http://127.0.0.1:$PROXY/hooks; PROCS[nginx]="$(pgrep -P "$PROXY_PID")"
+  hookgate_config inbound-none "{ kind: embedded, path: $WORK/data-inbound-none }"
+  start_hookgate inbound-none; URL[none]=http://127.0.0.1:$INBOUND/none; PROCS[none]=$PID
+  hookgate_config inbound-full "{ kind: embedded, path: $WORK/data-inbound-full }"
+  start_hookgate inbound-full; URL[full]=http://127.0.0.1:$INBOUND/full; PROCS[full]=$PID
   if [ -n "$REDIS_PORT" ]; then
-    hookgate_config redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
-    start_hookgate redis; REDIS_INBOUND=$INBOUND; ROWS="$ROWS full-redis"
+    hookgate_config inbound-redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
+    start_hookgate inbound-redis; URL[full-redis]=http://127.0.0.1:$INBOUND/full; PROCS[full-redis]=$PID
+    ROWS="$ROWS full-redis"
   fi
+  # Each connection waits this long after each answer in the paced pass: 32 connections
+  # offer a little under 32 / 2 ms = 16,000 req/s to every row.
+  PACE_MS=2
   : > "$WORK/inbound.txt"
   for round in $(seq "$ROUNDS"); do
-    for row in $ROWS; do
-      case $row in
-        upstream) url=http://127.0.0.1:$UPSTREAM/hooks ;;
-        nginx) url=http://127.0.0.1:$PROXY/hooks ;;
-        none) url=http://127.0.0.1:$EMBEDDED_INBOUND/none ;;
-        full) url=http://127.0.0.1:$EMBEDDED_INBOUND/full ;;
-        full-redis) url=http://127.0.0.1:$REDIS_INBOUND/full ;;
-      esac
-      signed=
-      case $row in full*)
-        # Fresh signed ids for this run: more than hookgate can take in it.
-        signed="$WORK/signed.txt"; sign_ids "$signed" $(( SECONDS_EACH * 80000 )) ;;
-      esac
-      echo "$row $(wrk_run "$url" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed")" >> "$WORK/inbound.txt"
+    for pass in max paced; do
+      delay=0; [ $pass = paced ] && delay=$PACE_MS
+      # Every row gets the same requests: signed, each with a fresh id (more than any row
+      # takes in a run; a row's process never sees an id twice).
+      signed="$WORK/signed.txt"; sign_ids "$signed" $(( SECONDS_EACH * 60000 ))
+      for row in $ROWS; do
+        # shellcheck disable=SC2086
+        before=$(cpu_ticks ${PROCS[$row]})
+        result=$(wrk_run "${URL[$row]}" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed" "$delay")
+        # shellcheck disable=SC2086
+        after=$(cpu_ticks ${PROCS[$row]})
+        echo "$pass $row $result $(( after - before ))" >> "$WORK/inbound.txt"
+      done
     done
   done
-  NGINX_RATE=$(awk '$1 == "nginx" { print $2 }' "$WORK/inbound.txt" | median)
-  NGINX_P99=$(awk '$1 == "nginx" { print $3 }' "$WORK/inbound.txt" | median)
-  echo
-  echo "## Inbound: $ROUNDS rounds of ${SECONDS_EACH}s, medians (wrk -t1 -c32, 1.3 KB)"
-  echo
-  echo "| row | req/s | vs nginx | p99 ms | p99 vs nginx | non-2xx |"
-  echo "|---|---|---|---|---|---|"
+  # Per row and pass, medians over the rounds: req/s p50 p99 p99.9 non2xx(sum) cpu-s/10k peak-RSS
+  # shellcheck disable=SC2086
+  python3 - "$WORK/inbound.txt" "$TICKS" $ROWS <<'PY' > "$WORK/inbound.table"
+import json, statistics, sys
+path, ticks, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+runs = {}
+for line in open(path):
+    pass_, row, rate, p50, p99, p999, bad, total, cpu = line.split()
+    runs.setdefault((pass_, row), []).append(dict(rate=float(rate), p50=float(p50), p99=float(p99),
+        p999=float(p999), bad=int(bad), total=int(total), cpu=int(cpu) / ticks))
+def summary(pass_, row):
+    r = runs[(pass_, row)]
+    med = lambda k: statistics.median(x[k] for x in r)
+    return dict(req_s=round(med("rate")), p50_ms=med("p50"), p99_ms=med("p99"), p999_ms=med("p999"),
+                non_2xx=sum(x["bad"] for x in r),
+                cpu_s_per_10k=round(statistics.median(x["cpu"] / x["total"] * 10000 for x in r), 3))
+result = {p: {row: summary(p, row) for row in rows} for p in ("max", "paced")}
+for p in result:
+    base = result[p]["nginx"]
+    for row, s in result[p].items():
+        s["req_s_vs_nginx"] = round(s["req_s"] / base["req_s"], 2)
+        s["p99_vs_nginx"] = round(s["p99_ms"] / base["p99_ms"], 2)
+        s["cpu_vs_nginx"] = round(s["cpu_s_per_10k"] / base["cpu_s_per_10k"], 2) if base["cpu_s_per_10k"] else None
+print(json.dumps(result))
+PY
   for row in $ROWS; do
-    rate=$(awk -v r="$row" '$1 == r { print $2 }' "$WORK/inbound.txt" | median)
-    p99=$(awk -v r="$row" '$1 == r { print $3 }' "$WORK/inbound.txt" | median)
-    bad=$(awk -v r="$row" '$1 == r { s += $4 } END { print s }' "$WORK/inbound.txt")
-    printf "| %s | %s | %.2f× | %s | %.1f× | %s |\n" "$row" "$rate" \
-      "$(echo "$rate / $NGINX_RATE" | bc -l)" "$p99" "$(echo "$p99 / $NGINX_P99" | bc -l)" "$bad"
-  done
+    # shellcheck disable=SC2086
+    echo "$row $(peak_rss_mib ${PROCS[$row]})"
+  done > "$WORK/inbound.rss"
+  python3 - "$WORK/inbound.table" "$WORK/inbound.rss" "$ROUNDS" "$SECONDS_EACH" "$PACE_MS" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+rss = dict(line.split() for line in open(sys.argv[2]))
+rounds, seconds, pace = sys.argv[3:6]
+for p in result.values():
+    for row, s in p.items():
+        s["peak_rss_mib"] = int(rss[row])
+json.dump(result, open(sys.argv[1], "w"), indent=1)
+print(f"\n## Inbound: {rounds} rounds of {seconds}s per row, interleaved; medians (wrk -t1 -c32, 1.3 KB JSON)\n")
+for p, title in (("max", "at saturation"), ("paced", f"at the same offered load (each connection waits {pace} ms after each answer)")):
+    print(f"### {title}\n")
+    print("| row | req/s | vs nginx | p50 ms | p99 ms | p99.9 ms | p99 vs nginx | CPU s / 10k req | CPU vs nginx | peak RSS MiB | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for row, s in result[p].items():
+        print(f"| {row} | {s['req_s']:,} | {s['req_s_vs_nginx']:.2f}× | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+              f"{s['p999_ms']:.2f} | {s['p99_vs_nginx']:.2f}× | {s['cpu_s_per_10k']:.3f} | {s['cpu_vs_nginx']:.2f}× | "
+              f"{s['peak_rss_mib']} | {s['non_2xx']} |")
+    print()
+PY
+  [ -z "$JSON_OUT" ] || { cp "$WORK/inbound.table" "$JSON_OUT"; echo "(JSON in $JSON_OUT)"; }
 fi
 
 # --- outbound ------------------------------------------------------------------------
@@ -241,13 +297,13 @@ outbound_rows() {  # NAME STORE_YAML
   local before accepted delivered_during drain_s rss
   # accepted/s and delivered/s together
   before=$(deliveries)
-  read -r rate _ bad total < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver")
+  read -r rate _ _ _ bad total < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver")
   delivered_during=$(( $(deliveries) - before ))
   wait_delivered $(( before + total - bad )) >/dev/null
   # a backlog, then drained
   admin POST endpoints/receiver/disable >/dev/null
   before=$(deliveries)
-  read -r _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
+  read -r _ _ _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
   rss=$(rss_mib "$PID")
   admin POST endpoints/receiver/enable >/dev/null
   drain_s=$(wait_delivered $(( before + accepted - bad )))
@@ -278,7 +334,7 @@ two_replicas_drain() {
   hookgate_config replica-a "$1"; start_hookgate replica-a
   admin POST endpoints/receiver/disable >/dev/null
   local before; before=$(deliveries)
-  read -r _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
+  read -r _ _ _ _ bad accepted < <(wrk_run "http://127.0.0.1:$OUTBOUND/receiver" "" "$BACKLOG" 600s)
   local rss_a rss_b; rss_a=$(rss_mib "$PID"); rss_b=$(rss_mib "$second")
   admin POST endpoints/receiver/enable >/dev/null
   local drain_s; drain_s=$(wait_delivered $(( before + accepted - bad )))

@@ -5,6 +5,7 @@
 //! releases otherwise) → [`rate_limit`] → [`forward`] (to the app, answer relayed). Each
 //! route's stages are built with the route, so a request allocates no labels or handles.
 
+pub mod app_connections;
 pub mod body;
 pub mod connection;
 pub mod dedupe;
@@ -30,7 +31,7 @@ use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::store::Store;
 use dedupe::Admission;
-use forward::{upstream_request, Forwarded, UpstreamClient};
+use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
 use routing::RouteTable;
 
 pub struct InboundApp {
@@ -135,41 +136,33 @@ impl InboundApp {
             }
         };
 
-        let request = upstream_request(
-            session.req_header(),
-            body.len(),
+        let delivery_id = passed.verified.as_ref().and_then(|v| v.id.as_deref());
+        let added = [
+            ("Hookgate-Route", name),
+            ("Hookgate-Verified", passed.scheme.as_str()),
+            ("Hookgate-Delivery-Id", delivery_id.unwrap_or_default()),
+        ];
+        let rewrite = Rewrite {
             client_ip,
-            self.config.tls.is_some(),
-        )
-        .and_then(|mut r| {
-            for header in passed.strip {
-                r.remove_header(*header);
-            }
-            r.insert_header("Hookgate-Route", name)?;
-            r.insert_header("Hookgate-Verified", passed.scheme.as_str())?;
-            if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.as_deref()) {
-                r.insert_header("Hookgate-Delivery-Id", id)?;
-            }
-            Ok(r)
-        });
-        let request = match request {
-            Ok(r) => r,
-            Err(e) => {
+            tls: self.config.tls.is_some(),
+            strip: passed.strip,
+            add: &added[..if delivery_id.is_some() { 3 } else { 2 }],
+        };
+        let request = match upstream_request(session.req_header(), &body, &rewrite) {
+            Ok(request) => request,
+            Err(why) => {
                 if let Some(mut guard) = guard {
                     guard.release().await;
                 }
                 let answer = ErrorResponse::new(
                     400,
                     "bad_request",
-                    format!("request cannot be forwarded: {}", e.etype().as_str()),
+                    format!("request cannot be forwarded: {why}"),
                 );
                 return self.answer(session, name, answer, true).await;
             }
         };
-        let forwarded = self
-            .upstream
-            .forward(session, request, body, &rate_headers)
-            .await;
+        let forwarded = self.upstream.forward(session, request, &rate_headers).await;
         let app_status = match &forwarded {
             Ok(
                 Forwarded::Complete { status }

@@ -32,6 +32,11 @@ impl StoreHealth {
         METRICS.store_up.set(i64::from(broken.is_empty()));
     }
 
+    pub fn is_broken(&self, part: &'static str) -> bool {
+        let broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+        broken.contains_key(part)
+    }
+
     /// What is broken, for `/readyz`.
     pub fn problem(&self) -> Option<String> {
         let broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,33 +1,35 @@
-//! The embedded dedupe store: ids in memory (bounded), delivered ids also written to a
-//! redb file in `store.path` so a restart keeps the window.
+//! The embedded dedupe store: ids in memory (bounded), delivered ids also appended to a
+//! log in `store.path` ([`DedupeLog`]) so a restart keeps the window.
 //!
-//! Writes go to one background thread that commits whatever has queued up in a single
-//! durable transaction (group commit), so requests never wait for an fsync. What is lost
-//! in a crash is at most the ids of the last commit in progress; the sender's retry
-//! then reaches the app again, which the id header lets it recognise.
+//! Writes go to one background thread that appends whatever has queued up in one write
+//! (every 2 ms under load), and syncs the file every few milliseconds, so requests never
+//! wait for a disk. What a killed process loses is at most the ids of the last 2 ms (a power cut: the last
+//! [`SYNC_EVERY`](super::dedupe_log::SYNC_EVERY)); the sender's retry then reaches the app again, which the id header
+//! lets it recognise.
 //!
-//! A failed commit (a full disk, an I/O error) keeps its ids: the writer reopens the file
-//! and commits them again every second until it can, and the store reports itself broken
-//! to `/readyz` meanwhile. Claims go on from memory, so deliveries are still deduped.
+//! A failed write (a full disk, an I/O error) keeps its ids: the writer tries them again
+//! in a new segment every second until it can, and the store reports itself broken to
+//! `/readyz` meanwhile. Claims go on from memory, so deliveries are still deduped.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::dedupe_log::DedupeLog;
 use crate::clock::now_ms;
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::{Claim, DedupeStore, StoreError, StoreHealth};
 
-/// key → (expiry in unix milliseconds, the app's status)
-const DONE: TableDefinition<&str, (u64, u16)> = TableDefinition::new("dedupe_done");
-/// How often the file is swept of expired ids.
+/// How often segments whose ids have all expired are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// How often a broken file is reopened and its unwritten ids committed again.
+/// After a write, the writer lets ids gather this long before it takes them: woken for
+/// every id, its futex wakes and context switches cost more CPU than the writes.
+const GATHER: Duration = Duration::from_millis(2);
+/// How often ids whose write failed are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
@@ -55,11 +57,13 @@ pub struct EmbeddedDedupe {
     /// Ids one route may hold: an equal share of `store.max_ids`, so that a flood of ids
     /// on one route (a replayed body under fresh ids) fills only that route's share.
     route_capacity: usize,
-    writes: Mutex<mpsc::Sender<(String, u64, u16)>>,
+    writes: Mutex<Option<mpsc::Sender<(String, u64, u16)>>>,
+    /// The writer, joined on drop so that the ids it still holds reach the file.
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EmbeddedDedupe {
-    /// Opens (or creates) `dir/dedupe.redb` and loads the ids still inside their window.
+    /// Opens (or creates) the log in `dir` and loads the ids still inside their window.
     /// `capacity` ids in all are shared equally by `routes` routes.
     pub fn open(
         dir: &Path,
@@ -68,47 +72,28 @@ impl EmbeddedDedupe {
         health: Arc<StoreHealth>,
     ) -> Result<Self, String> {
         let route_capacity = (capacity / routes.max(1)).max(1);
-        let path = dir.join("dedupe.redb");
-        let db =
-            Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mut entries = Entries::new();
         let now = now_ms();
-        let mut read = || -> Result<(), redb::Error> {
-            let txn = db.begin_read()?;
-            let table = match txn.open_table(DONE) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                Err(e) => return Err(e.into()),
-            };
-            for row in table.iter()? {
-                let (key, value) = row?;
-                let (expires_ms, status) = value.value();
-                let (route, rest) = split(key.value());
-                let ids = entries.entry(route.to_string()).or_default();
-                if expires_ms > now && ids.len() < route_capacity {
-                    ids.insert(
-                        rest.to_string(),
-                        Entry {
-                            state: State::Done(status),
-                            expires_ms,
-                        },
-                    );
-                }
+        let log = DedupeLog::open(dir, now, |(key, expires_ms, status)| {
+            let (route, rest) = split(key);
+            let ids = entries.entry(route.to_string()).or_default();
+            if expires_ms > now && (ids.len() < route_capacity || ids.contains_key(rest)) {
+                let state = State::Done(status);
+                ids.insert(rest.to_string(), Entry { state, expires_ms });
             }
-            Ok(())
-        };
-        read().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        })?;
         let ids: usize = entries.values().map(HashMap::len).sum();
-        tracing::info!(ids, path = %path.display(), "dedupe window loaded");
+        tracing::info!(ids, path = %dir.display(), "dedupe window loaded");
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("hookgate-dedupe-writer".into())
-            .spawn(move || write_loop(path, db, rx, &health))
+            .spawn(move || write_loop(log, rx, &health))
             .map_err(|e| format!("cannot start the dedupe writer: {e}"))?;
         Ok(EmbeddedDedupe {
             entries: Mutex::new(entries),
             route_capacity,
-            writes: Mutex::new(tx),
+            writes: Mutex::new(Some(tx)),
+            writer: Some(writer),
         })
     }
 
@@ -118,20 +103,24 @@ impl EmbeddedDedupe {
     }
 }
 
-/// Commits queued ids in batches, and sweeps expired ones from the file now and then.
-/// Ids whose commit failed stay queued, and the file is reopened before the next try.
-fn write_loop(
-    path: PathBuf,
-    db: Database,
-    rx: mpsc::Receiver<(String, u64, u16)>,
-    health: &StoreHealth,
-) {
-    let mut db = Some(db);
+impl Drop for EmbeddedDedupe {
+    fn drop(&mut self) {
+        // Without a sender the writer writes and syncs what it holds, then ends.
+        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Appends queued ids in batches, and deletes expired segments now and then. Ids whose
+/// write failed stay queued for the next try.
+fn write_loop(mut log: DedupeLog, rx: mpsc::Receiver<(String, u64, u16)>, health: &StoreHealth) {
     let mut unwritten: HashMap<String, (u64, u16)> = HashMap::new();
     let mut last_sweep = std::time::Instant::now();
     loop {
         let wait = if unwritten.is_empty() {
-            SWEEP_EVERY
+            log.sync_due_in().unwrap_or(SWEEP_EVERY)
         } else {
             RETRY_EVERY
         };
@@ -140,51 +129,42 @@ fn write_loop(
                 unwritten.insert(key, (expires_ms, status));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(e) = log.sync() {
+                    tracing::error!(error = %e, "the last dedupe ids could not be synced");
+                }
+                return;
+            }
         }
         for (key, expires_ms, status) in rx.try_iter() {
             unwritten.insert(key, (expires_ms, status));
         }
         let now = now_ms();
         unwritten.retain(|_, (expires_ms, _)| *expires_ms > now);
-        if db.is_none() {
-            // The old handle must be gone first: redb locks its file.
-            match Database::create(&path) {
-                Ok(reopened) => db = Some(reopened),
-                Err(e) => {
-                    health.failed("dedupe", &e);
-                    METRICS.store_errors.get_or_create(&PERSIST).inc();
-                    continue;
-                }
-            }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            log.drop_expired(now);
+            last_sweep = std::time::Instant::now();
         }
-        let Some(open) = &db else { continue };
-        let sweep = last_sweep.elapsed() >= SWEEP_EVERY;
-        let result = (|| -> Result<(), redb::Error> {
-            let txn = open.begin_write()?;
-            {
-                let mut table = txn.open_table(DONE)?;
-                for (key, (expires_ms, status)) in &unwritten {
-                    table.insert(key.as_str(), (*expires_ms, *status))?;
-                }
-                if sweep {
-                    table.retain(|_, (expires_ms, _)| expires_ms > now)?;
-                }
+        let written = if unwritten.is_empty() {
+            // Nothing new: sync what is written once it is due.
+            match log.sync_due_in() {
+                Some(due) if due.is_zero() => log.sync(),
+                _ => continue,
             }
-            txn.commit()?;
-            Ok(())
-        })();
-        match result {
+        } else {
+            let records = unwritten.iter().map(|(k, (e, s))| (k.as_str(), *e, *s));
+            log.append(records)
+        };
+        match written {
             Ok(()) => {
+                let wrote = !unwritten.is_empty();
                 unwritten.clear();
-                if sweep {
-                    last_sweep = std::time::Instant::now();
-                }
                 health.recovered("dedupe");
+                if wrote {
+                    std::thread::sleep(GATHER);
+                }
             }
             Err(e) => {
-                // redb refuses every write after an I/O error until it is reopened.
-                db = None;
                 health.failed("dedupe", &e);
                 METRICS.store_errors.get_or_create(&PERSIST).inc();
             }
@@ -240,7 +220,10 @@ impl DedupeStore for EmbeddedDedupe {
             },
         );
         let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        if writes.send((key.to_string(), expires_ms, status)).is_err() {
+        let sent = writes
+            .as_ref()
+            .map(|w| w.send((key.to_string(), expires_ms, status)));
+        if !matches!(sent, Some(Ok(()))) {
             tracing::error!("the dedupe writer has stopped; delivered ids are kept in memory only");
         }
         Ok(())
@@ -345,13 +328,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // The writer commits asynchronously; reopening waits for its file lock.
-        let store = loop {
-            match EmbeddedDedupe::open(dir.path(), 100, 1, Arc::default()) {
-                Ok(store) => break store,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let store = EmbeddedDedupe::open(dir.path(), 100, 1, Arc::default()).unwrap();
         assert_eq!(
             store.claim("r:kept", LEASE).await,
             Ok(Claim::Done { status: 200 })

@@ -1,8 +1,9 @@
 //! The embedded backend, for one process: dedupe ids in memory backed by
-//! `store.path/dedupe.redb`, the outbound queue in `store.path/outbound.redb`, and rate
+//! `store.path/dedupe-<n>.log`, the outbound queue in `store.path/outbound.redb`, and rate
 //! limits in memory.
 
 mod dedupe;
+mod dedupe_log;
 mod pacing;
 mod queue;
 mod rate_limit;

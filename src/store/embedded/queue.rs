@@ -50,6 +50,9 @@ const WAITING: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("ou
 const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbound_counts");
 /// endpoint name → its state (JSON); endpoints without a row are enabled
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_endpoints");
+/// One key, rewritten to find out whether the file takes writes (an empty commit passes
+/// on a full disk).
+const PROBE: TableDefinition<&str, u64> = TableDefinition::new("outbound_probe");
 /// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
 const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
     TableDefinition::new("outbound_idempotency");
@@ -314,13 +317,17 @@ impl Redb {
             }
             *last = Some(Instant::now());
         }
-        let writable = self.db().ok().map(|db| {
-            db.begin_write()
-                .map_err(redb::Error::from)
-                .and_then(|t| Ok(t.commit()?))
+        let writable = self.db().ok().map(|db| -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            txn.open_table(PROBE)?
+                .insert("probe", crate::clock::now_ms())?;
+            Ok(txn.commit()?)
         });
         match writable {
-            Some(Ok(())) => return,
+            Some(Ok(())) => {
+                self.health.recovered("queue");
+                return;
+            }
             Some(Err(e)) => self.health.failed("queue", &e),
             None => {}
         }
@@ -350,7 +357,18 @@ impl Redb {
 /// Takes the writes that queued up while the last commit ran, and stores them in one
 /// commit; each waiting request gets its own answer once that commit is on disk.
 fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
-    while let Ok(first) = queued.recv() {
+    loop {
+        let first = match queued.recv_timeout(REOPEN_EVERY) {
+            Ok(write) => write,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Idle while broken: find out when the file takes writes again.
+                if let Some(redb) = redb.upgrade().filter(|r| r.health.is_broken("queue")) {
+                    redb.recover();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let Some(redb) = redb.upgrade() else {
             return;
         };
@@ -362,6 +380,7 @@ fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
             }
         }
         if let Err(e) = redb.commit_batch(&mut batch) {
+            redb.health.failed("queue", &e);
             redb.recover();
             for write in batch {
                 match write {
@@ -369,6 +388,8 @@ fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
                     Write::Finish(_, reply) => drop(reply.send(Err(e.clone()))),
                 }
             }
+        } else {
+            redb.health.recovered("queue");
         }
     }
 }
