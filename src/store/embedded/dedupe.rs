@@ -44,8 +44,67 @@ struct Entry {
     expires_ms: u64,
 }
 
-/// Ids by route (the part of a key before its first `:`), then by the rest of the key.
-type Entries = HashMap<String, HashMap<String, Entry>>;
+/// Ids by route (the part of a key before its first `:`).
+type Entries = HashMap<String, RouteIds>;
+
+/// Shards per route: growing a shard (a rehash, under the lock) stalls requests for a
+/// sixty-fourth of what growing one map of a million ids did (tens of milliseconds).
+const SHARDS: usize = 64;
+
+/// One route's ids, each by a 128-bit hash of the rest of its key: 32 bytes an id, where
+/// the key itself (a 64-character content hash, say) took a heap string of its own.
+#[derive(Default)]
+struct RouteIds {
+    shards: Vec<HashMap<u128, Entry>>,
+    len: usize,
+    /// When a full route may next be swept of expired ids (a sweep reads every id).
+    next_sweep_ms: u64,
+}
+
+impl RouteIds {
+    fn shard(&mut self, id: u128) -> &mut HashMap<u128, Entry> {
+        if self.shards.is_empty() {
+            self.shards.resize_with(SHARDS, HashMap::new);
+        }
+        &mut self.shards[(id as usize) % SHARDS]
+    }
+
+    fn insert(&mut self, id: u128, entry: Entry) {
+        if self.shard(id).insert(id, entry).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        for shard in &mut self.shards {
+            shard.retain(|_, e| e.expires_ms > now);
+        }
+        self.len = self.shards.iter().map(HashMap::len).sum();
+    }
+}
+
+/// `route`'s ids, created on its first use (without a string allocated per request).
+fn route_ids<'a>(entries: &'a mut Entries, route: &str) -> &'a mut RouteIds {
+    if !entries.contains_key(route) {
+        entries.insert(route.to_string(), RouteIds::default());
+    }
+    entries.get_mut(route).expect("inserted above")
+}
+
+/// Hashes the rest of a key with keys drawn at start: ids are chosen by senders, who must
+/// not be able to make two collide. (The log keeps whole keys; a restart hashes anew.)
+struct IdHasher([std::hash::RandomState; 2]);
+
+impl IdHasher {
+    fn new() -> Self {
+        IdHasher([std::hash::RandomState::new(), std::hash::RandomState::new()])
+    }
+
+    fn hash(&self, rest: &str) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0[0].hash_one(rest)) << 64) | u128::from(self.0[1].hash_one(rest))
+    }
+}
 
 /// A key's route and the rest of it.
 fn split(key: &str) -> (&str, &str) {
@@ -54,6 +113,7 @@ fn split(key: &str) -> (&str, &str) {
 
 pub struct EmbeddedDedupe {
     entries: Mutex<Entries>,
+    hasher: IdHasher,
     /// Ids one route may hold: an equal share of `store.max_ids`, so that a flood of ids
     /// on one route (a replayed body under fresh ids) fills only that route's share.
     route_capacity: usize,
@@ -73,16 +133,18 @@ impl EmbeddedDedupe {
     ) -> Result<Self, String> {
         let route_capacity = (capacity / routes.max(1)).max(1);
         let mut entries = Entries::new();
+        let hasher = IdHasher::new();
         let now = now_ms();
         let log = DedupeLog::open(dir, now, |(key, expires_ms, status)| {
             let (route, rest) = split(key);
             let ids = entries.entry(route.to_string()).or_default();
-            if expires_ms > now && (ids.len() < route_capacity || ids.contains_key(rest)) {
+            let id = hasher.hash(rest);
+            if expires_ms > now && (ids.len < route_capacity || ids.shard(id).contains_key(&id)) {
                 let state = State::Done(status);
-                ids.insert(rest.to_string(), Entry { state, expires_ms });
+                ids.insert(id, Entry { state, expires_ms });
             }
         })?;
-        let ids: usize = entries.values().map(HashMap::len).sum();
+        let ids: usize = entries.values().map(|r| r.len).sum();
         tracing::info!(ids, path = %dir.display(), "dedupe window loaded");
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
@@ -91,6 +153,7 @@ impl EmbeddedDedupe {
             .map_err(|e| format!("cannot start the dedupe writer: {e}"))?;
         Ok(EmbeddedDedupe {
             entries: Mutex::new(entries),
+            hasher,
             route_capacity,
             writes: Mutex::new(Some(tx)),
             writer: Some(writer),
@@ -182,43 +245,41 @@ impl DedupeStore for EmbeddedDedupe {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let now = now_ms();
         let (route, rest) = split(key);
+        let id = self.hasher.hash(rest);
         let mut entries = self.lock();
-        let ids = entries.entry(route.to_string()).or_default();
-        if let Some(entry) = ids.get(rest).filter(|e| e.expires_ms > now) {
+        let ids = route_ids(&mut entries, route);
+        let known = ids.shard(id).get(&id).copied();
+        if let Some(entry) = known.filter(|e| e.expires_ms > now) {
             return Ok(match entry.state {
                 State::InFlight => Claim::InFlight,
                 State::Done(status) => Claim::Done { status },
             });
         }
-        if ids.len() >= self.route_capacity && !ids.contains_key(rest) {
-            ids.retain(|_, e| e.expires_ms > now);
-            if ids.len() >= self.route_capacity {
+        if ids.len >= self.route_capacity && known.is_none() {
+            // Swept at most once a second: under a flood of new ids, a sweep per claim
+            // would read every id each time.
+            if now >= ids.next_sweep_ms {
+                ids.sweep(now);
+                ids.next_sweep_ms = now + 1000;
+            }
+            if ids.len >= self.route_capacity {
                 return Err(StoreError::Full {
                     capacity: self.route_capacity,
                 });
             }
         }
         let expires_ms = now + lease.as_millis() as u64;
-        ids.insert(
-            rest.to_string(),
-            Entry {
-                state: State::InFlight,
-                expires_ms,
-            },
-        );
+        let state = State::InFlight;
+        ids.insert(id, Entry { state, expires_ms });
         Ok(Claim::Claimed)
     }
 
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
         let expires_ms = now_ms() + ttl.as_millis() as u64;
         let (route, rest) = split(key);
-        self.lock().entry(route.to_string()).or_default().insert(
-            rest.to_string(),
-            Entry {
-                state: State::Done(status),
-                expires_ms,
-            },
-        );
+        let id = self.hasher.hash(rest);
+        let state = State::Done(status);
+        route_ids(&mut self.lock(), route).insert(id, Entry { state, expires_ms });
         let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let sent = writes
             .as_ref()
@@ -231,16 +292,13 @@ impl DedupeStore for EmbeddedDedupe {
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let (route, rest) = split(key);
+        let id = self.hasher.hash(rest);
         let mut entries = self.lock();
         if let Some(ids) = entries.get_mut(route) {
-            if matches!(
-                ids.get(rest),
-                Some(Entry {
-                    state: State::InFlight,
-                    ..
-                })
-            ) {
-                ids.remove(rest);
+            let shard = ids.shard(id);
+            if matches!(shard.get(&id), Some(e) if matches!(e.state, State::InFlight)) {
+                shard.remove(&id);
+                ids.len -= 1;
             }
         }
         Ok(())
@@ -270,6 +328,12 @@ mod tests {
             Err(StoreError::Full { capacity: 2 })
         );
         store.complete("b", 200, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            store.claim("c", LEASE).await,
+            Err(StoreError::Full { capacity: 2 }),
+            "a full route is swept at most once a second"
+        );
+        crate::clock::advance(Duration::from_secs(1));
         assert_eq!(
             store.claim("c", LEASE).await,
             Ok(Claim::Claimed),
