@@ -115,7 +115,7 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_losing_an_answer(
 
     let filler = disk.path().join("filler");
     fill(&filler);
-    // Inbound deliveries go on from memory; their ids cannot be written yet.
+    // Inbound deliveries go on from memory; their ids are written when there is room.
     for i in 0..50 {
         assert_eq!(inbound(format!("full-{i}")).await.unwrap().status(), 200);
     }

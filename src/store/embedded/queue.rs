@@ -50,9 +50,11 @@ const WAITING: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("ou
 const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbound_counts");
 /// endpoint name → its state (JSON); endpoints without a row are enabled
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_endpoints");
-/// One key, rewritten to find out whether the file takes writes (an empty commit passes
-/// on a full disk).
-const PROBE: TableDefinition<&str, u64> = TableDefinition::new("outbound_probe");
+/// One key, rewritten to find out whether the file takes writes: an empty commit passes on
+/// a full disk, and so do small ones while the file has free pages. [`PROBE_BYTES`] is
+/// more than most messages, so a probe that passes means accepts can pass again.
+const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_probe");
+const PROBE_BYTES: usize = 64 * 1024;
 /// "endpoint:Idempotency-Key" → (expiry in unix ms, delivery id)
 const IDEMPOTENCY: TableDefinition<&str, (u64, &str)> =
     TableDefinition::new("outbound_idempotency");
@@ -320,7 +322,7 @@ impl Redb {
         let writable = self.db().ok().map(|db| -> Result<(), redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(PROBE)?
-                .insert("probe", crate::clock::now_ms())?;
+                .insert("probe", &[0u8; PROBE_BYTES][..])?;
             Ok(txn.commit()?)
         });
         match writable {
@@ -388,8 +390,10 @@ fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
                     Write::Finish(_, reply) => drop(reply.send(Err(e.clone()))),
                 }
             }
-        } else {
-            redb.health.recovered("queue");
+        } else if redb.health.is_broken("queue") {
+            // Recovery is the probe's to say: a small commit passing on a full disk says
+            // nothing of the next accept.
+            redb.recover();
         }
     }
 }
