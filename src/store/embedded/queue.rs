@@ -109,9 +109,10 @@ impl EmbeddedQueue {
         let (writes, queued) = mpsc::channel();
         // Weak: the file closes as soon as the queue is dropped, not when the thread notices.
         let committer = Arc::downgrade(&redb);
+        let health = redb.health.clone();
         std::thread::Builder::new()
             .name("hookgate-queue-committer".into())
-            .spawn(move || commit_loop(&committer, &queued))
+            .spawn(move || commit_loop(&committer, &health, &queued))
             .map_err(|e| format!("cannot start the queue committer: {e}"))?;
         Ok(EmbeddedQueue { redb, writes })
     }
@@ -358,14 +359,17 @@ impl Redb {
 
 /// Takes the writes that queued up while the last commit ran, and stores them in one
 /// commit; each waiting request gets its own answer once that commit is on disk.
-fn commit_loop(redb: &Weak<Redb>, queued: &mpsc::Receiver<Write>) {
+fn commit_loop(redb: &Weak<Redb>, health: &StoreHealth, queued: &mpsc::Receiver<Write>) {
     loop {
         let first = match queued.recv_timeout(REOPEN_EVERY) {
             Ok(write) => write,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // Idle while broken: find out when the file takes writes again.
-                if let Some(redb) = redb.upgrade().filter(|r| r.health.is_broken("queue")) {
-                    redb.recover();
+                // Idle while broken: find out when the file takes writes again. (The health
+                // is asked first: holding the file even briefly could make a reopen fail.)
+                if health.is_broken("queue") {
+                    if let Some(redb) = redb.upgrade() {
+                        redb.recover();
+                    }
                 }
                 continue;
             }
