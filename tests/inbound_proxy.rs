@@ -318,3 +318,34 @@ async fn keep_alive_connections_carry_many_requests() {
     assert_eq!(bodies.len(), 20);
     assert_eq!(bodies[19], Bytes::from("{\"n\":19}"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_request_gets_the_apps_head_answer_without_waiting_for_a_body() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).start().await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let response = client
+            .head(gateway.url("/hooks/test"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // The app announces the length of the body a GET would get.
+        assert_eq!(response.headers()["content-length"], "11");
+        assert!(response.bytes().await.unwrap().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(2), "HEAD hung");
+        // The next request, on the same connections, is not confused by the HEAD.
+        let response = client
+            .post(gateway.url("/hooks/test"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "app says hi");
+    }
+    let methods: Vec<String> = app.received().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["HEAD", "POST", "HEAD", "POST"]);
+}

@@ -148,7 +148,7 @@ impl UpstreamClient {
         // Read the start of the answer (usually all of it) before relaying anything.
         let mut start = BytesMut::new();
         let mut finished = head;
-        while start.len() < ANSWER_BUFFER {
+        while !finished && start.len() < ANSWER_BUFFER {
             match within(deadline.as_mut(), upstream.read_response_body()).await {
                 Some(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
                 Some(Ok(None)) => {
