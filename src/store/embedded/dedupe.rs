@@ -2,10 +2,11 @@
 //! log in `store.path` ([`DedupeLog`]) so a restart keeps the window.
 //!
 //! Writes go to one background thread that appends whatever has queued up in one write
-//! (every 2 ms under load), and syncs the file every few milliseconds, so requests never
-//! wait for a disk. What a killed process loses is at most the ids of the last 2 ms (a power cut: the last
-//! [`SYNC_EVERY`](super::dedupe_log::SYNC_EVERY)); the sender's retry then reaches the app again, which the id header
-//! lets it recognise.
+//! (every 2 ms under load) and syncs the file at most every
+//! [`SYNC_EVERY`](super::dedupe_log::SYNC_EVERY), so requests never wait for a disk. A
+//! killed process loses at most the ids of the last 2 ms, a power cut those of the last
+//! sync; the sender's retry then reaches the app again, which the id header lets it
+//! recognise.
 //!
 //! A failed write (a full disk, an I/O error) keeps its ids: the writer tries them again
 //! in a new segment every second until it can, and the store reports itself broken to
