@@ -86,8 +86,6 @@ impl UpstreamClient {
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
         peer.options.connection_timeout = Some(config.connect_timeout);
         peer.options.total_connection_timeout = Some(config.connect_timeout);
-        peer.options.read_timeout = Some(config.upstream_timeout);
-        peer.options.write_timeout = Some(config.upstream_timeout);
         Ok(UpstreamClient {
             connections: AppConnections::new(POOL_SIZE, POOL_IDLE),
             peer,

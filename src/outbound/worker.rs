@@ -97,7 +97,7 @@ impl DeliveryWorker {
 
     /// Claimed messages by the endpoint they go to, in the order claimed, so each
     /// endpoint's limits are asked once for all of its messages.
-    fn by_endpoint(&self, claimed: Vec<(Record, Vec<u8>)>) -> Vec<(Resolved, Vec<Claimed>)> {
+    fn by_endpoint(&self, claimed: Vec<Claimed>) -> Vec<(Resolved, Vec<Claimed>)> {
         let mut groups: Vec<(Resolved, Vec<Claimed>)> = Vec::new();
         // By the endpoint itself, not its name: one destination URL may be signed with two
         // tenants' secrets, two endpoints (that share the name, and so the limits).
