@@ -19,3 +19,5 @@ npm ci --silent --no-audit --no-fund
 .venv/bin/python check.py "$hookgate"
 node check.mjs "$hookgate"
 .venv/bin/python through_server.py "$hookgate"
+# Subscriptions: secret rotation with the official library, Ed25519 v1a both ways.
+.venv/bin/python subscriptions.py "$hookgate"

@@ -1,5 +1,6 @@
-//! The admin API from the command line: `hookgate deliveries ...` and `hookgate endpoints ...`
-//! call the running hookgate's admin port and print what it says.
+//! The admin API from the command line: `hookgate deliveries ...`, `hookgate endpoints ...`
+//! and `hookgate subscriptions ...` call the running hookgate's admin port and print what
+//! it says.
 
 use std::process::ExitCode;
 
@@ -9,11 +10,18 @@ use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
-use crate::cli::{AdminArgs, DeliveriesCommand, EndpointsCommand};
+use crate::cli::{
+    AdminArgs, DeliveriesCommand, EndpointsCommand, SubscriptionFields, SubscriptionsCommand,
+};
 use crate::http_io::exchange;
 
-/// Calls `method path` on the admin port; the status and the JSON answer.
-async fn call(args: &AdminArgs, method: &str, path: &str) -> Result<(u16, Value), String> {
+/// Calls `method path` on the admin port (with a JSON body); the status and the JSON answer.
+async fn call(
+    args: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
     let base = args.admin.trim_end_matches('/');
     let authority = base
         .strip_prefix("http://")
@@ -37,11 +45,15 @@ async fn call(args: &AdminArgs, method: &str, path: &str) -> Result<(u16, Value)
         r.insert_header(k, v).map_err(|e| e.to_string())
     };
     set(&mut request, "Host", authority.to_string())?;
-    set(&mut request, "Content-Length", "0".into())?;
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    set(&mut request, "Content-Length", body.len().to_string())?;
+    if !body.is_empty() {
+        set(&mut request, "Content-Type", "application/json".into())?;
+    }
     if let Some(token) = &args.token {
         set(&mut request, "Authorization", format!("Bearer {token}"))?;
     }
-    exchange(&mut http, request, Bytes::new()).await?;
+    exchange(&mut http, request, body).await?;
     let status = http.response_header().map_or(0, |h| h.status.as_u16());
     let mut body = Vec::new();
     while let Some(chunk) = http.read_response_body().await.map_err(|e| e.to_string())? {
@@ -140,11 +152,23 @@ fn runtime() -> tokio::runtime::Runtime {
 
 pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
     let (method, path) = match command {
-        DeliveriesCommand::List { endpoint, state } => (
+        DeliveriesCommand::List {
+            endpoint,
+            state,
+            subscription,
+            tenant,
+            event_type,
+        } => (
             "GET",
             format!(
                 "/admin/deliveries{}",
-                query(&[("endpoint", endpoint.clone()), ("state", state.clone())])
+                query(&[
+                    ("endpoint", endpoint.clone()),
+                    ("state", state.clone()),
+                    ("subscription", subscription.clone()),
+                    ("tenant", tenant.clone()),
+                    ("event_type", event_type.clone()),
+                ])
             ),
         ),
         DeliveriesCommand::Show { id } => ("GET", format!("/admin/deliveries/{id}")),
@@ -167,7 +191,7 @@ pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
             ),
         ),
     };
-    let result = runtime().block_on(call(args, method, &path));
+    let result = runtime().block_on(call(args, method, &path, None));
     let list = matches!(command, DeliveriesCommand::List { .. });
     finish(result, args.json, |body| {
         if list {
@@ -184,11 +208,159 @@ pub fn endpoints(args: &AdminArgs, command: &EndpointsCommand) -> ExitCode {
         EndpointsCommand::Enable { name } => ("POST", format!("/admin/endpoints/{name}/enable")),
         EndpointsCommand::Disable { name } => ("POST", format!("/admin/endpoints/{name}/disable")),
     };
-    let result = runtime().block_on(call(args, method, &path));
+    let result = runtime().block_on(call(args, method, &path, None));
     let list = matches!(command, EndpointsCommand::List);
     finish(result, args.json, |body| {
         if list {
             print_endpoints(body)
+        } else {
+            println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
+        }
+    })
+}
+
+fn print_subscriptions(json: &Value) {
+    println!(
+        "{:<32} {:<16} {:<8} {:<30} URL",
+        "ID", "TENANT", "ENABLED", "EVENT TYPES"
+    );
+    for s in json["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let types: Vec<&str> = s["event_types"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<32} {:<16} {:<8} {:<30} {}",
+            s["id"].as_str().unwrap_or(""),
+            s["tenant"].as_str().unwrap_or("-"),
+            s["enabled"].as_bool().unwrap_or(true),
+            types.join(","),
+            s["url"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(next) = json["next"].as_str() {
+        println!("more: --after {next}");
+    }
+}
+
+/// The JSON fields `create` and `update` send.
+fn subscription_body(
+    fields: &SubscriptionFields,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let mut body = serde_json::Map::new();
+    if let Some(url) = &fields.url {
+        body.insert("url".into(), url.clone().into());
+    }
+    if !fields.event_types.is_empty() {
+        body.insert("event_types".into(), fields.event_types.clone().into());
+    }
+    if !fields.filters.is_empty() {
+        let mut filters = serde_json::Map::new();
+        for filter in &fields.filters {
+            let (name, value) = filter
+                .split_once('=')
+                .ok_or_else(|| format!("--filter {filter:?}: expected NAME=VALUE"))?;
+            filters.insert(name.to_string(), value.into());
+        }
+        body.insert("filters".into(), filters.into());
+    }
+    if let Some(rate) = &fields.rate_limit {
+        body.insert("rate_limit".into(), rate.clone().into());
+    }
+    if let Some(n) = fields.concurrency {
+        body.insert("concurrency".into(), n.into());
+    }
+    if let Some(preset) = &fields.retry_preset {
+        body.insert("retry".into(), serde_json::json!({ "preset": preset }));
+    }
+    if let Some(description) = &fields.description {
+        body.insert("description".into(), description.clone().into());
+    }
+    Ok(body)
+}
+
+/// The call a `subscriptions` command makes.
+fn subscription_call(
+    command: &SubscriptionsCommand,
+) -> Result<(&'static str, String, Option<Value>), String> {
+    let at = |id: &str, action: &str| format!("/admin/subscriptions/{id}{action}");
+    Ok(match command {
+        SubscriptionsCommand::Create {
+            tenant,
+            fields,
+            scheme,
+            algorithm,
+            secret_env,
+            disabled,
+        } => {
+            let mut body = subscription_body(fields)?;
+            if let Some(tenant) = tenant {
+                body.insert("tenant".into(), tenant.clone().into());
+            }
+            body.insert("scheme".into(), scheme.clone().into());
+            if let Some(algorithm) = algorithm {
+                body.insert("algorithm".into(), algorithm.clone().into());
+            }
+            if let Some(name) = secret_env {
+                let secret = std::env::var(name)
+                    .map_err(|_| format!("--secret-env {name}: the variable is not set"))?;
+                body.insert("secret".into(), secret.into());
+            }
+            if *disabled {
+                body.insert("enabled".into(), false.into());
+            }
+            ("POST", "/admin/subscriptions".into(), Some(body.into()))
+        }
+        SubscriptionsCommand::List {
+            tenant,
+            event_type,
+            state,
+            limit,
+            after,
+        } => (
+            "GET",
+            format!(
+                "/admin/subscriptions{}",
+                query(&[
+                    ("tenant", tenant.clone()),
+                    ("event_type", event_type.clone()),
+                    ("state", state.clone()),
+                    ("limit", limit.map(|l| l.to_string())),
+                    ("after", after.clone()),
+                ])
+            ),
+            None,
+        ),
+        SubscriptionsCommand::Show { id } => ("GET", at(id, ""), None),
+        SubscriptionsCommand::Update { id, fields } => {
+            ("PATCH", at(id, ""), Some(subscription_body(fields)?.into()))
+        }
+        SubscriptionsCommand::Delete { id } => ("DELETE", at(id, ""), None),
+        SubscriptionsCommand::RotateSecret { id, overlap } => {
+            let mut body = serde_json::Map::new();
+            if let Some(overlap) = overlap {
+                body.insert("overlap".into(), overlap.clone().into());
+            }
+            ("POST", at(id, "/rotate-secret"), Some(body.into()))
+        }
+        SubscriptionsCommand::Enable { id } => ("POST", at(id, "/enable"), None),
+        SubscriptionsCommand::Disable { id } => ("POST", at(id, "/disable"), None),
+        SubscriptionsCommand::Test { id } => ("POST", at(id, "/test"), None),
+    })
+}
+
+pub fn subscriptions(args: &AdminArgs, command: &SubscriptionsCommand) -> ExitCode {
+    let result = subscription_call(command).and_then(|(method, path, body)| {
+        runtime().block_on(call(args, method, &path, body.as_ref()))
+    });
+    let list = matches!(command, SubscriptionsCommand::List { .. });
+    finish(result, args.json, |body| {
+        if list {
+            print_subscriptions(body)
         } else {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
         }

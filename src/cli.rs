@@ -104,6 +104,24 @@ hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries pur
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Customers' subscriptions to event types: create, list, change, rotate secrets, test.
+    #[command(
+        long_about = "Manage subscriptions through the admin API. An event the app publishes once (POST /events on the outbound listener) is delivered to every enabled subscription of its tenant whose event types and filters match, each signed with its own secret. `create` and `rotate-secret` print the new secret once; nothing shows it again.",
+        after_help = "Examples:
+  hookgate subscriptions create --tenant acme --url https://hooks.acme.example/in \
+    --event-type application.scored --event-type 'job.*' --scheme hiresscope
+  hookgate subscriptions create --url https://x.example/h --event-type '*' --filter job_id=42
+  hookgate subscriptions list --tenant acme --event-type application.scored
+  hookgate subscriptions rotate-secret sub_0190... --overlap 24h
+  hookgate subscriptions test sub_0190...
+  hookgate subscriptions disable sub_0190... --json"
+    )]
+    Subscriptions {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: SubscriptionsCommand,
+    },
     /// List outbound endpoints, and enable or disable one (through the admin API).
     #[command(
         after_help = "Examples:\n  hookgate endpoints list\n  hookgate endpoints disable acme"
@@ -202,6 +220,15 @@ pub enum DeliveriesCommand {
         /// pending or dead
         #[arg(long)]
         state: Option<String>,
+        /// Only this subscription's deliveries.
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Only deliveries of this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only deliveries of events of this type.
+        #[arg(long)]
+        event_type: Option<String>,
     },
     /// One delivery with every attempt: time, status, latency, the start of the answer.
     Show { id: String },
@@ -229,4 +256,101 @@ pub enum EndpointsCommand {
     Enable { name: String },
     /// Stop delivering to the endpoint; its messages wait in the queue.
     Disable { name: String },
+}
+
+/// The fields `subscriptions create` and `update` share.
+#[derive(Debug, clap::Args)]
+pub struct SubscriptionFields {
+    /// The receiver's URL (https://...); checked by the SSRF guard.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// An event type, `prefix.*` or `*`; repeat for several.
+    #[arg(long = "event-type", value_name = "TYPE")]
+    pub event_types: Vec<String>,
+    /// A label the event must carry, `name=value` (a per-job subscription); repeatable.
+    #[arg(long = "filter", value_name = "NAME=VALUE")]
+    pub filters: Vec<String>,
+    /// Deliveries per period, such as 10/s.
+    #[arg(long)]
+    pub rate_limit: Option<String>,
+    /// Deliveries in flight at once.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// A retry preset (standard-webhooks, stripe, rejento, ...).
+    #[arg(long)]
+    pub retry_preset: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Subscribe a URL to event types; prints its secret (or Ed25519 public key) once.
+    Create {
+        /// The customer the subscription belongs to (events carry it in Hookgate-Tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        fields: SubscriptionFields,
+        /// The signature scheme deliveries carry (standard-webhooks, hiresscope, rejento, ...).
+        #[arg(long, default_value = "standard-webhooks")]
+        scheme: String,
+        /// ed25519: Standard Webhooks' asymmetric v1a signatures.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// The name of an environment variable holding the secret; default: a new one.
+        #[arg(long, value_name = "NAME")]
+        secret_env: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Subscriptions in creation order, a page at a time.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Those that take events of this type.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// enabled or disabled
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size, 1 to 1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The `next` of the previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One subscription, with its delivery counts.
+    Show {
+        id: String,
+    },
+    /// Change a subscription's URL, event types, filters, limits or description.
+    Update {
+        id: String,
+        #[command(flatten)]
+        fields: SubscriptionFields,
+    },
+    Delete {
+        id: String,
+    },
+    /// A new secret; the old ones keep signing during the overlap.
+    RotateSecret {
+        id: String,
+        /// How long the old secrets keep signing, such as 24h (the default) or 0s.
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    Enable {
+        id: String,
+    },
+    /// Stop delivering to it; its deliveries wait until it is enabled.
+    Disable {
+        id: String,
+    },
+    /// Send a signed test event now and print the receiver's answer.
+    Test {
+        id: String,
+    },
 }

@@ -12,6 +12,8 @@ pub struct ErrorResponse {
     pub code: &'static str,
     /// Human explanation; never contains a secret.
     pub message: String,
+    /// The request field at fault (`url`, `event_types[2]`), for API input.
+    pub field: Option<String>,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -21,8 +23,22 @@ impl ErrorResponse {
             status,
             code,
             message: message.into(),
+            field: None,
             headers: Vec::new(),
         }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some(field) = &self.field {
+            body["field"] = serde_json::Value::String(field.clone());
+        }
+        body
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -32,10 +48,7 @@ impl ErrorResponse {
 
     /// The answer as a complete response, for `ServeHttp` apps.
     pub fn to_response(&self) -> Response<Vec<u8>> {
-        let mut response = json_response(
-            self.status,
-            serde_json::json!({ "error": self.code, "message": self.message }),
-        );
+        let mut response = json_response(self.status, self.json());
         for (name, value) in &self.headers {
             if let Ok(value) = http::HeaderValue::from_str(value) {
                 response.headers_mut().insert(*name, value);
@@ -45,8 +58,7 @@ impl ErrorResponse {
     }
 
     pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "error": self.code, "message": self.message }))
-            .expect("a JSON object of strings always serializes")
+        serde_json::to_vec(&self.json()).expect("a JSON object of strings always serializes")
     }
 
     /// Writes the answer. The connection is closed afterwards unless `keepalive` is set,

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         } => commands::verify(&scheme, &headers, tolerance, now, &file),
         Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
         Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
+        Command::Subscriptions { admin, command } => admin_client::subscriptions(&admin, &command),
         Command::Inject {
             listen,
             tls_cert,

@@ -62,6 +62,22 @@ pub struct OutboundLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// The first [`MAX_EVENT_TYPES`] types seen, then `other`: the app names them.
+    pub event_type: String,
+    /// `fanned_out`, `unmatched` or `duplicate`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventTypeLabels {
+    pub event_type: String,
+}
+
+/// Distinct event types given a label of their own.
+pub const MAX_EVENT_TYPES: usize = 200;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
     pub endpoint: String,
     /// `2xx`...`5xx`, or `error` when no answer came.
@@ -110,6 +126,10 @@ pub struct Metrics {
     pub upstream_resends: Counter,
     pub store_up: Gauge,
     pub inbound_connections_closed: Family<ConnectionLabels, Counter>,
+    pub events_published: Family<EventLabels, Counter>,
+    pub event_deliveries: Family<EventTypeLabels, Counter>,
+    /// The event types labelled so far.
+    event_types: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -259,7 +279,22 @@ impl Metrics {
             "1 while an endpoint's circuit breaker holds deliveries back after failures",
             outbound_circuit_open.clone(),
         );
+        let events_published = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events_published",
+            "Events published to POST /events, by type and outcome (fanned_out, unmatched, duplicate)",
+            events_published.clone(),
+        );
+        let event_deliveries = Family::<EventTypeLabels, Counter>::default();
+        registry.register(
+            "event_deliveries",
+            "Deliveries created by published events (one per matching subscription), by event type",
+            event_deliveries.clone(),
+        );
         Metrics {
+            events_published,
+            event_deliveries,
+            event_types: Default::default(),
             registry,
             store_errors,
             store_duration,
@@ -341,6 +376,32 @@ impl Metrics {
         self.outbound_messages
             .get_or_create(&OutboundLabels {
                 endpoint: endpoint.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a published event and the deliveries it made.
+    pub fn record_event(&self, event_type: &str, outcome: &'static str, deliveries: usize) {
+        let event_type = {
+            let mut seen = self.event_types.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.contains(event_type) || seen.len() < MAX_EVENT_TYPES {
+                seen.insert(event_type.to_string());
+                event_type.to_string()
+            } else {
+                "other".to_string()
+            }
+        };
+        if deliveries > 0 && outcome != "duplicate" {
+            self.event_deliveries
+                .get_or_create(&EventTypeLabels {
+                    event_type: event_type.clone(),
+                })
+                .inc_by(deliveries as u64);
+        }
+        self.events_published
+            .get_or_create(&EventLabels {
+                event_type,
                 outcome,
             })
             .inc();

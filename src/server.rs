@@ -41,11 +41,16 @@ pub fn build(config: &Config) -> Result<Server, String> {
     if let Some(config) = &config.inbound {
         server.add_service(inbound::service::service(config, &store)?);
     }
-    let mut deliveries = None;
+    let (mut deliveries, mut subscriptions) = (None, None);
     if let Some(config) = &config.outbound {
         let services = outbound::service::services(config, &store)?;
         server.add_service(services.listener);
         server.add_service(services.worker);
+        subscriptions = Some(admin::subscriptions::SubscriptionApi {
+            subscriptions: services.subscriptions,
+            queue: services.queue.clone(),
+            connector: pingora::connectors::http::Connector::new(None),
+        });
         deliveries = Some(services.queue);
     }
     let readiness = Readiness {
@@ -64,6 +69,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             .iter()
             .flat_map(|o| o.endpoints.iter().map(|e| e.name.clone()))
             .collect(),
+        subscriptions,
     };
     server.add_service(admin::service(&config.admin, app));
     Ok(server)

@@ -10,8 +10,7 @@ use futures_util::StreamExt;
 use hookgate::clock::unix_now;
 use hookgate::schemes::{Request, SchemeSpec, Verifier};
 use support::{
-    acme_endpoint, eventually, send_to_acme, send_to_destination as send_to, Gateway, TestApp,
-    ADMIN_TOKEN,
+    acme_endpoint, cli, eventually, send_to_acme, send_to_destination as send_to, Gateway, TestApp,
 };
 
 /// How long a check may take to come true.
@@ -644,23 +643,6 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
         .admin(reqwest::Method::GET, "/admin/deliveries")
         .await;
     assert_eq!(json["deliveries"].as_array().unwrap().len(), 0);
-}
-
-fn cli(gateway: &Gateway, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(args)
-        .env("HOOKGATE_ADMIN_URL", gateway.admin_url(""))
-        .env("HOOKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -484,3 +484,46 @@ async fn a_destinations_concurrency_holds_across_replicas() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_one_replica_creates_is_fanned_out_to_by_the_other() {
+    let (app, receiver) = (TestApp::start().await, TestApp::start().await);
+    let redis = TestRedis::start();
+    let prefix = prefix();
+    let start = || {
+        Gateway::builder(app.url())
+            .redis(&redis.url, &prefix)
+            .endpoints("    []\n")
+            .outbound("  allow_private_destinations: [127.0.0.0/8]\n")
+            .start()
+    };
+    let [one, two] = [start().await, start().await];
+    let body =
+        serde_json::json!({ "tenant": "acme", "url": receiver.url(), "event_types": ["order.*"] });
+    let (status, created) = one
+        .admin_json(reqwest::Method::POST, "/admin/subscriptions", &body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let headers = [
+        ("Hookgate-Tenant", "acme"),
+        ("Hookgate-Event-Type", "order.paid"),
+    ];
+    let (status, answer) = two.publish(&headers, "{}").await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["deliveries"][0]["subscription"], created["id"],
+        "{answer}"
+    );
+    receiver.wait_for(1).await;
+    // A change on one replica is seen by the other at its next publish.
+    let path = format!(
+        "/admin/subscriptions/{}/disable",
+        created["id"].as_str().unwrap()
+    );
+    let (status, _) = two.admin(reqwest::Method::POST, &path).await;
+    assert_eq!(status, 200);
+    let (_, answer) = one.publish(&headers, "{}").await;
+    assert_eq!(answer["deliveries"], serde_json::json!([]), "{answer}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1);
+}

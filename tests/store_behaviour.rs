@@ -15,7 +15,10 @@ use hookgate::config::{
 };
 use hookgate::inbound::rate_limit::RouteLimiter;
 use hookgate::outbound::new_delivery_id;
-use hookgate::store::queue::{Attempt, Enqueued, Next, Queue, Record, State};
+use hookgate::store::queue::{
+    Attempt, Enqueued, EventRef, Idempotency, Next, Queue, Record, State,
+};
+use hookgate::store::subscriptions::{DeliveryNote, SigningSecret, Subscription};
 use hookgate::store::{self, Allowance, Claim, DedupeStore, Limits, Store};
 use pingora::http::RequestHeader;
 
@@ -119,6 +122,8 @@ over_both_stores!(
     queue_stores_one_of_many_concurrent_messages_with_one_key,
     rate_limit_admits_the_burst_then_answers_429_with_retry_after,
     pacing_holds_each_receivers_concurrency_and_rate,
+    queue_stores_an_events_deliveries_together_once_per_key,
+    subscriptions_are_kept_whole_and_every_write_moves_the_version,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -199,6 +204,7 @@ fn record(id: &str, due_ms: u64) -> Record {
         round_attempts: 0,
         attempts: Vec::new(),
         target: None,
+        event: None,
     }
 }
 
@@ -435,6 +441,165 @@ async fn queue_stores_one_of_many_concurrent_messages_with_one_key(stores: Store
         answers.iter().all(|a| *a == Enqueued::New || *a == first),
         "{answers:?}"
     );
+}
+
+/// One event's deliveries: one record per subscription, of one tenant.
+fn deliveries(event: &str, tenant: &str, count: usize, now: u64) -> Vec<Record> {
+    (0..count)
+        .map(|i| Record {
+            endpoint: "subscriptions".into(),
+            event: Some(EventRef {
+                event_id: event.into(),
+                subscription: format!("sub_{i}"),
+                tenant: Some(tenant.into()),
+                event_type: "application.scored".into(),
+            }),
+            ..record(&format!("{event}-{i}"), now)
+        })
+        .collect()
+}
+
+async fn queue_stores_an_events_deliveries_together_once_per_key(stores: Stores) {
+    let queue = stores.queue;
+    let now = hookgate::clock::now_ms();
+    let key = |receipt: &str| {
+        Some(Idempotency {
+            key: "events\nacme\nk1".into(),
+            expires_ms: now + 60_000,
+            receipt: receipt.into(),
+        })
+    };
+    let body = Bytes::from_static(b"{\"score\":87}");
+    let stored = queue
+        .enqueue_many(
+            deliveries("e1", "acme", 1000, now),
+            body.clone(),
+            key("first"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Enqueued::New);
+    let again = queue
+        .enqueue_many(
+            deliveries("e2", "acme", 3, now),
+            body.clone(),
+            key("second"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Enqueued::Duplicate("first".into()),
+        "the whole event is a repeat"
+    );
+    let listed = queue.list(Some("subscriptions"), None).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        1000,
+        "one commit of a thousand, and none of the repeat"
+    );
+    let one = queue.get("e1-999").await.unwrap().unwrap();
+    assert_eq!(one.event.unwrap().subscription, "sub_999");
+    // Each delivery is claimed, attempted and finished on its own.
+    let claimed = queue.claim_due(now + 1, 30_000, 2000).await.unwrap();
+    assert_eq!(claimed.len(), 1000);
+    assert!(claimed.iter().all(|(_, b)| b.as_slice() == body.as_ref()));
+    let (first, _) = &claimed[0];
+    assert!(queue
+        .finish_attempt(first, attempt(200), Next::Delivered)
+        .await
+        .unwrap());
+    assert_eq!(
+        queue.list(Some("subscriptions"), None).await.unwrap().len(),
+        999
+    );
+    assert_eq!(
+        queue
+            .enqueue_many(Vec::new(), body, key("nothing"))
+            .await
+            .unwrap(),
+        Enqueued::New,
+        "no delivery: nothing stored"
+    );
+}
+
+fn subscription(id: &str, updated_at: u64) -> Subscription {
+    Subscription {
+        tenant: Some("acme".into()),
+        url: "https://hooks.acme.example/in".into(),
+        event_types: vec!["application.*".into()],
+        filters: [("job_id".to_string(), "42".to_string())].into(),
+        scheme: "hiresscope".into(),
+        secrets: vec![SigningSecret {
+            value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            expires_at: None,
+        }],
+        retry: Some(serde_json::json!({ "preset": "stripe" })),
+        rate_limit: Some("10/s".into()),
+        description: "Zapier".into(),
+        created_at: 1,
+        updated_at,
+        ..Subscription::blank(id.into(), 1)
+    }
+}
+
+async fn subscriptions_are_kept_whole_and_every_write_moves_the_version(stores: Stores) {
+    let subs = stores.store.subscriptions().unwrap();
+    let (start, none) = subs.load().await.unwrap();
+    assert!(none.is_empty());
+    let a = subscription("sub_a", 1);
+    subs.put(&a).await.unwrap();
+    subs.put(&subscription("sub_b", 1)).await.unwrap();
+    let (version, all) = subs.load().await.unwrap();
+    assert!(version > start);
+    assert_eq!(version, subs.version().await.unwrap());
+    assert_eq!(all.len(), 2);
+    assert!(all.contains(&a), "kept whole");
+    let changed = Subscription {
+        enabled: false,
+        ..subscription("sub_a", 2)
+    };
+    subs.put(&changed).await.unwrap();
+    assert!(subs.version().await.unwrap() > version);
+    subs.note("sub_a", &DeliveryNote::Delivered, 10)
+        .await
+        .unwrap();
+    let failed = DeliveryNote::Dead {
+        status: Some(410),
+        error: String::new(),
+    };
+    subs.note("sub_a", &failed, 20).await.unwrap();
+    let stats = subs.stats("sub_a").await.unwrap();
+    assert_eq!(
+        (stats.delivered, stats.dead, stats.failed_attempts),
+        (1, 1, 1)
+    );
+    assert_eq!(stats.last_success_at, Some(10));
+    assert_eq!(stats.last_error.as_deref(), Some("HTTP 410"));
+    assert!(subs.delete("sub_a").await.unwrap());
+    assert!(!subs.delete("sub_a").await.unwrap());
+    let (_, left) = subs.load().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(subs.stats("sub_a").await.unwrap().delivered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_on_redis_see_each_others_subscriptions() {
+    let redis = support::TestRedis::start();
+    let prefix = format!("hookgate-test:{}:", new_delivery_id());
+    let one = connect_with_prefix(&redis.url, None, false, &prefix)
+        .subscriptions()
+        .unwrap();
+    let two = connect_with_prefix(&redis.url, None, false, &prefix)
+        .subscriptions()
+        .unwrap();
+    let seen = two.version().await.unwrap();
+    one.put(&subscription("sub_shared", 1)).await.unwrap();
+    assert!(
+        two.version().await.unwrap() > seen,
+        "the other replica sees a change"
+    );
+    assert_eq!(two.load().await.unwrap().1, [subscription("sub_shared", 1)]);
 }
 
 async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores) {

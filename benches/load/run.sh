@@ -27,6 +27,10 @@
 #                time until all are delivered, and RSS with the backlog waiting
 #   latency      accept-to-delivered p50/p99 at 500 msg/s offered (latency.py)
 #   2 replicas   Redis: the same backlog drained by two hookgate replicas at once
+# Fan-out (POST /events, embedded store): each event reaches 1, 10 or 100 subscriptions
+# (all to the nginx receiver); wrk publishes for S seconds: events/s accepted (each one
+# commit of all its deliveries), and deliveries/s from the first publish until every
+# delivery has arrived.
 set -euo pipefail
 
 ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all JSON_OUT=
@@ -143,6 +147,7 @@ inbound:
       rate_limit: { key: route, limit: 1000000/s }
 outbound:
   listen: 127.0.0.1:$OUTBOUND
+  allow_private_destinations: [127.0.0.0/8]   # the fan-out rows' subscriptions
   endpoints:
     - name: receiver
       url: http://127.0.0.1:$RECEIVER/hooks
@@ -157,7 +162,7 @@ start_hookgate() {
   "$BIN" run --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 & PID=$!; PIDS+=($PID)
   wait_port "$ADMIN"; wait_port "$INBOUND"; wait_port "$OUTBOUND"
 }
-admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN/admin/$2"; }
+admin() { curl -sf -X "$1" -H "authorization: Bearer bench-token" "http://127.0.0.1:$ADMIN/admin/$2" ${3:+-H "content-type: application/json" -d "$3"}; }
 
 # wrk_run URL [ID_HEADER] [STOP_AFTER] [DURATION] [SIGNED_FILE] [DELAY_MS]: prints
 # "req/s p50_ms p99_ms p99.9_ms non2xx answers".
@@ -342,6 +347,34 @@ two_replicas_drain() {
     "$(echo "($accepted - $bad) / $drain_s" | bc -l)" "$rss_a" "$rss_b"
   kill "$PID" "$second" 2>/dev/null || true; wait "$PID" "$second" 2>/dev/null || true
 }
+
+# fanout_row N: events that each reach N subscriptions.
+fanout_row() {
+  local n=$1
+  hookgate_config "fanout-$n" "{ kind: embedded, path: $WORK/data-fanout-$n }"
+  start_hookgate "fanout-$n"
+  for i in $(seq 1 "$n"); do
+    admin POST subscriptions "{\"url\": \"http://127.0.0.1:$RECEIVER/sub/$i\", \"event_types\": [\"candidate.*\"], \"scheme\": \"rejento\"}" >/dev/null
+  done
+  local before start_ns rate bad total
+  before=$(deliveries); start_ns=$(date +%s%N)
+  read -r rate _ _ _ bad total < <(wrk_run "http://127.0.0.1:$OUTBOUND/events")
+  local made=$(( (total - bad) * n ))
+  wait_delivered $(( before + made )) >/dev/null
+  local seconds; seconds=$(echo "($(date +%s%N) - $start_ns) / 1000000000" | bc -l)
+  printf "| %s | %s | %.0f | %s in %.1fs | %s |\n" "$n" "$rate" "$(echo "$made / $seconds" | bc -l)" \
+    "$made" "$seconds" "$(peak_rss_mib "$PID")"
+  kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+}
+
+if [ "$ONLY" != inbound ]; then
+  echo
+  echo "## Fan-out: POST /events, wrk -t1 -c32 for ${SECONDS_EACH}s, embedded store"
+  echo
+  echo "| subscriptions per event | events/s (durable) | deliveries/s | deliveries | peak RSS (MiB) |"
+  echo "|---|---|---|---|---|"
+  for n in 1 10 100; do fanout_row "$n"; done
+fi
 
 if [ "$ONLY" != inbound ]; then
   echo

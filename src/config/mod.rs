@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{load_file, load_str, parse_destination, ConfigError, ConfigErrors};
+pub use load::{
+    delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
+};
 pub use retry::RetryPolicy;
 pub use values::{Cidr, Rate};
 
@@ -258,11 +260,128 @@ pub struct OutboundConfig {
     /// `destinations`: the policy each per-request destination gets, for itself.
     pub destinations: DeliveryPolicy,
     pub endpoints: Vec<EndpointConfig>,
+    /// `events`: how `POST /events` reads an event's type, tenant and labels.
+    pub events: EventsConfig,
+    /// `subscriptions`: written in the file (for small setups), kept in the store beside
+    /// those made through the admin API, which shows them but cannot change them.
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+/// A subscription written in the config file.
+#[derive(Debug, Clone)]
+pub struct SubscriptionConfig {
+    pub id: String,
+    pub tenant: Option<String>,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub filters: std::collections::BTreeMap<String, String>,
+    pub sign: SignConfig,
+    /// `retry`, `rate_limit`, `concurrency` as written (JSON), checked like the API's.
+    pub policy: serde_json::Map<String, serde_json::Value>,
+    pub description: String,
+}
+
+/// Where a published event's type, tenant and labels come from; each source list is tried
+/// in order and the first that gives a value wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    pub event_type: Vec<EventSource>,
+    pub tenant: Vec<EventSource>,
+    /// Labels read from the body, besides the `Hookgate-Label-<name>` headers.
+    pub labels: Vec<(String, EventSource)>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let parse = |s: &str| EventSource::parse(s).expect("valid default");
+        EventsConfig {
+            event_type: ["header:Hookgate-Event-Type", "json:/event", "json:/type"]
+                .map(parse)
+                .to_vec(),
+            tenant: vec![parse("header:Hookgate-Tenant")],
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// One place a value of a published event is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    /// `header:NAME` (the name lowercased).
+    Header(String),
+    /// `json:/pointer` into the body (RFC 6901); a string, number or boolean.
+    Pointer(String),
+    /// `"{/event_type}.{/action}"`: text with pointers in braces, all of which must resolve.
+    Template(Vec<TemplatePart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Pointer(String),
+}
+
+impl EventSource {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(name) = s.strip_prefix("header:") {
+            let name = name.trim().to_ascii_lowercase();
+            return match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(_) => Ok(EventSource::Header(name)),
+                Err(_) => Err(format!("{name:?} is not a header name")),
+            };
+        }
+        if let Some(pointer) = s.strip_prefix("json:") {
+            return pointer_text(pointer).map(EventSource::Pointer);
+        }
+        if s.contains('{') {
+            let mut parts = Vec::new();
+            let mut rest = s;
+            while let Some(open) = rest.find('{') {
+                if open > 0 {
+                    parts.push(TemplatePart::Text(rest[..open].to_string()));
+                }
+                let close = rest[open..]
+                    .find('}')
+                    .ok_or_else(|| format!("{s:?}: a {{ is not closed"))?;
+                parts.push(TemplatePart::Pointer(pointer_text(
+                    &rest[open + 1..open + close],
+                )?));
+                rest = &rest[open + close + 1..];
+            }
+            if !rest.is_empty() {
+                parts.push(TemplatePart::Text(rest.to_string()));
+            }
+            return Ok(EventSource::Template(parts));
+        }
+        Err(format!(
+            "expected header:NAME, json:/pointer or a template such as \"{{/event_type}}.{{/action}}\", found {s:?}"
+        ))
+    }
+}
+
+/// A JSON pointer: empty (the whole document) or starting with `/`.
+fn pointer_text(p: &str) -> Result<String, String> {
+    if p.is_empty() || p.starts_with('/') {
+        Ok(p.to_string())
+    } else {
+        Err(format!("a JSON pointer starts with /, found {p:?}"))
+    }
 }
 
 /// The endpoint name messages to per-request destinations are filed under; no configured
 /// endpoint may take it.
 pub const DYNAMIC_ENDPOINT: &str = "dynamic";
+
+/// The endpoint name subscriptions' deliveries are filed under (in queue depths and
+/// metrics: one label for every subscription); no configured endpoint may take it.
+pub const SUBSCRIPTIONS_ENDPOINT: &str = "subscriptions";
+
+/// The ids of subscriptions written in the config file start with this (`cfg_<id>`), so
+/// they never meet the admin API's (`sub_...`).
+pub const CONFIG_SUBSCRIPTION_PREFIX: &str = "cfg_";
+
+/// `POST /events` on the outbound listener publishes an event; no endpoint may take the name.
+pub const EVENTS_PATH: &str = "events";
 
 /// How deliveries to one receiver are retried and paced.
 #[derive(Debug, Clone)]

@@ -12,6 +12,42 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// limiters count in whole microseconds or nanoseconds, and need a period above zero.
 pub const MIN_RATE_PERIOD: Duration = Duration::from_micros(1);
 
+/// The longest event type.
+const MAX_EVENT_TYPE: usize = 256;
+
+/// An event type as subscribed to: a name, `prefix.*`, or `*`.
+pub fn event_type_pattern(pattern: &str) -> Result<(), String> {
+    let name = match pattern.strip_suffix('*') {
+        Some("") => return Ok(()),
+        Some(prefix) if prefix.ends_with('.') => &prefix[..prefix.len() - 1],
+        Some(_) => return Err("a wildcard is * or ends in .* (such as application.*)".into()),
+        None => pattern,
+    };
+    event_type(name)
+}
+
+/// An event type as published: printable, without spaces or `*`.
+pub fn event_type(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_EVENT_TYPE {
+        return Err(format!("an event type has 1 to {MAX_EVENT_TYPE} bytes"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_graphic() && b != b'*') {
+        return Err(format!(
+            "{name:?}: an event type is printable ASCII without spaces or *"
+        ));
+    }
+    Ok(())
+}
+
+/// A label's name, as it appears in a `Hookgate-Label-<name>` header.
+pub fn valid_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `500ms`, `30s`, `2m`, `24h`, `7d`, or a sum such as `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const EXPECTED: &str = "expected a duration such as 500ms, 30s, 2m, 24h or 1h30m";

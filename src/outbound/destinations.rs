@@ -65,6 +65,11 @@ impl Destinations {
         }
     }
 
+    /// What every destination gets.
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.policy
+    }
+
     /// The endpoint for `target`: the one its earlier messages used, or a new one.
     pub fn endpoint(&self, target: &Target, now_ms: u64) -> Result<Arc<Endpoint>, String> {
         let secret = match (&target.secret, &target.secret_ref) {

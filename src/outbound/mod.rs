@@ -5,11 +5,13 @@
 
 pub mod deliver;
 pub mod destinations;
+mod events;
 mod outcome;
 pub mod pacing;
 pub mod retry;
 pub mod service;
 pub mod ssrf;
+pub mod subscriptions;
 pub mod sync;
 pub mod worker;
 
@@ -25,7 +27,7 @@ use serde_json::json;
 
 use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
-use crate::config::{parse_destination, DeliveryMode, DYNAMIC_ENDPOINT};
+use crate::config::{parse_destination, DeliveryMode, EventsConfig, DYNAMIC_ENDPOINT, EVENTS_PATH};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
 use crate::schemes::crypto::sha256_hex;
@@ -33,14 +35,25 @@ use crate::schemes::{self, SchemeSpec};
 use crate::store::queue::{Enqueued, Queue, Record, State, Target};
 use deliver::Endpoint;
 
-/// A fresh delivery id in the Standard Webhooks style.
-pub fn new_delivery_id() -> String {
+/// `N` bytes from the system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 12];
+    let mut bytes = [0u8; N];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .expect("the system random source is available");
-    format!("msg_{}", const_hex::encode(bytes))
+    bytes
+}
+
+/// `n` random bytes in hex, for ids.
+pub fn random_hex(n: usize) -> String {
+    let bytes = random_bytes::<32>();
+    const_hex::encode(&bytes[..n.min(32)])
+}
+
+/// A fresh delivery id in the Standard Webhooks style.
+pub fn new_delivery_id() -> String {
+    format!("msg_{}", random_hex(12))
 }
 
 /// The listener the app posts to.
@@ -59,6 +72,10 @@ pub struct OutboundApp {
     pub time_scale: f64,
     /// Wakes the delivery worker once a message is stored.
     pub wake: Arc<tokio::sync::Notify>,
+    /// For `POST /events`: the subscriptions events fan out to.
+    pub subscriptions: Arc<subscriptions::Subscriptions>,
+    /// Where a published event's type, tenant and labels are read from.
+    pub events: EventsConfig,
 }
 
 /// How long an `Idempotency-Key` dedupes enqueues.
@@ -182,23 +199,39 @@ impl OutboundApp {
                 ))
             }
         };
-        let addresses = tokio::net::lookup_host((destination.host.as_str(), destination.port))
+        ssrf::check_host(&destination.host, destination.port, &self.allow)
             .await
-            .map_err(|e| {
-                bad(
-                    "unresolvable_destination",
-                    format!("cannot resolve {}: {e}", destination.host),
-                )
-            })?;
-        for addr in addresses {
-            ssrf::check(addr.ip(), &self.allow).map_err(|e| bad("destination_not_allowed", e))?;
-        }
+            .map_err(|(code, e)| bad(code, e))?;
         Ok(Target {
             url: url.to_string(),
             scheme,
             secret,
             secret_ref,
         })
+    }
+
+    /// `POST /events`, unless the request names a per-request destination or an absolute
+    /// URL (a forward-proxied message), which keep their meaning on any path.
+    fn is_publish(&self, header: &pingora::http::RequestHeader) -> bool {
+        header.raw_path().starts_with(b"/")
+            && header.uri.path().trim_start_matches('/') == EVENTS_PATH
+            && !header.headers.contains_key("hookgate-destination")
+    }
+
+    /// Reads an event and publishes it.
+    async fn read_event(
+        &self,
+        session: &mut ServerSession,
+    ) -> Result<(serde_json::Value, bool), ErrorResponse> {
+        if session.req_header().method != http::Method::POST {
+            return Err(ErrorResponse::new(
+                405,
+                "method_not_allowed",
+                "post the event to /events",
+            ));
+        }
+        let body = read_body(session, self.max_body, Duration::from_secs(30)).await?;
+        self.publish(session.req_header(), body).await
     }
 
     /// Reads the app's request into a message with a fresh delivery id and timestamp.
@@ -254,6 +287,7 @@ impl OutboundApp {
             round_attempts: 0,
             attempts: Vec::new(),
             target,
+            event: None,
         };
         Ok(Message {
             record,
@@ -300,6 +334,15 @@ impl OutboundApp {
 #[async_trait]
 impl ServeHttp for OutboundApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if self.is_publish(session.req_header()) {
+            return match self.read_event(session).await {
+                Ok(answer) => published(answer),
+                Err(answer) => {
+                    session.set_keepalive(None);
+                    answer.to_response()
+                }
+            };
+        }
         let answer = match self.read_message(session).await {
             Ok(message) => match message.endpoint.as_ref().map(|e| &e.config.mode) {
                 Some(DeliveryMode::Sync(sync)) => {
@@ -315,6 +358,22 @@ impl ServeHttp for OutboundApp {
             answer.to_response()
         })
     }
+}
+
+/// `202 {"event_id", "deliveries"}`, marked when an `Idempotency-Key` matched an earlier
+/// publish (the answer is that publish's).
+fn published((answer, duplicate): (serde_json::Value, bool)) -> Response<Vec<u8>> {
+    let mut answer = answer;
+    if duplicate {
+        answer["duplicate"] = json!(true);
+    }
+    let mut response = json_response(202, answer);
+    if duplicate {
+        response
+            .headers_mut()
+            .insert("Hookgate-Duplicate", http::HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// `202 {"delivery_id": ...}`, marked when an `Idempotency-Key` matched an earlier message.

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
+use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
 use crate::config::OutboundConfig;
@@ -21,6 +22,8 @@ pub struct OutboundServices {
     pub worker: GenBackgroundService<WorkerService>,
     /// For the admin API's `/admin/deliveries`.
     pub queue: Arc<dyn Queue>,
+    /// For the admin API's `/admin/subscriptions`.
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 /// The outbound listener and worker over `store`'s queue.
@@ -43,6 +46,13 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         .iter()
         .map(|(n, s)| (n.clone(), s.expose().to_string()))
         .collect();
+    let subscriptions = Arc::new(Subscriptions::new(
+        store.subscriptions()?,
+        config.subscriptions.clone(),
+        config.allow_private_destinations.clone(),
+        pacing.clone(),
+        time_scale,
+    ));
     let wake = Arc::new(Notify::new());
     let app = OutboundApp {
         queue: queue.clone(),
@@ -53,6 +63,8 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         connector: pingora::connectors::http::Connector::new(None),
         time_scale,
         wake: wake.clone(),
+        subscriptions: subscriptions.clone(),
+        events: config.events.clone(),
     };
     let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
     listener.add_tcp(&config.listen.to_string());
@@ -67,6 +79,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         queue.clone(),
         endpoints,
         destinations,
+        subscriptions.clone(),
         config.concurrency as usize,
         time_scale,
         wake,
@@ -75,6 +88,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         listener,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),
         queue,
+        subscriptions,
     })
 }
 

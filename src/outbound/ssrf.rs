@@ -89,6 +89,25 @@ fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// Resolves `host` and checks every address it gives: a refusal is a stable code
+/// (`unresolvable_destination`, `destination_not_allowed`) and why.
+pub async fn check_host(
+    host: &str,
+    port: u16,
+    allow: &[Cidr],
+) -> Result<(), (&'static str, String)> {
+    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
+        (
+            "unresolvable_destination",
+            format!("cannot resolve {host}: {e}"),
+        )
+    })?;
+    for addr in addresses {
+        check(addr.ip(), allow).map_err(|e| ("destination_not_allowed", e))?;
+    }
+    Ok(())
+}
+
 /// Refuses internal addresses that no allow-list entry covers.
 pub fn check(ip: IpAddr, allow: &[Cidr]) -> Result<(), String> {
     // An allow-listed IPv4 block also covers the IPv6 forms of its addresses.

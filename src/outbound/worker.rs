@@ -15,9 +15,12 @@ use super::deliver::Endpoint;
 use super::destinations::Destinations;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
 use super::retry::next_step;
+use super::subscriptions::index::Index;
+use super::subscriptions::{Subscriptions, MAX_TIMEOUT};
 use crate::clock::now_ms;
 use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
 use crate::store::queue::{Attempt, Bucket, Next, Queue, Record};
+use crate::store::subscriptions::DeliveryNote;
 
 /// A claim lasts an attempt's timeout plus this: the attempt itself is cut off at its
 /// timeout, and recording it takes a disk commit.
@@ -43,10 +46,12 @@ type Claimed = (Record, Vec<u8>);
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
     destinations: Destinations,
+    subscriptions: Arc<Subscriptions>,
     endpoints: HashMap<String, Arc<Endpoint>>,
     /// Deliveries in flight at once (`outbound.concurrency`).
     concurrency: usize,
-    /// A claim outlives any attempt: after it lapses, another worker may try again.
+    /// A claim outlives any attempt of a configured endpoint or destination: after it
+    /// lapses, another worker may try again. See [`DeliveryWorker::lease`].
     lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
@@ -60,18 +65,21 @@ impl DeliveryWorker {
         queue: Arc<dyn Queue>,
         endpoints: Vec<Arc<Endpoint>>,
         destinations: Destinations,
+        subscriptions: Arc<Subscriptions>,
         concurrency: usize,
         time_scale: f64,
         wake: Arc<Notify>,
     ) -> Self {
+        // Subscriptions' timeouts are added at each claim, from their index.
         let longest = endpoints
             .iter()
             .map(|e| e.config.policy.retry.timeout)
             .max()
-            .unwrap_or(Duration::from_secs(30));
+            .unwrap_or(destinations.policy().retry.timeout);
         DeliveryWorker {
             queue,
             destinations,
+            subscriptions,
             concurrency,
             lease: longest + LEASE_MARGIN,
             endpoints: endpoints
@@ -83,8 +91,15 @@ impl DeliveryWorker {
         }
     }
 
-    /// The endpoint a message goes to: a configured one, or its per-request destination's.
-    fn endpoint_for(&self, record: &Record) -> Resolved {
+    /// The endpoint a message goes to: a configured one, its per-request destination's,
+    /// or its subscription's (looked up in `index`).
+    fn endpoint_for(&self, record: &Record, index: &Index) -> Resolved {
+        if let Some(event) = &record.event {
+            return match index.by_id.get(&event.subscription) {
+                Some(subscription) => self.subscriptions.endpoint(subscription, now_ms()),
+                None => Err(format!("subscription {} was deleted", event.subscription)),
+            };
+        }
         match &record.target {
             Some(target) => self.destinations.endpoint(target, now_ms()),
             None => self
@@ -97,22 +112,22 @@ impl DeliveryWorker {
 
     /// Claimed messages by the endpoint they go to, in the order claimed, so each
     /// endpoint's limits are asked once for all of its messages.
-    fn by_endpoint(&self, claimed: Vec<Claimed>) -> Vec<(Resolved, Vec<Claimed>)> {
+    fn by_endpoint(&self, claimed: Vec<Claimed>, index: &Index) -> Vec<(Resolved, Vec<Claimed>)> {
         let mut groups: Vec<(Resolved, Vec<Claimed>)> = Vec::new();
         // By the endpoint itself, not its name: one destination URL may be signed with two
         // tenants' secrets, two endpoints (that share the name, and so the limits).
-        let mut index: HashMap<*const Endpoint, usize> = HashMap::new();
+        let mut positions: HashMap<*const Endpoint, usize> = HashMap::new();
         for (record, body) in claimed {
-            let endpoint = self.endpoint_for(&record);
+            let endpoint = self.endpoint_for(&record, index);
             let group = match &endpoint {
-                Ok(e) => index.get(&Arc::as_ptr(e)).copied(),
+                Ok(e) => positions.get(&Arc::as_ptr(e)).copied(),
                 Err(_) => None, // each with its own reason
             };
             match group {
                 Some(i) => groups[i].1.push((record, body)),
                 None => {
                     if let Ok(e) = &endpoint {
-                        index.insert(Arc::as_ptr(e), groups.len());
+                        positions.insert(Arc::as_ptr(e), groups.len());
                     }
                     groups.push((endpoint, vec![(record, body)]));
                 }
@@ -139,6 +154,61 @@ impl DeliveryWorker {
                 Some((name, until))
             })
             .collect()
+    }
+
+    /// The subscriptions the claimed messages go to, with the disabled ones added to
+    /// `held`. When the subscriptions cannot be read, their messages wait a second (the
+    /// others go on); none when that leaves nothing.
+    async fn with_subscriptions(
+        &self,
+        claimed: Vec<Claimed>,
+        held: &mut HashMap<String, u64>,
+    ) -> Option<(Arc<Index>, Vec<Claimed>)> {
+        if claimed.iter().all(|(r, _)| r.event.is_none()) {
+            return Some((Arc::default(), claimed));
+        }
+        let now = now_ms();
+        match self.subscriptions.index().await {
+            Ok(index) => {
+                for (record, _) in &claimed {
+                    let Some(event) = &record.event else { continue };
+                    if index
+                        .by_id
+                        .get(&event.subscription)
+                        .is_some_and(|s| !s.enabled)
+                    {
+                        held.insert(
+                            event.subscription.clone(),
+                            now + DISABLED_RECHECK.as_millis() as u64,
+                        );
+                    }
+                }
+                Some((index, claimed))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the subscriptions; their deliveries wait");
+                let (waiting, others): (Vec<_>, Vec<_>) =
+                    claimed.into_iter().partition(|(r, _)| r.event.is_some());
+                for (record, _) in waiting {
+                    let _ = self
+                        .queue
+                        .postpone(&record.id, now + DISABLED_RECHECK.as_millis() as u64)
+                        .await;
+                }
+                (!others.is_empty()).then(|| (Arc::default(), others))
+            }
+        }
+    }
+
+    /// How long a claim lasts: past every attempt of an endpoint, a destination or a
+    /// subscription (whose timeouts are read from their index; the longest allowed when
+    /// it cannot be read).
+    async fn lease(&self) -> Duration {
+        let subscriptions = match self.subscriptions.index().await {
+            Ok(index) => index.longest_timeout,
+            Err(_) => MAX_TIMEOUT,
+        };
+        self.lease.max(subscriptions + LEASE_MARGIN)
     }
 
     /// How long to sleep until the next message falls due (at most [`IDLE_POLL`]); a
@@ -230,7 +300,17 @@ impl DeliveryWorker {
                         Some(_) => format!("{} answered 410 Gone", endpoint.config.url.host),
                         None => "the receiver answered 410 Gone".to_string(),
                     };
-                    disable_endpoint(&self.queue, &endpoint.config.name, &reason).await;
+                    match &record.event {
+                        // That subscription only: others to the same URL keep theirs.
+                        Some(event) => {
+                            let id = &event.subscription;
+                            if let Err(e) = self.subscriptions.set_enabled(id, false, &reason).await
+                            {
+                                tracing::error!(subscription = %id, error = %e.message, "could not disable the subscription");
+                            }
+                        }
+                        None => disable_endpoint(&self.queue, &endpoint.config.name, &reason).await,
+                    }
                 }
                 (outcome.attempt, next)
             }
@@ -245,6 +325,15 @@ impl DeliveryWorker {
                 (attempt, Next::Dead)
             }
         };
+        if let Some(event) = &record.event {
+            let (status, error) = (attempt.status, attempt.error.clone().unwrap_or_default());
+            let note = match next {
+                Next::Delivered => DeliveryNote::Delivered,
+                Next::RetryAt(_) => DeliveryNote::Failed { status, error },
+                Next::Dead => DeliveryNote::Dead { status, error },
+            };
+            self.subscriptions.note(&event.subscription, note).await;
+        }
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, "delivery attempt");
         match self.queue.finish_attempt(&record, attempt, next).await {
@@ -290,7 +379,7 @@ impl BackgroundService for WorkerService {
             if free == 0 {
                 continue; // a freed slot wakes the worker
             }
-            let lease_ms = worker.lease.as_millis() as u64;
+            let lease_ms = worker.lease().await.as_millis() as u64;
             let claimed = match worker.queue.claim_due(now_ms(), lease_ms, free).await {
                 Ok(claimed) => {
                     if std::mem::take(&mut queue_down) {
@@ -317,8 +406,12 @@ impl BackgroundService for WorkerService {
                 continue;
             }
             // Read only when there is work: an idle worker touches nothing but the due index.
-            let held = worker.held_endpoints(now_ms()).await;
-            for (endpoint, messages) in worker.by_endpoint(claimed) {
+            let mut held = worker.held_endpoints(now_ms()).await;
+            let Some((index, claimed)) = worker.with_subscriptions(claimed, &mut held).await else {
+                sleep = RETRY_READ;
+                continue;
+            };
+            for (endpoint, messages) in worker.by_endpoint(claimed, &index) {
                 // Held back messages wait in the queue, unattempted: a disabled endpoint
                 // until it is enabled, a busy or paused one until it has room again.
                 let (slots, later) = match &endpoint {

@@ -6,6 +6,7 @@
 //! ([`Keys`]), so a request costs one HMAC per secret tried and no copy of the body.
 
 pub mod crypto;
+pub mod ed25519;
 mod hmac;
 mod parse;
 mod standard;
@@ -178,6 +179,9 @@ impl Clock {
 #[derive(Clone)]
 pub enum Key {
     Mac(crypto::MacKey),
+    /// Standard Webhooks `v1a`: a private key signs (and verifies), a public key verifies.
+    Ed25519Private(std::sync::Arc<ring::signature::Ed25519KeyPair>),
+    Ed25519Public(Vec<u8>),
     /// Static credentials compared as they are (bearer tokens, basic `user:pass`, GitLab tokens).
     Token(Vec<u8>),
 }

@@ -1,12 +1,21 @@
 //! Standard Webhooks (`webhook-*` headers) and Svix (`svix-*`, same cryptography):
 //! HMAC-SHA256 over `{id}.{timestamp}.{body}`, `v1,<base64>` entries separated by spaces,
-//! keys are the base64 bytes after `whsec_`.
+//! keys are the base64 bytes after `whsec_`. Ed25519 keys (`whsk_`, `whpk_`) sign and
+//! verify the asymmetric `v1a` entries ([`super::ed25519`]).
 
 use http::HeaderName;
 
-use super::crypto::{base64_encode, Algorithm, Candidates, Encoding, MacKey};
+use ring::signature::KeyPair;
+
+use super::crypto::{
+    base64_decode_lenient, base64_encode, Algorithm, Candidates, Encoding, MacKey,
+};
+use super::ed25519;
 use super::hmac::SecretEncoding;
 use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+
+/// Most `v1a` entries of one header that are checked (each costs a verification).
+const MAX_V1A: usize = 8;
 
 /// One set of the three headers.
 struct HeaderSet {
@@ -50,6 +59,14 @@ impl StandardWebhooks {
 
 impl Scheme for StandardWebhooks {
     fn key(&self, secret: &str) -> Result<Key, String> {
+        if secret.starts_with(ed25519::PRIVATE_PREFIX) {
+            return Ok(Key::Ed25519Private(std::sync::Arc::new(
+                ed25519::signing_key(secret)?,
+            )));
+        }
+        if secret.starts_with(ed25519::PUBLIC_PREFIX) {
+            return Ok(Key::Ed25519Public(ed25519::verifying_key(secret)?));
+        }
         let bytes = SecretEncoding::Base64.key_bytes(secret).map_err(|_| {
             "expected whsec_ followed by base64 (as the provider shows it)".to_string()
         })?;
@@ -72,9 +89,16 @@ impl Scheme for StandardWebhooks {
             .iter()
             .filter_map(|k| match k {
                 Key::Mac(mac) => Some(format!("v1,{}", base64_encode(mac.sign(&parts).as_ref()))),
-                Key::Token(_) => None,
+                Key::Ed25519Private(pair) => Some(format!(
+                    "v1a,{}",
+                    base64_encode(pair.sign(&parts.concat()).as_ref())
+                )),
+                Key::Ed25519Public(_) | Key::Token(_) => None,
             })
             .collect();
+        if signatures.is_empty() {
+            return Err(VerifyError::InvalidSignature); // only public keys: nothing signs
+        }
         let set = &self.sets[0];
         Ok(vec![
             (set.id.to_string(), message.id.to_string()),
@@ -105,6 +129,7 @@ impl Scheme for StandardWebhooks {
         clock.check(timestamp)?;
 
         let mut candidates = Candidates::default();
+        let mut asymmetric = Vec::new();
         for entry in signature.split(' ').filter(|e| !e.is_empty()) {
             let (version, value) = entry.split_once(',').ok_or_else(|| {
                 VerifyError::malformed(format!(
@@ -117,10 +142,19 @@ impl Scheme for StandardWebhooks {
                     .decode_tag(value)
                     .map_err(VerifyError::malformed)?;
                 candidates.push(tag).map_err(VerifyError::malformed)?;
+            } else if version == "v1a" && asymmetric.len() < MAX_V1A {
+                match base64_decode_lenient(value) {
+                    Ok(sig) if sig.len() == 64 => asymmetric.push(sig),
+                    _ => {
+                        return Err(VerifyError::malformed(
+                            "a v1a signature is 64 bytes of base64",
+                        ))
+                    }
+                }
             }
         }
-        if candidates.as_slice().is_empty() {
-            return Err(VerifyError::malformed("no v1 signature"));
+        if candidates.as_slice().is_empty() && asymmetric.is_empty() {
+            return Err(VerifyError::malformed("no v1 or v1a signature"));
         }
         let parts: [&[u8]; 5] = [
             id.as_bytes(),
@@ -130,6 +164,18 @@ impl Scheme for StandardWebhooks {
             request.body,
         ];
         let index = matching_key(keys, &parts, candidates.as_slice())
+            .or_else(|| {
+                keys.iter().position(|key| {
+                    let public = match key {
+                        Key::Ed25519Public(public) => public.as_slice(),
+                        Key::Ed25519Private(pair) => pair.public_key().as_ref(),
+                        _ => return false,
+                    };
+                    asymmetric
+                        .iter()
+                        .any(|sig| ed25519::verify(public, &parts, sig))
+                })
+            })
             .ok_or(VerifyError::InvalidSignature)?;
         Ok(Verified {
             secret_index: index,

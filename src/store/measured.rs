@@ -14,7 +14,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::pacing::{Limits, PacingStore, Slot, Taken};
-use super::queue::{Attempt, Depth, EndpointState, Enqueued, Next, Queue, Record, State};
+use super::queue::{
+    Attempt, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
+};
+use super::subscriptions::{DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore};
 use super::{Claim, Decision, DedupeStore, RateLimiter, StoreError};
 use crate::metrics::{StoreLabels, METRICS};
 
@@ -74,6 +77,9 @@ struct Ops {
     queue_depth: Op,
     queue_next_due: Op,
     queue_endpoints: Op,
+    subscriptions_read: Op,
+    subscriptions_write: Op,
+    subscriptions_note: Op,
 }
 
 impl<T> Measured<T> {
@@ -99,6 +105,9 @@ impl<T> Measured<T> {
                 queue_depth: Op::new("queue_depth"),
                 queue_next_due: Op::new("queue_next_due"),
                 queue_endpoints: Op::new("queue_endpoints"),
+                subscriptions_read: Op::new("subscriptions_read"),
+                subscriptions_write: Op::new("subscriptions_write"),
+                subscriptions_note: Op::new("subscriptions_note"),
             },
         }
     }
@@ -146,14 +155,14 @@ impl<T: PacingStore> PacingStore for Measured<T> {
 
 #[async_trait]
 impl<T: Queue> Queue for Measured<T> {
-    async fn enqueue(
+    async fn enqueue_many(
         &self,
-        record: Record,
+        records: Vec<Record>,
         body: Bytes,
-        idempotency: Option<(String, u64)>,
+        idempotency: Option<Idempotency>,
     ) -> Result<Enqueued, StoreError> {
         let op = &self.ops.queue_enqueue;
-        measure(op, self.inner.enqueue(record, body, idempotency)).await
+        measure(op, self.inner.enqueue_many(records, body, idempotency)).await
     }
     async fn claim_due(
         &self,
@@ -222,5 +231,28 @@ impl<T: Queue> Queue for Measured<T> {
     ) -> Result<(), StoreError> {
         let op = &self.ops.queue_endpoints;
         measure(op, self.inner.set_endpoint_state(endpoint, state)).await
+    }
+}
+
+#[async_trait]
+impl<T: SubscriptionStore> SubscriptionStore for Measured<T> {
+    async fn load(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
+        measure(&self.ops.subscriptions_read, self.inner.load()).await
+    }
+    async fn version(&self) -> Result<u64, StoreError> {
+        measure(&self.ops.subscriptions_read, self.inner.version()).await
+    }
+    async fn put(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        measure(&self.ops.subscriptions_write, self.inner.put(subscription)).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        measure(&self.ops.subscriptions_write, self.inner.delete(id)).await
+    }
+    async fn note(&self, id: &str, note: &DeliveryNote, at_ms: u64) -> Result<(), StoreError> {
+        let op = &self.ops.subscriptions_note;
+        measure(op, self.inner.note(id, note, at_ms)).await
+    }
+    async fn stats(&self, id: &str) -> Result<SubscriptionStats, StoreError> {
+        measure(&self.ops.subscriptions_read, self.inner.stats(id)).await
     }
 }

@@ -1,5 +1,5 @@
 //! All shared state, one trait per kind: [`DedupeStore`] (delivery ids), [`RateLimiter`]
-//! (GCRA allowances), [`PacingStore`] (receivers' limits) and [`Queue`] (the outbound queue). Two backends implement each,
+//! (GCRA allowances), [`PacingStore`] (receivers' limits), [`Queue`] (the outbound queue) and [`SubscriptionStore`]. Two backends implement each,
 //! side by side: `embedded/` (one process: memory plus redb files in `store.path`) and
 //! `redis/` (several replicas sharing one dedupe window, one limit and one queue). The
 //! server opens the configured one with [`open`] and hands out trait objects; nothing
@@ -13,6 +13,7 @@ pub mod pacing;
 pub mod queue;
 pub mod rate_limit;
 mod redis;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use health::StoreHealth;
 pub use pacing::{Limits, PacingStore, Slot, Taken};
 pub use queue::Queue;
 pub use rate_limit::{Allowance, Decision, RateLimiter};
+pub use subscriptions::SubscriptionStore;
 
 /// Why a store operation failed, whatever the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +115,16 @@ impl Store {
         Ok(match &self.0 {
             Backend::Embedded(store) => Arc::new(Measured::new(store.queue()?)),
             Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(redis.clone()))),
+        })
+    }
+
+    /// Subscriptions; opened once per process (the outbound side shares it with the admin API).
+    pub fn subscriptions(&self) -> Result<Arc<dyn SubscriptionStore>, String> {
+        Ok(match &self.0 {
+            Backend::Embedded(store) => Arc::new(Measured::new(store.subscriptions()?)),
+            Backend::Redis(redis) => {
+                Arc::new(Measured::new(redis::RedisSubscriptions::new(redis.clone())))
+            }
         })
     }
 

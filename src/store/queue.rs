@@ -13,7 +13,8 @@ use super::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     New,
-    /// The idempotency key was seen within its window: this is the earlier message's id.
+    /// The idempotency key was seen within its window: this is the earlier receipt (for a
+    /// single message, its id).
     Duplicate(String),
 }
 
@@ -35,6 +36,28 @@ pub struct Attempt {
     pub latency_ms: u64,
     /// The start of the receiver's answer, for diagnosis.
     pub response: String,
+}
+
+/// An idempotency key (`Idempotency-Key` on an enqueue or a publish), held until
+/// `expires_ms` (unix ms), and what a repeat within that window gets back instead of
+/// storing anything: the earlier message's id, or the earlier event's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub expires_ms: u64,
+    pub receipt: String,
+}
+
+/// The event a message delivers to one subscription (`POST /events` fans an event out to
+/// every matching subscription: one message each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    /// Shared by every delivery of one publish.
+    pub event_id: String,
+    pub subscription: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub event_type: String,
 }
 
 /// A per-request destination (multi-tenant senders), instead of a configured endpoint.
@@ -63,6 +86,9 @@ pub struct Record {
     pub attempts: Vec<Attempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// For a subscription's delivery: which event, to which subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventRef>,
 }
 
 impl Record {
@@ -164,14 +190,31 @@ pub enum Next {
 /// or Redis (shared by replicas).
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Stores a new message durably, unless `idempotency` (key, expiry in unix ms) names
+    /// Stores new messages with one body, all or none in one durable commit (an event's
+    /// deliveries: a crash never leaves half of them), unless `idempotency` names a key
+    /// held within its window. The messages of one call share their queue partition: a
+    /// per-request destination's URL, or an event's tenant. No message, nothing is held.
+    async fn enqueue_many(
+        &self,
+        records: Vec<Record>,
+        body: Bytes,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Enqueued, StoreError>;
+    /// Stores one new message durably, unless `idempotency` (key, expiry in unix ms) names
     /// one accepted within its window.
     async fn enqueue(
         &self,
         record: Record,
         body: Bytes,
         idempotency: Option<(String, u64)>,
-    ) -> Result<Enqueued, StoreError>;
+    ) -> Result<Enqueued, StoreError> {
+        let idempotency = idempotency.map(|(key, expires_ms)| Idempotency {
+            key,
+            expires_ms,
+            receipt: record.id.clone(),
+        });
+        self.enqueue_many(vec![record], body, idempotency).await
+    }
     /// Takes up to `limit` due messages (of enabled endpoints, where the backend can tell
     /// them apart without reading the messages) and pushes each one's due time `lease_ms` ahead,
     /// so a crashed worker's messages come back on their own. The claimed record's

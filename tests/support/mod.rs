@@ -419,6 +419,25 @@ pub struct GatewayBuilder {
     outbound_extra: String,
 }
 
+/// Runs the hookgate CLI against `gateway`'s admin port: whether it succeeded, and what it
+/// printed (stdout, then stderr).
+pub fn cli(gateway: &Gateway, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        .env("HOOKGATE_ADMIN_URL", gateway.admin_url(""))
+        .env("HOOKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// The admin API token every test gateway has.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -456,6 +475,36 @@ impl Gateway {
             .send()
             .await
             .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Calls the admin API with the token and a JSON body; the status and the JSON answer.
+    pub async fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .request(method, self.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Publishes an event (`POST /events`) with `headers`; the status and the JSON answer.
+    pub async fn publish(&self, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{}/events", self.outbound))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 

@@ -106,6 +106,40 @@ pub fn load_str(
     }
 }
 
+/// A delivery policy from JSON sent to the admin API (`retry`, `concurrency`, `rate_limit`
+/// and `circuit`, as an endpoint's keys in the YAML; JSON is YAML). `${VAR}` is not read
+/// from the environment here. The error is the first problem, with its key path.
+pub fn delivery_policy_json(fields: &serde_json::Value) -> Result<DeliveryPolicy, ConfigError> {
+    let mut loader = Loader {
+        file: "request",
+        env: &|_| None,
+        errors: Vec::new(),
+    };
+    let policy = match yaml::parse(&fields.to_string()) {
+        Ok(node) => loader
+            .fields(
+                &node,
+                "",
+                &["retry", "concurrency", "rate_limit", "circuit"],
+            )
+            .and_then(|f| loader.policy(&f)),
+        Err(e) => {
+            loader.error(e.at, "", e.message);
+            None
+        }
+    };
+    match (policy, loader.errors.into_iter().next()) {
+        (Some(policy), None) => Ok(policy),
+        (_, error) => Err(error.unwrap_or_else(|| ConfigError {
+            file: "request".into(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: "not a delivery policy".into(),
+        })),
+    }
+}
+
 struct Loader<'a> {
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,

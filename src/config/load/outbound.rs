@@ -20,8 +20,30 @@ impl Loader<'_> {
                 "allow_private_destinations",
                 "concurrency",
                 "destinations",
+                "events",
+                "subscriptions",
             ],
         )?;
+        let subscriptions = self.with_default(&f, "subscriptions", Vec::new(), |l, n, p| {
+            let items = l.list(n, p)?;
+            let subscriptions: Vec<_> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| l.subscription(item, &format!("{p}[{i}]")))
+                .collect();
+            let subscriptions = subscriptions.into_iter().collect::<Option<Vec<_>>>()?;
+            for (i, s) in subscriptions.iter().enumerate() {
+                if subscriptions[..i].iter().any(|o| o.id == s.id) {
+                    l.error(
+                        items[i].at,
+                        &format!("{p}[{i}].id"),
+                        "duplicate subscription id",
+                    );
+                }
+            }
+            Some(subscriptions)
+        });
+        let events = self.with_default(&f, "events", EventsConfig::default(), Self::events);
         let destinations =
             self.with_default(&f, "destinations", DeliveryPolicy::default(), |l, n, p| {
                 let f = l.fields(n, p, &["retry", "concurrency", "rate_limit", "circuit"])?;
@@ -86,6 +108,172 @@ impl Loader<'_> {
             concurrency: concurrency?,
             destinations: destinations?,
             endpoints: endpoints?,
+            events: events?,
+            subscriptions: subscriptions?,
+        })
+    }
+
+    /// One of `outbound.subscriptions`.
+    fn subscription(&mut self, node: &Node, path: &str) -> Option<SubscriptionConfig> {
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "id",
+                "tenant",
+                "url",
+                "event_types",
+                "filters",
+                "sign",
+                "retry",
+                "rate_limit",
+                "concurrency",
+                "description",
+            ],
+        )?;
+        let id = self.required(&f, "id").and_then(|n| {
+            self.parsed(n, &f.path("id"), |s| {
+                route_name(s).map(|id| format!("{CONFIG_SUBSCRIPTION_PREFIX}{id}"))
+            })
+        });
+        let tenant = self.optional(&f, "tenant", Self::string);
+        let url = self.required(&f, "url").and_then(|n| {
+            self.parsed(n, &f.path("url"), |s| {
+                parse_destination(s).map(|_| s.to_string())
+            })
+        });
+        let event_types = self.required(&f, "event_types").and_then(|n| {
+            let types = self.each(n, &f.path("event_types"), |l, item, p| {
+                l.parsed(item, p, |s| {
+                    values::event_type_pattern(s).map(|_| s.to_string())
+                })
+            })?;
+            if types.is_empty() {
+                self.error(
+                    n.at,
+                    &f.path("event_types"),
+                    "give at least one event type (* takes every type)",
+                );
+                return None;
+            }
+            Some(types)
+        });
+        let filters = self.with_default(&f, "filters", Default::default(), |l, n, p| {
+            let Value::Map(entries) = &n.value else {
+                l.error(
+                    n.at,
+                    p,
+                    format!(
+                        "expected a mapping of labels to values, found {}",
+                        n.value.kind()
+                    ),
+                );
+                return None;
+            };
+            let mut filters = std::collections::BTreeMap::new();
+            for (k, v) in entries {
+                if !values::valid_label(&k.name) {
+                    l.error(
+                        k.at,
+                        &join(p, &k.name),
+                        "a label name is letters, digits, - and _",
+                    );
+                }
+                filters.insert(k.name.clone(), l.string(v, &join(p, &k.name))?);
+            }
+            Some(filters)
+        });
+        let sign = self
+            .required(&f, "sign")
+            .and_then(|n| self.sign(n, &f.path("sign")));
+        // Checked like an endpoint's; kept as JSON, as the store keeps the API's.
+        let policy = self.policy(&f).map(|_| {
+            ["retry", "rate_limit", "concurrency"]
+                .into_iter()
+                .filter_map(|key| {
+                    f.get(key)
+                        .map(|n| (key.to_string(), self.json(n, &f.path(key))))
+                })
+                .collect()
+        });
+        let description = self.with_default(&f, "description", String::new(), Self::string);
+        Some(SubscriptionConfig {
+            id: id?,
+            tenant: tenant?,
+            url: url?,
+            event_types: event_types?,
+            filters: filters?,
+            sign: sign?,
+            policy: policy?,
+            description: description?,
+        })
+    }
+
+    /// A node as JSON, with `${VAR}` substituted in strings.
+    fn json(&mut self, node: &Node, path: &str) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match &node.value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => i64::try_from(*i).map_or(Json::Null, Json::from),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Value::Str(_) => self.string(node, path).map_or(Json::Null, Json::String),
+            Value::Seq(items) => Json::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| self.json(n, &format!("{path}[{i}]")))
+                    .collect(),
+            ),
+            Value::Map(entries) => Json::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), self.json(v, &join(path, &k.name))))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `events`: `type` and `tenant` (lists of sources), `labels` (a mapping of names to
+    /// sources).
+    fn events(&mut self, node: &Node, path: &str) -> Option<EventsConfig> {
+        let f = self.fields(node, path, &["type", "tenant", "labels"])?;
+        let defaults = EventsConfig::default();
+        let sources = |l: &mut Self, n: &Node, p: &str| {
+            let list = l.each(n, p, |l, item, p| l.parsed(item, p, EventSource::parse))?;
+            if list.is_empty() {
+                l.error(n.at, p, "give at least one source");
+                return None;
+            }
+            Some(list)
+        };
+        let event_type = self.with_default(&f, "type", defaults.event_type, sources);
+        let tenant = self.with_default(&f, "tenant", defaults.tenant, sources);
+        let labels = self.with_default(&f, "labels", Vec::new(), |l, n, p| {
+            let Value::Map(entries) = &n.value else {
+                l.error(
+                    n.at,
+                    p,
+                    format!(
+                        "expected a mapping of label names to sources, found {}",
+                        n.value.kind()
+                    ),
+                );
+                return None;
+            };
+            let labels: Vec<_> = entries
+                .iter()
+                .map(|(k, v)| {
+                    l.parsed(v, &join(p, &k.name), EventSource::parse)
+                        .map(|s| (k.name.clone(), s))
+                })
+                .collect();
+            labels.into_iter().collect::<Option<Vec<_>>>()
+        });
+        Some(EventsConfig {
+            event_type: event_type?,
+            tenant: tenant?,
+            labels: labels?,
         })
     }
 
@@ -355,6 +543,11 @@ fn endpoint_name(s: &str) -> Result<String, String> {
     if s == DYNAMIC_ENDPOINT {
         return Err(format!(
             "{DYNAMIC_ENDPOINT:?} is reserved for per-request destinations; choose another name"
+        ));
+    }
+    if s == SUBSCRIPTIONS_ENDPOINT || s == EVENTS_PATH {
+        return Err(format!(
+            "{s:?} is reserved for subscriptions (POST /events); choose another name"
         ));
     }
     route_name(s)

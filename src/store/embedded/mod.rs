@@ -1,12 +1,13 @@
 //! The embedded backend, for one process: dedupe ids in memory backed by
-//! `store.path/dedupe-<n>.log`, the outbound queue in `store.path/outbound.redb`, and rate
-//! limits in memory.
+//! `store.path/dedupe-<n>.log`, the outbound queue in `store.path/outbound.redb`, subscriptions
+//! in `store.path/subscriptions.redb`, and rate limits in memory.
 
 mod dedupe;
 mod dedupe_log;
 mod pacing;
 mod queue;
 mod rate_limit;
+mod subscriptions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use dedupe::EmbeddedDedupe;
 pub use pacing::LocalPacing;
 pub use queue::EmbeddedQueue;
 pub use rate_limit::LocalRateLimiter;
+pub use subscriptions::EmbeddedSubscriptions;
 
 use super::{StoreError, StoreHealth};
 
@@ -43,6 +45,10 @@ impl EmbeddedStore {
 
     pub fn queue(&self) -> Result<EmbeddedQueue, String> {
         EmbeddedQueue::open(&self.path, self.health.clone()).map_err(|e| format!("store: {e}"))
+    }
+
+    pub fn subscriptions(&self) -> Result<EmbeddedSubscriptions, String> {
+        EmbeddedSubscriptions::open(&self.path).map_err(|e| format!("store: {e}"))
     }
 
     /// The directory must exist and be writable, and the files must take writes.

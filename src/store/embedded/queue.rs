@@ -27,9 +27,10 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
+use crate::clock::now_ms;
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::queue::{
-    Attempt, Bucket, Depth, EndpointState, Enqueued, Next, Queue, Record, State,
+    Attempt, Bucket, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
 };
 use crate::store::{StoreError, StoreHealth};
 
@@ -78,11 +79,13 @@ pub struct EmbeddedQueue {
     writes: mpsc::Sender<Write>,
 }
 
-/// A message to store, with its idempotency key and the key's expiry (unix ms).
-struct NewMessage {
-    record: Record,
+/// Messages to store together (one body), with their idempotency key.
+struct NewMessages {
+    records: Vec<Record>,
     body: Bytes,
-    idempotency: Option<(String, u64)>,
+    idempotency: Option<Idempotency>,
+    /// When they were accepted (unix ms): idempotency windows are measured from it.
+    accepted_ms: u64,
 }
 
 /// An attempt on a claimed message (identified by its lease's end) and what follows it.
@@ -96,7 +99,7 @@ struct Outcome {
 /// A write waiting for the committer, and where its answer goes: each waits for the
 /// fsync of the commit that holds it.
 enum Write {
-    Accept(NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>),
+    Accept(NewMessages, oneshot::Sender<Result<Enqueued, StoreError>>),
     Finish(Outcome, oneshot::Sender<Result<bool, StoreError>>),
 }
 
@@ -147,18 +150,22 @@ impl EmbeddedQueue {
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
-    async fn enqueue(
+    async fn enqueue_many(
         &self,
-        record: Record,
+        records: Vec<Record>,
         body: Bytes,
-        idempotency: Option<(String, u64)>,
+        idempotency: Option<Idempotency>,
     ) -> Result<Enqueued, StoreError> {
-        let message = NewMessage {
-            record,
+        if records.is_empty() {
+            return Ok(Enqueued::New); // nothing to store, no key to hold
+        }
+        let messages = NewMessages {
+            accepted_ms: records.first().map_or_else(now_ms, |r| r.created_ms),
+            records,
             body,
             idempotency,
         };
-        self.commit(|reply| Write::Accept(message, reply)).await
+        self.commit(|reply| Write::Accept(messages, reply)).await
     }
     async fn claim_due(
         &self,
@@ -385,19 +392,43 @@ fn commit_loop(redb: &Weak<Redb>, health: &StoreHealth, queued: &mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        if let Err(e) = redb.commit_batch(&mut batch) {
-            redb.health.failed("queue", &e);
-            redb.recover();
+        let answers = redb.commit_batch(&batch);
+        match &answers {
+            Err(e) => {
+                redb.health.failed("queue", e);
+                redb.recover();
+            }
+            // Recovery is the probe's to say: a small commit passing on a full disk says
+            // nothing of the next accept.
+            Ok(_) if redb.health.is_broken("queue") => redb.recover(),
+            Ok(_) => {}
+        }
+        // The file is let go before anyone hears back: a caller that drops the queue on its
+        // answer can open the file again at once.
+        drop(redb);
+        reply(batch, answers);
+    }
+}
+
+/// Sends each write its answer, or the commit's error.
+fn reply(batch: Vec<Write>, answers: Result<Vec<Answer>, StoreError>) {
+    match answers {
+        Ok(answers) => {
+            for (write, answer) in batch.into_iter().zip(answers) {
+                match (write, answer) {
+                    (Write::Accept(_, reply), Answer::Accept(a)) => drop(reply.send(Ok(a))),
+                    (Write::Finish(_, reply), Answer::Finish(a)) => drop(reply.send(a)),
+                    _ => unreachable!("answers are made in the order of the writes"),
+                }
+            }
+        }
+        Err(e) => {
             for write in batch {
                 match write {
                     Write::Accept(_, reply) => drop(reply.send(Err(e.clone()))),
                     Write::Finish(_, reply) => drop(reply.send(Err(e.clone()))),
                 }
             }
-        } else if redb.health.is_broken("queue") {
-            // Recovery is the probe's to say: a small commit passing on a full disk says
-            // nothing of the next accept.
-            redb.recover();
         }
     }
 }
@@ -532,10 +563,10 @@ fn endpoints_with_work(
 
 /// The synchronous redb operations behind [`EmbeddedQueue`].
 impl Redb {
-    /// Applies a batch of writes in one durable commit, in order, and answers each. A
+    /// Applies a batch of writes in one durable commit, in order: each one's answer. A
     /// write that fails on its own (a corrupt record) gets its error; a failure of the
-    /// transaction fails them all, and they are left in `batch` to be answered.
-    fn commit_batch(&self, batch: &mut Vec<Write>) -> Result<(), StoreError> {
+    /// transaction fails them all.
+    fn commit_batch(&self, batch: &[Write]) -> Result<Vec<Answer>, StoreError> {
         let txn = self.db()?.begin_write()?;
         let mut answers = Vec::with_capacity(batch.len());
         {
@@ -556,14 +587,7 @@ impl Redb {
             }
         }
         txn.commit()?;
-        for (write, answer) in batch.drain(..).zip(answers) {
-            match (write, answer) {
-                (Write::Accept(_, reply), Answer::Accept(a)) => drop(reply.send(Ok(a))),
-                (Write::Finish(_, reply), Answer::Finish(a)) => drop(reply.send(a)),
-                _ => unreachable!("answers are made in the order of the writes"),
-            }
-        }
-        Ok(())
+        Ok(answers)
     }
 
     fn claim_due(
@@ -768,33 +792,41 @@ enum Answer {
     Finish(Result<bool, StoreError>),
 }
 
-/// Stores a new message, unless its idempotency key is held by an earlier one (in this
-/// batch or before, within its window): then it is a duplicate.
+/// Stores new messages, unless their idempotency key is held by an earlier one (in this
+/// batch or before, within its window): then they are a duplicate.
 fn accept(
     tables: &mut Tables,
     keys: &mut redb::Table<&str, (u64, &str)>,
     expiry: &mut redb::Table<(u64, &str), ()>,
-    message: &NewMessage,
+    messages: &NewMessages,
 ) -> Result<Enqueued, StoreError> {
-    let NewMessage {
-        record,
+    let NewMessages {
+        records,
         body,
         idempotency,
-    } = message;
-    if let Some((key, expires_ms)) = idempotency {
-        sweep_expired(keys, expiry, record.created_ms)?;
+        accepted_ms,
+    } = messages;
+    if let Some(Idempotency {
+        key,
+        expires_ms,
+        receipt,
+    }) = idempotency
+    {
+        sweep_expired(keys, expiry, *accepted_ms)?;
         let earlier = keys
             .get(key.as_str())?
-            .filter(|v| v.value().0 > record.created_ms)
+            .filter(|v| v.value().0 > *accepted_ms)
             .map(|v| v.value().1.to_string());
-        if let Some(id) = earlier {
-            return Ok(Enqueued::Duplicate(id));
+        if let Some(receipt) = earlier {
+            return Ok(Enqueued::Duplicate(receipt));
         }
-        keys.insert(key.as_str(), (*expires_ms, record.id.as_str()))?;
+        keys.insert(key.as_str(), (*expires_ms, receipt.as_str()))?;
         expiry.insert((*expires_ms, key.as_str()), ())?;
     }
-    tables.bodies.insert(record.id.as_str(), body.as_ref())?;
-    tables.store(record)?;
+    for record in records {
+        tables.bodies.insert(record.id.as_str(), body.as_ref())?;
+        tables.store(record)?;
+    }
     Ok(Enqueued::New)
 }
 
@@ -855,6 +887,7 @@ mod tests {
             round_attempts: 0,
             attempts: Vec::new(),
             target: None,
+            event: None,
         }
     }
 
@@ -865,14 +898,20 @@ mod tests {
         // Each key's window ends before the next message arrives.
         for i in 0..200u64 {
             let key = format!("acme:k{i}");
-            let message = NewMessage {
-                record: record(&format!("m{i}"), i * 10),
+            let message = NewMessages {
+                records: vec![record(&format!("m{i}"), i * 10)],
                 body: Bytes::from_static(b"x"),
-                idempotency: Some((key, i * 10 + 5)),
+                idempotency: Some(Idempotency {
+                    key,
+                    expires_ms: i * 10 + 5,
+                    receipt: format!("m{i}"),
+                }),
+                accepted_ms: i * 10,
             };
-            let (reply, mut answer) = oneshot::channel();
-            redb.commit_batch(&mut vec![Write::Accept(message, reply)])
-                .unwrap();
+            let (reply_to, mut answer) = oneshot::channel();
+            let batch = vec![Write::Accept(message, reply_to)];
+            let answers = redb.commit_batch(&batch);
+            reply(batch, answers);
             assert_eq!(answer.try_recv().unwrap().unwrap(), Enqueued::New);
         }
         let txn = redb.db().unwrap().begin_read().unwrap();

@@ -16,6 +16,7 @@ mod dedupe;
 mod pacing;
 mod queue;
 mod rate_limit;
+mod subscriptions;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +31,7 @@ pub use dedupe::RedisDedupe;
 pub use pacing::RedisPacing;
 pub use queue::RedisQueue;
 pub use rate_limit::RedisRateLimiter;
+pub use subscriptions::RedisSubscriptions;
 
 use crate::config::RedisConfig;
 use crate::store::StoreError;

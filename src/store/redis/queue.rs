@@ -22,7 +22,7 @@ use redis::Script;
 
 use super::{stable_hash, RedisStore};
 use crate::store::queue::{
-    Attempt, Bucket, Depth, EndpointState, Enqueued, Next, Queue, Record, State,
+    Attempt, Bucket, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
 };
 use crate::store::StoreError;
 
@@ -39,23 +39,31 @@ end
     };
 }
 
-/// KEYS: due, all, message, attempts, idempotency key, counts, the endpoint's waiting set.
-/// ARGV: id, meta, state, due, round, body, created, key expiry (0: none), endpoint,
-/// bucket, then the attempts.
+/// KEYS: due, all, idempotency key, counts, then per message: its hash, its attempts, its
+/// endpoint's waiting set. ARGV: key expiry (0: none), receipt, body, then per message:
+/// id, meta, state, due, round, created, endpoint, bucket, the number of its attempts,
+/// and those attempts. Every message is stored, or none (a held key).
 const ENQUEUE: &str = r"
-if ARGV[8] ~= '0' then
-  local earlier = redis.call('GET', KEYS[5])
+if ARGV[1] ~= '0' then
+  local earlier = redis.call('GET', KEYS[3])
   if earlier then return earlier end
-  redis.call('SET', KEYS[5], ARGV[1], 'PXAT', ARGV[8])
+  redis.call('SET', KEYS[3], ARGV[2], 'PXAT', ARGV[1])
 end
-redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'state', ARGV[3], 'due', ARGV[4], 'round', ARGV[5], 'body', ARGV[6])
-for i = 11, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
-if ARGV[3] == 'pending' then
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-  redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
+local a, k = 4, 5
+while a < #ARGV do
+  local id, state, due, created = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 5]
+  redis.call('HSET', KEYS[k], 'meta', ARGV[a + 1], 'state', state, 'due', due, 'round', ARGV[a + 4], 'body', ARGV[3])
+  local attempts = tonumber(ARGV[a + 8])
+  for i = 1, attempts do redis.call('RPUSH', KEYS[k + 1], ARGV[a + 8 + i]) end
+  if state == 'pending' then
+    redis.call('ZADD', KEYS[1], due, id)
+    redis.call('ZADD', KEYS[k + 2], created, id)
+  end
+  redis.call('ZADD', KEYS[2], created, id)
+  redis.call('HINCRBY', KEYS[4], ARGV[a + 6] .. '\t' .. ARGV[a + 7], 1)
+  a = a + 9 + attempts
+  k = k + 3
 end
-redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
-redis.call('HINCRBY', KEYS[6], ARGV[9] .. '\t' .. ARGV[10], 1)
 return ''
 ";
 
@@ -307,14 +315,24 @@ impl RedisQueue {
         }
     }
 
-    /// A new message's partition: by its endpoint, or its per-request destination, which
-    /// is also its idempotency keys' scope, so the key and the message share a slot.
+    /// A new message's partition: by its endpoint, its per-request destination, or its
+    /// event's tenant, which is also its idempotency keys' scope, so the key and the
+    /// messages (all of one event's) share a slot.
     fn partition_for(record: &Record) -> usize {
-        let scope = match &record.target {
-            Some(target) => target.url.as_str(),
-            None => record.endpoint.as_str(),
-        };
+        match (&record.event, &record.target) {
+            (Some(event), _) => Self::event_partition(event.tenant.as_deref()),
+            (None, Some(target)) => Self::scope_partition(&target.url),
+            (None, None) => Self::scope_partition(&record.endpoint),
+        }
+    }
+
+    fn scope_partition(scope: &str) -> usize {
         (stable_hash(scope.as_bytes()) % PARTITIONS as u64) as usize
+    }
+
+    /// Where a tenant's events go (the tenant-less ones too).
+    fn event_partition(tenant: Option<&str>) -> usize {
+        Self::scope_partition(&format!("events\n{}", tenant.unwrap_or("")))
     }
 
     fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
@@ -507,36 +525,59 @@ impl RedisQueue {
 
 #[async_trait]
 impl Queue for RedisQueue {
-    async fn enqueue(
+    async fn enqueue_many(
         &self,
-        record: Record,
+        records: Vec<Record>,
         body: Bytes,
-        idempotency: Option<(String, u64)>,
+        idempotency: Option<Idempotency>,
     ) -> Result<Enqueued, StoreError> {
-        let partition = &self.partitions[Self::partition_for(&record)];
-        let attempts: Vec<String> = record
-            .attempts
-            .iter()
-            .map(|a| serde_json::to_string(a).expect("an attempt always serializes"))
-            .collect();
-        let meta = serde_json::to_string(&Record {
-            attempts: Vec::new(),
-            ..record.clone()
-        })
-        .expect("a record always serializes");
-        let (idempotency_key, expires) = match &idempotency {
-            Some((key, expires)) => (partition.key(&format!("idem:{key}")), *expires),
-            None => (partition.key("idem:"), 0),
+        let Some(first) = records.first() else {
+            return Ok(Enqueued::New); // nothing to store, no key to hold
         };
-        let keys = [
+        let partition = &self.partitions[Self::partition_for(first)];
+        let (idempotency_key, expires, receipt) = match &idempotency {
+            Some(i) => (
+                partition.key(&format!("idem:{}", i.key)),
+                i.expires_ms,
+                i.receipt.as_str(),
+            ),
+            None => (partition.key("idem:"), 0, ""),
+        };
+        let mut keys = vec![
             partition.key("due"),
             partition.key("all"),
-            partition.message(&record.id),
-            partition.attempts(&record.id),
             idempotency_key,
             partition.key("counts"),
-            partition.key(&format!("w:{}", record.endpoint)),
         ];
+        let mut args: Vec<Vec<u8>> =
+            vec![expires.to_string().into(), receipt.into(), body.to_vec()];
+        for record in &records {
+            keys.push(partition.message(&record.id));
+            keys.push(partition.attempts(&record.id));
+            keys.push(partition.key(&format!("w:{}", record.endpoint)));
+            let meta = serde_json::to_string(&Record {
+                attempts: Vec::new(),
+                ..record.clone()
+            })
+            .expect("a record always serializes");
+            args.extend([
+                record.id.clone().into(),
+                meta.into(),
+                state_name(record.state).into(),
+                record.due_ms.to_string().into(),
+                record.round_attempts.to_string().into(),
+                record.created_ms.to_string().into(),
+                record.endpoint.clone().into(),
+                record.bucket().as_str().into(),
+                record.attempts.len().to_string().into(),
+            ]);
+            args.extend(
+                record
+                    .attempts
+                    .iter()
+                    .map(|a| serde_json::to_vec(a).expect("an attempt always serializes")),
+            );
+        }
         let earlier: String = self
             .store
             .run(|mut c| async move {
@@ -544,18 +585,8 @@ impl Queue for RedisQueue {
                 for key in &keys {
                     call.key(key);
                 }
-                call.arg(&record.id)
-                    .arg(meta)
-                    .arg(state_name(record.state))
-                    .arg(record.due_ms)
-                    .arg(record.round_attempts)
-                    .arg(body.as_ref())
-                    .arg(record.created_ms)
-                    .arg(expires)
-                    .arg(&record.endpoint)
-                    .arg(record.bucket().as_str());
-                for attempt in &attempts {
-                    call.arg(attempt);
+                for arg in &args {
+                    call.arg(arg.as_slice());
                 }
                 call.invoke_async(&mut c).await
             })

@@ -1,4 +1,8 @@
-//! The admin port: `/healthz` (alive), `/readyz` (ready to take traffic), `/metrics`.
+//! The admin port: `/healthz` (alive), `/readyz` (ready to take traffic), `/metrics`,
+//! and with `admin.token` the admin API: deliveries, endpoints, the queue, and
+//! subscriptions ([`subscriptions`]).
+
+pub mod subscriptions;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use serde_json::json;
 use crate::clock::now_ms;
 use crate::config::{AdminConfig, Secret, DYNAMIC_ENDPOINT};
 use crate::error_response::{json_response, ErrorResponse};
+use crate::http_io::read_body;
 use crate::metrics::METRICS;
 use crate::schemes::crypto::ct_eq;
 use crate::store::queue::{EndpointState, Queue, Record, State};
@@ -35,7 +40,12 @@ pub struct AdminApp {
     pub token: Option<Secret>,
     /// The configured outbound endpoints' names.
     pub endpoints: Vec<String>,
+    /// `/admin/subscriptions`, with an outbound side.
+    pub subscriptions: Option<subscriptions::SubscriptionApi>,
 }
+
+/// The largest body an admin API call may send (a subscription with its metadata).
+const MAX_ADMIN_BODY: u64 = 256 * 1024;
 
 /// The admin service on one thread of its own, so it answers while the other services are
 /// saturated.
@@ -94,7 +104,7 @@ fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Res
 
 impl AdminApp {
     /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
-    async fn admin_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
+    async fn admin_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let Some(token) = &self.token else {
             return api_error(
                 403,
@@ -123,6 +133,11 @@ impl AdminApp {
                 "there is no outbound side in this config",
             );
         };
+        let body = match read_body(session, MAX_ADMIN_BODY, Duration::from_secs(10)).await {
+            Ok(body) => body,
+            Err(e) => return e.to_response(),
+        };
+        let header = session.req_header();
         let path = header.uri.path().to_string();
         let query: Vec<(String, String)> = header
             .uri
@@ -137,6 +152,14 @@ impl AdminApp {
         };
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
         let method = header.method.clone();
+        if let Some(api) = &self.subscriptions {
+            if let Some(answer) = api.handle(method.as_str(), &segments, &param, &body).await {
+                return match answer {
+                    Ok((status, body)) => json_response(status, body),
+                    Err(e) => e.to_response(),
+                };
+            }
+        }
         let result = match (method.as_str(), segments.as_slice()) {
             ("GET", ["deliveries"]) => {
                 let state = match param("state").as_deref() {
@@ -152,8 +175,20 @@ impl AdminApp {
                     }
                 };
                 let endpoint = param("endpoint");
+                // A subscription's, a tenant's or an event type's deliveries.
+                let (subscription, tenant, event_type) =
+                    (param("subscription"), param("tenant"), param("event_type"));
+                let by_event = subscription.is_some() || tenant.is_some() || event_type.is_some();
+                let wanted = |r: &Record| {
+                    !by_event
+                        || r.event.as_ref().is_some_and(|e| {
+                            subscription.as_ref().is_none_or(|s| &e.subscription == s)
+                                && tenant.as_ref().is_none_or(|t| e.tenant.as_ref() == Some(t))
+                                && event_type.as_ref().is_none_or(|t| &e.event_type == t)
+                        })
+                };
                 queue.list(endpoint.as_deref(), state).await.map(|r| {
-                    let r: Vec<_> = r.into_iter().map(Record::redacted).collect();
+                    let r: Vec<_> = r.into_iter().filter(wanted).map(Record::redacted).collect();
                     Some(json!({ "deliveries": r }))
                 })
             }
@@ -263,9 +298,13 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        // Admin requests carry no body worth reading; drain so the connection can be reused.
+        let path = session.req_header().uri.path().to_string();
+        if path.starts_with("/admin/") {
+            return self.admin_api(session).await;
+        }
+        // Only the admin API reads a body; drain so the connection can be reused.
         let _ = session.drain_request_body().await;
-        match session.req_header().uri.path() {
+        match path.as_str() {
             "/healthz" | "/livez" => json_response(200, json!({ "status": "ok" })),
             "/readyz" => {
                 let results = self.readiness.check().await;
@@ -297,7 +336,6 @@ impl ServeHttp for AdminApp {
                     .body(body)
                     .expect("static response parts are valid")
             }
-            path if path.starts_with("/admin/") => self.admin_api(session).await,
             path => json_response(
                 404,
                 json!({ "error": "not_found", "message": format!("{path} is not an admin endpoint (try /healthz, /readyz, /metrics)") }),

@@ -1,0 +1,243 @@
+//! `/admin/subscriptions`: create, list, show, change, delete, rotate a secret, enable,
+//! disable, send a test event, and replay a subscription's dead letters. Answers show a
+//! subscription without its secrets; only `create` and `rotate-secret` show the new secret
+//! (or Ed25519 public key), once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::connectors::http::Connector;
+use serde_json::{json, Value};
+
+use crate::clock::{now_ms, unix_now};
+use crate::config::SUBSCRIPTIONS_ENDPOINT;
+use crate::error_response::ErrorResponse;
+use crate::outbound::new_delivery_id;
+use crate::outbound::subscriptions::index::pattern_matches;
+use crate::outbound::subscriptions::{input, view, Subscriptions};
+use crate::store::queue::{Queue, Record, State};
+
+/// A list's page size, unless `limit` says otherwise, and the largest it may say.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// A query parameter by name.
+pub type Params<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
+
+/// What a call answers: a status and its JSON.
+pub type Answer = Result<(u16, Value), ErrorResponse>;
+
+pub struct SubscriptionApi {
+    pub subscriptions: Arc<Subscriptions>,
+    pub queue: Arc<dyn Queue>,
+    /// For `test`: one attempt, straight away.
+    pub connector: Connector,
+}
+
+impl SubscriptionApi {
+    /// The call `method` and `segments` (after `/admin/`) name, if it is one of these.
+    pub async fn handle(
+        &self,
+        method: &str,
+        segments: &[&str],
+        param: &Params<'_>,
+        body: &[u8],
+    ) -> Option<Answer> {
+        let subs = &self.subscriptions;
+        let answer = match (method, segments) {
+            ("POST", ["subscriptions"]) => match input::object(body) {
+                Ok(object) => subs.create(object).await.map(|v| (201, v)),
+                Err(e) => Err(e),
+            },
+            ("GET", ["subscriptions"]) => self.list(param).await,
+            ("GET", ["subscriptions", id]) => self.show(id).await,
+            ("PATCH", ["subscriptions", id]) => match input::object(body) {
+                Ok(object) => subs.update(id, object).await.map(ok),
+                Err(e) => Err(e),
+            },
+            ("DELETE", ["subscriptions", id]) => subs.delete(id).await.map(ok),
+            ("POST", ["subscriptions", id, "rotate-secret"]) => {
+                let object = if body.iter().all(u8::is_ascii_whitespace) {
+                    Ok(Default::default())
+                } else {
+                    input::object(body)
+                };
+                match object {
+                    Ok(object) => subs.rotate(id, object).await.map(ok),
+                    Err(e) => Err(e),
+                }
+            }
+            ("POST", ["subscriptions", id, action @ ("enable" | "disable")]) => {
+                let reason = format!("{action}d through the admin API");
+                subs.set_enabled(id, *action == "enable", &reason)
+                    .await
+                    .map(ok)
+            }
+            ("POST", ["subscriptions", id, "test"]) => self.test(id, body).await,
+            ("POST", ["subscriptions", id, "replay"]) => self.replay(id, param).await,
+            _ => return None,
+        };
+        Some(answer)
+    }
+
+    /// `?tenant=&event_type=&state=enabled|disabled&after=<id>&limit=`: in creation order,
+    /// a page at a time; `next` is the `after` of the next page.
+    async fn list(&self, param: &Params<'_>) -> Answer {
+        let limit = match param("limit") {
+            None => DEFAULT_PAGE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    return Err(ErrorResponse::new(
+                        400,
+                        "invalid_limit",
+                        format!("limit is a whole number from 1 to {MAX_PAGE}"),
+                    )
+                    .with_field("limit"))
+                }
+            },
+        };
+        let enabled = match param("state").as_deref() {
+            None => None,
+            Some("enabled") => Some(true),
+            Some("disabled") => Some(false),
+            Some(_) => {
+                return Err(ErrorResponse::new(
+                    400,
+                    "invalid_state",
+                    "state is enabled or disabled",
+                )
+                .with_field("state"))
+            }
+        };
+        let (tenant, event_type) = (param("tenant"), param("event_type"));
+        let after = param("after").unwrap_or_default();
+        let index = self
+            .subscriptions
+            .index()
+            .await
+            .map_err(|e| ErrorResponse::new(503, "store_unavailable", e.to_string()))?;
+        let range = index.by_id.range::<str, _>((
+            std::ops::Bound::Excluded(after.as_str()),
+            std::ops::Bound::Unbounded,
+        ));
+        let mut page = Vec::new();
+        let mut next = None;
+        for (id, s) in range {
+            let wanted = tenant.as_ref().is_none_or(|t| s.tenant.as_ref() == Some(t))
+                && enabled.is_none_or(|e| s.enabled == e)
+                && event_type
+                    .as_ref()
+                    .is_none_or(|t| s.event_types.iter().any(|p| pattern_matches(p, t)));
+            if !wanted {
+                continue;
+            }
+            if page.len() == limit {
+                next = page.last().map(|(id, _): &(&String, Value)| (*id).clone());
+                break;
+            }
+            page.push((id, view(s)));
+        }
+        let page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+        Ok((200, json!({ "subscriptions": page, "next": next })))
+    }
+
+    async fn show(&self, id: &str) -> Answer {
+        let subscription = self.subscriptions.get(id).await?;
+        let mut answer = view(&subscription);
+        answer["stats"] = self.subscriptions.stats(id).await?;
+        Ok((200, answer))
+    }
+
+    /// Sends a signed test event now (not queued, no retry): the receiver's status,
+    /// latency and the start of its answer. The body may give `event_type` and `data`.
+    async fn test(&self, id: &str, body: &[u8]) -> Answer {
+        let subscription = self.subscriptions.get(id).await?;
+        let given = if body.iter().all(u8::is_ascii_whitespace) {
+            Default::default()
+        } else {
+            input::object(body)?
+        };
+        let event_type = given
+            .get("event_type")
+            .and_then(Value::as_str)
+            .unwrap_or("hookgate.test")
+            .to_string();
+        let data = given
+            .get("data")
+            .cloned()
+            .unwrap_or_else(|| json!({ "message": "a test event sent by hookgate" }));
+        let payload = json!({ "type": event_type, "subscription": id, "timestamp": unix_now(), "data": data });
+        let payload = serde_json::to_vec(&payload).expect("JSON values always serialize");
+        let endpoint = self
+            .subscriptions
+            .endpoint(&subscription, now_ms())
+            .map_err(|e| ErrorResponse::new(409, "subscription_unusable", e))?;
+        let record = Record {
+            id: new_delivery_id(),
+            endpoint: SUBSCRIPTIONS_ENDPOINT.to_string(),
+            timestamp: unix_now(),
+            content_type: Some("application/json".into()),
+            created_ms: now_ms(),
+            state: State::Pending,
+            due_ms: now_ms(),
+            round_attempts: 0,
+            attempts: Vec::new(),
+            target: None,
+            event: None,
+        };
+        let timeout = endpoint
+            .config
+            .policy
+            .retry
+            .timeout
+            .min(Duration::from_secs(30));
+        let outcome = endpoint
+            .attempt(&self.connector, &record, &payload, timeout)
+            .await;
+        let attempt = outcome.attempt;
+        Ok((
+            200,
+            json!({
+                "delivery_id": record.id,
+                "success": outcome.success,
+                "status": attempt.status,
+                "latency_ms": attempt.latency_ms,
+                "response": attempt.response,
+                "error": attempt.error,
+            }),
+        ))
+    }
+
+    /// Makes the subscription's dead deliveries (accepted since `?since=`, unix ms) due now.
+    async fn replay(&self, id: &str, param: &Params<'_>) -> Answer {
+        self.subscriptions.get(id).await?;
+        let since = param("since")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let unavailable = |e: crate::store::StoreError| {
+            ErrorResponse::new(503, "queue_unavailable", e.to_string())
+        };
+        let dead = self
+            .queue
+            .list(Some(SUBSCRIPTIONS_ENDPOINT), Some(State::Dead))
+            .await
+            .map_err(unavailable)?;
+        let mut replayed = 0;
+        for record in dead.iter().filter(|r| {
+            r.created_ms >= since && r.event.as_ref().is_some_and(|e| e.subscription == id)
+        }) {
+            replayed += usize::from(
+                self.queue
+                    .retry_now(&record.id, now_ms())
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        Ok((200, json!({ "replayed": replayed })))
+    }
+}
+
+fn ok(value: Value) -> (u16, Value) {
+    (200, value)
+}
