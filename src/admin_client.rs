@@ -350,6 +350,10 @@ fn subscription_call(
         SubscriptionsCommand::Enable { id } => ("POST", at(id, "/enable"), None),
         SubscriptionsCommand::Disable { id } => ("POST", at(id, "/disable"), None),
         SubscriptionsCommand::Test { id } => ("POST", at(id, "/test"), None),
+        SubscriptionsCommand::Replay { id, since } => {
+            let since = query(&[("since", since.map(|s| s.to_string()))]);
+            ("POST", at(id, &format!("/replay{since}")), None)
+        }
     })
 }
 

@@ -353,4 +353,11 @@ pub enum SubscriptionsCommand {
     Test {
         id: String,
     },
+    /// Attempt the subscription's dead deliveries again.
+    Replay {
+        id: String,
+        /// Only those accepted since this time (unix milliseconds).
+        #[arg(long)]
+        since: Option<u64>,
+    },
 }

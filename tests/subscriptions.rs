@@ -610,6 +610,8 @@ async fn the_cli_creates_lists_rotates_tests_and_disables_subscriptions() {
         "--json",
     ]);
     assert!(ok && out.contains("\"*\""), "{out}");
+    let (ok, out) = run(&["subscriptions", "replay", &id, "--json"]);
+    assert!(ok && out.contains("\"replayed\":0"), "{out}");
     let (ok, out) = run(&["subscriptions", "disable", &id, "--json"]);
     assert!(ok && out.contains("\"enabled\":false"), "{out}");
     let (ok, out) = run(&["subscriptions", "list", "--state", "disabled", "--json"]);
@@ -751,4 +753,35 @@ async fn subscriptions_written_in_the_config_are_delivered_to_and_read_only() {
         text.contains("outbound.subscriptions[0].event_types"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_matching_a_thousand_subscriptions_is_accepted_in_one_publish() {
+    use futures_util::StreamExt;
+    let receiver = TestApp::start().await;
+    let gateway = subscribing("").start().await;
+    let url = receiver.url();
+    let creates = futures_util::stream::iter(0..1000)
+        .map(|i| {
+            let body =
+                json!({ "tenant": "big", "url": format!("{url}/r{i}"), "event_types": ["*"] });
+            let gateway = &gateway;
+            async move { subscribe(gateway, body).await }
+        })
+        .buffer_unordered(16)
+        .count()
+        .await;
+    assert_eq!(creates, 1000);
+    assert_eq!(fan_out(&gateway, Some("big"), "order.paid").await, 1000);
+    assert_eq!(fan_out(&gateway, Some("small"), "order.paid").await, 0);
+    eventually(
+        "a thousand deliveries",
+        Duration::from_secs(30),
+        async || receiver.received().len() >= 1000,
+    )
+    .await;
+    let mut paths: Vec<String> = receiver.received().iter().map(|r| r.uri.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 1000, "each subscription once");
 }

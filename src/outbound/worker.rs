@@ -201,13 +201,14 @@ impl DeliveryWorker {
     }
 
     /// How long a claim lasts: past every attempt of an endpoint, a destination or a
-    /// subscription (whose timeouts are read from their index; the longest allowed when
-    /// it cannot be read).
-    async fn lease(&self) -> Duration {
-        let subscriptions = match self.subscriptions.index().await {
-            Ok(index) => index.longest_timeout,
-            Err(_) => MAX_TIMEOUT,
-        };
+    /// subscription. Subscriptions' timeouts come from the index as last read (each batch
+    /// with their deliveries reads it anew; no store round trip here), or the longest
+    /// allowed until it is first read.
+    fn lease(&self) -> Duration {
+        let subscriptions = self
+            .subscriptions
+            .cached()
+            .map_or(MAX_TIMEOUT, |index| index.longest_timeout);
         self.lease.max(subscriptions + LEASE_MARGIN)
     }
 
@@ -379,7 +380,11 @@ impl BackgroundService for WorkerService {
             if free == 0 {
                 continue; // a freed slot wakes the worker
             }
-            let lease_ms = worker.lease().await.as_millis() as u64;
+            if worker.subscriptions.cached().is_none() {
+                // Until read once, claims last as long as any subscription could need.
+                let _ = worker.subscriptions.index().await;
+            }
+            let lease_ms = worker.lease().as_millis() as u64;
             let claimed = match worker.queue.claim_due(now_ms(), lease_ms, free).await {
                 Ok(claimed) => {
                     if std::mem::take(&mut queue_down) {

@@ -179,7 +179,8 @@ impl Loader<'_> {
                         "a label name is letters, digits, - and _",
                     );
                 }
-                filters.insert(k.name.clone(), l.string(v, &join(p, &k.name))?);
+                let value = l.string(v, &join(p, &k.name))?;
+                filters.insert(k.name.to_ascii_lowercase(), value);
             }
             Some(filters)
         });
@@ -265,7 +266,7 @@ impl Loader<'_> {
                 .iter()
                 .map(|(k, v)| {
                     l.parsed(v, &join(p, &k.name), EventSource::parse)
-                        .map(|s| (k.name.clone(), s))
+                        .map(|s| (k.name.to_ascii_lowercase(), s))
                 })
                 .collect();
             labels.into_iter().collect::<Option<Vec<_>>>()

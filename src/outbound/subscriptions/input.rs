@@ -317,7 +317,8 @@ fn filters(value: &Value) -> Result<BTreeMap<String, String>, ErrorResponse> {
                 Value::Number(n) => n.to_string(),
                 _ => return Err(bad("invalid_filters", &field, "expected a string")),
             };
-            Ok((label.clone(), value))
+            // Header names arrive lowercased: so are labels, everywhere.
+            Ok((label.to_ascii_lowercase(), value))
         })
         .collect()
 }

@@ -154,7 +154,8 @@ impl Subscriptions {
         Ok(())
     }
 
-    fn cached(&self) -> Option<Arc<Index>> {
+    /// The index as last read, without asking the store; none before the first read.
+    pub fn cached(&self) -> Option<Arc<Index>> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
