@@ -259,6 +259,11 @@ pub struct OutboundConfig {
     pub concurrency: u32,
     /// `destinations`: the policy each per-request destination gets, for itself.
     pub destinations: DeliveryPolicy,
+    /// `proxy` and `no_proxy` (or `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`): the HTTP
+    /// CONNECT proxy every delivery goes through, and the destinations that bypass it.
+    pub proxy: Option<ProxyConfig>,
+    /// `destinations.tls`: what every per-request destination gets (a private CA, mTLS).
+    pub destinations_tls: Option<EgressTls>,
     pub endpoints: Vec<EndpointConfig>,
     /// `events`: how `POST /events` reads an event's type, tenant and labels.
     pub events: EventsConfig,
@@ -279,6 +284,8 @@ pub struct SubscriptionConfig {
     /// `retry`, `rate_limit`, `concurrency` as written (JSON), checked like the API's.
     pub policy: serde_json::Map<String, serde_json::Value>,
     pub description: String,
+    /// `tls`, as an endpoint's: host files, so only the config file may name them.
+    pub tls: Option<EgressTls>,
 }
 
 /// Where a published event's type, tenant and labels come from; each source list is tried
@@ -415,6 +422,8 @@ pub struct EndpointConfig {
     pub sign: SignConfig,
     pub policy: DeliveryPolicy,
     pub mode: DeliveryMode,
+    /// `tls`: private CAs, a client certificate, the lowest TLS version.
+    pub tls: Option<EgressTls>,
 }
 
 /// How the app's POST is answered.
@@ -457,6 +466,74 @@ impl Default for CircuitConfig {
             pause: Duration::from_secs(60),
         }
     }
+}
+
+/// An HTTP CONNECT proxy for deliveries: `http://[user:password@]host:port`.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, Secret)>,
+    /// Hosts (`example.com` and its subdomains), addresses, CIDRs, or `*`.
+    pub no_proxy: Vec<String>,
+}
+
+impl ProxyConfig {
+    /// Reads `http://[user:password@]host:port` (user and password percent-encoded; the
+    /// port 80 unless given, as for any http URL).
+    pub fn parse(url: &str, no_proxy: Vec<String>) -> Result<Self, String> {
+        let expected = || {
+            "expected http://[user:password@]host:port, such as http://proxy.internal:3128"
+                .to_string()
+        };
+        let rest = url.strip_prefix("http://").ok_or_else(expected)?;
+        let rest = rest.trim_end_matches('/');
+        let (credentials, authority) = match rest.rsplit_once('@') {
+            Some((userinfo, authority)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let decode = |s: &str| {
+                    form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                (
+                    Some((decode(user), Secret::new(decode(password)))),
+                    authority,
+                )
+            }
+            None => (None, rest),
+        };
+        if authority.contains('/') {
+            return Err(expected());
+        }
+        let (host, port) = values::host_and_port(authority).ok_or_else(expected)?;
+        Ok(ProxyConfig {
+            host: host.to_string(),
+            port: port.unwrap_or(80),
+            credentials,
+            no_proxy,
+        })
+    }
+}
+
+/// `tls:` of an endpoint: how hookgate connects to a receiver over HTTPS, beyond the
+/// system's CAs. The files are read again when they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressTls {
+    /// PEM CA certificates to trust for this receiver (instead of the system's).
+    pub ca: Option<PathBuf>,
+    /// A PEM client certificate (chain) and its key, for receivers that require mTLS.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The lowest TLS version accepted: `1.2` (the default) or `1.3`.
+    pub min_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
 }
 
 #[derive(Debug, Clone)]

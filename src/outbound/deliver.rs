@@ -10,6 +10,8 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::egress_proxy::ProxyRoute;
+use super::egress_tls::ClientTls;
 use super::pacing::Pacing;
 use super::retry::parse_retry_after;
 use super::ssrf;
@@ -66,6 +68,10 @@ pub struct Endpoint {
     /// For per-request destinations: the SSRF guard's allow-list. Configured endpoints
     /// are the operator's choice and may be internal.
     guard: Option<Vec<Cidr>>,
+    /// `tls:`: private CAs, a client certificate, the lowest TLS version.
+    tls: Option<ClientTls>,
+    /// `outbound.proxy`, which every connection goes through (unless `no_proxy` says).
+    proxy: Option<Arc<ProxyRoute>>,
 }
 
 /// The result of one attempt.
@@ -99,10 +105,18 @@ impl Endpoint {
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
         Ok(Endpoint {
             pacing: Pacing::new(&config.name, &config.policy, pacing, time_scale),
+            tls: config.tls.clone().map(ClientTls::new),
             config,
             signer,
             guard: None,
+            proxy: None,
         })
+    }
+
+    /// The same endpoint, connecting through `proxy`.
+    pub fn with_proxy(mut self, proxy: Option<Arc<ProxyRoute>>) -> Self {
+        self.proxy = proxy;
+        self
     }
 
     /// An endpoint for one per-request destination, behind the SSRF guard.
@@ -135,6 +149,12 @@ impl Endpoint {
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(30));
+        if let (true, Some(tls)) = (destination.tls, &self.tls) {
+            tls.apply(&mut peer)?;
+        }
+        if let Some(proxy) = &self.proxy {
+            proxy.apply(&mut peer, destination);
+        }
         Ok(peer)
     }
 
@@ -264,6 +284,13 @@ impl Endpoint {
             .get_http_session(&peer)
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(tls) = self.tls.as_ref().filter(|_| destination.tls) {
+            let negotiated = http
+                .digest()
+                .and_then(|d| d.ssl_digest.as_ref())
+                .map_or("", |d| d.version.as_ref());
+            tls.check_version(negotiated)?;
+        }
         exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
         let header = http.response_header().ok_or("no response header")?;
         let status = header.status.as_u16();

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::deliver::Endpoint;
+use super::egress_proxy::ProxyRoute;
 use crate::config::{
-    parse_destination, Cidr, DeliveryMode, DeliveryPolicy, EndpointConfig, Secret, SignConfig,
-    DYNAMIC_ENDPOINT,
+    parse_destination, Cidr, DeliveryMode, DeliveryPolicy, EgressTls, EndpointConfig, Secret,
+    SignConfig, DYNAMIC_ENDPOINT,
 };
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::SchemeSpec;
@@ -37,6 +38,10 @@ pub struct Destinations {
     allow: Vec<Cidr>,
     /// `outbound.destinations`: what each destination gets.
     policy: DeliveryPolicy,
+    /// `outbound.destinations.tls`.
+    tls: Option<EgressTls>,
+    /// `outbound.proxy`.
+    proxy: Option<Arc<ProxyRoute>>,
     pacing: Arc<dyn PacingStore>,
     time_scale: f64,
     known: Mutex<HashMap<String, Known>>,
@@ -51,14 +56,17 @@ impl Destinations {
     pub fn new(
         secrets: HashMap<String, String>,
         allow: Vec<Cidr>,
-        policy: DeliveryPolicy,
+        (policy, tls): (DeliveryPolicy, Option<EgressTls>),
         pacing: Arc<dyn PacingStore>,
+        proxy: Option<Arc<ProxyRoute>>,
         time_scale: f64,
     ) -> Self {
         Destinations {
             secrets,
             allow,
             policy,
+            tls,
+            proxy,
             pacing,
             time_scale,
             known: Mutex::default(),
@@ -114,6 +122,7 @@ impl Destinations {
             },
             policy: self.policy.clone(),
             mode: DeliveryMode::Async,
+            tls: self.tls.clone(),
         };
         Endpoint::guarded(
             config,
@@ -121,6 +130,7 @@ impl Destinations {
             self.pacing.clone(),
             self.time_scale,
         )
+        .map(|e| e.with_proxy(self.proxy.clone()))
     }
 
     #[cfg(test)]
@@ -168,8 +178,14 @@ mod tests {
         })
         .unwrap();
         let policy = DeliveryPolicy::default();
-        let destinations =
-            Destinations::new(HashMap::new(), Vec::new(), policy, store.pacing(), 1.0);
+        let destinations = Destinations::new(
+            HashMap::new(),
+            Vec::new(),
+            (policy, None),
+            store.pacing(),
+            None,
+            1.0,
+        );
         (destinations, dir)
     }
 

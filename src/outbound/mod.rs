@@ -5,6 +5,8 @@
 
 pub mod deliver;
 pub mod destinations;
+mod egress_proxy;
+mod egress_tls;
 mod events;
 mod outcome;
 pub mod pacing;

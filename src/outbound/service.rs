@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
+use super::egress_proxy::ProxyRoute;
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
@@ -32,12 +33,13 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let time_scale = retry_time_scale()?;
     // One for the listener's sync deliveries and the worker: they share the limits.
     let pacing = store.pacing();
+    let proxy = config.proxy.as_ref().map(ProxyRoute::start).transpose()?;
     let endpoints = config
         .endpoints
         .iter()
         .map(|e| {
             Endpoint::new(e.clone(), pacing.clone(), time_scale)
-                .map(Arc::new)
+                .map(|e| Arc::new(e.with_proxy(proxy.clone())))
                 .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -51,6 +53,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         config.subscriptions.clone(),
         config.allow_private_destinations.clone(),
         pacing.clone(),
+        proxy.clone(),
         time_scale,
     ));
     let wake = Arc::new(Notify::new());
@@ -71,8 +74,9 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let destinations = Destinations::new(
         secrets,
         config.allow_private_destinations.clone(),
-        config.destinations.clone(),
+        (config.destinations.clone(), config.destinations_tls.clone()),
         pacing,
+        proxy,
         time_scale,
     );
     let worker = DeliveryWorker::new(

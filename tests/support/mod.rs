@@ -45,7 +45,28 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed");
         wait_until_listening(port);
-        RedisServer(child)
+        let mut server = RedisServer(child);
+        // Listening is not yet serving (and the port could be another process's).
+        let started = Instant::now();
+        loop {
+            // PONG, or NOAUTH from one that wants a password: either way Redis answers.
+            let answered = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "ping"])
+                .output()
+                .is_ok_and(|out| !out.stdout.is_empty());
+            if answered || args.contains(&"--tls-port") {
+                break;
+            }
+            if let Ok(Some(status)) = server.0.try_wait() {
+                panic!("redis-server on port {port} exited with {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server on port {port} does not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
     }
 }
 
@@ -209,6 +230,8 @@ pub async fn send_to_destination(gateway: &Gateway, url: &str, body: &str) -> St
 /// One request as the app received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Where the request came from.
+    pub peer: SocketAddr,
     pub method: String,
     pub uri: String,
     pub headers: http::HeaderMap,
@@ -260,7 +283,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start() -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestApp::start_on("127.0.0.1").await
+    }
+
+    /// The app on another loopback address (`127.0.0.3`), to tell receivers apart by address.
+    pub async fn start_on(ip: &str) -> TestApp {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new(Behaviour {
@@ -276,7 +304,7 @@ impl TestApp {
         let accepted = connections.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
+                let Ok((mut stream, peer)) = listener.accept().await else {
                     return;
                 };
                 accepted.fetch_add(1, Ordering::SeqCst);
@@ -303,6 +331,7 @@ impl TestApp {
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
                             rec.lock().unwrap().push(Received {
+                                peer,
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
                                 headers: parts.headers,
@@ -745,6 +774,17 @@ impl GatewayBuilder {
             }
             None => Command::new(env!("CARGO_BIN_EXE_hookgate")),
         };
+        // A proxy set in the environment running the tests must not reroute their traffic.
+        for name in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            command.env_remove(name);
+        }
         command
             .args(["run", "--config"])
             .arg(&config)
@@ -787,71 +827,156 @@ impl GatewayBuilder {
 /// A test CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it (`server.pem`,
 /// `server.key`), made in `dir` with the openssl CLI.
 pub fn make_certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=hookgate test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hookgate test CA",
+        ],
+    );
+    signed_certificate(dir, "server", "127.0.0.1", "subjectAltName=IP:127.0.0.1");
+    make_client_certificate(dir, "client", "hookgate client");
+}
+
+/// A client certificate `<name>.pem` (and `<name>.key`) for `cn`, signed by the CA that
+/// [`make_certificates`] made in `dir`.
+pub fn make_client_certificate(dir: &std::path::Path, name: &str, cn: &str) {
+    signed_certificate(dir, name, cn, "extendedKeyUsage=clientAuth");
+}
+
+/// Runs the openssl CLI in `dir`; fails the test if it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `<name>.pem` and `<name>.key` for `cn`, with the extension `ext`, signed by `dir`'s CA.
+fn signed_certificate(dir: &std::path::Path, name: &str, cn: &str, ext: &str) {
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
     std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        dir.join(&extfile),
+        format!("{ext}\nbasicConstraints=CA:FALSE\n"),
     )
     .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
+    let subject = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+        ],
+    );
+}
+
+/// An HTTPS receiver (Python's `ssl`, a TLS stack hookgate does not use) on a free port,
+/// with `dir`'s `server.pem`: it requires a client certificate signed by `dir`'s CA when
+/// `require_client` is set, and speaks at most TLS 1.2 when `tls12_only` is. Each request
+/// it answers is a JSON line in `received` (path, the client certificate's CN, version).
+pub struct TlsReceiver {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl TlsReceiver {
+    pub fn start(dir: &std::path::Path, require_client: bool, tls12_only: bool) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("received-{port}.jsonl"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tls_receiver.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .arg(if require_client {
+                "require"
+            } else {
+                "optional"
+            })
+            .arg(if tls12_only { "1.2" } else { "any" })
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()) // failed handshakes are the point of some tests
+            .spawn()
+            .expect("python3 is installed");
+        wait_until_listening(port);
+        TlsReceiver { child, port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests answered so far, one JSON object each.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Sends raw bytes on a fresh connection and returns everything read back until the

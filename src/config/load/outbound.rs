@@ -22,8 +22,11 @@ impl Loader<'_> {
                 "destinations",
                 "events",
                 "subscriptions",
+                "proxy",
+                "no_proxy",
             ],
         )?;
+        let proxy = self.proxy(&f);
         let subscriptions = self.with_default(&f, "subscriptions", Vec::new(), |l, n, p| {
             let items = l.list(n, p)?;
             let subscriptions: Vec<_> = items
@@ -44,11 +47,20 @@ impl Loader<'_> {
             Some(subscriptions)
         });
         let events = self.with_default(&f, "events", EventsConfig::default(), Self::events);
-        let destinations =
-            self.with_default(&f, "destinations", DeliveryPolicy::default(), |l, n, p| {
-                let f = l.fields(n, p, &["retry", "concurrency", "rate_limit", "circuit"])?;
-                l.policy(&f)
-            });
+        let destinations = self.with_default(
+            &f,
+            "destinations",
+            (DeliveryPolicy::default(), None),
+            |l, n, p| {
+                let f = l.fields(
+                    n,
+                    p,
+                    &["retry", "concurrency", "rate_limit", "circuit", "tls"],
+                )?;
+                let tls = l.optional(&f, "tls", Self::egress_tls);
+                Some((l.policy(&f)?, tls?))
+            },
+        );
         let concurrency = self.with_default(
             &f,
             "concurrency",
@@ -106,11 +118,57 @@ impl Loader<'_> {
             allow_private_destinations: allow?,
             max_body: max_body?,
             concurrency: concurrency?,
-            destinations: destinations?,
+            destinations: destinations.as_ref()?.0.clone(),
+            destinations_tls: destinations?.1,
             endpoints: endpoints?,
             events: events?,
             subscriptions: subscriptions?,
+            proxy: proxy?,
         })
+    }
+
+    /// `proxy` (a secret: it may hold credentials) and `no_proxy`; without `proxy`, the
+    /// standard `HTTPS_PROXY` (or `HTTP_PROXY`) and `NO_PROXY` variables.
+    fn proxy(&mut self, f: &Fields) -> Option<Option<ProxyConfig>> {
+        let no_proxy = self.optional(f, "no_proxy", |l, n, p| l.each(n, p, Self::string))?;
+        let (url, at, path) = match f.get("proxy") {
+            Some(node) => (
+                self.secret(node, &f.path("proxy"))?,
+                node.at,
+                f.path("proxy"),
+            ),
+            None => {
+                let env = |name: &str| (self.env)(name).filter(|v| !v.is_empty());
+                let Some(url) = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+                    .into_iter()
+                    .find_map(env)
+                else {
+                    return Some(None);
+                };
+                (Secret::new(url), f.at, "HTTPS_PROXY".to_string())
+            }
+        };
+        let no_proxy = no_proxy.unwrap_or_else(|| {
+            ["NO_PROXY", "no_proxy"]
+                .into_iter()
+                .find_map(|name| (self.env)(name))
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        match ProxyConfig::parse(url.expose(), no_proxy) {
+            Ok(proxy) => Some(Some(proxy)),
+            Err(e) => {
+                // The message never repeats the URL: it may hold a password.
+                self.error(at, &path, e);
+                None
+            }
+        }
     }
 
     /// One of `outbound.subscriptions`.
@@ -129,8 +187,10 @@ impl Loader<'_> {
                 "rate_limit",
                 "concurrency",
                 "description",
+                "tls",
             ],
         )?;
+        let tls = self.optional(&f, "tls", Self::egress_tls);
         let id = self.required(&f, "id").and_then(|n| {
             self.parsed(n, &f.path("id"), |s| {
                 route_name(s).map(|id| format!("{CONFIG_SUBSCRIPTION_PREFIX}{id}"))
@@ -207,6 +267,7 @@ impl Loader<'_> {
             sign: sign?,
             policy: policy?,
             description: description?,
+            tls: tls?,
         })
     }
 
@@ -295,9 +356,11 @@ impl Loader<'_> {
                 "sync_attempts",
                 "sync_budget",
                 "sync_fallback",
+                "tls",
             ],
         )?;
         let policy = self.policy(&f);
+        let tls = self.optional(&f, "tls", Self::egress_tls);
         let url_match = self.optional(&f, "match", |l, n, p| {
             l.parsed(n, p, |s| {
                 if s.starts_with("http://") || s.starts_with("https://") {
@@ -324,6 +387,51 @@ impl Loader<'_> {
             sign: sign?,
             policy: policy?,
             mode: mode?,
+            tls: tls?,
+        })
+    }
+
+    /// An endpoint's `tls`: `ca`, `cert` with `key`, `min_version`. The files must be
+    /// readable PEM now; they are read again when they change.
+    fn egress_tls(&mut self, node: &Node, path: &str) -> Option<EgressTls> {
+        let f = self.fields(node, path, &["ca", "cert", "key", "min_version"])?;
+        let file = |l: &mut Self, n: &Node, p: &str| {
+            let text = l.string(n, p)?;
+            match std::fs::read_to_string(&text) {
+                Ok(pem) if pem.contains("-----BEGIN ") => Some(PathBuf::from(text)),
+                Ok(_) => {
+                    l.error(n.at, p, format!("{text} holds no PEM block"));
+                    None
+                }
+                Err(e) => {
+                    l.error(n.at, p, format!("cannot read {text}: {e}"));
+                    None
+                }
+            }
+        };
+        let ca = self.optional(&f, "ca", file);
+        let cert = self.optional(&f, "cert", file);
+        let key = self.optional(&f, "key", file);
+        let min_version = self.with_default(&f, "min_version", TlsVersion::V1_2, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "1.2" => Ok(TlsVersion::V1_2),
+                "1.3" => Ok(TlsVersion::V1_3),
+                other => Err(format!("expected \"1.2\" or \"1.3\", found {other:?}")),
+            })
+        });
+        let (ca, cert, key, min_version) = (ca?, cert?, key?, min_version?);
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                self.error(f.at, path, "cert and key go together");
+                return None;
+            }
+        };
+        Some(EgressTls {
+            ca,
+            client,
+            min_version,
         })
     }
 

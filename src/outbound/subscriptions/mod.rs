@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::deliver::Endpoint;
+use super::egress_proxy::ProxyRoute;
 use crate::clock::now_ms;
 use crate::config::{
     parse_destination, Cidr, DeliveryMode, EndpointConfig, Secret, SignConfig, SubscriptionConfig,
@@ -43,6 +44,7 @@ pub struct Subscriptions {
     /// The SSRF guard's exceptions (`outbound.allow_private_destinations`).
     pub allow: Vec<Cidr>,
     pacing: Arc<dyn PacingStore>,
+    proxy: Option<Arc<ProxyRoute>>,
     time_scale: f64,
     /// `outbound.subscriptions`, written into the store before the index is first read.
     from_config: Vec<SubscriptionConfig>,
@@ -80,9 +82,11 @@ impl Subscriptions {
         from_config: Vec<SubscriptionConfig>,
         allow: Vec<Cidr>,
         pacing: Arc<dyn PacingStore>,
+        proxy: Option<Arc<ProxyRoute>>,
         time_scale: f64,
     ) -> Self {
         Subscriptions {
+            proxy,
             from_config,
             config_written: Default::default(),
             store,
@@ -325,13 +329,22 @@ impl Subscriptions {
             },
             policy: input::policy(s).map_err(|e| e.message)?,
             mode: DeliveryMode::Async,
+            // Files on this host: only subscriptions written in the config name them.
+            tls: self
+                .from_config
+                .iter()
+                .find(|c| c.id == s.id && s.from_config)
+                .and_then(|c| c.tls.clone()),
         };
-        let endpoint = Arc::new(Endpoint::guarded(
-            config,
-            self.allow.clone(),
-            self.pacing.clone(),
-            self.time_scale,
-        )?);
+        let endpoint = Arc::new(
+            Endpoint::guarded(
+                config,
+                self.allow.clone(),
+                self.pacing.clone(),
+                self.time_scale,
+            )?
+            .with_proxy(self.proxy.clone()),
+        );
         self.lock_endpoints().insert(
             s.id.clone(),
             Built {
