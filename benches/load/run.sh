@@ -2,6 +2,7 @@
 # hookgate's load benchmark, side by side with nginx in one run, on 127.0.0.1 only.
 #
 #   benches/load/run.sh [--rounds N] [--seconds S] [--backlog N] [--only inbound|outbound|fanout]
+#                       [--workers N]
 #                       [--json FILE]
 #
 # Needs nginx, wrk, python3 (and redis-server for the Redis rows; they are skipped
@@ -10,8 +11,9 @@
 #
 # Inbound (wrk, 1 thread, 32 connections, a 1.3 KB JSON webhook, rounds interleaved):
 #   upstream     nginx `return 200` directly (the ceiling)
-#   nginx        nginx as a plain reverse proxy in front of it (1 worker, keepalive 64)
-#   none         hookgate (server.threads 1), route with `verify: none`
+#   nginx        nginx as a plain reverse proxy in front of it (keepalive 64)
+#   none         hookgate, route with `verify: none`
+# nginx's worker_processes and hookgate's server.threads are both --workers (default 1).
 #   full         hookgate: rejento signature + dedupe + rate limit; every request has its own
 #                id in the body and its own signature (pre-computed), so each is forwarded
 #   full-redis   the same on the Redis store
@@ -33,10 +35,11 @@
 # delivery has arrived.
 set -euo pipefail
 
-ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all JSON_OUT=
+ROUNDS=3 SECONDS_EACH=5 BACKLOG=100000 ONLY=all JSON_OUT= WORKERS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --backlog) BACKLOG=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
@@ -76,7 +79,7 @@ mkdir -p "$WORK/nginx"
 # nginx_conf NAME HTTP_BLOCK: one nginx with one worker, its files under $WORK/nginx.
 nginx_conf() {
   cat > "$WORK/nginx/$1.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/nginx/$1.pid; error_log $WORK/nginx/error.log;
+worker_processes $WORKERS; daemon off; pid $WORK/nginx/$1.pid; error_log $WORK/nginx/error.log;
 events { worker_connections 4096; }
 http {
   client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
@@ -132,7 +135,7 @@ fi
 hookgate_config() {
   ADMIN=$(port) INBOUND=$(port) OUTBOUND=$(port)
   cat > "$WORK/$1.yaml" <<CONF
-server: { threads: 1 }
+server: { threads: $WORKERS }
 admin: { listen: 127.0.0.1:$ADMIN, token: bench-token }
 store: $2
 inbound:
@@ -256,16 +259,16 @@ PY
     # shellcheck disable=SC2086
     echo "$row $(peak_rss_mib ${PROCS[$row]})"
   done > "$WORK/inbound.rss"
-  python3 - "$WORK/inbound.table" "$WORK/inbound.rss" "$ROUNDS" "$SECONDS_EACH" "$PACE_MS" <<'PY'
+  python3 - "$WORK/inbound.table" "$WORK/inbound.rss" "$ROUNDS" "$SECONDS_EACH" "$PACE_MS" "$WORKERS" <<'PY'
 import json, sys
 result = json.load(open(sys.argv[1]))
 rss = dict(line.split() for line in open(sys.argv[2]))
-rounds, seconds, pace = sys.argv[3:6]
+rounds, seconds, pace, workers = sys.argv[3:7]
 for p in result.values():
     for row, s in p.items():
         s["peak_rss_mib"] = int(rss[row])
 json.dump(result, open(sys.argv[1], "w"), indent=1)
-print(f"\n## Inbound: {rounds} rounds of {seconds}s per row, interleaved; medians (wrk -t1 -c32, 1.3 KB JSON)\n")
+print(f"\n## Inbound: {rounds} rounds of {seconds}s per row, interleaved; medians (wrk -t1 -c32, 1.3 KB JSON; {workers} nginx worker(s), server.threads {workers})\n")
 for p, title in (("max", "at saturation"), ("paced", f"at the same offered load (each connection waits {pace} ms after each answer)")):
     print(f"### {title}\n")
     print("| row | req/s | vs nginx | p50 ms | p99 ms | p99.9 ms | p99 vs nginx | CPU s / 10k req | CPU vs nginx | peak RSS MiB | non-2xx |")

@@ -8,6 +8,7 @@ pub mod index;
 pub mod input;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ pub struct Subscriptions {
     time_scale: f64,
     /// `outbound.subscriptions`, written into the store before the index is first read.
     from_config: Vec<SubscriptionConfig>,
-    config_written: std::sync::atomic::AtomicBool,
+    config_written: AtomicBool,
 }
 
 struct Built {
@@ -102,20 +103,7 @@ impl Subscriptions {
     /// The index at the store's current version: one read of the version (a round trip on
     /// Redis), and a reload only after a change, by this replica or another.
     pub async fn index(&self) -> Result<Arc<Index>, StoreError> {
-        if !self
-            .config_written
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            let _one = self.reloading.lock().await;
-            if !self
-                .config_written
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
-                self.write_config().await?;
-                self.config_written
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
-        }
+        self.write_config_once().await?;
         let version = self.store.version().await?;
         if let Some(index) = self.cached().filter(|i| i.version == version) {
             return Ok(index);
@@ -128,6 +116,19 @@ impl Subscriptions {
         let index = Arc::new(Index::new(version, all));
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
         Ok(index)
+    }
+
+    /// The config file's subscriptions are in the store before anything reads it.
+    async fn write_config_once(&self) -> Result<(), StoreError> {
+        if self.config_written.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self.reloading.lock().await;
+        if !self.config_written.load(Ordering::Acquire) {
+            self.write_config().await?;
+            self.config_written.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Writes the config file's subscriptions into the store, as changed since the last
