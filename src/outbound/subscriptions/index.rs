@@ -166,4 +166,29 @@ mod tests {
             "disabled ones are listed, not matched"
         );
     }
+
+    #[test]
+    fn ten_thousand_subscriptions_of_many_tenants_match_exactly() {
+        let all = (0..10_000)
+            .map(|i| {
+                let tenant = format!("t{}", i % 100);
+                let pattern = match i % 3 {
+                    0 => format!("type{}.created", i % 50),
+                    1 => format!("type{}.*", i % 50),
+                    _ => "*".to_string(),
+                };
+                subscription(&format!("s{i:05}"), Some(&tenant), &[&pattern])
+            })
+            .collect();
+        let index = Index::new(1, all);
+        let found = index.matching(Some("t7"), "type7.created", &BTreeMap::new());
+        // Tenant t7 holds subscriptions 7, 107, ...; of those, the "*" ones and the ones
+        // to type7 (i % 50 == 7), exact or by wildcard.
+        let expected: Vec<String> = (0..10_000)
+            .filter(|i| i % 100 == 7 && (i % 3 == 2 || i % 50 == 7))
+            .map(|i| format!("s{i:05}"))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(ids(found), expected);
+    }
 }

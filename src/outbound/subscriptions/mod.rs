@@ -115,6 +115,9 @@ impl Subscriptions {
         let (version, all) = self.store.load().await?;
         let index = Arc::new(Index::new(version, all));
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
+        // Deleted here or by another replica: their endpoints go too.
+        self.lock_endpoints()
+            .retain(|id, _| index.by_id.contains_key(id));
         Ok(index)
     }
 
@@ -436,4 +439,43 @@ fn new_secret(
     let scheme = schemes::build(&SchemeSpec::Named(s.scheme.clone())).map_err(bad)?;
     scheme.key(&secret).map_err(bad)?;
     Ok((secret.clone(), ("secret", secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+
+    #[tokio::test]
+    async fn endpoints_of_subscriptions_deleted_by_another_replica_are_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
+        let backend = store.subscriptions().unwrap();
+        let allow = vec![Cidr::parse("0.0.0.0/0").unwrap()];
+        let subscriptions = Subscriptions::new(
+            backend.clone(),
+            Vec::new(),
+            allow,
+            store.pacing(),
+            None,
+            1.0,
+        );
+        let body = json!({ "url": "http://192.0.2.1/hook", "event_types": ["*"] });
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
+        let created = subscriptions.create(body).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let subscription = subscriptions.get(id).await.unwrap();
+        subscriptions.endpoint(&subscription, now_ms()).unwrap();
+        assert_eq!(subscriptions.lock_endpoints().len(), 1);
+        // Another replica deletes it: the store, not this registry.
+        backend.delete(id).await.unwrap();
+        subscriptions.index().await.unwrap();
+        assert!(subscriptions.lock_endpoints().is_empty());
+    }
 }
