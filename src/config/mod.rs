@@ -492,10 +492,9 @@ impl ProxyConfig {
             Some((userinfo, authority)) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
                 let decode = |s: &str| {
-                    form_urlencoded::parse(format!("x={s}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default()
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
                 };
                 (
                     Some((decode(user), Secret::new(decode(password)))),
@@ -576,5 +575,23 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_url_gives_its_host_port_and_decoded_credentials() {
+        let proxy =
+            ProxyConfig::parse("http://hook:p%40ss+word@proxy.internal:3128/", vec![]).unwrap();
+        assert_eq!((proxy.host.as_str(), proxy.port), ("proxy.internal", 3128));
+        let (user, password) = proxy.credentials.unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("hook", "p@ss+word"));
+        let bare = ProxyConfig::parse("http://10.0.0.8", vec![]).unwrap();
+        assert_eq!((bare.port, bare.credentials.is_none()), (80, true));
+        assert!(ProxyConfig::parse("https://proxy:3128", vec![]).is_err());
+        assert!(ProxyConfig::parse("http://proxy:3128/path", vec![]).is_err());
     }
 }

@@ -92,7 +92,7 @@ impl ClientTls {
                 let certs: Vec<WrappedX509> = pem_blocks(path, "CERTIFICATE")?
                     .into_iter()
                     .map(|der| {
-                        x509_parser_check(&der, path)?;
+                        check_certificate(&der, path)?;
                         Ok(WrappedX509::new(der, parse_x509))
                     })
                     .collect::<Result<_, String>>()?;
@@ -104,7 +104,7 @@ impl ClientTls {
             Some((cert, key)) => {
                 let chain = pem_blocks(cert, "CERTIFICATE")?;
                 for der in &chain {
-                    x509_parser_check(der, cert)?;
+                    check_certificate(der, cert)?;
                 }
                 let key = pem_blocks(key, "PRIVATE KEY")?.remove(0);
                 Some(Arc::new(CertKey::new(chain, key)))
@@ -144,7 +144,7 @@ impl ClientTls {
 }
 
 /// Checks a DER block is a certificate (Pingora's parser panics on anything else).
-fn x509_parser_check(der: &[u8], path: &Path) -> Result<(), String> {
+fn check_certificate(der: &[u8], path: &Path) -> Result<(), String> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     X509Certificate::from_der(der)
         .map(|_| ())
