@@ -15,3 +15,4 @@ pub mod outbound;
 pub mod schemes;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -104,8 +104,30 @@ pub struct StoreLabels {
     pub op: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpanLabels {
+    /// `exported`, `queue_full` (dropped: the export queue was full) or `export_failed`
+    /// (dropped: the collector refused the batch or could not be reached).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `applied`, `unchanged` or `refused`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabels {
+    /// The first 16 hex digits of the SHA-256 of the config file running.
+    pub hash: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub trace_spans: Family<SpanLabels, Counter>,
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    pub config_info: Family<ConfigLabels, Gauge>,
     pub store_errors: Family<StoreLabels, Counter>,
     pub store_duration: Family<StoreLabels, Histogram>,
     pub outbound_queue_depth: Family<QueueLabels, Gauge>,
@@ -291,7 +313,28 @@ impl Metrics {
             "Deliveries created by published events (one per matching subscription), by event type",
             event_deliveries.clone(),
         );
+        let trace_spans = Family::<SpanLabels, Counter>::default();
+        registry.register(
+            "trace_spans",
+            "Trace spans recorded, by outcome (exported, queue_full, export_failed)",
+            trace_spans.clone(),
+        );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP or a change of the file), by result (applied, unchanged, refused)",
+            config_reloads.clone(),
+        );
+        let config_info = Family::<ConfigLabels, Gauge>::default();
+        registry.register(
+            "config_info",
+            "1 for the hash of the config file running",
+            config_info.clone(),
+        );
         Metrics {
+            trace_spans,
+            config_reloads,
+            config_info,
             events_published,
             event_deliveries,
             event_types: Default::default(),

@@ -7,7 +7,7 @@ use pingora::server::{RunArgs, Server};
 
 use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
-use crate::{inbound, outbound, store};
+use crate::{inbound, outbound, store, telemetry};
 
 /// Builds the server with every configured service, ready to run.
 pub fn build(config: &Config) -> Result<Server, String> {
@@ -37,6 +37,9 @@ pub fn build(config: &Config) -> Result<Server, String> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    if let Some(exporter) = telemetry::install(&config.telemetry) {
+        server.add_service(exporter);
+    }
 
     if let Some(config) = &config.inbound {
         server.add_service(inbound::service::service(config, &store)?);

@@ -205,6 +205,7 @@ fn record(id: &str, due_ms: u64) -> Record {
         attempts: Vec::new(),
         target: None,
         event: None,
+        trace: None,
     }
 }
 

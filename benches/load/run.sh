@@ -17,6 +17,8 @@
 #   full         hookgate: rejento signature + dedupe + rate limit; every request has its own
 #                id in the body and its own signature (pre-computed), so each is forwarded
 #   full-redis   the same on the Redis store
+#   full-traced  `full` with OpenTelemetry traces at sampling 1.0, exported over OTLP/HTTP
+#                to an nginx that answers 200 (every request's spans are built, encoded, sent)
 # Each row twice per round: at saturation, and paced (every connection waits 2 ms after
 # each answer, so every row is offered the same load and latencies compare at that load).
 # Reported per row: req/s, p50/p99/p99.9, CPU seconds per 10,000 requests of the process
@@ -74,7 +76,7 @@ wait_port() {
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 # --- nginx: the upstream (also the outbound receiver) and the plain proxy -------------
-UPSTREAM=$(port) RECEIVER=$(port) PROXY=$(port)
+UPSTREAM=$(port) RECEIVER=$(port) PROXY=$(port) COLLECTOR=$(port)
 mkdir -p "$WORK/nginx"
 # nginx_conf NAME HTTP_BLOCK: one nginx with one worker, its files under $WORK/nginx.
 nginx_conf() {
@@ -91,7 +93,8 @@ CONF
 }
 nginx_conf upstream "
   server { listen 127.0.0.1:$UPSTREAM; access_log off; location / { return 200 \"ok\"; } }
-  server { listen 127.0.0.1:$RECEIVER; access_log $WORK/nginx/deliveries.log; location / { return 200 \"ok\"; } }"
+  server { listen 127.0.0.1:$RECEIVER; access_log $WORK/nginx/deliveries.log; location / { return 200 \"ok\"; } }
+  server { listen 127.0.0.1:$COLLECTOR; access_log off; client_max_body_size 64m; location / { return 200; } }"
 nginx_conf proxy "
   access_log off;
   upstream app { server 127.0.0.1:$UPSTREAM; keepalive 64; }
@@ -205,6 +208,11 @@ if [ "$ONLY" = all ] || [ "$ONLY" = inbound ]; then
   start_hookgate inbound-none; URL[none]=http://127.0.0.1:$INBOUND/none; PROCS[none]=$PID
   hookgate_config inbound-full "{ kind: embedded, path: $WORK/data-inbound-full }"
   start_hookgate inbound-full; URL[full]=http://127.0.0.1:$INBOUND/full; PROCS[full]=$PID
+  hookgate_config inbound-traced "{ kind: embedded, path: $WORK/data-inbound-traced }"
+  printf 'telemetry:\n  otlp: { endpoint: "http://127.0.0.1:%s" }\n  sampling: 1.0\n' "$COLLECTOR" \
+    >> "$WORK/inbound-traced.yaml"
+  start_hookgate inbound-traced; URL[full-traced]=http://127.0.0.1:$INBOUND/full; PROCS[full-traced]=$PID
+  ROWS="$ROWS full-traced"
   if [ -n "$REDIS_PORT" ]; then
     hookgate_config inbound-redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
     start_hookgate inbound-redis; URL[full-redis]=http://127.0.0.1:$INBOUND/full; PROCS[full-redis]=$PID

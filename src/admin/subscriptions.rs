@@ -185,6 +185,7 @@ impl SubscriptionApi {
             attempts: Vec::new(),
             target: None,
             event: None,
+            trace: None,
         };
         let timeout = endpoint
             .config

@@ -27,6 +27,27 @@ pub struct Config {
     pub store: StoreConfig,
     pub inbound: Option<InboundConfig>,
     pub outbound: Option<OutboundConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `telemetry:`: OpenTelemetry traces. Without an OTLP endpoint nothing is traced.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub otlp: Option<OtlpConfig>,
+    /// The share of new traces recorded, 0.0 to 1.0; a caller's sampled flag is followed.
+    pub sampling: f64,
+    /// Resource attributes, `service.name` first.
+    pub resource: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// The traces URL: the configured base with `/v1/traces`.
+    pub endpoint: Destination,
+    /// Sent with every export (a collector's API key): secrets.
+    pub headers: Vec<(String, Secret)>,
+    /// For one export request, connecting included.
+    pub timeout: Duration,
 }
 
 /// Process-wide settings: Pingora's worker threads and the shutdown timings.
@@ -264,6 +285,8 @@ pub struct OutboundConfig {
     pub proxy: Option<ProxyConfig>,
     /// `destinations.tls`: what every per-request destination gets (a private CA, mTLS).
     pub destinations_tls: Option<EgressTls>,
+    /// `outbound.destinations.trace_propagation`.
+    pub destinations_trace_propagation: bool,
     pub endpoints: Vec<EndpointConfig>,
     /// `events`: how `POST /events` reads an event's type, tenant and labels.
     pub events: EventsConfig,
@@ -286,6 +309,7 @@ pub struct SubscriptionConfig {
     pub description: String,
     /// `tls`, as an endpoint's: host files, so only the config file may name them.
     pub tls: Option<EgressTls>,
+    pub trace_propagation: bool,
 }
 
 /// Where a published event's type, tenant and labels come from; each source list is tried
@@ -424,6 +448,8 @@ pub struct EndpointConfig {
     pub mode: DeliveryMode,
     /// `tls`: private CAs, a client certificate, the lowest TLS version.
     pub tls: Option<EgressTls>,
+    /// Send the attempt's `traceparent` to the receiver (`trace_propagation`, default true).
+    pub trace_propagation: bool,
 }
 
 /// How the app's POST is answered.

@@ -75,6 +75,14 @@ pub enum Forwarded {
 }
 
 impl UpstreamClient {
+    /// The app's address on a trace span (OpenTelemetry's `server.*` attributes).
+    pub fn describe(&self, span: &mut crate::telemetry::Span) {
+        if let Some(addr) = self.peer._address.as_inet() {
+            span.set("server.address", addr.ip().to_string());
+            span.set("server.port", addr.port());
+        }
+    }
+
     /// Resolves the upstream address once, at start-up.
     pub fn new(config: &InboundConfig) -> Result<Self, String> {
         let upstream = &config.upstream;
@@ -265,6 +273,8 @@ pub struct Rewrite<'a> {
     pub strip: &'a [&'a str],
     /// hookgate's own headers.
     pub add: &'a [(&'a str, &'a str)],
+    /// hookgate's span, as the app's parent: replaces the client's `traceparent`.
+    pub traceparent: Option<&'a str>,
 }
 
 /// Builds the request the app receives, as the bytes to write: the client's request with
@@ -304,6 +314,7 @@ pub fn upstream_request(
             || rewrite.strip.iter().any(|s| s.eq_ignore_ascii_case(name))
             || (replaced_forwarded_for && name == "x-forwarded-for")
             || (rewrite.tls && name == "x-forwarded-proto")
+            || (rewrite.traceparent.is_some() && name == "traceparent")
         {
             continue;
         }
@@ -343,6 +354,9 @@ pub fn upstream_request(
             return Err("a header value hookgate adds is not valid in HTTP");
         }
         header(name, value.as_bytes());
+    }
+    if let Some(traceparent) = rewrite.traceparent {
+        header("traceparent", traceparent.as_bytes());
     }
     wire.extend_from_slice(b"\r\n");
     wire.extend_from_slice(body);
@@ -414,6 +428,7 @@ mod tests {
         tls: false,
         strip: &[],
         add: &[],
+        traceparent: None,
     };
 
     #[test]
@@ -471,6 +486,38 @@ mod tests {
         ] {
             assert_eq!(header(gone), None, "{gone} should be removed");
         }
+    }
+
+    #[test]
+    fn hookgate_span_replaces_the_clients_traceparent() {
+        let mut client = RequestHeader::build("POST", b"/", None).unwrap();
+        client
+            .insert_header(
+                "traceparent",
+                "00-11111111111111111111111111111111-2222222222222222-01",
+            )
+            .unwrap();
+        client.insert_header("tracestate", "vendor=1").unwrap();
+        let ours = "00-11111111111111111111111111111111-3333333333333333-01";
+        let rewrite = Rewrite {
+            traceparent: Some(ours),
+            ..PLAIN
+        };
+        let (_, headers, _) = parse(&upstream_request(&client, b"", &rewrite).unwrap());
+        let values = |n: &str| -> Vec<String> {
+            headers
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        assert_eq!(values("traceparent"), [ours]);
+        assert_eq!(values("tracestate"), ["vendor=1"]);
+        // Without tracing, the client's passes through untouched.
+        let (_, headers, _) = parse(&upstream_request(&client, b"", &PLAIN).unwrap());
+        assert!(headers
+            .iter()
+            .any(|(k, v)| k == "traceparent" && v.ends_with("2222222222222222-01")));
     }
 
     #[test]

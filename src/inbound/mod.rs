@@ -30,6 +30,7 @@ use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::store::Store;
+use crate::telemetry::{self, Span, SpanKind};
 use dedupe::Admission;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
 use routing::RouteTable;
@@ -67,10 +68,10 @@ impl InboundApp {
         })
     }
 
-    async fn handle(&self, session: &mut ServerSession) -> Outcome {
+    async fn handle(&self, session: &mut ServerSession, trace: &mut Option<Span>) -> Outcome {
         let path = session.req_header().uri.path().to_string();
         if let Err(answer) = path::check(&path) {
-            return self.reject(session, UNMATCHED_ROUTE, answer).await;
+            return self.reject(session, UNMATCHED_ROUTE, answer, trace).await;
         }
         let Some(route) = self.routes.find(&path) else {
             let answer = ErrorResponse::new(
@@ -78,13 +79,17 @@ impl InboundApp {
                 "route_not_found",
                 format!("no route is configured for {path}"),
             );
-            return self.reject(session, UNMATCHED_ROUTE, answer).await;
+            return self.reject(session, UNMATCHED_ROUTE, answer, trace).await;
         };
         let name = route.name;
+        if let Some(span) = trace {
+            span.set_name(format!("{} {name}", session.req_header().method));
+            span.set("hookgate.route", name);
+        }
         let limit = route.config.max_body.unwrap_or(self.config.max_body);
         let body = match crate::http_io::read_body(session, limit, self.config.body_timeout).await {
             Ok(body) => body,
-            Err(answer) => return self.reject(session, name, answer).await,
+            Err(answer) => return self.reject(session, name, answer, trace).await,
         };
         let passed = match route
             .verifier
@@ -97,6 +102,15 @@ impl InboundApp {
         if let Some(verified) = &passed.verified {
             METRICS.record_verified(name, verified.secret_index);
         }
+        if let Some(span) = trace.as_mut().filter(|s| s.is_recording()) {
+            span.event(
+                "verify",
+                vec![("hookgate.scheme", passed.scheme.as_str().to_string().into())],
+            );
+            if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.clone()) {
+                span.set("hookgate.delivery_id", id);
+            }
+        }
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -107,8 +121,16 @@ impl InboundApp {
         if let Some(dedupe) = &route.dedupe {
             let header = session.req_header();
             match dedupe.admit(header, &body, passed.verified.as_ref()).await {
-                Admission::Forward(claim) => guard = claim,
+                Admission::Forward(claim) => {
+                    guard = claim;
+                    if let Some(span) = trace {
+                        span.event("dedupe", vec![("hookgate.dedupe", "claimed".into())]);
+                    }
+                }
                 Admission::Duplicate { status, id } => {
+                    if let Some(span) = trace {
+                        span.event("dedupe", vec![("hookgate.dedupe", "duplicate".into())]);
+                    }
                     let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
                     return Outcome {
                         route: name,
@@ -125,6 +147,10 @@ impl InboundApp {
             None => None,
             Some(limiter) => Some(limiter.check(name, session.req_header(), client_ip).await),
         };
+        if let (Some(span), Some(result)) = (trace.as_mut(), &limited) {
+            let result = if result.is_ok() { "allowed" } else { "limited" };
+            span.event("rate_limit", vec![("hookgate.rate_limit", result.into())]);
+        }
         let rate_headers = match limited {
             None => Vec::new(),
             Some(Ok(headers)) => headers,
@@ -142,11 +168,15 @@ impl InboundApp {
             ("Hookgate-Verified", passed.scheme.as_str()),
             ("Hookgate-Delivery-Id", delivery_id.unwrap_or_default()),
         ];
+        // The app's parent is a client span of hookgate's: the forward.
+        let mut forward_span = trace.as_ref().map(|s| s.child("forward", SpanKind::Client));
+        let traceparent = forward_span.as_ref().map(|s| s.context().traceparent());
         let rewrite = Rewrite {
             client_ip,
             tls: self.config.tls.is_some(),
             strip: passed.strip,
             add: &added[..if delivery_id.is_some() { 3 } else { 2 }],
+            traceparent: traceparent.as_deref(),
         };
         let request = match upstream_request(session.req_header(), &body, &rewrite) {
             Ok(request) => request,
@@ -174,6 +204,22 @@ impl InboundApp {
         if let Some(status) = app_status {
             METRICS.record_upstream(name, status);
         }
+        if let Some(span) = forward_span.as_mut().filter(|s| s.is_recording()) {
+            self.upstream.describe(span);
+            if let Some(status) = app_status {
+                span.set("http.response.status_code", status);
+            }
+            match &forwarded {
+                Err(answer) | Ok(Forwarded::Incomplete { answer, .. }) => {
+                    span.fail(answer.code, answer.message.clone())
+                }
+                Ok(_) if app_status.is_some_and(|s| s >= 500) => {
+                    span.fail("app_error", "the app answered with a server error")
+                }
+                Ok(_) => {}
+            }
+        }
+        drop(forward_span);
         // The app has the delivery once it answered 2xx, even if the client went away since
         // or the rest of the app's answer never came: a retry is then a duplicate.
         if let Some(guard) = guard {
@@ -193,7 +239,15 @@ impl InboundApp {
                 reusable: false,
             },
             Ok(Forwarded::Incomplete { mut answer, .. }) | Err(mut answer) => {
-                tracing::warn!(route = name, error = answer.code, "{}", answer.message);
+                let (trace_id, span_id) = telemetry::log_ids(trace.as_ref().map(Span::context));
+                tracing::warn!(
+                    route = name,
+                    error = answer.code,
+                    trace_id,
+                    span_id,
+                    "{}",
+                    answer.message
+                );
                 answer.headers.extend(rate_headers);
                 self.answer(session, name, answer, true).await
             }
@@ -207,11 +261,15 @@ impl InboundApp {
         session: &mut ServerSession,
         route: &'static str,
         answer: ErrorResponse,
+        trace: &Option<Span>,
     ) -> Outcome {
+        let (trace_id, span_id) = telemetry::log_ids(trace.as_ref().map(Span::context));
         tracing::info!(
             route,
             error = answer.code,
             status = answer.status,
+            trace_id,
+            span_id,
             "rejected: {}",
             answer.message
         );
@@ -295,13 +353,25 @@ impl HttpServerApp for InboundApp {
         session.set_pipelining_enabled(true);
         // Boxed: the request's state machine is large, and inline it would be held by every
         // connection that is only waiting for its next request.
-        let outcome = Box::pin(self.handle(&mut session)).await;
+        let mut trace = telemetry::tracer().map(|tracer| {
+            let header = session.req_header();
+            let traceparent = header
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok());
+            tracer.start_from(header.method.to_string(), SpanKind::Server, traceparent)
+        });
+        let outcome = Box::pin(self.handle(&mut session, &mut trace)).await;
         METRICS.record_inbound(
             outcome.route,
             outcome.outcome,
             outcome.status,
             started.elapsed(),
         );
+        if let Some(span) = trace.as_mut().filter(|s| s.is_recording()) {
+            describe_request(span, &session, &outcome);
+        }
+        drop(trace);
         if !outcome.reusable {
             return None;
         }
@@ -315,5 +385,46 @@ impl HttpServerApp for InboundApp {
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
         Some(&self.server_options)
+    }
+}
+
+/// The OpenTelemetry HTTP server attributes of a request, and hookgate's.
+fn describe_request(span: &mut Span, session: &ServerSession, outcome: &Outcome) {
+    let header = session.req_header();
+    span.set("http.request.method", header.method.to_string());
+    span.set("url.path", header.uri.path().to_string());
+    span.set(
+        "url.scheme",
+        if session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .is_some()
+        {
+            "https"
+        } else {
+            "http"
+        },
+    );
+    span.set(
+        "network.protocol.version",
+        if session.is_http2() { "2" } else { "1.1" },
+    );
+    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+        span.set("client.address", ip.ip().to_string());
+    }
+    if let Some(agent) = header
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+    {
+        span.set("user_agent.original", agent.to_string());
+    }
+    span.set("http.response.status_code", outcome.status);
+    span.set("hookgate.outcome", outcome.outcome);
+    if outcome.route == UNMATCHED_ROUTE {
+        span.set("hookgate.route", UNMATCHED_ROUTE);
+    }
+    if outcome.status >= 500 {
+        span.fail(outcome.status.to_string(), outcome.outcome);
     }
 }

@@ -89,6 +89,13 @@ pub fn decide(pod: &Value, sidecar: &Sidecar) -> Decision {
         ports[i] = port;
         env.push(json!({ "name": variable, "value": port.to_string() }));
     }
+    // The pod's name and namespace, for the resource of trace spans (Kubernetes' downward API).
+    for (variable, field) in [
+        ("HOOKGATE_POD_NAME", "metadata.name"),
+        ("HOOKGATE_POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        env.push(json!({ "name": variable, "valueFrom": { "fieldRef": { "fieldPath": field } } }));
+    }
     let [_, inbound, outbound, admin] = ports;
     let secrets = annotation(pod, SECRETS);
     let mut mounts = vec![
@@ -200,6 +207,8 @@ mod tests {
             container["env"][0],
             json!({ "name": "HOOKGATE_APP_PORT", "value": "3000" })
         );
+        let env = container["env"].as_array().unwrap();
+        assert!(env.contains(&json!({ "name": "HOOKGATE_POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } })));
         assert_eq!(patch[1]["path"], "/spec/volumes");
         assert_eq!(
             patch[1]["value"].as_array().unwrap().len(),

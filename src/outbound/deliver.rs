@@ -23,6 +23,7 @@ use crate::metrics::METRICS;
 use crate::schemes::{Message, Verifier};
 use crate::store::queue::{Attempt, Record};
 use crate::store::PacingStore;
+use crate::telemetry::{self, Span, SpanKind, TraceContext};
 
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
@@ -85,6 +86,8 @@ pub struct Outcome {
     pub success: bool,
     /// The receiver's whole answer (up to a limit), for sync deliveries.
     pub reply: Reply,
+    /// The attempt's span, when traced: for the log line.
+    pub trace: Option<TraceContext>,
 }
 
 /// What a receiver answered, as a sync delivery passes it back to the app.
@@ -169,7 +172,15 @@ impl Endpoint {
     ) -> Outcome {
         let started = Instant::now();
         let at_ms = now_ms();
-        let result = tokio::time::timeout(timeout, self.send(connector, record, body)).await;
+        // A span in the trace that accepted the message, however much later the attempt.
+        let mut span = telemetry::tracer()
+            .map(|t| t.start_from("POST", SpanKind::Client, record.trace.as_deref()));
+        let traceparent = span
+            .as_ref()
+            .filter(|_| self.config.trace_propagation)
+            .map(|s| s.context().traceparent());
+        let send = self.send(connector, record, body, traceparent.as_deref());
+        let result = tokio::time::timeout(timeout, send).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, retry_after, reply, error) = match result {
             Ok(Ok((status, retry_after, reply))) => (Some(status), retry_after, reply, None),
@@ -198,9 +209,55 @@ impl Endpoint {
                 response: String::from_utf8_lossy(excerpt).into_owned(),
             },
             reply,
+            trace: span.as_ref().map(Span::context),
         };
         METRICS.record_outbound_attempt(&record.endpoint, status, latency_ms);
+        if let Some(span) = span.as_mut().filter(|s| s.is_recording()) {
+            self.describe_attempt(span, record, &outcome);
+        }
         outcome
+    }
+
+    /// The OpenTelemetry HTTP client attributes of an attempt, and hookgate's.
+    fn describe_attempt(&self, span: &mut Span, record: &Record, outcome: &Outcome) {
+        let destination = &self.config.url;
+        // Not the query: a tenant's URL may carry a token there.
+        let path = destination.path.split('?').next().unwrap_or("/");
+        let scheme = if destination.tls { "https" } else { "http" };
+        span.set("http.request.method", "POST");
+        span.set("server.address", destination.host.clone());
+        span.set("server.port", destination.port);
+        span.set(
+            "url.full",
+            format!("{scheme}://{}:{}{path}", destination.host, destination.port),
+        );
+        span.set("http.request.resend_count", record.attempts.len() as i64);
+        span.set("hookgate.delivery_id", record.id.clone());
+        span.set("hookgate.endpoint", record.endpoint.clone());
+        if let Some(event) = &record.event {
+            span.set("hookgate.subscription", event.subscription.clone());
+            span.set("hookgate.event_type", event.event_type.clone());
+        }
+        match (outcome.attempt.status, &outcome.attempt.error) {
+            (Some(status), _) => {
+                span.set("http.response.status_code", status);
+                if !outcome.success {
+                    span.fail(
+                        status.to_string(),
+                        "the receiver did not accept the delivery",
+                    );
+                }
+            }
+            (None, Some(error)) => {
+                let kind = if outcome.refused {
+                    "refused"
+                } else {
+                    "no_answer"
+                };
+                span.fail(kind, error.clone());
+            }
+            (None, None) => {}
+        }
     }
 
     /// Feeds an attempt's outcome to the endpoint's circuit breaker; when that opens the
@@ -229,6 +286,7 @@ impl Endpoint {
         connector: &Connector,
         record: &Record,
         body: &[u8],
+        traceparent: Option<&str>,
     ) -> Result<(u16, Option<Duration>, Reply), AttemptError> {
         let destination = &self.config.url;
         let url = destination.to_string();
@@ -279,6 +337,9 @@ impl Endpoint {
         )?;
         for (name, value) in signed {
             insert(&mut request, name, value)?;
+        }
+        if let Some(traceparent) = traceparent {
+            insert(&mut request, "traceparent".into(), traceparent.into())?;
         }
         let (mut http, _reused) = connector
             .get_http_session(&peer)

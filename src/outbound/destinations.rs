@@ -40,6 +40,8 @@ pub struct Destinations {
     policy: DeliveryPolicy,
     /// `outbound.destinations.tls`.
     tls: Option<EgressTls>,
+    /// `outbound.destinations.trace_propagation`.
+    trace_propagation: bool,
     /// `outbound.proxy`.
     proxy: Option<Arc<ProxyRoute>>,
     pacing: Arc<dyn PacingStore>,
@@ -56,7 +58,7 @@ impl Destinations {
     pub fn new(
         secrets: HashMap<String, String>,
         allow: Vec<Cidr>,
-        (policy, tls): (DeliveryPolicy, Option<EgressTls>),
+        (policy, tls, trace_propagation): (DeliveryPolicy, Option<EgressTls>, bool),
         pacing: Arc<dyn PacingStore>,
         proxy: Option<Arc<ProxyRoute>>,
         time_scale: f64,
@@ -66,6 +68,7 @@ impl Destinations {
             allow,
             policy,
             tls,
+            trace_propagation,
             proxy,
             pacing,
             time_scale,
@@ -123,6 +126,7 @@ impl Destinations {
             policy: self.policy.clone(),
             mode: DeliveryMode::Async,
             tls: self.tls.clone(),
+            trace_propagation: self.trace_propagation,
         };
         Endpoint::guarded(
             config,
@@ -181,7 +185,7 @@ mod tests {
         let destinations = Destinations::new(
             HashMap::new(),
             Vec::new(),
-            (policy, None),
+            (policy, None, true),
             store.pacing(),
             None,
             1.0,

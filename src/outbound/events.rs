@@ -17,6 +17,7 @@ use crate::config::{EventSource, EventsConfig, TemplatePart, SUBSCRIPTIONS_ENDPO
 use crate::error_response::ErrorResponse;
 use crate::metrics::METRICS;
 use crate::store::queue::{Enqueued, EventRef, Idempotency, Record, State};
+use crate::telemetry::Span;
 
 /// Labels an event may carry.
 const MAX_LABELS: usize = 32;
@@ -163,6 +164,7 @@ impl OutboundApp {
         &self,
         header: &RequestHeader,
         body: Bytes,
+        trace: Option<&mut Span>,
     ) -> Result<(Value, bool), ErrorResponse> {
         let event = read_event(header, &body, &self.events)?;
         let index = self.subscriptions.index().await.map_err(|e| {
@@ -176,6 +178,19 @@ impl OutboundApp {
         })?;
         let matching = index.matching(event.tenant.as_deref(), &event.event_type, &event.labels);
         let event_id = format!("evt_{}", random_hex(12));
+        // Every delivery's attempts are spans under the publish.
+        let traceparent = trace.as_ref().map(|s| s.context().traceparent());
+        if let Some(span) = trace.filter(|s| s.is_recording()) {
+            span.set("hookgate.event_id", event_id.clone());
+            span.set("hookgate.event_type", event.event_type.clone());
+            if let Some(tenant) = &event.tenant {
+                span.set("hookgate.tenant", tenant.clone());
+            }
+            span.event(
+                "fanout",
+                vec![("hookgate.subscriptions", (matching.len() as i64).into())],
+            );
+        }
         let content_type = header
             .headers
             .get("content-type")
@@ -202,6 +217,7 @@ impl OutboundApp {
                     tenant: event.tenant.clone(),
                     event_type: event.event_type.clone(),
                 }),
+                trace: traceparent.clone(),
             })
             .collect();
         let deliveries: Vec<Value> = records

@@ -35,6 +35,7 @@ use crate::http_io::read_body;
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::{self, SchemeSpec};
 use crate::store::queue::{Enqueued, Queue, Record, State, Target};
+use crate::telemetry::{self, Span, SpanKind};
 use deliver::Endpoint;
 
 /// `N` bytes from the system's random source.
@@ -224,6 +225,7 @@ impl OutboundApp {
     async fn read_event(
         &self,
         session: &mut ServerSession,
+        trace: Option<&mut Span>,
     ) -> Result<(serde_json::Value, bool), ErrorResponse> {
         if session.req_header().method != http::Method::POST {
             return Err(ErrorResponse::new(
@@ -233,11 +235,15 @@ impl OutboundApp {
             ));
         }
         let body = read_body(session, self.max_body, Duration::from_secs(30)).await?;
-        self.publish(session.req_header(), body).await
+        self.publish(session.req_header(), body, trace).await
     }
 
     /// Reads the app's request into a message with a fresh delivery id and timestamp.
-    async fn read_message(&self, session: &mut ServerSession) -> Result<Message, ErrorResponse> {
+    async fn read_message(
+        &self,
+        session: &mut ServerSession,
+        trace: Option<&mut Span>,
+    ) -> Result<Message, ErrorResponse> {
         let header = session.req_header();
         if header.method != http::Method::POST {
             return Err(ErrorResponse::new(
@@ -290,7 +296,12 @@ impl OutboundApp {
             attempts: Vec::new(),
             target,
             event: None,
+            trace: trace.as_ref().map(|s| s.context().traceparent()),
         };
+        if let Some(span) = trace.filter(|s| s.is_recording()) {
+            span.set("hookgate.delivery_id", record.id.clone());
+            span.set("hookgate.endpoint", record.endpoint.clone());
+        }
         Ok(Message {
             record,
             body,
@@ -336,8 +347,45 @@ impl OutboundApp {
 #[async_trait]
 impl ServeHttp for OutboundApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        if self.is_publish(session.req_header()) {
-            return match self.read_event(session).await {
+        let publish = self.is_publish(session.req_header());
+        let mut trace = telemetry::tracer().map(|tracer| {
+            let header = session.req_header();
+            let route = if publish { "/events" } else { "/{endpoint}" };
+            let traceparent = header
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok());
+            let mut span = tracer.start_from(
+                format!("{} {route}", header.method),
+                SpanKind::Server,
+                traceparent,
+            );
+            span.set("http.request.method", header.method.to_string());
+            span.set("http.route", route);
+            span.set("url.path", header.uri.path().to_string());
+            span
+        });
+        let response = self.answer(session, publish, trace.as_mut()).await;
+        if let Some(span) = trace.as_mut().filter(|s| s.is_recording()) {
+            let status = response.status().as_u16();
+            span.set("http.response.status_code", status);
+            if status >= 500 {
+                span.fail(status.to_string(), "the message was not accepted");
+            }
+        }
+        response
+    }
+}
+
+impl OutboundApp {
+    async fn answer(
+        &self,
+        session: &mut ServerSession,
+        publish: bool,
+        trace: Option<&mut Span>,
+    ) -> Response<Vec<u8>> {
+        if publish {
+            return match self.read_event(session, trace).await {
                 Ok(answer) => published(answer),
                 Err(answer) => {
                     session.set_keepalive(None);
@@ -345,7 +393,7 @@ impl ServeHttp for OutboundApp {
                 }
             };
         }
-        let answer = match self.read_message(session).await {
+        let answer = match self.read_message(session, trace).await {
             Ok(message) => match message.endpoint.as_ref().map(|e| &e.config.mode) {
                 Some(DeliveryMode::Sync(sync)) => {
                     let sync = sync.clone();

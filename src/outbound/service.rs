@@ -74,7 +74,11 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let destinations = Destinations::new(
         secrets,
         config.allow_private_destinations.clone(),
-        (config.destinations.clone(), config.destinations_tls.clone()),
+        (
+            config.destinations.clone(),
+            config.destinations_tls.clone(),
+            config.destinations_trace_propagation,
+        ),
         pacing,
         proxy,
         time_scale,

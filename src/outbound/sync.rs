@@ -17,6 +17,7 @@ use crate::config::SyncConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::METRICS;
 use crate::store::queue::{Next, State};
+use crate::telemetry::log_ids;
 
 /// The pause after the first failed sync attempt; it doubles after each one.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -134,7 +135,8 @@ impl OutboundApp {
             }
             record.round_attempts += 1;
             record.attempts.push(outcome.attempt.clone());
-            tracing::info!(endpoint = %name, delivery_id = %record.id, status = ?outcome.attempt.status, error = ?outcome.attempt.error, "sync delivery attempt");
+            let (trace_id, span_id) = log_ids(outcome.trace);
+            tracing::info!(endpoint = %name, delivery_id = %record.id, status = ?outcome.attempt.status, error = ?outcome.attempt.error, trace_id, span_id, "sync delivery attempt");
             let wait = outcome.retry_after.unwrap_or(pause);
             if outcome.success
                 || outcome.gone

@@ -21,6 +21,7 @@ use crate::clock::now_ms;
 use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
 use crate::store::queue::{Attempt, Bucket, Next, Queue, Record};
 use crate::store::subscriptions::DeliveryNote;
+use crate::telemetry::log_ids;
 
 /// A claim lasts an attempt's timeout plus this: the attempt itself is cut off at its
 /// timeout, and recording it takes a disk commit.
@@ -279,7 +280,7 @@ impl DeliveryWorker {
         record: Record,
         body: Vec<u8>,
     ) {
-        let (attempt, next) = match endpoint {
+        let (attempt, next, trace) = match endpoint {
             Ok(endpoint) => {
                 let timeout = endpoint.config.policy.retry.timeout;
                 let outcome = endpoint.attempt(&connector, &record, &body, timeout).await;
@@ -313,7 +314,7 @@ impl DeliveryWorker {
                         None => disable_endpoint(&self.queue, &endpoint.config.name, &reason).await,
                     }
                 }
-                (outcome.attempt, next)
+                (outcome.attempt, next, outcome.trace)
             }
             Err(error) => {
                 let attempt = Attempt {
@@ -323,7 +324,7 @@ impl DeliveryWorker {
                     latency_ms: 0,
                     response: String::new(),
                 };
-                (attempt, Next::Dead)
+                (attempt, Next::Dead, None)
             }
         };
         if let Some(event) = &record.event {
@@ -336,7 +337,8 @@ impl DeliveryWorker {
             self.subscriptions.note(&event.subscription, note).await;
         }
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
-        tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, "delivery attempt");
+        let (trace_id, span_id) = log_ids(trace);
+        tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, trace_id, span_id, "delivery attempt");
         match self.queue.finish_attempt(&record, attempt, next).await {
             Ok(true) => {}
             Ok(false) => {

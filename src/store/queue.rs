@@ -89,6 +89,10 @@ pub struct Record {
     /// For a subscription's delivery: which event, to which subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventRef>,
+    /// The W3C `traceparent` of the span that accepted the message: its attempts are
+    /// spans in that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl Record {

@@ -42,6 +42,9 @@ pub struct Subscription {
     pub disabled_reason: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// Send each attempt's `traceparent` to the receiver.
+    #[serde(default = "propagates")]
+    pub trace_propagation: bool,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Unix milliseconds.
@@ -50,6 +53,10 @@ pub struct Subscription {
     /// Written in the YAML (`outbound.subscriptions`): the API shows it but does not change it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_config: bool,
+}
+
+fn propagates() -> bool {
+    true
 }
 
 /// A secret (or, for `ed25519`, a private key) and until when it signs.
@@ -80,6 +87,7 @@ impl Subscription {
             enabled: true,
             disabled_reason: None,
             description: String::new(),
+            trace_propagation: true,
             metadata: serde_json::Map::new(),
             created_at: now_ms,
             updated_at: now_ms,

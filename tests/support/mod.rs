@@ -446,6 +446,8 @@ pub struct GatewayBuilder {
     redis: Option<String>,
     endpoints: Option<String>,
     outbound_extra: String,
+    /// More top-level sections, e.g. `telemetry:`.
+    sections: String,
 }
 
 /// Runs the hookgate CLI against `gateway`'s admin port: whether it succeeded, and what it
@@ -485,6 +487,7 @@ impl Gateway {
             redis: None,
             endpoints: None,
             outbound_extra: String::new(),
+            sections: String::new(),
         }
     }
 
@@ -713,6 +716,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// A top-level section of the config, e.g. `"telemetry:\n  sampling: 1.0\n"`.
+    pub fn section(mut self, yaml: &str) -> Self {
+        self.sections.push_str(yaml);
+        self
+    }
+
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
         self
@@ -741,8 +750,9 @@ impl GatewayBuilder {
             ),
         };
         format!(
-            "{server}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
+            "{server}{sections}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
             server = self.server,
+            sections = self.sections,
             upstream = self.upstream,
             extra = self.inbound_extra,
             routes = self.routes,
@@ -1016,4 +1026,95 @@ pub fn read_until(
         }
     }
     String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// A Python with the official `opentelemetry-proto` package: a virtualenv under `target/`
+/// made on first use (from PyPI), shared by later runs.
+pub fn otlp_python() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("otlp-venv");
+            let python = venv.join("bin/python");
+            let has_package = |python: &PathBuf| {
+                Command::new(python)
+                    .args([
+                        "-c",
+                        "import opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+                    ])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !has_package(&python) {
+                let made = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .expect("python3 is installed");
+                assert!(
+                    made.success(),
+                    "python3 -m venv failed (python3-venv installed?)"
+                );
+                let installed = Command::new(venv.join("bin/pip"))
+                    .args(["install", "-q", "opentelemetry-proto==1.45.2"])
+                    .status()
+                    .unwrap();
+                assert!(
+                    installed.success(),
+                    "pip could not install opentelemetry-proto"
+                );
+            }
+            assert!(has_package(&python));
+            python
+        })
+        .clone()
+}
+
+/// A real OTLP/HTTP collector (`tests/support/otlp_receiver.py`, decoding with the official
+/// `opentelemetry-proto`) on a free port. `slow`: it answers each export after 30 s.
+pub struct OtlpReceiver {
+    child: Child,
+    pub port: u16,
+    out: PathBuf,
+}
+
+impl OtlpReceiver {
+    pub fn start(dir: &std::path::Path, slow: bool) -> Self {
+        let port = free_port();
+        let out = dir.join(format!("spans-{port}.jsonl"));
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/otlp_receiver.py"
+        );
+        let child = Command::new(otlp_python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&out)
+            .arg(if slow { "slow" } else { "ok" })
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until_listening(port);
+        OtlpReceiver { child, port, out }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The spans received so far, one JSON object each.
+    pub fn spans(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -10,6 +10,7 @@ mod inbound;
 mod outbound;
 mod readers;
 mod store;
+mod telemetry;
 
 pub use outbound::parse_destination;
 use readers::{header_name, join, route_name, valid_header_name, Fields};
@@ -165,8 +166,16 @@ impl Loader<'_> {
         let top = self.fields(
             root,
             "",
-            &["server", "admin", "store", "inbound", "outbound"],
+            &[
+                "server",
+                "admin",
+                "store",
+                "inbound",
+                "outbound",
+                "telemetry",
+            ],
         )?;
+        let telemetry = self.section(&top, "telemetry", Self::telemetry);
         let server = self.section(&top, "server", Self::server);
         let admin = self.section(&top, "admin", Self::admin);
         let store = self.section(&top, "store", Self::store);
@@ -185,6 +194,7 @@ impl Loader<'_> {
             store: store?,
             inbound: inbound?,
             outbound: outbound?,
+            telemetry: telemetry?,
         };
         self.check_listeners(&config, &top);
         Some(config)

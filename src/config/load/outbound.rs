@@ -50,15 +50,23 @@ impl Loader<'_> {
         let destinations = self.with_default(
             &f,
             "destinations",
-            (DeliveryPolicy::default(), None),
+            (DeliveryPolicy::default(), None, true),
             |l, n, p| {
                 let f = l.fields(
                     n,
                     p,
-                    &["retry", "concurrency", "rate_limit", "circuit", "tls"],
+                    &[
+                        "retry",
+                        "concurrency",
+                        "rate_limit",
+                        "circuit",
+                        "tls",
+                        "trace_propagation",
+                    ],
                 )?;
                 let tls = l.optional(&f, "tls", Self::egress_tls);
-                Some((l.policy(&f)?, tls?))
+                let propagate = l.with_default(&f, "trace_propagation", true, Self::boolean);
+                Some((l.policy(&f)?, tls?, propagate?))
             },
         );
         let concurrency = self.with_default(
@@ -119,7 +127,8 @@ impl Loader<'_> {
             max_body: max_body?,
             concurrency: concurrency?,
             destinations: destinations.as_ref()?.0.clone(),
-            destinations_tls: destinations?.1,
+            destinations_tls: destinations.as_ref()?.1.clone(),
+            destinations_trace_propagation: destinations?.2,
             endpoints: endpoints?,
             events: events?,
             subscriptions: subscriptions?,
@@ -188,9 +197,11 @@ impl Loader<'_> {
                 "concurrency",
                 "description",
                 "tls",
+                "trace_propagation",
             ],
         )?;
         let tls = self.optional(&f, "tls", Self::egress_tls);
+        let trace_propagation = self.with_default(&f, "trace_propagation", true, Self::boolean);
         let id = self.required(&f, "id").and_then(|n| {
             self.parsed(n, &f.path("id"), |s| {
                 route_name(s).map(|id| format!("{CONFIG_SUBSCRIPTION_PREFIX}{id}"))
@@ -268,6 +279,7 @@ impl Loader<'_> {
             policy: policy?,
             description: description?,
             tls: tls?,
+            trace_propagation: trace_propagation?,
         })
     }
 
@@ -357,8 +369,10 @@ impl Loader<'_> {
                 "sync_budget",
                 "sync_fallback",
                 "tls",
+                "trace_propagation",
             ],
         )?;
+        let trace_propagation = self.with_default(&f, "trace_propagation", true, Self::boolean);
         let policy = self.policy(&f);
         let tls = self.optional(&f, "tls", Self::egress_tls);
         let url_match = self.optional(&f, "match", |l, n, p| {
@@ -388,6 +402,7 @@ impl Loader<'_> {
             policy: policy?,
             mode: mode?,
             tls: tls?,
+            trace_propagation: trace_propagation?,
         })
     }
 

@@ -27,6 +27,7 @@ const EDITABLE: &[&str] = &[
     "enabled",
     "description",
     "metadata",
+    "trace_propagation",
 ];
 /// Fields only a `POST` may set: the signing is changed with `rotate-secret`.
 const ON_CREATE: &[&str] = &["scheme", "algorithm", "secret"];
@@ -193,6 +194,15 @@ fn set(s: &mut Subscription, key: &str, value: &Value) -> Result<(), ErrorRespon
             }
         }
         "description" => s.description = text(value, "description", MAX_DESCRIPTION)?,
+        "trace_propagation" => {
+            s.trace_propagation = value.as_bool().ok_or_else(|| {
+                bad(
+                    "invalid_field",
+                    "trace_propagation",
+                    "expected true or false",
+                )
+            })?
+        }
         "metadata" => {
             let Value::Object(map) = value else {
                 return Err(bad("invalid_field", "metadata", "expected a JSON object"));

@@ -339,6 +339,7 @@ impl Subscriptions {
                 .iter()
                 .find(|c| c.id == s.id && s.from_config)
                 .and_then(|c| c.tls.clone()),
+            trace_propagation: s.trace_propagation,
         };
         let endpoint = Arc::new(
             Endpoint::guarded(
@@ -398,6 +399,7 @@ fn from_config(
         enabled: earlier.is_none_or(|e| e.enabled),
         disabled_reason: earlier.and_then(|e| e.disabled_reason.clone()),
         description: config.description.clone(),
+        trace_propagation: config.trace_propagation,
         metadata: Map::new(),
         created_at: earlier.map_or(now, |e| e.created_at),
         updated_at: now,

@@ -888,6 +888,7 @@ mod tests {
             attempts: Vec::new(),
             target: None,
             event: None,
+            trace: None,
         }
     }
 
