@@ -12,6 +12,8 @@ pub mod inject;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
+pub mod pem;
+pub mod reload;
 pub mod schemes;
 pub mod server;
 pub mod store;

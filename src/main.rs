@@ -68,7 +68,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let server = match server::build(&loaded) {
+            let server = match server::build(&loaded, Some(&config)) {
                 Ok(server) => server,
                 Err(message) => {
                     tracing::error!("cannot start: {message}");

@@ -1,16 +1,19 @@
 //! Assembles the Pingora server from a [`Config`]: one service per listener.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
 use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
+use crate::reload::Reloader;
 use crate::{inbound, outbound, store, telemetry};
 
-/// Builds the server with every configured service, ready to run.
-pub fn build(config: &Config) -> Result<Server, String> {
+/// Builds the server with every configured service, ready to run; with `path` (the file
+/// `config` came from), a reload follows its changes and `SIGHUP`.
+pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     let store = store::open(&config.store)?;
     let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin", config.admin.listen)];
     if let Some(inbound) = &config.inbound {
@@ -41,10 +44,13 @@ pub fn build(config: &Config) -> Result<Server, String> {
         server.add_service(exporter);
     }
 
+    let mut inbound_app = None;
     if let Some(config) = &config.inbound {
-        server.add_service(inbound::service::service(config, &store)?);
+        let (service, app) = inbound::service::service(config, &store)?;
+        server.add_service(service);
+        inbound_app = Some(app);
     }
-    let (mut deliveries, mut subscriptions) = (None, None);
+    let (mut deliveries, mut subscriptions, mut outbound_reload) = (None, None, None);
     if let Some(config) = &config.outbound {
         let services = outbound::service::services(config, &store)?;
         server.add_service(services.listener);
@@ -55,6 +61,7 @@ pub fn build(config: &Config) -> Result<Server, String> {
             connector: pingora::connectors::http::Connector::new(None),
         });
         deliveries = Some(services.queue);
+        outbound_reload = Some(services.reload);
     }
     let readiness = Readiness {
         listeners: listeners
@@ -67,14 +74,14 @@ pub fn build(config: &Config) -> Result<Server, String> {
         readiness,
         deliveries,
         token: config.admin.token.clone(),
-        endpoints: config
-            .outbound
-            .iter()
-            .flat_map(|o| o.endpoints.iter().map(|e| e.name.clone()))
-            .collect(),
+        endpoints: outbound_reload.as_ref().map(|r| r.live.clone()),
         subscriptions,
     };
     server.add_service(admin::service(&config.admin, app));
+    if let Some(path) = path {
+        let reloader = Reloader::service(path.to_path_buf(), config, inbound_app, outbound_reload);
+        server.add_service(reloader);
+    }
     Ok(server)
 }
 

@@ -142,7 +142,7 @@ proptest! {
         let text = config(&v, dir.path());
         match hookgate::config::load_str("generated.yaml", &text, &|_| None) {
             Ok(config) => {
-                if let Err(e) = hookgate::server::build(&config) {
+                if let Err(e) = hookgate::server::build(&config, None) {
                     // Only the environment may refuse a valid config (a port taken meanwhile).
                     prop_assert!(e.contains("cannot listen"), "{e}\n{text}");
                 }

@@ -287,7 +287,10 @@ async fn outbound_attempts_are_spans_in_the_apps_trace_and_retries_stay_in_it() 
         assert_eq!(span["attributes"]["hookgate.endpoint"], "acme");
         assert_eq!(span["attributes"]["server.port"], receiver.addr.port());
     }
-    assert_eq!(failed["status"], 2, "an attempt without an answer is an error span");
+    assert_eq!(
+        failed["status"], 2,
+        "an attempt without an answer is an error span"
+    );
     assert_eq!(failed["attributes"]["error.type"], "no_answer");
     assert_eq!(retried["status"], 0);
     assert_eq!(retried["attributes"]["http.response.status_code"], 200);

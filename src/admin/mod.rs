@@ -38,8 +38,8 @@ pub struct AdminApp {
     pub deliveries: Option<Arc<dyn Queue>>,
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
-    /// The configured outbound endpoints' names.
-    pub endpoints: Vec<String>,
+    /// The configured outbound endpoints (as the config, reloaded or not, says).
+    pub endpoints: Option<crate::outbound::live::LiveOutbound>,
     /// `/admin/subscriptions`, with an outbound side.
     pub subscriptions: Option<subscriptions::SubscriptionApi>,
 }
@@ -103,6 +103,21 @@ fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Res
 }
 
 impl AdminApp {
+    /// The configured outbound endpoints' names, as the running config says.
+    fn endpoint_names(&self) -> Vec<String> {
+        self.endpoints.as_ref().map_or_else(Vec::new, |live| {
+            live.load()
+                .endpoints
+                .iter()
+                .map(|e| e.config.name.clone())
+                .collect()
+        })
+    }
+
+    fn has_endpoint(&self, name: &str) -> bool {
+        self.endpoint_names().iter().any(|e| e == name)
+    }
+
     /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
     async fn admin_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let Some(token) = &self.token else {
@@ -224,7 +239,7 @@ impl AdminApp {
                         None => json!({ "name": name, "enabled": true }),
                     };
                     let mut list: Vec<_> = self
-                        .endpoints
+                        .endpoint_names()
                         .iter()
                         .map(|name| show(name, states.iter().find(|(n, _)| n == name).map(|(_, s)| s)))
                         .collect();
@@ -244,7 +259,7 @@ impl AdminApp {
                 .await
                 .map(|depths| Some(json!({ "endpoints": depths }))),
             ("POST", ["endpoints", name, action @ ("enable" | "disable")]) => {
-                if !self.endpoints.iter().any(|e| e == name) && !is_destination(name) {
+                if !self.has_endpoint(name) && !is_destination(name) {
                     return api_error(
                         404,
                         "endpoint_not_found",
@@ -263,7 +278,7 @@ impl AdminApp {
                     .map(|_| Some(json!(state)))
             }
             ("POST", ["endpoints", name, "replay"]) => {
-                if !self.endpoints.iter().any(|e| e == name) {
+                if !self.has_endpoint(name) {
                     return api_error(
                         404,
                         "endpoint_not_found",

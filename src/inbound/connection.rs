@@ -100,10 +100,9 @@ impl Drop for Slot<'_> {
 }
 
 impl InboundService {
-    pub fn new(app: InboundApp) -> Self {
+    pub fn new(app: Arc<InboundApp>) -> Self {
         let limits = app.config.limits.clone();
         let max_connections = connection_cap(limits.max_connections);
-        let app = Arc::new(app);
         InboundService {
             h2c: Arc::new(H2c::new(app.clone())),
             http1: app,

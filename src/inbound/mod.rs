@@ -15,10 +15,13 @@ pub mod path;
 pub mod rate_limit;
 pub mod routing;
 pub mod service;
+pub mod tls_certificate;
 pub mod verify;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
@@ -29,17 +32,30 @@ use crate::clock::unix_now;
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
-use crate::store::Store;
+use crate::store::{DedupeStore, Store};
 use crate::telemetry::{self, Span, SpanKind};
 use dedupe::Admission;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
-use routing::RouteTable;
+use routing::{RouteState, RouteTable};
 
 pub struct InboundApp {
+    /// As started: what a reload cannot change (listener, connection limits, upstream).
     config: InboundConfig,
-    routes: RouteTable,
+    /// What a reload changes: each request takes the state current when it arrives.
+    live: ArcSwap<Live>,
     upstream: UpstreamClient,
     server_options: HttpServerOptions,
+    store: Store,
+    /// Opened with the first route that dedupes, then kept for the process.
+    dedupe: Mutex<Option<Arc<dyn DedupeStore>>>,
+    claim_lease: Duration,
+}
+
+/// The routes and body limits, replaced whole by a config reload.
+pub struct Live {
+    routes: RouteTable,
+    max_body: u64,
+    body_timeout: Duration,
 }
 
 /// What became of one request: for metrics and for whether the connection can be reused.
@@ -60,12 +76,58 @@ impl InboundApp {
         // h2c is detected by `connection::InboundService`, which has a deadline for it.
         let mut server_options = HttpServerOptions::default();
         server_options.h2_idle_timeout = Some(config.limits.idle_timeout);
-        Ok(InboundApp {
-            routes: RouteTable::new(&config.routes, store, claim_lease)?,
+        let app = InboundApp {
+            live: ArcSwap::from_pointee(Live {
+                routes: RouteTable::new(
+                    &[],
+                    &RouteState {
+                        store,
+                        dedupe: None,
+                        claim_lease,
+                    },
+                    None,
+                )?,
+                max_body: config.max_body,
+                body_timeout: config.body_timeout,
+            }),
             upstream: UpstreamClient::new(&config)?,
-            config,
             server_options,
+            store: store.clone(),
+            dedupe: Mutex::new(None),
+            claim_lease,
+            config,
+        };
+        let live = app.prepare(&app.config)?;
+        app.apply(live);
+        Ok(app)
+    }
+
+    /// Builds the routes of `config` (a reload's), ready to [`apply`](Self::apply); routes
+    /// that keep their name and limit keep their limiter's state.
+    pub fn prepare(&self, config: &InboundConfig) -> Result<Live, String> {
+        let deduping = config.routes.iter().filter(|r| r.dedupe.is_some()).count();
+        let dedupe = {
+            let mut opened = self.dedupe.lock().unwrap_or_else(|e| e.into_inner());
+            if opened.is_none() && deduping > 0 {
+                *opened = Some(self.store.dedupe(deduping)?);
+            }
+            opened.clone()
+        };
+        let state = RouteState {
+            store: &self.store,
+            dedupe,
+            claim_lease: self.claim_lease,
+        };
+        Ok(Live {
+            routes: RouteTable::new(&config.routes, &state, Some(&self.live.load().routes))?,
+            max_body: config.max_body,
+            body_timeout: config.body_timeout,
         })
+    }
+
+    /// Requests from now on use `live`; those in flight finish with what they started with.
+    pub fn apply(&self, live: Live) {
+        self.live.store(Arc::new(live));
     }
 
     async fn handle(&self, session: &mut ServerSession, trace: &mut Option<Span>) -> Outcome {
@@ -73,7 +135,8 @@ impl InboundApp {
         if let Err(answer) = path::check(&path) {
             return self.reject(session, UNMATCHED_ROUTE, answer, trace).await;
         }
-        let Some(route) = self.routes.find(&path) else {
+        let live = self.live.load_full();
+        let Some(route) = live.routes.find(&path) else {
             let answer = ErrorResponse::new(
                 404,
                 "route_not_found",
@@ -86,8 +149,8 @@ impl InboundApp {
             span.set_name(format!("{} {name}", session.req_header().method));
             span.set("hookgate.route", name);
         }
-        let limit = route.config.max_body.unwrap_or(self.config.max_body);
-        let body = match crate::http_io::read_body(session, limit, self.config.body_timeout).await {
+        let limit = route.config.max_body.unwrap_or(live.max_body);
+        let body = match crate::http_io::read_body(session, limit, live.body_timeout).await {
             Ok(body) => body,
             Err(answer) => return self.reject(session, name, answer, trace).await,
         };

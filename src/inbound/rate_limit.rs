@@ -19,6 +19,8 @@ use crate::store::{Allowance, Decision, RateLimiter, Store};
 /// Seconds a sender should wait when the shared store failed (fail closed).
 pub const STORE_RETRY_AFTER: &str = "5";
 
+/// Cloned when a config reload keeps a route's limit: the state is shared.
+#[derive(Clone)]
 pub struct RouteLimiter {
     limiter: Arc<dyn RateLimiter>,
     key: KeySource,

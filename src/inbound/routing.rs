@@ -1,12 +1,13 @@
 //! Stage 1 of the inbound path: which route does a request path belong to?
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{PathMatch, RouteConfig};
 use crate::inbound::dedupe::RouteDedupe;
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
-use crate::store::Store;
+use crate::store::{DedupeStore, Store};
 
 /// A configured route with what it needs at request time.
 pub struct Route {
@@ -24,38 +25,62 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
+/// What routes are built over: the store, and its dedupe ids (opened once per process: the
+/// embedded ids' files are locked by their holder).
+pub struct RouteState<'a> {
+    pub store: &'a Store,
+    pub dedupe: Option<Arc<dyn DedupeStore>>,
+    /// A dedupe claim is held for at most this long.
+    pub claim_lease: Duration,
+}
+
 impl RouteTable {
-    /// Routes whose dedupe and rate limits keep their state in `store`; a dedupe claim is
-    /// held for at most `claim_lease`.
+    /// Routes whose dedupe and rate limits keep their state in `state`. A route of
+    /// `previous` (the table a config reload replaces) with the same name and limit keeps
+    /// its limiter, and so what its senders have used of it.
     pub fn new(
         routes: &[RouteConfig],
-        store: &Store,
-        claim_lease: Duration,
+        state: &RouteState,
+        previous: Option<&RouteTable>,
     ) -> Result<Self, String> {
-        let deduping = routes.iter().filter(|r| r.dedupe.is_some()).count();
-        let dedupe_store = match deduping {
-            0 => None,
-            n => Some(store.dedupe(n)?),
-        };
         let mut routes = routes
             .iter()
             .map(|config| {
-                // Route names live as long as the process: leaked once, metric labels and
-                // logs borrow them instead of allocating a copy per request.
-                let name: &'static str = Box::leak(config.name.clone().into_boxed_str());
+                let earlier =
+                    previous.and_then(|t| t.routes.iter().find(|r| r.name == config.name));
+                // Route names live as long as the process: leaked once (per name), metric
+                // labels and logs borrow them instead of allocating a copy per request.
+                let name: &'static str = earlier
+                    .map(|r| r.name)
+                    .unwrap_or_else(|| Box::leak(config.name.clone().into_boxed_str()));
                 let verifier =
                     RouteVerifier::new(&config.verify).map_err(|e| format!("route {name}: {e}"))?;
-                let dedupe = config.dedupe.clone().zip(dedupe_store.clone());
+                let dedupe = match (&config.dedupe, &state.dedupe) {
+                    (Some(dedupe), Some(store)) => Some(RouteDedupe::new(
+                        name,
+                        dedupe.clone(),
+                        store.clone(),
+                        state.claim_lease,
+                        config.on_store_error,
+                    )),
+                    (Some(_), None) => return Err(format!("route {name}: no dedupe store")),
+                    (None, _) => None,
+                };
+                let same_limit = |r: &&Route| {
+                    format!("{:?}", r.config.rate_limit) == format!("{:?}", config.rate_limit)
+                        && r.config.on_store_error == config.on_store_error
+                };
+                let limiter = match earlier.filter(same_limit).and_then(|r| r.limiter.clone()) {
+                    Some(kept) => Some(kept),
+                    None => config.rate_limit.as_ref().map(|limit| {
+                        RouteLimiter::new(name, limit, config.on_store_error, state.store)
+                    }),
+                };
                 Ok(Route {
                     name,
                     verifier,
-                    dedupe: dedupe.map(|(dedupe, store)| {
-                        RouteDedupe::new(name, dedupe, store, claim_lease, config.on_store_error)
-                    }),
-                    limiter: config
-                        .rate_limit
-                        .as_ref()
-                        .map(|limit| RouteLimiter::new(name, limit, config.on_store_error, store)),
+                    dedupe,
+                    limiter,
                     config: config.clone(),
                 })
             })
@@ -97,14 +122,19 @@ mod tests {
             max_ids: 10,
         })
         .unwrap();
+        let state = RouteState {
+            store: &store,
+            dedupe: None,
+            claim_lease: Duration::from_secs(30),
+        };
         let table = RouteTable::new(
             &[
                 route("all", PathMatch::Prefix("/hooks/".into())),
                 route("vendors", PathMatch::Prefix("/hooks/vendors/".into())),
                 route("github", PathMatch::Exact("/hooks/github".into())),
             ],
-            &store,
-            Duration::from_secs(30),
+            &state,
+            None,
         )
         .unwrap();
         let name = |p: &str| table.find(p).map(|r| r.config.name.clone());

@@ -166,7 +166,7 @@ impl OutboundApp {
         body: Bytes,
         trace: Option<&mut Span>,
     ) -> Result<(Value, bool), ErrorResponse> {
-        let event = read_event(header, &body, &self.events)?;
+        let event = read_event(header, &body, &self.live.load().events)?;
         let index = self.subscriptions.index().await.map_err(|e| {
             tracing::error!(error = %e, "cannot read the subscriptions");
             ErrorResponse::new(

@@ -8,6 +8,7 @@ pub mod destinations;
 mod egress_proxy;
 mod egress_tls;
 mod events;
+pub mod live;
 mod outcome;
 pub mod pacing;
 pub mod retry;
@@ -17,7 +18,6 @@ pub mod subscriptions;
 pub mod sync;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
-use crate::config::{parse_destination, DeliveryMode, EventsConfig, DYNAMIC_ENDPOINT, EVENTS_PATH};
+use crate::config::{parse_destination, DeliveryMode, DYNAMIC_ENDPOINT, EVENTS_PATH};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
 use crate::schemes::crypto::sha256_hex;
@@ -62,11 +62,8 @@ pub fn new_delivery_id() -> String {
 /// The listener the app posts to.
 pub struct OutboundApp {
     pub queue: Arc<dyn Queue>,
-    /// The configured endpoints, shared with the worker.
-    pub endpoints: Vec<Arc<Endpoint>>,
-    pub max_body: u64,
-    /// `outbound.secrets`, for `Hookgate-Secret-Ref`.
-    pub secrets: HashMap<String, String>,
+    /// The endpoints, secrets and limits, shared with the worker and replaced by a reload.
+    pub live: live::LiveOutbound,
     /// The SSRF guard's exceptions for per-request destinations.
     pub allow: Vec<Cidr>,
     /// Sync deliveries' connection pool.
@@ -77,8 +74,6 @@ pub struct OutboundApp {
     pub wake: Arc<tokio::sync::Notify>,
     /// For `POST /events`: the subscriptions events fan out to.
     pub subscriptions: Arc<subscriptions::Subscriptions>,
-    /// Where a published event's type, tenant and labels are read from.
-    pub events: EventsConfig,
 }
 
 /// How long an `Idempotency-Key` dedupes enqueues.
@@ -118,6 +113,8 @@ impl OutboundApp {
         if target.starts_with("http://") || target.starts_with("https://") {
             let url = target.into_owned();
             return self
+                .live
+                .load()
                 .endpoints
                 .iter()
                 .find(|e| matches_url(e, &url))
@@ -131,7 +128,9 @@ impl OutboundApp {
                 });
         }
         let name = header.uri.path().trim_start_matches('/');
-        self.endpoints
+        self.live
+            .load()
+            .endpoints
             .iter()
             .find(|e| e.config.name == name)
             .cloned()
@@ -178,7 +177,7 @@ impl OutboundApp {
                     .map_err(|e| bad("bad_secret", format!("Hookgate-Secret: {e}")))?;
                 (Some(secret), None)
             }
-            (None, Some(name)) => match self.secrets.get(&name) {
+            (None, Some(name)) => match self.live.load().secrets.get(&name) {
                 Some(secret) => {
                     signer.key(secret).map_err(|e| {
                         bad(
@@ -234,7 +233,8 @@ impl OutboundApp {
                 "post the event to /events",
             ));
         }
-        let body = read_body(session, self.max_body, Duration::from_secs(30)).await?;
+        let max_body = self.live.load().max_body;
+        let body = read_body(session, max_body, Duration::from_secs(30)).await?;
         self.publish(session.req_header(), body, trace).await
     }
 
@@ -281,7 +281,8 @@ impl OutboundApp {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_body(session, self.max_body, Duration::from_secs(30)).await?;
+        let max_body = self.live.load().max_body;
+        let body = read_body(session, max_body, Duration::from_secs(30)).await?;
         let id = new_delivery_id();
         let now = now_ms();
         let record = Record {

@@ -1,17 +1,17 @@
 //! The outbound side as Pingora services: the listener the app posts to, and the delivery
 //! worker in the background, sharing the queue and the endpoints (and so their limits).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use pingora::apps::http_app::HttpServer;
 use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::services::listening::Service;
 use tokio::sync::Notify;
 
-use super::deliver::Endpoint;
-use super::destinations::Destinations;
 use super::egress_proxy::ProxyRoute;
+use super::live::{Live, LiveOutbound, Parts};
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
@@ -25,78 +25,79 @@ pub struct OutboundServices {
     pub queue: Arc<dyn Queue>,
     /// For the admin API's `/admin/subscriptions`.
     pub subscriptions: Arc<Subscriptions>,
+    /// What a config reload replaces.
+    pub reload: OutboundReload,
+}
+
+/// A config reload's way in: the state the listener and worker share, and what it is built from.
+pub struct OutboundReload {
+    pub live: LiveOutbound,
+    pub parts: Parts,
+    pub subscriptions: Arc<Subscriptions>,
+}
+
+impl OutboundReload {
+    /// Builds what `config` (a reload's) says, ready to [`apply`](Self::apply).
+    pub fn prepare(&self, config: &OutboundConfig) -> Result<Live, String> {
+        Live::build(config, &self.parts)
+    }
+
+    /// Messages from now on use `live`; the YAML's subscriptions are written into the
+    /// store again before the next publish or delivery reads them.
+    pub fn apply(&self, live: Live, config: &OutboundConfig) {
+        self.live.store(Arc::new(live));
+        self.subscriptions.reconfigure(config.subscriptions.clone());
+    }
 }
 
 /// The outbound listener and worker over `store`'s queue.
 pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServices, String> {
     let queue = store.queue()?;
-    let time_scale = retry_time_scale()?;
-    // One for the listener's sync deliveries and the worker: they share the limits.
-    let pacing = store.pacing();
-    let proxy = config.proxy.as_ref().map(ProxyRoute::start).transpose()?;
-    let endpoints = config
-        .endpoints
-        .iter()
-        .map(|e| {
-            Endpoint::new(e.clone(), pacing.clone(), time_scale)
-                .map(|e| Arc::new(e.with_proxy(proxy.clone())))
-                .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let secrets: HashMap<String, String> = config
-        .secrets
-        .iter()
-        .map(|(n, s)| (n.clone(), s.expose().to_string()))
-        .collect();
+    let parts = Parts {
+        // One for the listener's sync deliveries and the worker: they share the limits.
+        pacing: store.pacing(),
+        proxy: config.proxy.as_ref().map(ProxyRoute::start).transpose()?,
+        time_scale: retry_time_scale()?,
+    };
+    let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts)?));
     let subscriptions = Arc::new(Subscriptions::new(
         store.subscriptions()?,
         config.subscriptions.clone(),
         config.allow_private_destinations.clone(),
-        pacing.clone(),
-        proxy.clone(),
-        time_scale,
+        parts.pacing.clone(),
+        parts.proxy.clone(),
+        parts.time_scale,
     ));
     let wake = Arc::new(Notify::new());
     let app = OutboundApp {
         queue: queue.clone(),
-        endpoints: endpoints.clone(),
-        max_body: config.max_body,
-        secrets: secrets.clone(),
+        live: live.clone(),
         allow: config.allow_private_destinations.clone(),
         connector: pingora::connectors::http::Connector::new(None),
-        time_scale,
+        time_scale: parts.time_scale,
         wake: wake.clone(),
         subscriptions: subscriptions.clone(),
-        events: config.events.clone(),
     };
     let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
     listener.add_tcp(&config.listen.to_string());
-    let destinations = Destinations::new(
-        secrets,
-        config.allow_private_destinations.clone(),
-        (
-            config.destinations.clone(),
-            config.destinations_tls.clone(),
-            config.destinations_trace_propagation,
-        ),
-        pacing,
-        proxy,
-        time_scale,
-    );
     let worker = DeliveryWorker::new(
         queue.clone(),
-        endpoints,
-        destinations,
+        live.clone(),
         subscriptions.clone(),
         config.concurrency as usize,
-        time_scale,
+        parts.time_scale,
         wake,
     );
     Ok(OutboundServices {
         listener,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),
         queue,
-        subscriptions,
+        subscriptions: subscriptions.clone(),
+        reload: OutboundReload {
+            live,
+            parts,
+            subscriptions,
+        },
     })
 }
 

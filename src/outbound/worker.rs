@@ -12,7 +12,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::{Notify, Semaphore};
 
 use super::deliver::Endpoint;
-use super::destinations::Destinations;
+use super::live::LiveOutbound;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
 use super::retry::next_step;
 use super::subscriptions::index::Index;
@@ -46,14 +46,11 @@ type Claimed = (Record, Vec<u8>);
 
 pub struct DeliveryWorker {
     queue: Arc<dyn Queue>,
-    destinations: Destinations,
+    /// The endpoints and destinations, replaced by a config reload.
+    live: LiveOutbound,
     subscriptions: Arc<Subscriptions>,
-    endpoints: HashMap<String, Arc<Endpoint>>,
     /// Deliveries in flight at once (`outbound.concurrency`).
     concurrency: usize,
-    /// A claim outlives any attempt of a configured endpoint or destination: after it
-    /// lapses, another worker may try again. See [`DeliveryWorker::lease`].
-    lease: Duration,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
     /// Rung when a message is accepted and when enough delivery slots are free: the worker
@@ -64,29 +61,17 @@ pub struct DeliveryWorker {
 impl DeliveryWorker {
     pub fn new(
         queue: Arc<dyn Queue>,
-        endpoints: Vec<Arc<Endpoint>>,
-        destinations: Destinations,
+        live: LiveOutbound,
         subscriptions: Arc<Subscriptions>,
         concurrency: usize,
         time_scale: f64,
         wake: Arc<Notify>,
     ) -> Self {
-        // Subscriptions' timeouts are added at each claim, from their index.
-        let longest = endpoints
-            .iter()
-            .map(|e| e.config.policy.retry.timeout)
-            .max()
-            .unwrap_or(destinations.policy().retry.timeout);
         DeliveryWorker {
             queue,
-            destinations,
+            live,
             subscriptions,
             concurrency,
-            lease: longest + LEASE_MARGIN,
-            endpoints: endpoints
-                .into_iter()
-                .map(|e| (e.config.name.clone(), e))
-                .collect(),
             time_scale,
             wake,
         }
@@ -101,11 +86,13 @@ impl DeliveryWorker {
                 None => Err(format!("subscription {} was deleted", event.subscription)),
             };
         }
+        let live = self.live.load();
         match &record.target {
-            Some(target) => self.destinations.endpoint(target, now_ms()),
-            None => self
+            Some(target) => live.destinations.endpoint(target, now_ms()),
+            None => live
                 .endpoints
-                .get(&record.endpoint)
+                .iter()
+                .find(|e| e.config.name == record.endpoint)
                 .cloned()
                 .ok_or_else(|| format!("endpoint {} is no longer configured", record.endpoint)),
         }
@@ -210,7 +197,7 @@ impl DeliveryWorker {
             .subscriptions
             .cached()
             .map_or(MAX_TIMEOUT, |index| index.longest_timeout);
-        self.lease.max(subscriptions + LEASE_MARGIN)
+        self.live.load().longest_timeout.max(subscriptions) + LEASE_MARGIN
     }
 
     /// How long to sleep until the next message falls due (at most [`IDLE_POLL`]); a
@@ -234,7 +221,12 @@ impl DeliveryWorker {
             return;
         };
         let now = now_ms();
-        let mut names: BTreeSet<&str> = self.endpoints.keys().map(String::as_str).collect();
+        let live = self.live.load();
+        let mut names: BTreeSet<&str> = live
+            .endpoints
+            .iter()
+            .map(|e| e.config.name.as_str())
+            .collect();
         names.extend(depths.iter().map(|d| d.endpoint.as_str()));
         for name in names {
             let depth = depths.iter().find(|d| d.endpoint == name);
@@ -259,7 +251,7 @@ impl DeliveryWorker {
                     .set(count as i64);
             }
         }
-        for name in self.endpoints.keys() {
+        for name in live.endpoints.iter().map(|e| &e.config.name) {
             let enabled = states
                 .iter()
                 .find(|(n, _)| n == name)

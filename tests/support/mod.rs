@@ -429,6 +429,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     log: PathBuf,
+    /// The path hookgate was started with.
+    pub config: PathBuf,
 }
 
 pub struct GatewayBuilder {
@@ -448,6 +450,8 @@ pub struct GatewayBuilder {
     outbound_extra: String,
     /// More top-level sections, e.g. `telemetry:`.
     sections: String,
+    /// Lay the config out as a mounted Kubernetes ConfigMap (symlinks through `..data`).
+    config_map: bool,
 }
 
 /// Runs the hookgate CLI against `gateway`'s admin port: whether it succeeded, and what it
@@ -488,6 +492,7 @@ impl Gateway {
             endpoints: None,
             outbound_extra: String::new(),
             sections: String::new(),
+            config_map: false,
         }
     }
 
@@ -570,6 +575,26 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The config file's text as it is now.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).unwrap()
+    }
+
+    /// Replaces the config as the kubelet updates a ConfigMap volume: the new file in a new
+    /// directory, then `..data` swapped to it in one rename.
+    pub fn swap_config_map(&self, text: &str) {
+        swap_config_map(self.config.parent().unwrap(), text);
+    }
+
+    /// Sends `signal` (e.g. `HUP`) to hookgate.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
     }
 
     pub fn pid(&self) -> u32 {
@@ -716,6 +741,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Writes the config as a Kubernetes ConfigMap volume holds it: `hookgate.yaml` a
+    /// symlink to `..data/hookgate.yaml`, `..data` a symlink to a versioned directory.
+    pub fn config_map(mut self) -> Self {
+        self.config_map = true;
+        self
+    }
+
     /// A top-level section of the config, e.g. `"telemetry:\n  sampling: 1.0\n"`.
     pub fn section(mut self, yaml: &str) -> Self {
         self.sections.push_str(yaml);
@@ -765,12 +797,26 @@ impl GatewayBuilder {
         let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = dir.path().join("hookgate.yaml");
         let store = self
             .store
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
-        std::fs::write(&config, self.config_text(inbound, outbound, admin, &store)).unwrap();
+        let text = self.config_text(inbound, outbound, admin, &store);
+        let config = match self.config_map {
+            false => {
+                let config = dir.path().join("hookgate.yaml");
+                std::fs::write(&config, text).unwrap();
+                config
+            }
+            true => {
+                let volume = dir.path().join("configmap");
+                std::fs::create_dir(&volume).unwrap();
+                swap_config_map(&volume, &text);
+                std::os::unix::fs::symlink("..data/hookgate.yaml", volume.join("hookgate.yaml"))
+                    .unwrap();
+                volume.join("hookgate.yaml")
+            }
+        };
         let log = dir.path().join("hookgate.log");
         let mut command = match self.open_files {
             // prlimit sets the limit and then executes hookgate in its own process.
@@ -812,6 +858,7 @@ impl GatewayBuilder {
             admin,
             dir,
             log,
+            config,
         };
         let client = reqwest::Client::new();
         let started = Instant::now();
@@ -1117,4 +1164,16 @@ impl Drop for OtlpReceiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Points `volume/..data` at a new directory holding `text` as `hookgate.yaml`.
+fn swap_config_map(volume: &std::path::Path, text: &str) {
+    static VERSION: AtomicU32 = AtomicU32::new(0);
+    let version = format!("..v{}", VERSION.fetch_add(1, Ordering::SeqCst));
+    std::fs::create_dir(volume.join(&version)).unwrap();
+    std::fs::write(volume.join(&version).join("hookgate.yaml"), text).unwrap();
+    let staged = volume.join("..data_tmp");
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(&version, &staged).unwrap();
+    std::fs::rename(&staged, volume.join("..data")).unwrap();
 }

@@ -47,8 +47,9 @@ pub struct Subscriptions {
     pacing: Arc<dyn PacingStore>,
     proxy: Option<Arc<ProxyRoute>>,
     time_scale: f64,
-    /// `outbound.subscriptions`, written into the store before the index is first read.
-    from_config: Vec<SubscriptionConfig>,
+    /// `outbound.subscriptions`, written into the store before the index is first read
+    /// (and again after a config reload).
+    from_config: RwLock<Arc<Vec<SubscriptionConfig>>>,
     config_written: AtomicBool,
 }
 
@@ -88,7 +89,7 @@ impl Subscriptions {
     ) -> Self {
         Subscriptions {
             proxy,
-            from_config,
+            from_config: RwLock::new(Arc::new(from_config)),
             config_written: Default::default(),
             store,
             index: RwLock::default(),
@@ -121,6 +122,19 @@ impl Subscriptions {
         Ok(index)
     }
 
+    /// A reloaded config's subscriptions: written into the store before it is read next.
+    pub fn reconfigure(&self, from_config: Vec<SubscriptionConfig>) {
+        *self.from_config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(from_config);
+        self.config_written.store(false, Ordering::Release);
+    }
+
+    fn configured(&self) -> Arc<Vec<SubscriptionConfig>> {
+        self.from_config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The config file's subscriptions are in the store before anything reads it.
     async fn write_config_once(&self) -> Result<(), StoreError> {
         if self.config_written.load(Ordering::Acquire) {
@@ -140,7 +154,8 @@ impl Subscriptions {
     async fn write_config(&self) -> Result<(), StoreError> {
         let (_, stored) = self.store.load().await?;
         let now = now_ms();
-        for config in &self.from_config {
+        let configured = self.configured();
+        for config in configured.iter() {
             let earlier = stored.iter().find(|s| s.id == config.id);
             let wanted = from_config(config, earlier, now);
             let unchanged = earlier.is_some_and(|e| {
@@ -155,7 +170,7 @@ impl Subscriptions {
         }
         for gone in stored
             .iter()
-            .filter(|s| s.from_config && !self.from_config.iter().any(|c| c.id == s.id))
+            .filter(|s| s.from_config && !configured.iter().any(|c| c.id == s.id))
         {
             self.store.delete(&gone.id).await?;
         }
@@ -335,7 +350,7 @@ impl Subscriptions {
             mode: DeliveryMode::Async,
             // Files on this host: only subscriptions written in the config name them.
             tls: self
-                .from_config
+                .configured()
                 .iter()
                 .find(|c| c.id == s.id && s.from_config)
                 .and_then(|c| c.tls.clone()),
