@@ -24,6 +24,8 @@ use crate::metrics::{SpanLabels, METRICS};
 const MAX_BATCH: usize = 512;
 /// How long a batch waits for more spans before it is sent.
 const BATCH_DELAY: Duration = Duration::from_millis(500);
+/// How often a batch being filled takes what was queued meanwhile.
+const FILL_TICK: Duration = Duration::from_millis(20);
 /// Most of a collector's answer that is read.
 const ANSWER_LIMIT: usize = 64 * 1024;
 
@@ -72,27 +74,21 @@ impl BackgroundService for Exporter {
                 received = spans.recv_many(&mut batch, MAX_BATCH) => received == 0,
                 _ = shutdown.changed() => true,
             };
-            if !stopping {
-                // Fill the batch for a while: fewer, larger requests.
-                let deadline = tokio::time::sleep(BATCH_DELAY);
-                tokio::pin!(deadline);
-                while batch.len() < MAX_BATCH {
-                    let room = MAX_BATCH - batch.len();
-                    tokio::select! {
-                        received = spans.recv_many(&mut batch, room) => {
-                            if received == 0 { break }
-                        }
-                        _ = &mut deadline => break,
-                    }
-                }
-            } else {
-                // What is queued goes out once more, then the service ends.
+            // Fill the batch for a while: fewer, larger requests. Looked at every few
+            // milliseconds rather than waited on, so that a request ending a span never
+            // wakes this thread (a wake-up per span cost more than the span).
+            let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+            loop {
                 while batch.len() < MAX_BATCH {
                     match spans.try_recv() {
                         Ok(span) => batch.push(span),
                         Err(_) => break,
                     }
                 }
+                if stopping || batch.len() >= MAX_BATCH || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(FILL_TICK).await;
             }
             if !batch.is_empty() {
                 let body = export_request(&self.resource, &batch);

@@ -57,17 +57,27 @@ const STATUS_ERROR: u64 = 2;
 /// `Span.flags`: the W3C trace flags (bits 0-7); every exported span is sampled.
 const FLAG_SAMPLED: u32 = 1;
 
+/// `value` as a protobuf varint: the bytes, and how many of them.
+fn varint(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    while value >= 0x80 {
+        bytes[n] = value as u8 | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    bytes[n] = value as u8;
+    (bytes, n + 1)
+}
+
 /// A protobuf message being written.
 #[derive(Default)]
 struct Writer(Vec<u8>);
 
 impl Writer {
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.0.push(value as u8 | 0x80);
-            value >>= 7;
-        }
-        self.0.push(value as u8);
+    fn varint(&mut self, value: u64) {
+        let (bytes, n) = varint(value);
+        self.0.extend_from_slice(&bytes[..n]);
     }
 
     fn tag(&mut self, field: u32, wire: u32) {
@@ -99,11 +109,15 @@ impl Writer {
         self.0.extend_from_slice(&value.to_le_bytes());
     }
 
-    /// A nested message, written by `write` into a buffer of its own.
+    /// A nested message: `write` writes it in place, then its length (known only then) is
+    /// moved in front of it. No buffer per message: a batch is one allocation.
     fn message(&mut self, field: u32, write: impl FnOnce(&mut Writer)) {
-        let mut inner = Writer::default();
-        write(&mut inner);
-        self.bytes(field, &inner.0);
+        self.tag(field, WIRE_LEN);
+        let start = self.0.len();
+        write(self);
+        let (length, n) = varint((self.0.len() - start) as u64);
+        self.0.extend_from_slice(&length[..n]);
+        self.0[start..].rotate_right(n);
     }
 
     fn key_value(&mut self, field: u32, key: &str, value: &Value) {
@@ -120,7 +134,7 @@ impl Writer {
 
 /// The request body for `POST /v1/traces`: one resource, one scope, these spans.
 pub fn export_request(resource: &[(String, String)], spans: &[Box<SpanData>]) -> Vec<u8> {
-    let mut request = Writer::default();
+    let mut request = Writer(Vec::with_capacity(512 + spans.len() * 600));
     request.message(field::RESOURCE_SPANS, |rs| {
         rs.message(field::RESOURCE, |r| {
             for (key, value) in resource {
@@ -189,5 +203,11 @@ mod tests {
         let mut w = Writer::default();
         w.uint(3, -1i64 as u64);
         assert_eq!(w.0.len(), 11);
+        // A nested message's length goes in front of it, as a varint of 2 bytes here.
+        let mut w = Writer::default();
+        w.message(1, |inner| inner.bytes(2, &[7u8; 200]));
+        let mut expected = vec![0x0a, 0xcb, 0x01, 0x12, 0xc8, 0x01];
+        expected.extend([7u8; 200]);
+        assert_eq!(w.0, expected);
     }
 }
