@@ -190,7 +190,10 @@ try:
         kept &= pod["spec"]["volumes"][:len(original.get("volumes", []))] == original.get("volumes", [])
         check(f"inject {fixture}: the pod's own init containers and volumes are kept", kept)
         check(f"inject {fixture}: marked as injected", pod["metadata"]["annotations"]["hookgate.io/injected"] == "true")
-        env = {e["name"]: e["value"] for e in sidecar["env"]}
+        env = {e["name"]: e["value"] for e in sidecar["env"] if "value" in e}
+        from_pod = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in sidecar["env"] if "valueFrom" in e}
+        check(f"inject {fixture}: the pod's name and namespace reach the trace resource (downward API)",
+              from_pod == {"HOOKGATE_POD_NAME": "metadata.name", "HOOKGATE_POD_NAMESPACE": "metadata.namespace"})
         mounted = {v["name"]: v for v in pod["spec"]["volumes"]}
         check(f"inject {fixture}: config from the ConfigMap named by hookgate.io/config",
               mounted["hookgate-config"]["configMap"]["name"] == "orders-hookgate")
