@@ -22,7 +22,8 @@ pub struct Live {
     pub secrets: HashMap<String, String>,
     pub events: EventsConfig,
     pub max_body: u64,
-    /// The longest attempt of an endpoint or destination: claims outlast it.
+    /// The longest attempt of a configured endpoint (of a destination without endpoints):
+    /// claims outlast it.
     pub longest_timeout: Duration,
 }
 
@@ -65,12 +66,13 @@ impl Live {
             parts.proxy.clone(),
             parts.time_scale,
         );
+        // As before reloads existed: the endpoints' longest, or the destinations' without
+        // endpoints (a destination's longer timeout is not counted: see the worker's lease).
         let longest_timeout = endpoints
             .iter()
             .map(|e| e.config.policy.retry.timeout)
-            .chain([destinations.policy().retry.timeout])
             .max()
-            .unwrap_or_default();
+            .unwrap_or(destinations.policy().retry.timeout);
         Ok(Live {
             endpoints,
             destinations,
