@@ -2,14 +2,18 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
+use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
+use crate::admin::overview::{Overview, Sampler};
 use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
+use crate::inbound::refusals::RecentRefusals;
 use crate::reload::Reloader;
 use crate::{inbound, outbound, store, telemetry};
+use pingora::services::background::background_service;
 
 /// Builds the server with every configured service, ready to run; with `path` (the file
 /// `config` came from), a reload follows its changes and `SIGHUP`.
@@ -44,9 +48,11 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         server.add_service(exporter);
     }
 
+    let refusals = Arc::new(RecentRefusals::new(config.admin.recent_refusals));
+    let overview = Arc::new(Overview::default());
     let mut inbound_app = None;
     if let Some(config) = &config.inbound {
-        let (service, app) = inbound::service::service(config, &store)?;
+        let (service, app) = inbound::service::service(config, &store, refusals.clone())?;
         server.add_service(service);
         inbound_app = Some(app);
     }
@@ -60,7 +66,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             queue: services.queue.clone(),
             connector: pingora::connectors::http::Connector::new(None),
         });
-        deliveries = Some(services.queue);
+        deliveries = Some((services.queue, services.recent));
         outbound_reload = Some(services.reload);
     }
     let readiness = Readiness {
@@ -76,7 +82,10 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         token: config.admin.token.clone(),
         endpoints: outbound_reload.as_ref().map(|r| r.live.clone()),
         subscriptions,
+        refusals,
+        overview: overview.clone(),
     };
+    server.add_service(background_service("console sampler", Sampler(overview)));
     server.add_service(admin::service(&config.admin, app));
     if let Some(path) = path {
         let reloader = Reloader::service(path.to_path_buf(), config, inbound_app, outbound_reload);

@@ -188,3 +188,83 @@ async fn json_logs_never_contain_secrets() {
         );
     }
 }
+
+/// The console's "why did this webhook not arrive": the last refusals, with the delivery id
+/// the request claimed and the names of its headers, never a signature or a body.
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_refusals_say_why_without_secrets() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: rejento, path: /hooks/rejento, verify: { scheme: rejento, secrets: [s3cret] } }\n")
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let body = br#"{"event":"candidate.created","note":"<script>alert(1)</script>"}"#;
+    let mut forged = sign("rejento", "not-the-secret", "dlv_forged_1", body, None);
+    forged.push(("X-Trace-Me".into(), "value-never-kept".into()));
+    let url = gateway.url("/hooks/rejento");
+    assert_eq!(post(&client, &url, &forged, body).await.status(), 401);
+    let good = sign("rejento", "s3cret", "dlv_good", body, None);
+    assert_eq!(post(&client, &url, &good, body).await.status(), 200);
+    assert_eq!(
+        post(&client, &gateway.url("/nowhere"), &[], b"")
+            .await
+            .status(),
+        404
+    );
+
+    let (status, answer) = gateway.admin(reqwest::Method::GET, "/admin/refusals").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["kept"], 500);
+    let list = answer["refusals"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{answer}");
+    assert_eq!(list[0]["reason"], "route_not_found");
+    assert_eq!(list[0]["route"], "_unmatched");
+    let forged = &list[1];
+    assert_eq!(forged["reason"], "invalid_signature");
+    assert_eq!(forged["route"], "rejento");
+    assert_eq!(forged["status"], 401);
+    assert_eq!(forged["source"], "127.0.0.1");
+    assert_eq!(forged["delivery_id"], "dlv_forged_1");
+    let headers: Vec<&str> = forged["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert!(
+        headers.contains(&"x-rejento-signature") && headers.contains(&"x-trace-me"),
+        "{headers:?}"
+    );
+    let text = answer.to_string();
+    for kept_out in ["value-never-kept", "script", "s3cret"] {
+        assert!(!text.contains(kept_out), "{kept_out} in {text}");
+    }
+    let signature = &sign("rejento", "not-the-secret", "dlv_forged_1", body, None)[0].1;
+    assert!(!text.contains(signature.as_str()));
+
+    let (_, filtered) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/refusals?reason=invalid_signature&route=rejento",
+        )
+        .await;
+    assert_eq!(filtered["refusals"].as_array().unwrap().len(), 1);
+    let (_, limited) = gateway
+        .admin(reqwest::Method::GET, "/admin/refusals?limit=1")
+        .await;
+    assert_eq!(limited["refusals"][0]["reason"], "route_not_found");
+    let (status, bad) = gateway
+        .admin(reqwest::Method::GET, "/admin/refusals?limit=0")
+        .await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("invalid_limit"))
+    );
+    let anonymous = client
+        .get(gateway.admin_url("/admin/refusals"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -1208,3 +1208,50 @@ async fn each_per_request_destination_gets_the_configured_concurrency() {
         started.elapsed()
     );
 }
+
+/// A delivered message leaves the queue; the admin API (and the console) still show it,
+/// with its attempts, from the last deliveries kept in memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn delivered_messages_are_shown_after_they_leave_the_queue() {
+    let receiver = TestApp::start().await;
+    let gateway = Gateway::builder(receiver.url())
+        .endpoints(&acme_endpoint(&receiver, "/in", ""))
+        .start()
+        .await;
+    let sent = send_to_acme(&gateway, "{\"n\":1}").await;
+    let id = sent.json::<serde_json::Value>().await.unwrap()["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    receiver.wait_for(1).await;
+    let mut shown = serde_json::Value::Null;
+    eventually("shown as delivered", Duration::from_secs(10), async || {
+        shown = gateway
+            .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+            .await
+            .1;
+        shown["state"] == "delivered"
+    })
+    .await;
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["attempts"][0]["status"], 200);
+    assert!(shown["delivered_ms"].as_u64().is_some());
+    let (_, list) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?state=delivered&endpoint=acme",
+        )
+        .await;
+    assert_eq!(list["deliveries"][0]["id"], id.as_str());
+    let (_, other) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?state=delivered&endpoint=other",
+        )
+        .await;
+    assert_eq!(other["deliveries"].as_array().unwrap().len(), 0);
+    assert!(
+        gateway.stored_deliveries().await.is_empty(),
+        "it left the queue"
+    );
+}

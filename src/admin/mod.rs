@@ -2,6 +2,8 @@
 //! and with `admin.token` the admin API: deliveries, endpoints, the queue, and
 //! subscriptions ([`subscriptions`]).
 
+pub mod console;
+pub mod overview;
 pub mod subscriptions;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,7 +21,9 @@ use crate::clock::now_ms;
 use crate::config::{AdminConfig, Secret, DYNAMIC_ENDPOINT};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
+use crate::inbound::refusals::RecentRefusals;
 use crate::metrics::METRICS;
+use crate::outbound::recent::RecentDeliveries;
 use crate::schemes::crypto::ct_eq;
 use crate::store::queue::{EndpointState, Queue, Record, State};
 use crate::store::Store;
@@ -34,14 +38,18 @@ pub struct Readiness {
 
 pub struct AdminApp {
     pub readiness: Readiness,
-    /// The outbound queue, for `/admin/deliveries`.
-    pub deliveries: Option<Arc<dyn Queue>>,
+    /// The outbound queue, and the last messages delivered, for `/admin/deliveries`.
+    pub deliveries: Option<(Arc<dyn Queue>, Arc<RecentDeliveries>)>,
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
     /// The configured outbound endpoints (as the config, reloaded or not, says).
     pub endpoints: Option<crate::outbound::live::LiveOutbound>,
     /// `/admin/subscriptions`, with an outbound side.
     pub subscriptions: Option<subscriptions::SubscriptionApi>,
+    /// The last inbound refusals, for `/admin/refusals`.
+    pub refusals: Arc<RecentRefusals>,
+    /// Counts over the last minute and hour, for `/admin/overview`.
+    pub overview: Arc<overview::Overview>,
 }
 
 /// The largest body an admin API call may send (a subscription with its metadata).
@@ -98,6 +106,15 @@ fn is_destination(name: &str) -> bool {
         .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A request's query, decoded.
+fn query_params(header: &pingora::http::RequestHeader) -> Vec<(String, String)> {
+    header
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
 fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Response<Vec<u8>> {
     ErrorResponse::new(status, code, message).to_response()
 }
@@ -116,6 +133,89 @@ impl AdminApp {
 
     fn has_endpoint(&self, name: &str) -> bool {
         self.endpoint_names().iter().any(|e| e == name)
+    }
+
+    /// `GET /admin/overview`: inbound counts per route, outbound deliveries and the queue,
+    /// open circuits, disabled endpoints and subscriptions, and the last hour per minute.
+    async fn overview_api(&self) -> Response<Vec<u8>> {
+        let mut report = self.overview.report();
+        if let Some((queue, _)) = &self.deliveries {
+            let (depths, states) = match (queue.depth().await, queue.endpoint_states().await) {
+                (Ok(depths), Ok(states)) => (depths, states),
+                (Err(e), _) | (_, Err(e)) => {
+                    return api_error(503, "queue_unavailable", e.to_string())
+                }
+            };
+            let mut totals = json!({ "pending": 0, "scheduled": 0, "dead": 0 });
+            for depth in &depths {
+                for bucket in crate::store::queue::Bucket::ALL {
+                    let total = &mut totals[bucket.as_str()];
+                    *total = json!(total.as_u64().unwrap_or(0) + depth.count(bucket));
+                }
+            }
+            let disabled: Vec<_> = states
+                .iter()
+                .filter(|(_, s)| !s.enabled)
+                .map(
+                    |(name, s)| json!({ "name": name, "reason": s.reason, "since_ms": s.since_ms }),
+                )
+                .collect();
+            let circuits: Vec<_> = states
+                .iter()
+                .filter(|(_, s)| s.paused_until_ms.is_some_and(|until| until > now_ms()))
+                .map(|(name, s)| json!({ "name": name, "reason": s.reason, "until_ms": s.paused_until_ms }))
+                .collect();
+            report["outbound"]["queue"] = totals;
+            report["outbound"]["endpoints"] = json!(depths);
+            report["outbound"]["disabled_endpoints"] = json!(disabled);
+            report["outbound"]["open_circuits"] = json!(circuits);
+        }
+        if let Some(api) = &self.subscriptions {
+            if let Ok(index) = api.subscriptions.index().await {
+                let disabled: Vec<_> = index
+                    .by_id
+                    .values()
+                    .filter(|s| !s.enabled)
+                    .map(|s| json!({ "id": s.id, "reason": s.disabled_reason }))
+                    .collect();
+                report["outbound"]["subscriptions"] = json!(index.by_id.len());
+                report["outbound"]["disabled_subscriptions"] = json!(disabled);
+            }
+        }
+        json_response(200, report)
+    }
+
+    /// `GET /admin/refusals[?route=&reason=&limit=]`: the last inbound refusals, newest first.
+    fn refusals_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        let header = session.req_header();
+        if header.method != http::Method::GET {
+            return api_error(405, "method_not_allowed", "GET /admin/refusals");
+        }
+        let query = query_params(header);
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let limit = match param("limit").map(str::parse::<usize>) {
+            None => 100,
+            Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+            Some(_) => {
+                return ErrorResponse::new(
+                    400,
+                    "invalid_limit",
+                    "limit is a whole number from 1 to 10000",
+                )
+                .with_field("limit")
+                .to_response()
+            }
+        };
+        let list = self.refusals.list(param("route"), param("reason"), limit);
+        json_response(
+            200,
+            json!({ "refusals": list, "kept": self.refusals.capacity() }),
+        )
     }
 
     /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
@@ -141,7 +241,12 @@ impl AdminApp {
                 "send Authorization: Bearer <admin.token>",
             );
         }
-        let Some(queue) = self.deliveries.clone() else {
+        match session.req_header().uri.path() {
+            "/admin/refusals" => return self.refusals_api(session),
+            "/admin/overview" => return self.overview_api().await,
+            _ => {}
+        }
+        let Some((queue, recent)) = self.deliveries.clone() else {
             return api_error(
                 404,
                 "outbound_not_configured",
@@ -154,11 +259,7 @@ impl AdminApp {
         };
         let header = session.req_header();
         let path = header.uri.path().to_string();
-        let query: Vec<(String, String)> = header
-            .uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
+        let query = query_params(header);
         let param = |name: &str| {
             query
                 .iter()
@@ -178,17 +279,18 @@ impl AdminApp {
         let result = match (method.as_str(), segments.as_slice()) {
             ("GET", ["deliveries"]) => {
                 let state = match param("state").as_deref() {
-                    None => None,
+                    None | Some("delivered") => None,
                     Some("pending") => Some(State::Pending),
                     Some("dead") => Some(State::Dead),
                     Some(other) => {
                         return api_error(
                             400,
                             "bad_request",
-                            format!("state is pending or dead, not {other:?}"),
+                            format!("state is pending, dead or delivered, not {other:?}"),
                         )
                     }
                 };
+                let delivered = param("state").as_deref() == Some("delivered");
                 let endpoint = param("endpoint");
                 // A subscription's, a tenant's or an event type's deliveries.
                 let (subscription, tenant, event_type) =
@@ -202,14 +304,20 @@ impl AdminApp {
                                 && event_type.as_ref().is_none_or(|t| &e.event_type == t)
                         })
                 };
+                let of_endpoint = |r: &Record| endpoint.as_ref().is_none_or(|e| &r.endpoint == e);
+                if delivered {
+                    let list = recent.list(|r| of_endpoint(r) && wanted(r));
+                    return json_response(200, json!({ "deliveries": list }));
+                }
                 queue.list(endpoint.as_deref(), state).await.map(|r| {
                     let r: Vec<_> = r.into_iter().filter(wanted).map(Record::redacted).collect();
                     Some(json!({ "deliveries": r }))
                 })
             }
-            ("GET", ["deliveries", id]) => {
-                queue.get(id).await.map(|r| r.map(|r| json!(r.redacted())))
-            }
+            ("GET", ["deliveries", id]) => queue
+                .get(id)
+                .await
+                .map(|r| r.map(|r| json!(r.redacted())).or_else(|| recent.get(id))),
             ("POST", ["deliveries", id, "retry"]) => queue
                 .retry_now(id, now_ms())
                 .await
@@ -316,6 +424,10 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         if path.starts_with("/admin/") {
             return self.admin_api(session).await;
+        }
+        if let Some(page) = console::asset(&path) {
+            let _ = session.drain_request_body().await;
+            return page;
         }
         // Only the admin API reads a body; drain so the connection can be reused.
         let _ = session.drain_request_body().await;

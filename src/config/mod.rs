@@ -65,6 +65,8 @@ pub struct ServerSettings {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<Secret>,
+    /// Inbound refusals kept in memory for the console and `/admin/refusals` (0: none).
+    pub recent_refusals: usize,
 }
 
 #[derive(Debug, Clone)]

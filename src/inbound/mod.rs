@@ -13,6 +13,7 @@ pub mod forward;
 pub mod head_limits;
 pub mod path;
 pub mod rate_limit;
+pub mod refusals;
 pub mod routing;
 pub mod service;
 pub mod tls_certificate;
@@ -36,6 +37,7 @@ use crate::store::{DedupeStore, Store};
 use crate::telemetry::{self, Span, SpanKind};
 use dedupe::Admission;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
+use refusals::{RecentRefusals, Refusal};
 use routing::{RouteState, RouteTable};
 
 pub struct InboundApp {
@@ -49,6 +51,8 @@ pub struct InboundApp {
     /// Opened with the first route that dedupes, then kept for the process.
     dedupe: Mutex<Option<Arc<dyn DedupeStore>>>,
     claim_lease: Duration,
+    /// The last refusals, for the console.
+    refusals: Arc<RecentRefusals>,
 }
 
 /// The routes and body limits, replaced whole by a config reload.
@@ -68,8 +72,13 @@ struct Outcome {
 }
 
 impl InboundApp {
-    /// The inbound app over `store`'s dedupe and rate limiters.
-    pub fn new(config: InboundConfig, store: &Store) -> Result<Self, String> {
+    /// The inbound app over `store`'s dedupe and rate limiters, keeping its last refusals
+    /// in `refusals`.
+    pub fn new(
+        config: InboundConfig,
+        store: &Store,
+        refusals: Arc<RecentRefusals>,
+    ) -> Result<Self, String> {
         // A claim stays in flight at most this long: longer than any delivery.
         let claim_lease =
             config.connect_timeout + config.upstream_timeout * 2 + Duration::from_secs(10);
@@ -95,6 +104,7 @@ impl InboundApp {
             store: store.clone(),
             dedupe: Mutex::new(None),
             claim_lease,
+            refusals,
             config,
         };
         let live = app.prepare(&app.config)?;
@@ -341,6 +351,36 @@ impl InboundApp {
         outcome
     }
 
+    /// Keeps a refusal for the console: names of headers, never values but the claimed id.
+    fn remember_refusal(&self, session: &ServerSession, outcome: &Outcome, head_read: bool) {
+        if self.refusals.capacity() == 0 {
+            return;
+        }
+        let (headers, delivery_id) = match head_read {
+            true => {
+                let live = self.live.load();
+                let id_header = live
+                    .routes
+                    .by_name(outcome.route)
+                    .and_then(|r| r.id_header());
+                Refusal::describe(session.req_header(), id_header)
+            }
+            false => (Vec::new(), None),
+        };
+        self.refusals.record(Refusal {
+            at_ms: crate::clock::now_ms(),
+            route: outcome.route,
+            reason: outcome.outcome,
+            status: outcome.status,
+            source: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            delivery_id,
+            headers,
+        });
+    }
+
     async fn answer(
         &self,
         session: &mut ServerSession,
@@ -374,8 +414,12 @@ impl HttpServerApp for InboundApp {
             Some(_) => limits.idle_timeout + limits.header_timeout,
             None => limits.header_timeout,
         };
+        let mut head_read = false;
         let refusal = match tokio::time::timeout(deadline, session.read_request()).await {
-            Ok(Ok(true)) => head_limits::check(session.req_header(), limits),
+            Ok(Ok(true)) => {
+                head_read = true;
+                head_limits::check(session.req_header(), limits)
+            }
             Ok(Ok(false)) => return None,
             Err(_) => {
                 METRICS.record_connection_closed("header_timeout");
@@ -408,6 +452,8 @@ impl HttpServerApp for InboundApp {
                 outcome.status,
                 started.elapsed(),
             );
+            // A head that was not read whole has nothing to show but its source.
+            self.remember_refusal(&session, &outcome, head_read);
             return None;
         }
         let keepalive = (!*shutdown.borrow()).then_some(limits.idle_timeout.as_secs().max(1));
@@ -435,6 +481,9 @@ impl HttpServerApp for InboundApp {
             describe_request(span, &session, &outcome);
         }
         drop(trace);
+        if !matches!(outcome.outcome, "forwarded" | "duplicate") {
+            self.remember_refusal(&session, &outcome, true);
+        }
         if !outcome.reusable {
             return None;
         }

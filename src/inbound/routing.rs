@@ -95,6 +95,20 @@ impl RouteTable {
     pub fn find(&self, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.config.path.matches(path))
     }
+
+    pub fn by_name(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+impl Route {
+    /// The header a request names its delivery id in: the dedupe's, or the scheme's.
+    pub fn id_header(&self) -> Option<&str> {
+        match self.config.dedupe.as_ref().map(|d| &d.id) {
+            Some(crate::config::IdSource::Header(name)) => Some(name),
+            _ => self.verifier.id_header(),
+        }
+    }
 }
 
 #[cfg(test)]

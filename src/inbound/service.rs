@@ -8,6 +8,7 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 
 use super::connection::InboundService;
+use super::refusals::RecentRefusals;
 use super::tls_certificate::ReloadingCertificate;
 use super::InboundApp;
 use crate::config::InboundConfig;
@@ -26,8 +27,9 @@ const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
 pub fn service(
     config: &InboundConfig,
     store: &Store,
+    refusals: Arc<RecentRefusals>,
 ) -> Result<(Service<InboundService>, Arc<InboundApp>), String> {
-    let app = Arc::new(InboundApp::new(config.clone(), store)?);
+    let app = Arc::new(InboundApp::new(config.clone(), store, refusals)?);
     let mut service = Service::new("inbound".to_string(), InboundService::new(app.clone()));
     match &config.tls {
         None => service

@@ -36,6 +36,11 @@ impl RouteVerifier {
         Ok(RouteVerifier { verifier })
     }
 
+    /// The scheme's delivery-id header, if it has one.
+    pub fn id_header(&self) -> Option<&str> {
+        self.verifier.as_ref().and_then(|(v, _)| v.id_header())
+    }
+
     pub fn check(
         &self,
         header: &RequestHeader,

@@ -11,6 +11,7 @@ mod events;
 pub mod live;
 mod outcome;
 pub mod pacing;
+pub mod recent;
 pub mod retry;
 pub mod service;
 pub mod ssrf;

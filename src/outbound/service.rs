@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::egress_proxy::ProxyRoute;
 use super::live::{Live, LiveOutbound, Parts};
+use super::recent::RecentDeliveries;
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
@@ -27,6 +28,8 @@ pub struct OutboundServices {
     pub subscriptions: Arc<Subscriptions>,
     /// What a config reload replaces.
     pub reload: OutboundReload,
+    /// The last messages delivered, for the admin API.
+    pub recent: Arc<RecentDeliveries>,
 }
 
 /// A config reload's way in: the state the listener and worker share, and what it is built from.
@@ -80,6 +83,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     };
     let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
     listener.add_tcp(&config.listen.to_string());
+    let recent = Arc::new(RecentDeliveries::default());
     let worker = DeliveryWorker::new(
         queue.clone(),
         live.clone(),
@@ -87,12 +91,14 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         config.concurrency as usize,
         parts.time_scale,
         wake,
+        recent.clone(),
     );
     Ok(OutboundServices {
         listener,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),
         queue,
         subscriptions: subscriptions.clone(),
+        recent,
         reload: OutboundReload {
             live,
             parts,

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::deliver::Endpoint;
 use super::live::LiveOutbound;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
+use super::recent::RecentDeliveries;
 use super::retry::next_step;
 use super::subscriptions::index::Index;
 use super::subscriptions::{Subscriptions, MAX_TIMEOUT};
@@ -51,6 +52,8 @@ pub struct DeliveryWorker {
     subscriptions: Arc<Subscriptions>,
     /// Deliveries in flight at once (`outbound.concurrency`).
     concurrency: usize,
+    /// The last messages delivered, for the admin API.
+    recent: Arc<RecentDeliveries>,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
     /// Rung when a message is accepted and when enough delivery slots are free: the worker
@@ -66,12 +69,14 @@ impl DeliveryWorker {
         concurrency: usize,
         time_scale: f64,
         wake: Arc<Notify>,
+        recent: Arc<RecentDeliveries>,
     ) -> Self {
         DeliveryWorker {
             queue,
             live,
             subscriptions,
             concurrency,
+            recent,
             time_scale,
             wake,
         }
@@ -331,8 +336,15 @@ impl DeliveryWorker {
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         let (trace_id, span_id) = log_ids(trace);
         tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, trace_id, span_id, "delivery attempt");
+        let delivered = matches!(next, Next::Delivered).then(|| attempt.clone());
         match self.queue.finish_attempt(&record, attempt, next).await {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some(attempt) = delivered {
+                    let mut record = record;
+                    record.attempts.push(attempt);
+                    self.recent.delivered(record, now_ms());
+                }
+            }
             Ok(false) => {
                 tracing::warn!(delivery_id = %record.id, "the attempt outlived its claim; the message's current claim decides what follows")
             }

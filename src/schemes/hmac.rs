@@ -290,6 +290,10 @@ impl HmacScheme {
 }
 
 impl Scheme for HmacScheme {
+    fn id_header(&self) -> Option<&str> {
+        self.options.id_header.as_deref()
+    }
+
     fn key(&self, secret: &str) -> Result<Key, String> {
         let bytes = self.options.secret_encoding.key_bytes(secret)?;
         if bytes.is_empty() {

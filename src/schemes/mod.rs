@@ -225,6 +225,11 @@ pub trait Scheme: Send + Sync {
     fn credential_headers(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// The header that carries the sender's delivery id, if the scheme has one.
+    fn id_header(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A scheme as configured: a name and, for `hmac`, its options.
@@ -344,5 +349,9 @@ impl Verifier {
 
     pub fn credential_headers(&self) -> &'static [&'static str] {
         self.scheme.credential_headers()
+    }
+
+    pub fn id_header(&self) -> Option<&str> {
+        self.scheme.id_header()
     }
 }

@@ -58,6 +58,10 @@ impl StandardWebhooks {
 }
 
 impl Scheme for StandardWebhooks {
+    fn id_header(&self) -> Option<&str> {
+        self.sets.first().map(|set| set.id.as_str())
+    }
+
     fn key(&self, secret: &str) -> Result<Key, String> {
         if secret.starts_with(ed25519::PRIVATE_PREFIX) {
             return Ok(Key::Ed25519Private(std::sync::Arc::new(

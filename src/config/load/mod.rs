@@ -237,13 +237,17 @@ impl Loader<'_> {
     }
 
     fn admin(&mut self, node: &Node, path: &str) -> Option<AdminConfig> {
-        let f = self.fields(node, path, &["listen", "token"])?;
+        let f = self.fields(node, path, &["listen", "token", "recent_refusals"])?;
         let default_listen = DEFAULT_ADMIN_LISTEN.parse().expect("valid default");
         let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
         let token = self.optional(&f, "token", Self::secret);
+        let recent_refusals = self.with_default(&f, "recent_refusals", 500, |l, n, p| {
+            l.whole(n, p, 0..=100_000).map(|n| n as usize)
+        });
         Some(AdminConfig {
             listen: listen?,
             token: token?,
+            recent_refusals: recent_refusals?,
         })
     }
 

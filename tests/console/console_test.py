@@ -1,0 +1,268 @@
+"""The console, tested in a real browser against the real hookgate binary.
+
+usage: console_test.py HOOKGATE CHROMIUM SCREENSHOT_DIR
+"""
+import atexit
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from playwright.sync_api import expect, sync_playwright
+
+HOOKGATE, CHROMIUM, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3]
+TOKEN = "console-test-token"
+INJECTED = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+failures = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A receiver that fails (500, with HTML that tries to run) until told to recover."""
+    protocol_version = "HTTP/1.1"
+    failing = True
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        Receiver.received.append((self.path, body))
+        status, answer = (500, INJECTED.encode()) if Receiver.failing else (200, b"thanks")
+        self.send_response(status)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+class App(BaseHTTPRequestHandler):
+    """The inbound side's app: answers 200."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+# Everything here is on 127.0.0.1: no proxy from the environment may reroute it.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(method, url, body=None, headers=None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with OPENER.open(request, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except urllib.error.URLError:
+        return 0, b""
+
+
+def admin(path):
+    status, body = http("GET", f"http://127.0.0.1:{ADMIN}/admin/{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    return json.loads(body)
+
+
+def eventually(what, check, within=15):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def case(name):
+    def run(f):
+        try:
+            f()
+            print(f"ok   {name}")
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then the run fails
+            failures.append(name)
+            print(f"FAIL {name}: {e}")
+    return run
+
+
+# --- the world: an app, a receiver that fails first, and hookgate ---------------------
+APP = serve(App)
+RECEIVER = serve(Receiver)
+INBOUND, OUTBOUND, ADMIN = free_port(), free_port(), free_port()
+work = tempfile.mkdtemp()
+config = os.path.join(work, "hookgate.yaml")
+with open(config, "w") as f:
+    f.write(f"""
+server: {{ threads: 1, grace_period: 1s, shutdown_timeout: 1s }}
+admin: {{ listen: "127.0.0.1:{ADMIN}", token: {TOKEN} }}
+store: {{ kind: embedded, path: "{work}/data" }}
+inbound:
+  listen: "127.0.0.1:{INBOUND}"
+  upstream: http://127.0.0.1:{APP}
+  routes:
+    - {{ name: rejento, path: /hooks/rejento, verify: {{ scheme: rejento, secrets: [console-secret] }} }}
+outbound:
+  listen: "127.0.0.1:{OUTBOUND}"
+  allow_private_destinations: [127.0.0.0/8]
+  endpoints:
+    - {{ name: acme, url: "http://127.0.0.1:{RECEIVER}/hooks", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 2, timeout: 2s }} }}
+""")
+log = open(os.path.join(work, "hookgate.log"), "w")
+env = {**os.environ, "HOOKGATE_RETRY_TIME_SCALE": "0.01"}
+hookgate = subprocess.Popen([HOOKGATE, "run", "--config", config], stdout=log, stderr=log, env=env)
+# However this script ends, hookgate does not outlive it.
+atexit.register(hookgate.kill)
+eventually("hookgate ready", lambda: http("GET", f"http://127.0.0.1:{ADMIN}/readyz")[0] == 200)
+CONSOLE = f"http://127.0.0.1:{ADMIN}/ui/"
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--no-proxy-server"])
+
+    def page_signed_in():
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(CONSOLE)
+        page.fill("#token", TOKEN)
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#nav")).to_be_visible()
+        return page
+
+    @case("a wrong token gets nothing but the sign-in")
+    def _():
+        page = browser.new_page()
+        response = page.goto(CONSOLE)
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#nav")).to_be_hidden()
+        page.fill("#token", "not-the-token")
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#signin [role=alert]")).to_contain_text("refused")
+        expect(page.locator("#nav")).to_be_hidden()
+        # Going straight to a page shows the sign-in again, and nothing else.
+        page.goto(CONSOLE + "#deliveries")
+        expect(page.locator("#signin")).to_be_visible()
+        assert page.locator("table").count() == 0
+        page.close()
+
+    @case("signing in shows the overview")
+    def _():
+        page = page_signed_in()
+        expect(page.locator("#inbound")).to_be_visible()
+        expect(page.locator("#chart")).to_be_visible()
+        # The token is kept for this tab only.
+        assert page.evaluate("sessionStorage.getItem('hookgate.token')") == TOKEN
+        assert page.evaluate("localStorage.length") == 0
+        page.close()
+
+    @case("a forged webhook appears under recent refusals as invalid_signature")
+    def _():
+        status, _ = http("POST", f"http://127.0.0.1:{INBOUND}/hooks/rejento", b'{"event":"x"}',
+                         {"x-rejento-signature": "00" * 32, "x-rejento-delivery-id": "dlv_forged_7"})
+        assert status == 401, status
+        page = page_signed_in()
+        page.goto(CONSOLE + "#refusals")
+        row = page.locator("#refusals tbody tr", has_text="dlv_forged_7")
+        expect(row).to_have_count(1)
+        expect(row.locator(".reason")).to_have_text("invalid_signature")
+        page.fill("input[name=reason]", "rate_limited")
+        page.click("#refusal-filters button")
+        expect(page.locator("#refusals tbody tr", has_text="dlv_forged_7")).to_have_count(0)
+        page.close()
+
+    @case("a dead delivery is replayed from the page and shows as delivered")
+    def _():
+        status, body = http("POST", f"http://127.0.0.1:{OUTBOUND}/acme", b'{"order":1}', {"content-type": "application/json"})
+        assert status == 202, status
+        delivery = json.loads(body)["delivery_id"]
+        eventually("the delivery is dead", lambda: admin(f"deliveries/{delivery}").get("state") == "dead")
+        page = page_signed_in()
+        page.goto(CONSOLE + "#deliveries?endpoint=acme&state=dead")
+        expect(page.locator("#deliveries tbody tr", has_text=delivery).locator(".state")).to_have_text("dead")
+        page.click(f"text={delivery}")
+        expect(page.locator("#attempts tbody tr")).to_have_count(2)
+        # The receiver's answer tried to inject a script: it is shown as text, never run.
+        expect(page.locator("#attempts pre.excerpt").first).to_have_text(INJECTED)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("#attempts img").count() == 0
+        page.screenshot(path=os.path.join(SHOTS, "console-delivery.png"), full_page=True)
+        Receiver.failing = False
+        page.goto(CONSOLE + "#deliveries?endpoint=acme&state=dead")
+        page.click("#replay")
+        expect(page.locator("[role=dialog]")).to_contain_text("Replay 1 dead delivery of acme?")
+        page.click("[role=dialog] button.primary")
+        eventually("delivered", lambda: admin(f"deliveries/{delivery}").get("state") == "delivered")
+        page.goto(CONSOLE + f"#delivery/{delivery}")
+        try:
+            expect(page.locator("#delivered")).to_be_visible()
+        except Exception:
+            print(page.locator("main").inner_html()[:3000])
+            raise
+        expect(page.locator("#attempts tbody tr")).to_have_count(3)
+        page.close()
+
+    @case("a subscription is created on the page, its secret shown once, then a test event sent")
+    def _():
+        page = page_signed_in()
+        page.goto(CONSOLE + "#subscriptions")
+        page.fill("input[name=url]", f"http://127.0.0.1:{RECEIVER}/customer")
+        page.fill("input[name=event_types]", "order.*")
+        page.fill("input[name=description]", INJECTED)
+        page.click("#create-subscription button[type=submit]")
+        secret = page.locator("#new-secret")
+        expect(secret).to_have_text(__import__("re").compile(r"^whsec_"))
+        expect(page.locator("#subscriptions tbody tr")).to_have_count(1)
+        expect(page.locator("#subscriptions .description")).to_have_text(INJECTED)
+        assert page.evaluate("window.__pwned") is None
+        # Shown once: the list never shows it again.
+        value = secret.inner_text()
+        page.reload()
+        expect(page.locator("#subscriptions tbody tr")).to_have_count(1)
+        assert value not in page.content()
+        page.click("#subscriptions button:has-text('Send test')")
+        expect(page.locator("#subscriptions td.result")).to_contain_text("200")
+        expect(page.locator("#subscriptions td.result pre")).to_have_text("thanks")
+        assert any(path == "/customer" for path, _ in Receiver.received)
+        page.close()
+
+    @case("the overview counts what happened (screenshot for the README)")
+    def _():
+        for i in range(5):
+            http("POST", f"http://127.0.0.1:{INBOUND}/hooks/rejento", b"{}", {"x-rejento-signature": "00" * 32})
+        page = page_signed_in()
+        row = page.locator("#inbound tbody tr", has_text="rejento")
+        expect(row).to_contain_text("invalid_signature")
+        expect(page.locator("#queue-dead .value")).to_have_text("0")
+        page.screenshot(path=os.path.join(SHOTS, "console-overview.png"), full_page=True)
+        page.close()
+
+    browser.close()
+
+hookgate.terminate()
+hookgate.wait(timeout=10)
+if failures:
+    print(f"{len(failures)} console test(s) failed; hookgate's log: {log.name}")
+    sys.exit(1)
+print("all console tests passed")
