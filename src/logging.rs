@@ -42,3 +42,45 @@ fn secret_safe() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
         *meta.level() <= tracing::Level::INFO || meta.target().starts_with("hookgate")
     })
 }
+
+/// At most one log line a second for a condition that can hold for every request (a full
+/// or unreachable store): a flood of identical lines hides everything else and costs
+/// more than the refusals it reports. The metrics still count each one.
+#[derive(Default)]
+pub struct Throttle {
+    last_ms: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    /// `Some(lines skipped since the last one)` when a line may be logged at `now_ms`.
+    pub fn allow(&self, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_ms.load(Relaxed);
+        if now_ms.saturating_sub(last) >= 1000
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.skipped.swap(0, Relaxed));
+        }
+        self.skipped.fetch_add(1, Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_line_a_second_through_and_counts_the_rest() {
+        let throttle = Throttle::default();
+        assert_eq!(throttle.allow(5_000), Some(0));
+        assert_eq!(throttle.allow(5_100), None);
+        assert_eq!(throttle.allow(5_900), None);
+        assert_eq!(throttle.allow(6_000), Some(2));
+        assert_eq!(throttle.allow(6_001), None);
+    }
+}

@@ -105,6 +105,28 @@ async fn a_route_flooded_with_ids_fills_only_its_own_share() {
         }
     }
     assert_eq!(refused, 5, "the flooded route holds its share of 10 ids");
+    // Every refusal is counted, but a store that refuses every request is logged once a
+    // second, not once a request.
+    for i in 15..200 {
+        let status = send("/hooks/flood", format!("f-{i}"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 503);
+    }
+    let lines = gateway
+        .log()
+        .matches("dedupe store refused a claim")
+        .count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines for 190 refusals"
+    );
+    gateway
+        .metrics_eventually(
+            "hookgate_inbound_errors_total{route=\"flood\",error=\"dedupe_unavailable\"} 190",
+        )
+        .await;
     for i in 0..10 {
         let status = send("/hooks/quiet", format!("q-{i}"))
             .await

@@ -21,6 +21,7 @@ use pingora::protocols::http::ServerSession;
 use super::rate_limit::STORE_RETRY_AFTER;
 use crate::config::{DedupeConfig, IdSource, OnStoreError};
 use crate::error_response::ErrorResponse;
+use crate::logging::Throttle;
 use crate::metrics::METRICS;
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::Verified;
@@ -91,6 +92,8 @@ pub struct RouteDedupe {
     /// delivery cannot block its id for the whole window.
     lease: Duration,
     on_store_error: OnStoreError,
+    /// A full or failing store fails every request: one log line a second says so.
+    store_errors_logged: Throttle,
 }
 
 /// What the dedupe stage decided for one request.
@@ -113,6 +116,7 @@ impl RouteDedupe {
         on_store_error: OnStoreError,
     ) -> Self {
         RouteDedupe {
+            store_errors_logged: Throttle::default(),
             route,
             config,
             store,
@@ -169,11 +173,16 @@ impl RouteDedupe {
 
     fn store_failed(&self, id: &str, e: &StoreError) -> Admission {
         let route = self.route;
+        let logged = self.store_errors_logged.allow(crate::clock::now_ms());
         if self.on_store_error == OnStoreError::FailOpen {
-            tracing::warn!(route, delivery_id = %id, error = %e, "forwarding without dedupe: the store failed and the route fails open");
+            if let Some(skipped) = logged {
+                tracing::warn!(route, delivery_id = %id, error = %e, skipped, "forwarding without dedupe: the store failed and the route fails open");
+            }
             return Admission::Forward(None);
         }
-        tracing::error!(route, error = %e, "dedupe store refused a claim");
+        if let Some(skipped) = logged {
+            tracing::error!(route, error = %e, skipped, "dedupe store refused a claim");
+        }
         // The store's error stays in the log: it names hosts and causes.
         let message = match e {
             StoreError::Full { .. } => "this route's dedupe window is full; retry later",
