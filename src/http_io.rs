@@ -1,12 +1,14 @@
-//! HTTP helpers the services share: reading a whole request body within limits, and one
-//! request-and-answer exchange on a client session.
+//! HTTP helpers the services share: reading a whole request body within limits, one
+//! request-and-answer exchange on a client session, and reading its answer's body.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
+use pingora::upstreams::peer::HttpPeer;
 
 use crate::error_response::ErrorResponse;
 
@@ -93,4 +95,32 @@ pub async fn exchange(
         .await
         .map_err(|e| e.to_string())?;
     http.read_response_header().await.map_err(|e| e.to_string())
+}
+
+/// Reads the answer's body, up to `limit` bytes. A connection whose answer was read to its
+/// end goes back to `connector`'s pool for `peer`; one cut short is dropped.
+pub async fn read_answer(
+    connector: &Connector,
+    mut http: HttpSession,
+    peer: &HttpPeer,
+    limit: usize,
+) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let mut complete = false;
+    while answer.len() < limit {
+        match http.read_response_body().await {
+            Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+            Ok(None) => {
+                complete = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if complete {
+        connector
+            .release_http_session(http, peer, Some(Duration::from_secs(30)))
+            .await;
+    }
+    answer
 }

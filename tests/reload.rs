@@ -147,25 +147,12 @@ async fn secrets_routes_and_endpoints_change_live_and_a_broken_config_is_refused
             "  routes:\n    - { name: added, path: /hooks/added, verify: none }\n",
         );
     assert_ne!(updated, text);
-    assert_eq!(
-        client
-            .post(gateway.url("/hooks/added"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    let added = gateway.url("/hooks/added");
+    let added_status = async || post(&client, &added, &[], b"{}").await.status();
+    assert_eq!(added_status().await, 404);
     gateway.swap_config_map(&updated);
     eventually("the new route answers", WITHIN, async || {
-        client
-            .post(gateway.url("/hooks/added"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
+        added_status().await == 200
     })
     .await;
     let metrics = gateway
@@ -214,16 +201,7 @@ async fn secrets_routes_and_endpoints_change_live_and_a_broken_config_is_refused
         gateway.log().contains("config reload refused")
     })
     .await;
-    assert_eq!(
-        client
-            .post(gateway.url("/hooks/added"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(added_status().await, 200);
     // A change that needs a restart is named, and the rest applies.
     gateway.swap_config_map(&updated.replace("threads: 1", "threads: 2"));
     eventually("the restart-only key named", WITHIN, async || {

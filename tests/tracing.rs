@@ -249,13 +249,13 @@ async fn outbound_attempts_are_spans_in_the_apps_trace_and_retries_stay_in_it() 
         .start()
         .await;
     let client = reqwest::Client::new();
-    let sent = client
-        .post(format!("http://{}/acme", gateway.outbound))
-        .header("traceparent", traceparent(TRACE, PARENT))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    // A message to endpoint `name`, sent in the app's trace.
+    let send_traced = async |name: &str| {
+        let url = format!("http://{}/{name}", gateway.outbound);
+        let headers = [("traceparent".to_string(), traceparent(TRACE, PARENT))];
+        post(&client, &url, &headers, b"{}").await
+    };
+    let sent = send_traced("acme").await;
     assert_eq!(sent.status(), 202);
     let id = sent.json::<Value>().await.unwrap()["delivery_id"]
         .as_str()
@@ -311,14 +311,7 @@ async fn outbound_attempts_are_spans_in_the_apps_trace_and_retries_stay_in_it() 
     assert_eq!(line["delivery_id"], id.as_str());
 
     // trace_propagation: false: the receiver learns nothing of the sender's trace.
-    let sent = client
-        .post(format!("http://{}/private", gateway.outbound))
-        .header("traceparent", traceparent(TRACE, PARENT))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 202);
+    assert_eq!(send_traced("private").await.status(), 202);
     receiver.wait_for(2).await;
     assert_eq!(receiver.received()[1].header("traceparent"), None);
 

@@ -18,7 +18,7 @@ use super::ssrf;
 use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
 use crate::config::{Destination, EndpointConfig};
-use crate::http_io::exchange;
+use crate::http_io::{exchange, read_answer};
 use crate::metrics::METRICS;
 use crate::schemes::{Message, Verifier};
 use crate::store::queue::{Attempt, Record};
@@ -358,23 +358,7 @@ impl Endpoint {
         let text = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
         let retry_after = text("retry-after").and_then(|v| parse_retry_after(v, unix_now()));
         let content_type = text("content-type").map(str::to_string);
-        let mut answer = Vec::new();
-        let mut complete = false;
-        while answer.len() < RESPONSE_READ_LIMIT {
-            match http.read_response_body().await {
-                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-                Ok(None) => {
-                    complete = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        if complete {
-            connector
-                .release_http_session(http, &peer, Some(Duration::from_secs(30)))
-                .await;
-        }
+        let answer = read_answer(connector, http, &peer, RESPONSE_READ_LIMIT).await;
         Ok((
             status,
             retry_after,

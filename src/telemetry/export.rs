@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::otlp::export_request;
 use super::span::SpanData;
 use crate::config::OtlpConfig;
-use crate::http_io::exchange;
+use crate::http_io::{exchange, read_answer};
 use crate::metrics::{SpanLabels, METRICS};
 
 /// Most spans in one request.
@@ -169,23 +169,7 @@ impl Exporter {
             .ok_or("no response header")?
             .status
             .as_u16();
-        let mut read = 0;
-        let mut complete = false;
-        while read < ANSWER_LIMIT {
-            match http.read_response_body().await {
-                Ok(Some(chunk)) => read += chunk.len(),
-                Ok(None) => {
-                    complete = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        if complete {
-            connector
-                .release_http_session(http, &peer, Some(Duration::from_secs(30)))
-                .await;
-        }
+        read_answer(connector, http, &peer, ANSWER_LIMIT).await;
         if (200..300).contains(&status) {
             Ok(())
         } else {
