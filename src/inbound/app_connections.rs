@@ -52,7 +52,10 @@ impl AppConnections {
                 return Ok((stream, true));
             }
         }
-        Ok((self.transport.new_stream(peer).await?, false))
+        // Boxed: connecting (TLS included) is a state machine of kilobytes, which would
+        // otherwise be part of every request's future and be copied with it, while nearly
+        // every request takes a pooled connection.
+        Ok((Box::pin(self.transport.new_stream(peer)).await?, false))
     }
 
     /// Keeps `stream`, idle between two requests, for the next one.

@@ -23,7 +23,6 @@ use crate::config::{DedupeConfig, IdSource, OnStoreError};
 use crate::error_response::ErrorResponse;
 use crate::logging::Throttle;
 use crate::metrics::METRICS;
-use crate::schemes::crypto::sha256_hex;
 use crate::schemes::Verified;
 use crate::store::{Claim, DedupeStore, StoreError};
 
@@ -74,11 +73,14 @@ pub fn keys(route: &str, id: &str, body: &[u8], verified: Option<&Verified>) -> 
     let mut keys = vec![format!("{route}:{id}")];
     if let Some(verified) = verified.filter(|v| !v.signed_id) {
         // The timestamp, when signed, tells a replay from the same body sent again later.
-        let mut content = verified
-            .timestamp
-            .map_or_else(Vec::new, |t| format!("{t}:").into_bytes());
-        content.extend_from_slice(body);
-        keys.push(format!("{route}:content:{}", sha256_hex(&content)));
+        // Hashed in parts: the body is not copied to be prefixed.
+        let mut content = ring::digest::Context::new(&ring::digest::SHA256);
+        if let Some(timestamp) = verified.timestamp {
+            content.update(format!("{timestamp}:").as_bytes());
+        }
+        content.update(body);
+        let digest = const_hex::encode(content.finish());
+        keys.push(format!("{route}:content:{digest}"));
     }
     keys
 }
@@ -283,6 +285,36 @@ mod tests {
             id,
             ttl: Duration::from_secs(60),
         }
+    }
+
+    #[test]
+    fn content_keys_are_the_sha256_of_timestamp_and_body() {
+        // Kept across versions: the embedded log and Redis hold these keys for the window.
+        let verified = Verified {
+            secret_index: 0,
+            id: None,
+            timestamp: Some(1_700_000_000),
+            signed_id: false,
+        };
+        let expected = crate::schemes::crypto::sha256_hex(b"1700000000:{\"a\":1}");
+        assert_eq!(
+            keys("r", "d-1", br#"{"a":1}"#, Some(&verified)),
+            ["r:d-1".to_string(), format!("r:content:{expected}")]
+        );
+        let untimed = Verified {
+            timestamp: None,
+            ..verified
+        };
+        let expected = crate::schemes::crypto::sha256_hex(br#"{"a":1}"#);
+        assert_eq!(
+            keys("r", "d-1", br#"{"a":1}"#, Some(&untimed))[1],
+            format!("r:content:{expected}")
+        );
+        let signed_id = Verified {
+            signed_id: true,
+            ..untimed
+        };
+        assert_eq!(keys("r", "d-1", b"{}", Some(&signed_id)), ["r:d-1"]);
     }
 
     #[test]

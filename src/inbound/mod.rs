@@ -404,8 +404,26 @@ struct KeptAlive;
 
 #[async_trait]
 impl HttpServerApp for InboundApp {
+    /// Pingora's entry for each h2 stream (HTTP/1 connections are served by
+    /// [`connection::InboundService`]'s own loop).
     async fn process_new_http(
         self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.serve(session, shutdown).await
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.server_options)
+    }
+}
+
+impl InboundApp {
+    /// Serves one request of `session`: its head, its stages, the answer. Returns the
+    /// connection when it can carry the next request.
+    pub async fn serve(
+        &self,
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
@@ -493,10 +511,6 @@ impl HttpServerApp for InboundApp {
             Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
             Err(_) => None,
         }
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.server_options)
     }
 }
 
