@@ -112,6 +112,7 @@ macro_rules! over_both_stores {
 
 over_both_stores!(
     dedupe_claims_completes_and_releases,
+    dedupe_claims_a_requests_keys_all_or_none,
     dedupe_lets_exactly_one_of_many_concurrent_claims_through,
     dedupe_claims_lapse_after_their_lease,
     queue_claims_under_a_lease_and_ignores_a_lapsed_claim,
@@ -151,6 +152,39 @@ async fn dedupe_claims_completes_and_releases(stores: Stores) {
         Ok(Claim::Claimed),
         "ids are separate"
     );
+}
+
+/// A request's id and its signed content: claimed together, recorded together.
+async fn dedupe_claims_a_requests_keys_all_or_none(stores: Stores) {
+    let store = stores.dedupe;
+    let keys = |id: &str, content: &str| [format!("r:{id}"), format!("r:content:{content}")];
+    assert_eq!(
+        store.claim_all(&keys("all-1", "x"), LEASE).await,
+        Ok(Claim::Claimed)
+    );
+    assert_eq!(store.claim("r:content:x", LEASE).await, Ok(Claim::InFlight));
+    store
+        .complete_all(&keys("all-1", "x"), 201, TTL)
+        .await
+        .unwrap();
+    for key in keys("all-1", "x") {
+        assert_eq!(
+            store.claim(&key, LEASE).await,
+            Ok(Claim::Done { status: 201 })
+        );
+    }
+    // A replayed body under a fresh id: a duplicate, and the fresh id stays free.
+    assert_eq!(
+        store.claim_all(&keys("all-2", "x"), LEASE).await,
+        Ok(Claim::Done { status: 201 })
+    );
+    assert_eq!(store.claim("r:all-2", LEASE).await, Ok(Claim::Claimed));
+    // Its id in flight: the new content is not left claimed.
+    assert_eq!(
+        store.claim_all(&keys("all-2", "y"), LEASE).await,
+        Ok(Claim::InFlight)
+    );
+    assert_eq!(store.claim("r:content:y", LEASE).await, Ok(Claim::Claimed));
 }
 
 async fn dedupe_lets_exactly_one_of_many_concurrent_claims_through(stores: Stores) {

@@ -139,37 +139,33 @@ impl RouteDedupe {
             Ok(id) => id,
             Err(answer) => return Admission::Refuse(answer),
         };
-        let mut guard = DeliveryGuard {
-            keys: Vec::with_capacity(2),
+        let keys = keys(route, &id, body, verified);
+        match self.store.claim_all(&keys, self.lease).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Done { status }) => {
+                tracing::info!(route, delivery_id = %id, status, "duplicate answered from the dedupe window");
+                return Admission::Duplicate { status, id };
+            }
+            Ok(Claim::InFlight) => {
+                return Admission::Refuse(
+                    ErrorResponse::new(
+                        409,
+                        "delivery_in_flight",
+                        format!("delivery {id} is being delivered right now"),
+                    )
+                    .with_header("Retry-After", IN_FLIGHT_RETRY_AFTER),
+                );
+            }
+            Err(e) => {
+                METRICS.dedupe_store_errors.inc();
+                return self.store_failed(&id, &e);
+            }
+        }
+        let guard = DeliveryGuard {
+            keys,
             ttl: self.config.ttl,
             store: self.store.clone(),
         };
-        for key in keys(route, &id, body, verified) {
-            match self.store.claim(&key, self.lease).await {
-                Ok(Claim::Claimed) => guard.keys.push(key),
-                Ok(Claim::Done { status }) => {
-                    guard.release().await;
-                    tracing::info!(route, delivery_id = %id, status, "duplicate answered from the dedupe window");
-                    return Admission::Duplicate { status, id };
-                }
-                Ok(Claim::InFlight) => {
-                    guard.release().await;
-                    return Admission::Refuse(
-                        ErrorResponse::new(
-                            409,
-                            "delivery_in_flight",
-                            format!("delivery {id} is being delivered right now"),
-                        )
-                        .with_header("Retry-After", IN_FLIGHT_RETRY_AFTER),
-                    );
-                }
-                Err(e) => {
-                    guard.release().await;
-                    METRICS.dedupe_store_errors.inc();
-                    return self.store_failed(&id, &e);
-                }
-            }
-        }
         Admission::Forward(Some(guard))
     }
 
@@ -213,11 +209,10 @@ impl DeliveryGuard {
     pub async fn finish(mut self, status: Option<u16>) {
         match status {
             Some(status) if (200..300).contains(&status) => {
-                for key in std::mem::take(&mut self.keys) {
-                    if let Err(e) = self.store.complete(&key, status, self.ttl).await {
-                        METRICS.dedupe_store_errors.inc();
-                        tracing::error!(error = %e, "could not record a delivered id");
-                    }
+                let keys = std::mem::take(&mut self.keys);
+                if let Err(e) = self.store.complete_all(&keys, status, self.ttl).await {
+                    METRICS.dedupe_store_errors.inc();
+                    tracing::error!(error = %e, "could not record a delivered id");
                 }
             }
             _ => self.release().await,

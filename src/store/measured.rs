@@ -127,6 +127,19 @@ impl<T: DedupeStore> DedupeStore for Measured<T> {
         let op = &self.ops.dedupe_release;
         measure(op, self.inner.release(key)).await
     }
+    async fn claim_all(&self, keys: &[String], lease: Duration) -> Result<Claim, StoreError> {
+        let op = &self.ops.dedupe_claim;
+        measure(op, self.inner.claim_all(keys, lease)).await
+    }
+    async fn complete_all(
+        &self,
+        keys: &[String],
+        status: u16,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let op = &self.ops.dedupe_complete;
+        measure(op, self.inner.complete_all(keys, status, ttl)).await
+    }
 }
 
 #[async_trait]

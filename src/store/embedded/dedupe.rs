@@ -241,14 +241,17 @@ const PERSIST: StoreLabels = StoreLabels {
     op: "dedupe_persist",
 };
 
-#[async_trait]
-impl DedupeStore for EmbeddedDedupe {
-    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let now = now_ms();
+impl EmbeddedDedupe {
+    fn claim_locked(
+        &self,
+        entries: &mut Entries,
+        key: &str,
+        now: u64,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
         let (route, rest) = split(key);
         let id = self.hasher.hash(rest);
-        let mut entries = self.lock();
-        let ids = route_ids(&mut entries, route);
+        let ids = route_ids(entries, route);
         let known = ids.shard(id).get(&id).copied();
         if let Some(entry) = known.filter(|e| e.expires_ms > now) {
             return Ok(match entry.state {
@@ -275,26 +278,9 @@ impl DedupeStore for EmbeddedDedupe {
         Ok(Claim::Claimed)
     }
 
-    async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
-        let expires_ms = now_ms() + ttl.as_millis() as u64;
+    fn release_locked(&self, entries: &mut Entries, key: &str) {
         let (route, rest) = split(key);
         let id = self.hasher.hash(rest);
-        let state = State::Done(status);
-        route_ids(&mut self.lock(), route).insert(id, Entry { state, expires_ms });
-        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        let sent = writes
-            .as_ref()
-            .map(|w| w.send((key.to_string(), expires_ms, status)));
-        if !matches!(sent, Some(Ok(()))) {
-            tracing::error!("the dedupe writer has stopped; delivered ids are kept in memory only");
-        }
-        Ok(())
-    }
-
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let (route, rest) = split(key);
-        let id = self.hasher.hash(rest);
-        let mut entries = self.lock();
         if let Some(ids) = entries.get_mut(route) {
             let shard = ids.shard(id);
             if matches!(shard.get(&id), Some(e) if matches!(e.state, State::InFlight)) {
@@ -302,6 +288,78 @@ impl DedupeStore for EmbeddedDedupe {
                 ids.len -= 1;
             }
         }
+    }
+
+    /// Records `keys` as delivered in memory, and queues them for the log.
+    fn complete_keys<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a str> + Clone,
+        status: u16,
+        ttl: Duration,
+    ) {
+        let expires_ms = now_ms() + ttl.as_millis() as u64;
+        let state = State::Done(status);
+        {
+            let mut entries = self.lock();
+            for key in keys.clone() {
+                let (route, rest) = split(key);
+                let id = self.hasher.hash(rest);
+                route_ids(&mut entries, route).insert(id, Entry { state, expires_ms });
+            }
+        }
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            let sent = writes
+                .as_ref()
+                .map(|w| w.send((key.to_string(), expires_ms, status)));
+            if !matches!(sent, Some(Ok(()))) {
+                tracing::error!(
+                    "the dedupe writer has stopped; delivered ids are kept in memory only"
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DedupeStore for EmbeddedDedupe {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+        self.claim_locked(&mut self.lock(), key, now_ms(), lease)
+    }
+
+    async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
+        self.complete_keys(std::iter::once(key), status, ttl);
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.release_locked(&mut self.lock(), key);
+        Ok(())
+    }
+
+    /// Under one lock: no other request sees some of the keys claimed and not the rest.
+    async fn claim_all(&self, keys: &[String], lease: Duration) -> Result<Claim, StoreError> {
+        let now = now_ms();
+        let mut entries = self.lock();
+        for (claimed, key) in keys.iter().enumerate() {
+            let found = self.claim_locked(&mut entries, key, now, lease);
+            if !matches!(found, Ok(Claim::Claimed)) {
+                for key in &keys[..claimed] {
+                    self.release_locked(&mut entries, key);
+                }
+                return found;
+            }
+        }
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete_all(
+        &self,
+        keys: &[String],
+        status: u16,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.complete_keys(keys.iter().map(String::as_str), status, ttl);
         Ok(())
     }
 }
@@ -377,6 +435,33 @@ mod tests {
         for id in ["quiet:1", "quiet:2"] {
             assert_eq!(store.claim(id, LEASE).await, Ok(Claim::Claimed), "{id}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_claims_all_its_keys_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDedupe::open(dir.path(), 100, 1, Arc::default()).unwrap();
+        let keys = |a: &str, b: &str| [a.to_string(), b.to_string()];
+        assert_eq!(
+            store.claim_all(&keys("r:1", "r:content:x"), LEASE).await,
+            Ok(Claim::Claimed)
+        );
+        store
+            .complete_all(&keys("r:1", "r:content:x"), 202, TTL)
+            .await
+            .unwrap();
+        // A fresh id with a replayed body: the content is done, and the id is left free.
+        assert_eq!(
+            store.claim_all(&keys("r:2", "r:content:x"), LEASE).await,
+            Ok(Claim::Done { status: 202 })
+        );
+        assert_eq!(store.claim("r:2", LEASE).await, Ok(Claim::Claimed));
+        // The id in flight: the new content is not left claimed either.
+        assert_eq!(
+            store.claim_all(&keys("r:2", "r:content:y"), LEASE).await,
+            Ok(Claim::InFlight)
+        );
+        assert_eq!(store.claim("r:content:y", LEASE).await, Ok(Claim::Claimed));
     }
 
     #[tokio::test]

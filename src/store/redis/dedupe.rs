@@ -15,16 +15,22 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{unique_token, RedisStore};
+use crate::store::dedupe::{claim_each, complete_each};
 use crate::store::{Claim, DedupeStore, StoreError};
 
-/// ARGV: lease in ms, claim token.
+/// ARGV: lease in ms, claim token. Claims every key or none (one request's id and its
+/// signed content, on a single Redis; one key at a time on a cluster, whose slots differ).
 const CLAIM: &str = r"
-local seen = redis.call('GET', KEYS[1])
-if seen then
-  if string.sub(seen, 1, 8) == 'inflight' then return 'inflight' end
-  return seen
+for _, key in ipairs(KEYS) do
+  local seen = redis.call('GET', key)
+  if seen then
+    if string.sub(seen, 1, 8) == 'inflight' then return 'inflight' end
+    return seen
+  end
 end
-redis.call('SET', KEYS[1], 'inflight:' .. ARGV[2], 'PX', ARGV[1])
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, 'inflight:' .. ARGV[2], 'PX', ARGV[1])
+end
 return 'claimed'
 ";
 
@@ -35,9 +41,11 @@ if seen and string.sub(seen, 1, 8) == 'inflight' then redis.call('DEL', KEYS[1])
 return 1
 ";
 
-/// ARGV: claim token. Drops the claim only if it is this token's.
+/// ARGV: claim token. Drops the claims only if they are this token's.
 const ABANDON: &str = r"
-if redis.call('GET', KEYS[1]) == 'inflight:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'inflight:' .. ARGV[1] then redis.call('DEL', key) end
+end
 return 1
 ";
 
@@ -62,17 +70,18 @@ impl RedisDedupe {
 
     /// Drops a claim whose answer never came, if it ran (see the module's comment). In
     /// the background: Redis runs it when it answers again, the request does not wait.
-    fn abandon(&self, key: String, token: String) {
+    fn abandon(&self, keys: Vec<String>, token: String) {
         let store = self.store.clone();
         tokio::spawn(async move {
             // EVAL, not EVALSHA: the script must run whenever Redis reads it, without a
-            // second round trip for a script Redis has not cached.
+            // second round trip for a script Redis has not cached. On the claim's connection.
+            let first = keys[0].clone();
             let dropped = store
-                .run_for(&key.clone(), |mut c| async move {
+                .run_for(&first, |mut c| async move {
                     redis::cmd("EVAL")
                         .arg(ABANDON)
-                        .arg(1)
-                        .arg(key)
+                        .arg(keys.len())
+                        .arg(keys)
                         .arg(token)
                         .query_async::<()>(&mut c)
                         .await
@@ -89,29 +98,26 @@ fn millis(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
 
-#[async_trait]
-impl DedupeStore for RedisDedupe {
-    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let key = self.key(key);
+impl RedisDedupe {
+    /// Claims every one of `keys` (whole Redis keys) in one script, on the first key's
+    /// connection.
+    async fn claim_keys(&self, keys: Vec<String>, lease: Duration) -> Result<Claim, StoreError> {
         let token = unique_token();
         let seen = self
             .store
-            .run_for(&key, |mut c| {
-                let (key, token) = (key.clone(), token.clone());
-                async move {
-                    self.claim
-                        .key(key)
-                        .arg(millis(lease))
-                        .arg(token)
-                        .invoke_async::<String>(&mut c)
-                        .await
+            .run_for(&keys[0], |mut c| {
+                let mut invocation = self.claim.prepare_invoke();
+                for key in &keys {
+                    invocation.key(key);
                 }
+                invocation.arg(millis(lease)).arg(&token);
+                async move { invocation.invoke_async::<String>(&mut c).await }
             })
             .await;
         let seen = match seen {
             Ok(seen) => seen,
             Err(e) => {
-                self.abandon(key, token);
+                self.abandon(keys, token);
                 return Err(e);
             }
         };
@@ -127,6 +133,13 @@ impl DedupeStore for RedisDedupe {
                 }
             },
         })
+    }
+}
+
+#[async_trait]
+impl DedupeStore for RedisDedupe {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+        self.claim_keys(vec![self.key(key)], lease).await
     }
 
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
@@ -149,6 +162,44 @@ impl DedupeStore for RedisDedupe {
         self.store
             .run_for(&key.clone(), |mut c| async move {
                 self.release.key(key).invoke_async::<()>(&mut c).await
+            })
+            .await
+    }
+
+    /// One round trip on a single Redis; on a cluster the keys' slots differ, so one key
+    /// at a time.
+    async fn claim_all(&self, keys: &[String], lease: Duration) -> Result<Claim, StoreError> {
+        if self.store.is_cluster() || keys.is_empty() {
+            return claim_each(self, keys, lease).await;
+        }
+        self.claim_keys(keys.iter().map(|k| self.key(k)).collect(), lease)
+            .await
+    }
+
+    /// One pipeline on a single Redis; one key at a time on a cluster.
+    async fn complete_all(
+        &self,
+        keys: &[String],
+        status: u16,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if self.store.is_cluster() || keys.is_empty() {
+            return complete_each(self, keys, status, ttl).await;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let mut pipeline = redis::pipe();
+        for key in &keys {
+            pipeline
+                .cmd("SET")
+                .arg(key)
+                .arg(format!("done:{status}"))
+                .arg("PX")
+                .arg(millis(ttl))
+                .ignore();
+        }
+        self.store
+            .run_for(&keys[0], |mut c| async move {
+                pipeline.query_async::<()>(&mut c).await
             })
             .await
     }

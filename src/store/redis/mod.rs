@@ -9,8 +9,9 @@
 //! store's metrics are recorded around every backend (`store/measured.rs`).
 //!
 //! Keys start with `key_prefix`. Keys that a script touches together share a Redis Cluster
-//! hash tag (`{...}`): each queue partition's keys carry `{outbound:<n>}`; dedupe and rate-limit
-//! scripts touch one key each, so they spread over the cluster's slots.
+//! hash tag (`{...}`): each queue partition's keys carry `{outbound:<n>}`; rate-limit scripts
+//! touch one key each, and dedupe scripts one request's keys on a single Redis but one key
+//! each on a cluster, so they spread over the cluster's slots.
 
 mod dedupe;
 mod pacing;
@@ -166,6 +167,11 @@ impl RedisStore {
     /// `prefix` + `suffix`.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
+    }
+
+    /// Whether this is a Redis Cluster: a script's keys must then share a slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connections.first(), Some(Connection::Cluster(_)))
     }
 
     fn connection(&self) -> Connection {
