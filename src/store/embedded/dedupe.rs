@@ -39,10 +39,35 @@ enum State {
     Done(u16),
 }
 
+/// An id's state and expiry in one word: the expiry (ms) above 16 bits holding a done
+/// flag and the app's status. With its 16-byte id, 24 bytes in a map, not 32.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    state: State,
-    expires_ms: u64,
+struct Entry(u64);
+
+const DONE: u64 = 0x8000;
+const STATUS: u64 = 0x7fff;
+/// Expiries past this (year 10889) are kept as this.
+const LATEST_EXPIRY_MS: u64 = (1 << 48) - 1;
+
+impl Entry {
+    fn new(state: State, expires_ms: u64) -> Self {
+        let code = match state {
+            State::InFlight => 0,
+            State::Done(status) => DONE | (u64::from(status) & STATUS),
+        };
+        Entry((expires_ms.min(LATEST_EXPIRY_MS) << 16) | code)
+    }
+
+    fn expires_ms(self) -> u64 {
+        self.0 >> 16
+    }
+
+    fn state(self) -> State {
+        match self.0 & DONE {
+            0 => State::InFlight,
+            _ => State::Done((self.0 & STATUS) as u16),
+        }
+    }
 }
 
 /// Ids by route (the part of a key before its first `:`).
@@ -52,25 +77,64 @@ type Entries = HashMap<String, RouteIds>;
 /// sixty-fourth of what growing one map of a million ids did (tens of milliseconds).
 const SHARDS: usize = 64;
 
-/// One route's ids, each by a 128-bit hash of the rest of its key: 32 bytes an id, where
-/// the key itself (a 64-character content hash, say) took a heap string of its own.
+/// The rest of a key, as a 128-bit keyed hash ([`IdHasher`]): where the key itself (a
+/// 64-character content hash, say) took a heap string of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Id {
+    /// Places the id in its shard's table.
+    bucket: u64,
+    /// Picks its shard; with `bucket`, tells two ids apart.
+    shard: u64,
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.bucket);
+    }
+}
+
+/// A table's hasher over [`Id`]s: they are keyed hashes already, which a sender cannot
+/// choose, so the table uses one as it is instead of hashing it again.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl std::hash::Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Id`s are hashed, through `write_u64`; anything else still spreads.
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type Shard = HashMap<Id, Entry, std::hash::BuildHasherDefault<AlreadyHashed>>;
+
+/// One route's ids.
 #[derive(Default)]
 struct RouteIds {
-    shards: Vec<HashMap<u128, Entry>>,
+    shards: Vec<Shard>,
     len: usize,
     /// When a full route may next be swept of expired ids (a sweep reads every id).
     next_sweep_ms: u64,
 }
 
 impl RouteIds {
-    fn shard(&mut self, id: u128) -> &mut HashMap<u128, Entry> {
+    fn shard(&mut self, id: Id) -> &mut Shard {
         if self.shards.is_empty() {
-            self.shards.resize_with(SHARDS, HashMap::new);
+            self.shards.resize_with(SHARDS, Shard::default);
         }
-        &mut self.shards[(id as usize) % SHARDS]
+        &mut self.shards[(id.shard as usize) % SHARDS]
     }
 
-    fn insert(&mut self, id: u128, entry: Entry) {
+    fn insert(&mut self, id: Id, entry: Entry) {
         if self.shard(id).insert(id, entry).is_none() {
             self.len += 1;
         }
@@ -78,9 +142,9 @@ impl RouteIds {
 
     fn sweep(&mut self, now: u64) {
         for shard in &mut self.shards {
-            shard.retain(|_, e| e.expires_ms > now);
+            shard.retain(|_, e| e.expires_ms() > now);
         }
-        self.len = self.shards.iter().map(HashMap::len).sum();
+        self.len = self.shards.iter().map(Shard::len).sum();
     }
 }
 
@@ -101,9 +165,12 @@ impl IdHasher {
         IdHasher([std::hash::RandomState::new(), std::hash::RandomState::new()])
     }
 
-    fn hash(&self, rest: &str) -> u128 {
+    fn hash(&self, rest: &str) -> Id {
         use std::hash::BuildHasher;
-        (u128::from(self.0[0].hash_one(rest)) << 64) | u128::from(self.0[1].hash_one(rest))
+        Id {
+            bucket: self.0[0].hash_one(rest),
+            shard: self.0[1].hash_one(rest),
+        }
     }
 }
 
@@ -142,7 +209,7 @@ impl EmbeddedDedupe {
             let id = hasher.hash(rest);
             if expires_ms > now && (ids.len < route_capacity || ids.shard(id).contains_key(&id)) {
                 let state = State::Done(status);
-                ids.insert(id, Entry { state, expires_ms });
+                ids.insert(id, Entry::new(state, expires_ms));
             }
         })?;
         let ids: usize = entries.values().map(|r| r.len).sum();
@@ -253,8 +320,8 @@ impl EmbeddedDedupe {
         let id = self.hasher.hash(rest);
         let ids = route_ids(entries, route);
         let known = ids.shard(id).get(&id).copied();
-        if let Some(entry) = known.filter(|e| e.expires_ms > now) {
-            return Ok(match entry.state {
+        if let Some(entry) = known.filter(|e| e.expires_ms() > now) {
+            return Ok(match entry.state() {
                 State::InFlight => Claim::InFlight,
                 State::Done(status) => Claim::Done { status },
             });
@@ -274,7 +341,7 @@ impl EmbeddedDedupe {
         }
         let expires_ms = now + lease.as_millis() as u64;
         let state = State::InFlight;
-        ids.insert(id, Entry { state, expires_ms });
+        ids.insert(id, Entry::new(state, expires_ms));
         Ok(Claim::Claimed)
     }
 
@@ -283,7 +350,7 @@ impl EmbeddedDedupe {
         let id = self.hasher.hash(rest);
         if let Some(ids) = entries.get_mut(route) {
             let shard = ids.shard(id);
-            if matches!(shard.get(&id), Some(e) if matches!(e.state, State::InFlight)) {
+            if matches!(shard.get(&id), Some(e) if matches!(e.state(), State::InFlight)) {
                 shard.remove(&id);
                 ids.len -= 1;
             }
@@ -304,7 +371,7 @@ impl EmbeddedDedupe {
             for key in keys.clone() {
                 let (route, rest) = split(key);
                 let id = self.hasher.hash(rest);
-                route_ids(&mut entries, route).insert(id, Entry { state, expires_ms });
+                route_ids(&mut entries, route).insert(id, Entry::new(state, expires_ms));
             }
         }
         let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -435,6 +502,30 @@ mod tests {
         for id in ["quiet:1", "quiet:2"] {
             assert_eq!(store.claim(id, LEASE).await, Ok(Claim::Claimed), "{id}");
         }
+    }
+
+    #[test]
+    fn an_entry_keeps_its_state_and_expiry_in_one_word() {
+        let now = 1_790_000_000_000;
+        for (state, status) in [(State::InFlight, None), (State::Done(200), Some(200))] {
+            let entry = Entry::new(state, now);
+            assert_eq!(entry.expires_ms(), now);
+            let kept = match entry.state() {
+                State::InFlight => None,
+                State::Done(status) => Some(status),
+            };
+            assert_eq!(kept, status);
+        }
+        assert!(matches!(
+            Entry::new(State::Done(0), 1).state(),
+            State::Done(0)
+        ));
+        assert_eq!(
+            Entry::new(State::Done(299), u64::MAX).expires_ms(),
+            LATEST_EXPIRY_MS,
+            "a window too long to hold ends in the year 10889"
+        );
+        assert_eq!(std::mem::size_of::<(Id, Entry)>(), 24);
     }
 
     #[tokio::test]
