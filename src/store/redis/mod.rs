@@ -217,11 +217,19 @@ impl RedisStore {
         }
     }
 
-    /// `PING`, for `/readyz`.
+    /// `PING` on every pooled connection, for `/readyz`: each connects on its first
+    /// command, and once ready a request's claim must not be the command that waits for a
+    /// connect (under load it could outlast `command_timeout`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+        let pings = self.connections.iter().map(|connection| {
+            self.run_on(connection.clone(), |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+        });
+        futures_util::future::join_all(pings)
             .await
-            .map(|_| ())
+            .into_iter()
+            .try_for_each(|pinged| pinged.map(|_| ()))
     }
 }
 
