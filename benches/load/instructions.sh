@@ -30,22 +30,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 for tool in nginx wrk valgrind callgrind_control python3; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nginx wrk valgrind" >&2; exit 1; }
 done
-BIN=${HOOKGATE_BIN:-$ROOT/target/release/hookgate}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listens on $1" >&2; exit 1
-}
+# shellcheck source=common.sh
+source "$HERE/common.sh"
 
 UPSTREAM=$(port) ADMIN=$(port) INBOUND=$(port)
 cat > "$WORK/nginx.conf" <<CONF
@@ -100,7 +86,7 @@ post() {
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.%p" --instr-atstart=no \
   '--toggle-collect=*InboundService*process_new*' "$BIN" run --config "$WORK/hookgate.yaml" \
   >"$WORK/hookgate.log" 2>&1 & GATE=$!; PIDS+=($GATE)
-wait_port "$INBOUND"
+wait_port "$INBOUND" 30  # valgrind starts slowly
 offset=0
 for row in "${ROWS[@]}"; do
   # Each pass takes ids no pass took before: a row's process never sees an id twice.

@@ -56,23 +56,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 for tool in nginx wrk python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 1; }
 done
-BIN=${HOOKGATE_BIN:-$ROOT/target/release/hookgate}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listens on $1" >&2; exit 1
-}
+# shellcheck source=common.sh
+source "$HERE/common.sh"
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 # --- nginx: the upstream (also the outbound receiver) and the plain proxy -------------

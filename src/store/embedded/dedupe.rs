@@ -358,18 +358,13 @@ impl EmbeddedDedupe {
     }
 
     /// Records `keys` as delivered in memory, and queues them for the log.
-    fn complete_keys<'a>(
-        &self,
-        keys: impl Iterator<Item = &'a str> + Clone,
-        status: u16,
-        ttl: Duration,
-    ) {
+    fn complete_keys(&self, keys: &[impl AsRef<str>], status: u16, ttl: Duration) {
         let expires_ms = now_ms() + ttl.as_millis() as u64;
         let state = State::Done(status);
         {
             let mut entries = self.lock();
-            for key in keys.clone() {
-                let (route, rest) = split(key);
+            for key in keys {
+                let (route, rest) = split(key.as_ref());
                 let id = self.hasher.hash(rest);
                 route_ids(&mut entries, route).insert(id, Entry::new(state, expires_ms));
             }
@@ -378,7 +373,7 @@ impl EmbeddedDedupe {
         for key in keys {
             let sent = writes
                 .as_ref()
-                .map(|w| w.send((key.to_string(), expires_ms, status)));
+                .map(|w| w.send((key.as_ref().to_string(), expires_ms, status)));
             if !matches!(sent, Some(Ok(()))) {
                 tracing::error!(
                     "the dedupe writer has stopped; delivered ids are kept in memory only"
@@ -395,7 +390,7 @@ impl DedupeStore for EmbeddedDedupe {
     }
 
     async fn complete(&self, key: &str, status: u16, ttl: Duration) -> Result<(), StoreError> {
-        self.complete_keys(std::iter::once(key), status, ttl);
+        self.complete_keys(&[key], status, ttl);
         Ok(())
     }
 
@@ -426,7 +421,7 @@ impl DedupeStore for EmbeddedDedupe {
         status: u16,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.complete_keys(keys.iter().map(String::as_str), status, ttl);
+        self.complete_keys(keys, status, ttl);
         Ok(())
     }
 }

@@ -187,12 +187,13 @@ impl DedupeStore for RedisDedupe {
             return complete_each(self, keys, status, ttl).await;
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let done = format!("done:{status}");
         let mut pipeline = redis::pipe();
         for key in &keys {
             pipeline
                 .cmd("SET")
                 .arg(key)
-                .arg(format!("done:{status}"))
+                .arg(&done)
                 .arg("PX")
                 .arg(millis(ttl))
                 .ignore();
