@@ -1,9 +1,6 @@
 //! The answers hookgate gives itself: JSON `{"error": "<stable_code>", "message": "..."}`.
 
-use bytes::Bytes;
 use http::Response;
-use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 
 #[derive(Debug, Clone)]
 pub struct ErrorResponse {
@@ -59,24 +56,6 @@ impl ErrorResponse {
 
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&self.json()).expect("a JSON object of strings always serializes")
-    }
-
-    /// Writes the answer. The connection is closed afterwards unless `keepalive` is set,
-    /// because the request body may be unread.
-    pub async fn send(&self, session: &mut ServerSession, keepalive: bool) -> pingora::Result<()> {
-        let body = self.body();
-        let mut header = ResponseHeader::build(self.status, Some(4 + self.headers.len()))?;
-        header.insert_header("Content-Type", "application/json")?;
-        header.insert_header("Content-Length", body.len().to_string())?;
-        header.insert_header("Cache-Control", "no-store")?;
-        for (name, value) in &self.headers {
-            header.insert_header(*name, value.as_str())?;
-        }
-        if !keepalive {
-            session.set_keepalive(None);
-        }
-        session.write_response_header(Box::new(header)).await?;
-        session.write_response_body(Bytes::from(body), true).await
     }
 }
 

@@ -22,13 +22,7 @@ pub async fn read_body(
     limit: u64,
     timeout: Duration,
 ) -> Result<Bytes, ErrorResponse> {
-    let too_large = || {
-        ErrorResponse::new(
-            413,
-            "body_too_large",
-            format!("request body is larger than this route's limit of {limit} bytes"),
-        )
-    };
+    let too_large = || body_too_large(limit);
     let declared = session
         .get_header("content-length")
         .and_then(|v| v.to_str().ok())
@@ -67,16 +61,28 @@ pub async fn read_body(
     };
     tokio::time::timeout(timeout, read)
         .await
-        .unwrap_or_else(|_| {
-            Err(ErrorResponse::new(
-                408,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {}s",
-                    timeout.as_secs_f64()
-                ),
-            ))
-        })
+        .unwrap_or_else(|_| Err(body_timeout(timeout)))
+}
+
+/// The answer to a body over `limit` bytes.
+pub fn body_too_large(limit: u64) -> ErrorResponse {
+    ErrorResponse::new(
+        413,
+        "body_too_large",
+        format!("request body is larger than this route's limit of {limit} bytes"),
+    )
+}
+
+/// The answer to a body that did not arrive whole within `timeout`.
+pub fn body_timeout(timeout: Duration) -> ErrorResponse {
+    ErrorResponse::new(
+        408,
+        "body_timeout",
+        format!(
+            "the request body did not arrive within {}s",
+            timeout.as_secs_f64()
+        ),
+    )
 }
 
 /// Sends a request with its whole body and reads the answer's header.

@@ -3,7 +3,8 @@
 # the neighbours of a shared VM (the load script's req/s move by ±10% or more between runs),
 # for comparing two builds of the request path.
 #
-#   benches/load/instructions.sh [--requests N] [ROW...]     ROW: none (default) and/or full
+#   benches/load/instructions.sh [--requests N] [--keep DIR] [ROW...]
+#                                            ROW: none (default) and/or full
 #
 # Needs nginx, wrk, valgrind, python3 (`apt-get install nginx wrk valgrind`); HOOKGATE_BIN
 # overrides target/release/hookgate. On 127.0.0.1 only: an nginx `return 200` upstream and
@@ -11,13 +12,15 @@
 # load script's 1.3 KB webhook, each request signed (Rejento) with a fresh id; 500 requests
 # warm up, then N (default 3000) are counted. Only the connection tasks of the inbound port
 # are counted (`--toggle-collect`): not the runtime's scheduler, the timer thread or the
-# dedupe writer. Prints one line per row: "<row> <instructions per request>".
+# dedupe writer. Prints one line per row: "<row> <instructions per request>". With --keep,
+# each row's profile is kept as DIR/callgrind.<row>, for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 
-REQUESTS=3000 ROWS=()
+REQUESTS=3000 KEEP= ROWS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --requests) REQUESTS=$2; shift 2 ;;
+    --keep) KEEP=$2; mkdir -p "$KEEP"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 0 ;;
     none|full) ROWS+=("$1"); shift ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -102,5 +105,6 @@ for row in "${ROWS[@]}"; do
   callgrind_control --dump="$row" "$GATE" >/dev/null 2>&1
   [ "$bad" = 0 ] || { echo "$row: $bad of $answered answers were not 2xx" >&2; exit 1; }
   total=$(cat "$WORK"/callgrind.*.* | awk '/^totals:/ { s += $2 } END { print s + 0 }')
+  [ -z "$KEEP" ] || cat "$WORK"/callgrind.*.* > "$KEEP/callgrind.$row"
   echo "$row $(( total / answered ))"
 done

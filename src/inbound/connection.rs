@@ -161,7 +161,8 @@ impl ServerApp for InboundService {
             if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
                 return ServerApp::process_new(&self.http1, stream, shutdown).await;
             }
-            return serve_http1(&self.http1, stream, shutdown).await;
+            self.http1.serve_http1(stream, shutdown).await;
+            return None;
         }
         match tokio::time::timeout(
             self.limits.header_timeout,
@@ -170,7 +171,10 @@ impl ServerApp for InboundService {
         .await
         {
             Ok(Ok(true)) => ServerApp::process_new(&self.h2c, stream, shutdown).await,
-            Ok(Ok(false)) => serve_http1(&self.http1, stream, shutdown).await,
+            Ok(Ok(false)) => {
+                self.http1.serve_http1(stream, shutdown).await;
+                None
+            }
             Ok(Err(_)) => None,
             Err(_) => {
                 METRICS.record_connection_closed("header_timeout");
@@ -178,22 +182,6 @@ impl ServerApp for InboundService {
             }
         }
     }
-}
-
-/// Serves an HTTP/1 connection's requests one after another, as Pingora's loop for an
-/// `HttpServerApp` does, but calling the app directly: that loop goes through
-/// `async_trait`, which allocates each request's state machine (kilobytes) and copies it
-/// there, a seventh of the instructions of a forwarded request.
-async fn serve_http1(app: &InboundApp, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-    let mut session = ServerSession::new_http1(stream);
-    while let Some(reused) = app.serve(session, shutdown).await {
-        let (stream, settings) = reused.consume();
-        session = ServerSession::new_http1(stream);
-        if let Some(settings) = settings {
-            settings.apply_to_session(&mut session);
-        }
-    }
-    None
 }
 
 /// Whether a plaintext connection starts with the h2c preface. Pingora's own check reads

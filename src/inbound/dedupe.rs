@@ -14,10 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::ServerSession;
+use pingora::http::RequestHeader;
 
+use super::client::{Client, Gone};
 use super::rate_limit::STORE_RETRY_AFTER;
 use crate::config::{DedupeConfig, IdSource, OnStoreError};
 use crate::error_response::ErrorResponse;
@@ -248,26 +247,20 @@ impl Drop for DeliveryGuard {
 }
 
 /// Answers a duplicate of a delivered id with the status the app gave the first time.
-pub async fn answer_duplicate(
-    session: &mut ServerSession,
-    status: u16,
-    id: &str,
-) -> pingora::Result<()> {
+pub async fn answer_duplicate(client: &mut Client<'_>, status: u16, id: &str) -> Result<(), Gone> {
     let no_body = matches!(status, 204 | 304) || (100..200).contains(&status);
-    let body = if no_body {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&serde_json::json!({ "duplicate": true, "delivery_id": id }))
-            .expect("a JSON object of strings always serializes")
-    };
-    let mut response = ResponseHeader::build(status, Some(3))?;
-    response.insert_header("Hookgate-Duplicate", "true")?;
-    if !no_body {
-        response.insert_header("Content-Type", "application/json")?;
-        response.insert_header("Content-Length", body.len().to_string())?;
+    if no_body {
+        return client
+            .respond(status, &[("Hookgate-Duplicate", "true")], b"", true)
+            .await;
     }
-    session.write_response_header(Box::new(response)).await?;
-    session.write_response_body(Bytes::from(body), true).await
+    let body = serde_json::to_vec(&serde_json::json!({ "duplicate": true, "delivery_id": id }))
+        .expect("a JSON object of strings always serializes");
+    let fields = [
+        ("Hookgate-Duplicate", "true"),
+        ("Content-Type", "application/json"),
+    ];
+    client.respond(status, &fields, &body, true).await
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Last stage of the inbound path: send the already-read request to the app and stream
 //! its answer back to the client.
 //!
-//! hookgate makes the upstream call itself, on Pingora's HTTP/1.1 session, instead of Pingora's
-//! proxy loop: the proxy can replay a body read ahead of time only up to 64 KiB (its retry
-//! buffer), while webhooks must be verified whole before the app is contacted.
+//! hookgate makes the upstream call itself, in its own HTTP/1.1 ([`super::http1`]), instead
+//! of Pingora's proxy loop: the proxy can replay a body read ahead of time only up to 64 KiB
+//! (its retry buffer), while webhooks must be verified whole before the app is contacted.
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,32 +12,19 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::HttpSession as Http1Session;
-use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorType, OrErr};
-use tokio::io::AsyncWriteExt;
+use pingora::{Error, ErrorType};
 use tokio::time::Sleep;
 
 use super::app_connections::AppConnections;
+use super::client::Client;
+use super::http1::answer;
+use super::http1::body::Body;
+use super::http1::Connection;
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
 use crate::metrics::METRICS;
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-];
 
 /// At most this many idle connections to the app are kept.
 const POOL_SIZE: usize = 128;
@@ -102,12 +89,12 @@ impl UpstreamClient {
     }
 
     /// Sends `request` (head and body, from [`upstream_request`]) to the app and relays
-    /// the answer to `session`. The whole exchange, the answer's body included, has
+    /// the answer to `client`. The whole exchange, the answer's body included, has
     /// `upstream_timeout`. An error means nothing was written to the client yet and the
     /// app gave no status.
     pub async fn forward(
         &self,
-        session: &mut ServerSession,
+        client: &mut Client<'_>,
         request: Bytes,
         extra_response_headers: &[(&'static str, String)],
     ) -> Result<Forwarded, ErrorResponse> {
@@ -115,58 +102,59 @@ impl UpstreamClient {
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
         // The answer to a HEAD request has no body, whatever its Content-Length says.
-        let head = session.req_header().method == Method::HEAD;
+        let head = client.req_header().method == Method::HEAD;
         let mut attempt = 0;
-        let (mut upstream, response) = loop {
+        let (mut app, answer) = loop {
             let (stream, reused) = self
                 .connections
                 .get(&self.peer)
                 .await
                 .map_err(|e| upstream_error(&e))?;
-            let sent = within(deadline.as_mut(), send(stream, &request, &self.peer)).await;
-            let mut upstream = match sent {
-                Some(Ok(upstream)) => upstream,
+            let mut app = Connection::new(stream);
+            match within(deadline.as_mut(), app.write(&request)).await {
+                Some(Ok(())) => {}
                 Some(Err(e)) if reused && attempt < STALE_CONNECTION_RETRIES => {
                     METRICS.upstream_resends.inc();
                     tracing::debug!(
-                        error = e.etype().as_str(),
+                        error = %e.kind(),
                         "pooled connection to the app was stale; sending again"
                     );
                     attempt += 1;
                     continue;
                 }
-                Some(Err(e)) => return Err(upstream_error(&e)),
-                None => return Err(timeout_error(self.timeout)),
-            };
-            match within(deadline.as_mut(), upstream.read_response_header()).await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(upstream_error(&e)),
+                Some(Err(e)) => {
+                    return Err(ErrorResponse::new(
+                        502,
+                        "upstream_error",
+                        format!("writing the request to the app failed: {}", e.kind()),
+                    ))
+                }
                 None => return Err(timeout_error(self.timeout)),
             }
-            let response = upstream.response_header().cloned().ok_or_else(|| {
-                ErrorResponse::new(502, "upstream_error", "the app sent no response header")
-            })?;
-            break (upstream, response);
+            match within(deadline.as_mut(), answer::read(&mut app, head)).await {
+                Some(Ok(answer)) => break (app, answer),
+                Some(Err(e)) => {
+                    return Err(ErrorResponse::new(502, "upstream_error", e.describe()))
+                }
+                None => return Err(timeout_error(self.timeout)),
+            }
         };
-        let status = response.status.as_u16();
+        let status = answer.status;
         let incomplete = |answer| Ok(Forwarded::Incomplete { status, answer });
 
         // Read the start of the answer (usually all of it) before relaying anything.
-        let mut start = BytesMut::new();
-        let mut finished = head;
-        while !finished && start.len() < ANSWER_BUFFER {
-            match within(deadline.as_mut(), upstream.read_response_body()).await {
-                Some(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
-                Some(Ok(None)) => {
-                    finished = true;
-                    break;
-                }
+        let mut body = Body::new(answer.framing);
+        let mut start = Bytes::new();
+        let mut more = BytesMut::new();
+        let mut finished = false;
+        while !finished && start.len() + more.len() < ANSWER_BUFFER {
+            match within(deadline.as_mut(), body.next(&mut app)).await {
+                // The usual case: the whole body in one piece, kept without a copy.
+                Some(Ok(Some(piece))) if start.is_empty() => start = piece,
+                Some(Ok(Some(piece))) => more.extend_from_slice(&piece),
+                Some(Ok(None)) => finished = true,
                 Some(Err(e)) => {
-                    tracing::warn!(
-                        status,
-                        error = e.etype().as_str(),
-                        "the app's answer broke off"
-                    );
+                    tracing::warn!(status, error = e.describe(), "the app's answer broke off");
                     return incomplete(ErrorResponse::new(
                         502,
                         "upstream_incomplete",
@@ -179,31 +167,24 @@ impl UpstreamClient {
                 }
             }
         }
-
-        let mut response = response;
-        strip_hop_by_hop_response(&mut response);
-        for (name, value) in extra_response_headers {
-            let _ = response.insert_header(*name, value.as_str());
+        if !more.is_empty() {
+            let mut joined = BytesMut::with_capacity(start.len() + more.len());
+            joined.extend_from_slice(&start);
+            joined.extend_from_slice(&more);
+            start = joined.freeze();
         }
-        if session
-            .write_response_header(Box::new(response))
+
+        if client
+            .relay_head(&answer, extra_response_headers, start, finished)
             .await
             .is_err()
         {
             return Ok(Forwarded::Broken { status });
         }
-        if !start.is_empty()
-            && session
-                .write_response_body(start.freeze(), false)
-                .await
-                .is_err()
-        {
-            return Ok(Forwarded::Broken { status });
-        }
         while !finished {
-            match within(deadline.as_mut(), upstream.read_response_body()).await {
-                Some(Ok(Some(chunk))) => {
-                    if session.write_response_body(chunk, false).await.is_err() {
+            match within(deadline.as_mut(), body.next(&mut app)).await {
+                Some(Ok(Some(piece))) => {
+                    if client.relay_body(piece).await.is_err() {
                         return Ok(Forwarded::Broken { status });
                     }
                 }
@@ -211,7 +192,7 @@ impl UpstreamClient {
                 Some(Err(e)) => {
                     tracing::warn!(
                         status,
-                        error = e.etype().as_str(),
+                        error = e.describe(),
                         "the app's answer broke off while relayed"
                     );
                     return Ok(Forwarded::Broken { status });
@@ -222,37 +203,17 @@ impl UpstreamClient {
                 }
             }
         }
-        if session.finish_body().await.is_err() {
+        if client.relay_end().await.is_err() {
             return Ok(Forwarded::Broken { status });
         }
-        // After a HEAD, the session would wait for the body the answer announced: closed.
-        if !head {
-            if let HttpSession::H1(mut h1) = upstream {
-                h1.respect_keepalive();
-                if let Some(stream) = h1.reuse().await {
-                    self.connections.put(stream);
-                }
+        if answer.reusable {
+            // Bytes after the answer's end are not the app's to send: the connection goes.
+            if let Some(stream) = app.into_idle_stream() {
+                self.connections.put(stream);
             }
         }
         Ok(Forwarded::Complete { status })
     }
-}
-
-/// Writes the request to the app in one write, so the app gets one packet and one wake-up
-/// (Pingora's session writes the head and the body separately), and returns the session
-/// that reads the answer.
-async fn send(mut stream: Stream, request: &[u8], peer: &HttpPeer) -> pingora::Result<HttpSession> {
-    stream
-        .write_all(request)
-        .await
-        .or_err(ErrorType::WriteError, "while writing the request")?;
-    stream
-        .flush()
-        .await
-        .or_err(ErrorType::WriteError, "while flushing the request")?;
-    Ok(HttpSession::H1(Http1Session::new_with_options(
-        stream, peer,
-    )))
 }
 
 /// `step`'s output, or `None` once `deadline` has passed.
@@ -266,7 +227,8 @@ async fn within<T>(deadline: Pin<&mut Sleep>, step: impl Future<Output = T>) -> 
 
 /// What hookgate adds to or removes from a request on its way to the app.
 pub struct Rewrite<'a> {
-    pub client_ip: Option<std::net::IpAddr>,
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub forwarded_for: Option<&'a str>,
     /// hookgate terminated TLS.
     pub tls: bool,
     /// Headers the app must not see (a verified signature, unless kept).
@@ -296,56 +258,71 @@ pub fn upstream_request(
             wire.extend_from_slice(part);
         }
     };
-    let named_by_connection: Vec<String> = client
+    // Fields the client's `Connection` names are hop-by-hop too (RFC 9110 §7.6.1).
+    let named_by_connection: Vec<&str> = client
         .headers
         .get_all("connection")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|option| {
+            !option.eq_ignore_ascii_case("close") && !option.eq_ignore_ascii_case("keep-alive")
+        })
         .collect();
-    let replaced_forwarded_for = rewrite.client_ip.is_some();
+    let (mut host, mut framed, mut forwarded_proto) = (false, false, false);
+    let mut forwarded_for = Vec::new();
     for (name, value) in client.headers.iter() {
         let name = name.as_str();
-        if HOP_BY_HOP.contains(&name)
-            || name == "content-length"
-            || named_by_connection.iter().any(|n| n == name)
+        // Hop-by-hop fields describe one connection, not the message (RFC 9110 §7.6.1).
+        match name {
+            "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "upgrade"
+            | "expect" => continue,
+            "content-length" | "transfer-encoding" => {
+                framed = true;
+                continue;
+            }
+            "host" => host = true,
+            "x-forwarded-for" if rewrite.forwarded_for.is_some() => {
+                forwarded_for.extend(value.to_str().ok());
+                continue;
+            }
+            "x-forwarded-proto" if rewrite.tls => continue,
+            "x-forwarded-proto" => forwarded_proto = true,
+            "traceparent" if rewrite.traceparent.is_some() => continue,
             // hookgate's own headers are only ever set by hookgate, never passed on from a client
-            || name.starts_with("hookgate-")
+            _ if name.starts_with("hookgate-") => continue,
+            _ => {}
+        }
+        if named_by_connection
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
             || rewrite.strip.iter().any(|s| s.eq_ignore_ascii_case(name))
-            || (replaced_forwarded_for && name == "x-forwarded-for")
-            || (rewrite.tls && name == "x-forwarded-proto")
-            || (rewrite.traceparent.is_some() && name == "traceparent")
         {
             continue;
         }
         header(name, value.as_bytes());
     }
-    if !client.headers.contains_key("host") {
+    if !host {
         if let Some(authority) = client.uri.authority() {
             header("host", authority.as_str().as_bytes());
         }
     }
-    let has_body = !body.is_empty()
-        || client.headers.contains_key("content-length")
-        || client.headers.contains_key("transfer-encoding");
-    if has_body {
+    if framed || !body.is_empty() {
         header("content-length", body.len().to_string().as_bytes());
     }
-    if let Some(ip) = rewrite.client_ip {
-        let forwarded_for = match client
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(earlier) => format!("{earlier}, {ip}"),
-            None => ip.to_string(),
-        };
-        header("x-forwarded-for", forwarded_for.as_bytes());
+    if let Some(ip) = rewrite.forwarded_for {
+        if forwarded_for.is_empty() {
+            header("x-forwarded-for", ip.as_bytes());
+        } else {
+            let chain = format!("{}, {ip}", forwarded_for.join(", "));
+            header("x-forwarded-for", chain.as_bytes());
+        }
     }
     if rewrite.tls {
         // hookgate terminated TLS itself: no client-supplied value can be right.
         header("x-forwarded-proto", b"https");
-    } else if !client.headers.contains_key("x-forwarded-proto") {
+    } else if !forwarded_proto {
         header("x-forwarded-proto", b"http");
     }
     for (name, value) in rewrite.add {
@@ -361,19 +338,6 @@ pub fn upstream_request(
     wire.extend_from_slice(b"\r\n");
     wire.extend_from_slice(body);
     Ok(wire.freeze())
-}
-
-fn strip_hop_by_hop_response(response: &mut ResponseHeader) {
-    // Transfer-Encoding stays: Pingora frames the client-side body from it.
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "trailer",
-        "upgrade",
-    ] {
-        response.remove_header(name);
-    }
 }
 
 fn timeout_error(timeout: Duration) -> ErrorResponse {
@@ -424,7 +388,7 @@ mod tests {
     }
 
     const PLAIN: Rewrite = Rewrite {
-        client_ip: None,
+        forwarded_for: None,
         tls: false,
         strip: &[],
         add: &[],
@@ -450,7 +414,7 @@ mod tests {
         client.insert_header("X-Signature", "abc").unwrap();
         client.insert_header("X-Secret-Sig", "s").unwrap();
         let rewrite = Rewrite {
-            client_ip: "10.1.2.3".parse().ok(),
+            forwarded_for: Some("10.1.2.3"),
             strip: &["X-Secret-Sig"],
             add: &[("Hookgate-Route", "a")],
             ..PLAIN

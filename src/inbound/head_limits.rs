@@ -1,6 +1,6 @@
 //! Stage 0 of the inbound path, with [`super::path`]: the request head itself. Its size,
-//! its number of fields and its arrival time are bounded, and a head Pingora cannot parse
-//! gets a `400` instead of a silently closed connection.
+//! its number of fields and its arrival time are bounded, and a head that cannot be parsed
+//! gets a `400` instead of a silently closed connection ([`super::http1::request`]).
 
 use std::time::Duration;
 
@@ -61,22 +61,4 @@ pub fn header_timeout(deadline: Duration) -> ErrorResponse {
             deadline.as_secs_f64()
         ),
     )
-}
-
-/// The answer to a head Pingora could not parse.
-pub fn malformed(error: &pingora::Error) -> ErrorResponse {
-    // Pingora's own limits (256 fields, 1 MiB) come first for heads far over ours.
-    let too_large = error
-        .context
-        .as_ref()
-        .is_some_and(|c| c.as_str().contains("larger than"));
-    let reason = error.root_cause().to_string();
-    if too_large || reason.to_ascii_lowercase().contains("too many headers") {
-        return ErrorResponse::new(
-            431,
-            "headers_too_large",
-            "the request head is larger than hookgate accepts",
-        );
-    }
-    ErrorResponse::new(400, "bad_request", "the request head is not valid HTTP/1.1")
 }

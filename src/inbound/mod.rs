@@ -7,10 +7,12 @@
 
 pub mod app_connections;
 pub mod body;
+pub mod client;
 pub mod connection;
 pub mod dedupe;
 pub mod forward;
 pub mod head_limits;
+pub mod http1;
 pub mod path;
 pub mod rate_limit;
 pub mod refusals;
@@ -19,14 +21,17 @@ pub mod service;
 pub mod tls_certificate;
 pub mod verify;
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use async_trait::async_trait;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
 use crate::clock::unix_now;
@@ -35,8 +40,10 @@ use crate::error_response::ErrorResponse;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
 use crate::store::{DedupeStore, Store};
 use crate::telemetry::{self, Span, SpanKind};
+use client::{Client, Gone, Source};
 use dedupe::Admission;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
+use http1::request::{self, HeadError};
 use refusals::{RecentRefusals, Refusal};
 use routing::{RouteState, RouteTable};
 
@@ -140,10 +147,10 @@ impl InboundApp {
         self.live.store(Arc::new(live));
     }
 
-    async fn handle(&self, session: &mut ServerSession, trace: &mut Option<Span>) -> Outcome {
-        let path = session.req_header().uri.path().to_string();
+    async fn handle(&self, client: &mut Client<'_>, trace: &mut Option<Span>) -> Outcome {
+        let path = client.req_header().uri.path().to_string();
         if let Err(answer) = path::check(&path) {
-            return self.reject(session, UNMATCHED_ROUTE, answer, trace).await;
+            return self.reject(client, UNMATCHED_ROUTE, answer, trace).await;
         }
         let live = self.live.load_full();
         let Some(route) = live.routes.find(&path) else {
@@ -152,25 +159,22 @@ impl InboundApp {
                 "route_not_found",
                 format!("no route is configured for {path}"),
             );
-            return self.reject(session, UNMATCHED_ROUTE, answer, trace).await;
+            return self.reject(client, UNMATCHED_ROUTE, answer, trace).await;
         };
         let name = route.name;
         if let Some(span) = trace {
-            span.set_name(format!("{} {name}", session.req_header().method));
+            span.set_name(format!("{} {name}", client.req_header().method));
             span.set("hookgate.route", name);
         }
         let limit = route.config.max_body.unwrap_or(live.max_body);
-        let body = match crate::http_io::read_body(session, limit, live.body_timeout).await {
+        let body = match body::read(client, limit, live.body_timeout).await {
             Ok(body) => body,
-            Err(answer) => return self.reject(session, name, answer, trace).await,
+            Err(answer) => return self.reject(client, name, answer, trace).await,
         };
-        let passed = match route
-            .verifier
-            .check(session.req_header(), &body, unix_now())
-        {
+        let passed = match route.verifier.check(client.req_header(), &body, unix_now()) {
             Ok(passed) => passed,
             // The body was read completely, so the connection stays usable.
-            Err(answer) => return self.answer(session, name, answer, true).await,
+            Err(answer) => return self.answer(client, name, answer, true).await,
         };
         if let Some(verified) = &passed.verified {
             METRICS.record_verified(name, verified.secret_index);
@@ -184,15 +188,12 @@ impl InboundApp {
                 span.set("hookgate.delivery_id", id);
             }
         }
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client_ip = client.client_ip();
 
         // Dedupe: claim the delivery, or answer for the earlier one.
         let mut guard = None;
         if let Some(dedupe) = &route.dedupe {
-            let header = session.req_header();
+            let header = client.req_header();
             match dedupe.admit(header, &body, passed.verified.as_ref()).await {
                 Admission::Forward(claim) => {
                     guard = claim;
@@ -204,7 +205,7 @@ impl InboundApp {
                     if let Some(span) = trace {
                         span.event("dedupe", vec![("hookgate.dedupe", "duplicate".into())]);
                     }
-                    let written = dedupe::answer_duplicate(session, status, &id).await.is_ok();
+                    let written = dedupe::answer_duplicate(client, status, &id).await.is_ok();
                     return Outcome {
                         route: name,
                         outcome: "duplicate",
@@ -212,13 +213,13 @@ impl InboundApp {
                         reusable: written,
                     };
                 }
-                Admission::Refuse(answer) => return self.answer(session, name, answer, true).await,
+                Admission::Refuse(answer) => return self.answer(client, name, answer, true).await,
             }
         }
 
         let limited = match &route.limiter {
             None => None,
-            Some(limiter) => Some(limiter.check(name, session.req_header(), client_ip).await),
+            Some(limiter) => Some(limiter.check(name, client.req_header(), client_ip).await),
         };
         if let (Some(span), Some(result)) = (trace.as_mut(), &limited) {
             let result = if result.is_ok() { "allowed" } else { "limited" };
@@ -231,7 +232,7 @@ impl InboundApp {
                 if let Some(mut guard) = guard {
                     guard.release().await;
                 }
-                return self.answer(session, name, answer, true).await;
+                return self.answer(client, name, answer, true).await;
             }
         };
 
@@ -245,13 +246,13 @@ impl InboundApp {
         let mut forward_span = trace.as_ref().map(|s| s.child("forward", SpanKind::Client));
         let traceparent = forward_span.as_ref().map(|s| s.context().traceparent());
         let rewrite = Rewrite {
-            client_ip,
+            forwarded_for: client.client_ip_text(),
             tls: self.config.tls.is_some(),
             strip: passed.strip,
             add: &added[..if delivery_id.is_some() { 3 } else { 2 }],
             traceparent: traceparent.as_deref(),
         };
-        let request = match upstream_request(session.req_header(), &body, &rewrite) {
+        let request = match upstream_request(client.req_header(), &body, &rewrite) {
             Ok(request) => request,
             Err(why) => {
                 if let Some(mut guard) = guard {
@@ -262,10 +263,10 @@ impl InboundApp {
                     "bad_request",
                     format!("request cannot be forwarded: {why}"),
                 );
-                return self.answer(session, name, answer, true).await;
+                return self.answer(client, name, answer, true).await;
             }
         };
-        let forwarded = self.upstream.forward(session, request, &rate_headers).await;
+        let forwarded = self.upstream.forward(client, request, &rate_headers).await;
         let app_status = match &forwarded {
             Ok(
                 Forwarded::Complete { status }
@@ -322,7 +323,7 @@ impl InboundApp {
                     answer.message
                 );
                 answer.headers.extend(rate_headers);
-                self.answer(session, name, answer, true).await
+                self.answer(client, name, answer, true).await
             }
         }
     }
@@ -331,7 +332,7 @@ impl InboundApp {
     /// once what the client still sends of the body is drained.
     async fn reject(
         &self,
-        session: &mut ServerSession,
+        client: &mut Client<'_>,
         route: &'static str,
         answer: ErrorResponse,
         trace: &Option<Span>,
@@ -346,36 +347,38 @@ impl InboundApp {
             "rejected: {}",
             answer.message
         );
-        let outcome = self.answer(session, route, answer, false).await;
-        body::linger(session).await;
+        let outcome = self.answer(client, route, answer, false).await;
+        body::linger(client).await;
         outcome
     }
 
     /// Keeps a refusal for the console: names of headers, never values but the claimed id.
-    fn remember_refusal(&self, session: &ServerSession, outcome: &Outcome, head_read: bool) {
+    fn remember_refusal(
+        &self,
+        header: Option<&RequestHeader>,
+        source: Option<IpAddr>,
+        outcome: &Outcome,
+    ) {
         if self.refusals.capacity() == 0 {
             return;
         }
-        let (headers, delivery_id) = match head_read {
-            true => {
+        let (headers, delivery_id) = match header {
+            Some(header) => {
                 let live = self.live.load();
                 let id_header = live
                     .routes
                     .by_name(outcome.route)
                     .and_then(|r| r.id_header());
-                Refusal::describe(session.req_header(), id_header)
+                Refusal::describe(header, id_header)
             }
-            false => (Vec::new(), None),
+            None => (Vec::new(), None),
         };
         self.refusals.record(Refusal {
             at_ms: crate::clock::now_ms(),
             route: outcome.route,
             reason: outcome.outcome,
             status: outcome.status,
-            source: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
+            source,
             delivery_id,
             headers,
         });
@@ -383,13 +386,13 @@ impl InboundApp {
 
     async fn answer(
         &self,
-        session: &mut ServerSession,
+        client: &mut Client<'_>,
         route: &'static str,
         answer: ErrorResponse,
         keepalive: bool,
     ) -> Outcome {
         METRICS.record_inbound_error(route, answer.code);
-        let written = answer.send(session, keepalive).await.is_ok();
+        let written = send(client, &answer, keepalive).await.is_ok();
         Outcome {
             route,
             outcome: answer.code,
@@ -399,19 +402,64 @@ impl InboundApp {
     }
 }
 
-/// Marks a kept-alive connection's later sessions, whose head deadline includes the idle time.
-struct KeptAlive;
+/// Writes hookgate's own error answer; the connection is closed after it unless `keepalive`.
+async fn send(
+    client: &mut Client<'_>,
+    answer: &ErrorResponse,
+    keepalive: bool,
+) -> Result<(), Gone> {
+    client
+        .respond(
+            answer.status,
+            &error_fields(answer),
+            &answer.body(),
+            keepalive,
+        )
+        .await
+}
+
+/// The header fields of an error answer of hookgate's (its JSON body, never cached).
+fn error_fields(answer: &ErrorResponse) -> Vec<(&'static str, &str)> {
+    let mut fields = vec![
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "no-store"),
+    ];
+    fields.extend(answer.headers.iter().map(|(n, v)| (*n, v.as_str())));
+    fields
+}
 
 #[async_trait]
 impl HttpServerApp for InboundApp {
     /// Pingora's entry for each h2 stream (HTTP/1 connections are served by
-    /// [`connection::InboundService`]'s own loop).
+    /// [`InboundApp::serve_http1`]).
     async fn process_new_http(
         self: &Arc<Self>,
-        session: ServerSession,
+        mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        self.serve(session, shutdown).await
+        let limits = &self.config.limits;
+        let refusal = match tokio::time::timeout(limits.header_timeout, session.read_request())
+            .await
+        {
+            Ok(Ok(true)) => head_limits::check(session.req_header(), limits),
+            Ok(Ok(false)) => return None,
+            Err(_) => {
+                METRICS.record_connection_closed("header_timeout");
+                Some(head_limits::header_timeout(limits.header_timeout))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e.etype().as_str(), "could not read an h2 request head");
+                return None;
+            }
+        };
+        let started = Instant::now();
+        let mut client = Client::http2(session);
+        match refusal {
+            Some(answer) => self.refuse_head(&mut client, answer, started).await,
+            None => self.process(&mut client, started, shutdown).await,
+        }
+        client.finish().await;
+        None
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
@@ -420,75 +468,108 @@ impl HttpServerApp for InboundApp {
 }
 
 impl InboundApp {
-    /// Serves one request of `session`: its head, its stages, the answer. Returns the
-    /// connection when it can carry the next request.
-    pub async fn serve(
-        &self,
-        mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
+    /// Serves an HTTP/1 connection's requests one after another, until the client closes
+    /// it or an answer leaves it unusable.
+    pub async fn serve_http1(&self, stream: Stream, shutdown: &ShutdownWatch) {
         let limits = &self.config.limits;
-        let deadline = match session.take_connection_user_context() {
-            Some(_) => limits.idle_timeout + limits.header_timeout,
-            None => limits.header_timeout,
-        };
-        let mut head_read = false;
-        let refusal = match tokio::time::timeout(deadline, session.read_request()).await {
-            Ok(Ok(true)) => {
-                head_read = true;
-                head_limits::check(session.req_header(), limits)
-            }
-            Ok(Ok(false)) => return None,
-            Err(_) => {
-                METRICS.record_connection_closed("header_timeout");
-                Some(head_limits::header_timeout(deadline))
-            }
-            Ok(Err(e)) if e.etype() == &pingora::ErrorType::InvalidHTTPHeader => {
-                // Not `e` itself: its context holds the head's bytes, credentials included.
-                tracing::debug!(error = %e.root_cause(), "refused a malformed request head");
-                METRICS.record_connection_closed("bad_request");
-                Some(head_limits::malformed(&e))
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "could not read a request head");
-                return None;
-            }
-        };
-        let started = Instant::now();
-        if let Some(answer) = refusal {
+        let source = Source::of_stream(&stream);
+        let mut conn = http1::Connection::new(stream);
+        // A kept-alive connection's later heads may also wait out the idle time.
+        let mut deadline = limits.header_timeout;
+        loop {
+            let read = tokio::time::timeout(deadline, request::read(&mut conn, limits)).await;
+            let started = Instant::now();
+            let refusal = match read {
+                Ok(Ok(Some(request))) => {
+                    let refusal = head_limits::check(&request.header, limits);
+                    let mut client = Client::http1(&mut conn, &source, request);
+                    match refusal {
+                        Some(answer) => self.refuse_head(&mut client, answer, started).await,
+                        None => self.process(&mut client, started, shutdown).await,
+                    }
+                    if client.finish().await {
+                        deadline = limits.idle_timeout + limits.header_timeout;
+                        continue;
+                    }
+                    return;
+                }
+                Ok(Ok(None) | Err(HeadError::Gone)) => return,
+                // Idle, not slow: nothing of a next request came.
+                Err(_) if conn.is_drained() => return,
+                Ok(Err(HeadError::Refused(answer))) => {
+                    METRICS.record_connection_closed("bad_request");
+                    answer
+                }
+                Err(_) => {
+                    METRICS.record_connection_closed("header_timeout");
+                    head_limits::header_timeout(deadline)
+                }
+            };
+            // A head that was not read whole has nothing to show but its source.
             tracing::info!(
-                error = answer.code,
-                status = answer.status,
+                error = refusal.code,
+                status = refusal.status,
                 "refused a request head"
             );
-            let outcome = self
-                .answer(&mut session, UNMATCHED_ROUTE, answer, false)
-                .await;
+            let outcome = Outcome {
+                route: UNMATCHED_ROUTE,
+                outcome: refusal.code,
+                status: refusal.status,
+                reusable: false,
+            };
+            METRICS.record_inbound_error(UNMATCHED_ROUTE, refusal.code);
+            let wire = http1::answer::whole(
+                refusal.status,
+                &error_fields(&refusal),
+                &refusal.body(),
+                false,
+                false,
+            );
+            let _ = conn.write(&wire).await;
             METRICS.record_inbound(
                 UNMATCHED_ROUTE,
-                outcome.outcome,
-                outcome.status,
+                refusal.code,
+                refusal.status,
                 started.elapsed(),
             );
-            // A head that was not read whole has nothing to show but its source.
-            self.remember_refusal(&session, &outcome, head_read);
-            return None;
+            self.remember_refusal(None, source.ip, &outcome);
+            return;
         }
+    }
+
+    /// Answers a request whose head is over a limit, and closes the connection after it.
+    async fn refuse_head(&self, client: &mut Client<'_>, answer: ErrorResponse, started: Instant) {
+        tracing::info!(
+            error = answer.code,
+            status = answer.status,
+            "refused a request head"
+        );
+        let outcome = self.answer(client, UNMATCHED_ROUTE, answer, false).await;
+        METRICS.record_inbound(
+            UNMATCHED_ROUTE,
+            outcome.outcome,
+            outcome.status,
+            started.elapsed(),
+        );
+        self.remember_refusal(Some(client.req_header()), client.client_ip(), &outcome);
+    }
+
+    /// Serves one request whose head was read: its stages, the answer, its metrics.
+    async fn process(&self, client: &mut Client<'_>, started: Instant, shutdown: &ShutdownWatch) {
+        let limits = &self.config.limits;
         let keepalive = (!*shutdown.borrow()).then_some(limits.idle_timeout.as_secs().max(1));
-        session.set_keepalive(keepalive);
-        // A client may send its next request before reading this answer (RFC 9112 §9.3.2).
-        session.set_pipelining_enabled(true);
-        // Boxed: the request's state machine is large, and inline it would be held by every
-        // connection that is only waiting for its next request.
+        client.set_keepalive(keepalive);
         let mut trace = telemetry::tracer().map(|tracer| {
-            let header = session.req_header();
+            let header = client.req_header();
             let traceparent = header
                 .headers
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok());
             tracer.start_from(header.method.to_string(), SpanKind::Server, traceparent)
         });
-        let outcome = Box::pin(self.handle(&mut session, &mut trace)).await;
+        // Boxed: the request's state machine is large, and inline it would be held by every
+        // connection that is only waiting for its next request.
+        let outcome = Box::pin(self.handle(client, &mut trace)).await;
         METRICS.record_inbound(
             outcome.route,
             outcome.outcome,
@@ -496,47 +577,30 @@ impl InboundApp {
             started.elapsed(),
         );
         if let Some(span) = trace.as_mut().filter(|s| s.is_recording()) {
-            describe_request(span, &session, &outcome);
+            describe_request(span, client, &outcome);
         }
         drop(trace);
         if !matches!(outcome.outcome, "forwarded" | "duplicate") {
-            self.remember_refusal(&session, &outcome, true);
+            self.remember_refusal(Some(client.req_header()), client.client_ip(), &outcome);
         }
         if !outcome.reusable {
-            return None;
-        }
-        let mut settings = HttpPersistentSettings::for_session(&session);
-        settings.set_user_context(Box::new(KeptAlive));
-        match session.finish().await {
-            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
-            Err(_) => None,
+            client.set_keepalive(None);
         }
     }
 }
 
 /// The OpenTelemetry HTTP server attributes of a request, and hookgate's.
-fn describe_request(span: &mut Span, session: &ServerSession, outcome: &Outcome) {
-    let header = session.req_header();
+fn describe_request(span: &mut Span, client: &Client<'_>, outcome: &Outcome) {
+    let header = client.req_header();
     span.set("http.request.method", header.method.to_string());
     span.set("url.path", header.uri.path().to_string());
-    span.set(
-        "url.scheme",
-        if session
-            .digest()
-            .and_then(|d| d.ssl_digest.as_ref())
-            .is_some()
-        {
-            "https"
-        } else {
-            "http"
-        },
-    );
+    span.set("url.scheme", if client.is_tls() { "https" } else { "http" });
     span.set(
         "network.protocol.version",
-        if session.is_http2() { "2" } else { "1.1" },
+        if client.is_http2() { "2" } else { "1.1" },
     );
-    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
-        span.set("client.address", ip.ip().to_string());
+    if let Some(ip) = client.client_ip() {
+        span.set("client.address", ip.to_string());
     }
     if let Some(agent) = header
         .headers
