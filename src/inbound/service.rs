@@ -14,12 +14,13 @@ use super::InboundApp;
 use crate::config::InboundConfig;
 use crate::store::Store;
 
-/// Buffers of one client connection on the inbound port. Pingora's default read buffer is
-/// 64 KiB, allocated for the connection's whole life and filled by any large body; webhook
-/// heads and bodies are a few KiB, and a flood of connections multiplies it.
+/// Buffers of one client connection on the inbound port: none. hookgate's HTTP/1 reads into
+/// a buffer of its own and writes each answer in one write, so a Pingora buffer would only
+/// add a copy per read (and its default read buffer is 64 KiB, held for the connection's
+/// whole life, multiplied by a flood of connections). TLS and h2 keep buffers of their own.
 const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
-    read: Some(16 * 1024),
-    write: None,
+    read: Some(0),
+    write: Some(0),
 };
 
 /// The inbound service, its dedupe and rate limits kept in `store`; and its app, which a
