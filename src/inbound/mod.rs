@@ -505,36 +505,48 @@ impl InboundApp {
                     head_limits::header_timeout(deadline)
                 }
             };
-            // A head that was not read whole has nothing to show but its source.
-            tracing::info!(
-                error = refusal.code,
-                status = refusal.status,
-                "refused a request head"
-            );
-            let outcome = Outcome {
-                route: UNMATCHED_ROUTE,
-                outcome: refusal.code,
-                status: refusal.status,
-                reusable: false,
-            };
-            METRICS.record_inbound_error(UNMATCHED_ROUTE, refusal.code);
-            let wire = http1::answer::whole(
-                refusal.status,
-                &error_fields(&refusal),
-                &refusal.body(),
-                false,
-                false,
-            );
-            let _ = conn.write(&wire).await;
-            METRICS.record_inbound(
-                UNMATCHED_ROUTE,
-                refusal.code,
-                refusal.status,
-                started.elapsed(),
-            );
-            self.remember_refusal(None, source.ip, &outcome);
-            return;
+            return self
+                .refuse_unread_head(&mut conn, &source, refusal, started)
+                .await;
         }
+    }
+
+    /// Answers a head that could not be read whole or parsed, and closes the connection.
+    async fn refuse_unread_head(
+        &self,
+        conn: &mut http1::Connection,
+        source: &Source,
+        refusal: ErrorResponse,
+        started: Instant,
+    ) {
+        tracing::info!(
+            error = refusal.code,
+            status = refusal.status,
+            "refused a request head"
+        );
+        METRICS.record_inbound_error(UNMATCHED_ROUTE, refusal.code);
+        let wire = http1::answer::whole(
+            refusal.status,
+            &error_fields(&refusal),
+            &refusal.body(),
+            false,
+            false,
+        );
+        let _ = conn.write(&wire).await;
+        METRICS.record_inbound(
+            UNMATCHED_ROUTE,
+            refusal.code,
+            refusal.status,
+            started.elapsed(),
+        );
+        let outcome = Outcome {
+            route: UNMATCHED_ROUTE,
+            outcome: refusal.code,
+            status: refusal.status,
+            reusable: false,
+        };
+        // A head that was not read whole has nothing to show but its source.
+        self.remember_refusal(None, source.ip, &outcome);
     }
 
     /// Answers a request whose head is over a limit, and closes the connection after it.

@@ -360,4 +360,29 @@ mod tests {
         assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n"));
         assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n\r"));
     }
+
+    proptest::proptest! {
+        /// A valid head with one byte changed, or cut short: never a panic, and a head
+        /// that parses has one framing.
+        #[test]
+        fn mangled_heads_are_parsed_or_refused(at in 0usize..140, byte in proptest::prelude::any::<u8>(), cut in 0usize..140) {
+            let head = b"POST /hooks/a?x=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n";
+            let mut mangled = head.to_vec();
+            if at < mangled.len() {
+                mangled[at] = byte;
+            }
+            mangled.truncate(mangled.len() - cut.min(mangled.len()));
+            if let Ok(Some((request, len))) = parse_complete(&mangled, &LIMITS) {
+                proptest::prop_assert!(len <= mangled.len());
+                let lengths = request.header.headers.get_all("content-length").iter().count();
+                let codings = request.header.headers.get_all("transfer-encoding").iter().count();
+                proptest::prop_assert!(lengths + codings <= 1, "{}", String::from_utf8_lossy(&mangled));
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_complete(&bytes, &LIMITS);
+        }
+    }
 }
