@@ -56,6 +56,12 @@ async fn a_body_only_signature_replayed_under_new_ids_reaches_the_app_once() {
         }
     }
     assert_eq!(app.received().len(), 1);
+    // 49 duplicates in well under a few seconds: logged once a second, not once each.
+    let lines = gateway.log().matches("duplicate answered").count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines for 49 duplicates"
+    );
     // Another body is another delivery.
     let other = br#"{"action":"closed","number":1}"#;
     let signed = Verifier::new(&SchemeSpec::Named("github".into()), &[SECRET], None)

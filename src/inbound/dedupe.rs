@@ -95,6 +95,8 @@ pub struct RouteDedupe {
     on_store_error: OnStoreError,
     /// A full or failing store fails every request: one log line a second says so.
     store_errors_logged: Throttle,
+    /// A replay flood is duplicates only: one log line a second, with the count.
+    duplicates_logged: Throttle,
 }
 
 /// What the dedupe stage decided for one request.
@@ -118,6 +120,7 @@ impl RouteDedupe {
     ) -> Self {
         RouteDedupe {
             store_errors_logged: Throttle::default(),
+            duplicates_logged: Throttle::default(),
             route,
             config,
             store,
@@ -142,7 +145,9 @@ impl RouteDedupe {
         match self.store.claim_all(&keys, self.lease).await {
             Ok(Claim::Claimed) => {}
             Ok(Claim::Done { status }) => {
-                tracing::info!(route, delivery_id = %id, status, "duplicate answered from the dedupe window");
+                if let Some(skipped) = self.duplicates_logged.allow(crate::clock::now_ms()) {
+                    tracing::info!(route, delivery_id = %id, status, skipped, "duplicate answered from the dedupe window (logged at most once a second; all are counted in hookgate_inbound_requests_total)");
+                }
                 return Admission::Duplicate { status, id };
             }
             Ok(Claim::InFlight) => {
