@@ -3,10 +3,10 @@
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::body::{parse_length, Framing};
-use super::Connection;
+use super::{head_may_end, Connection};
 
 /// Most header fields, and bytes of head, taken from the app.
 const MAX_FIELDS: usize = 128;
@@ -66,8 +66,15 @@ impl AnswerError {
 /// Reads the app's answer head to a request (a `HEAD` one if `head_request`), past any
 /// interim (1xx) answers.
 pub async fn read(conn: &mut Connection, head_request: bool) -> Result<AppAnswer, AnswerError> {
+    let mut searched: usize = 0;
     loop {
-        let parsed = parse(&conn.read, head_request)?;
+        // As for requests: parsed again only once a blank line may have arrived.
+        let from = searched.saturating_sub(3);
+        let parsed = match head_may_end(&conn.read[from..]) {
+            true => parse(&conn.read, head_request)?,
+            false => Parsed::Partial,
+        };
+        searched = conn.read.len();
         match parsed {
             Parsed::Partial if conn.read.len() > MAX_HEAD => {
                 return Err(AnswerError::Malformed("the head is too large".into()))
@@ -78,7 +85,8 @@ pub async fn read(conn: &mut Connection, head_request: bool) -> Result<AppAnswer
                 Err(e) => return Err(AnswerError::Io(e)),
             },
             Parsed::Interim(len) => {
-                let _ = conn.read.split_to(len);
+                conn.read.advance(len);
+                searched = 0;
             }
             Parsed::Final(mut answer, len) => {
                 answer.head = conn.read.split_to(len).freeze();

@@ -3,7 +3,7 @@
 //! extensions and trailers are bounded, and every malformed byte is an error: a body read
 //! wrong is where request smuggling starts.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::Connection;
 
@@ -130,7 +130,7 @@ impl Body {
                     if &conn.read[..2] != b"\r\n" {
                         return Err(BodyError::Malformed("chunk data longer than its size"));
                     }
-                    let _ = conn.read.split_to(2);
+                    conn.read.advance(2);
                     self.state = State::ChunkSize;
                 }
                 State::ChunkSize => {

@@ -64,3 +64,28 @@ impl Connection {
         self.is_drained().then_some(self.stream)
     }
 }
+
+/// Whether `bytes` hold the blank line that ends a head (CRLF CRLF, or bare LFs).
+pub fn head_may_end(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+        rest = &rest[at + 1..];
+        if rest.starts_with(b"\n") || rest.starts_with(b"\r\n") {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_only_at_a_blank_line() {
+        assert!(head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n\r\n"));
+        assert!(head_may_end(b"GET / HTTP/1.1\n\n"));
+        assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n"));
+        assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n\r"));
+    }
+}

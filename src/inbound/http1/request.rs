@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use pingora::http::RequestHeader;
 
 use super::body::{parse_length, Framing};
-use super::Connection;
+use super::{head_may_end, Connection};
 use crate::config::ConnectionLimits;
 use crate::error_response::ErrorResponse;
 
@@ -63,18 +63,6 @@ pub async fn read(
             Ok(false) | Err(_) => return Err(HeadError::Gone),
         }
     }
-}
-
-/// Whether `bytes` hold the blank line that ends a head (CRLF CRLF, or bare LFs).
-fn head_may_end(bytes: &[u8]) -> bool {
-    let mut rest = bytes;
-    while let Some(at) = rest.iter().position(|&b| b == b'\n') {
-        rest = &rest[at + 1..];
-        if rest.starts_with(b"\n") || rest.starts_with(b"\r\n") {
-            return true;
-        }
-    }
-    false
 }
 
 /// The answer to a head over the size caps: the request line alone is over `max_url`, or
@@ -351,14 +339,6 @@ mod tests {
         ] {
             assert!(parse(head).is_err(), "{head:?} was accepted");
         }
-    }
-
-    #[test]
-    fn a_head_ends_only_at_a_blank_line() {
-        assert!(head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n\r\n"));
-        assert!(head_may_end(b"GET / HTTP/1.1\n\n"));
-        assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n"));
-        assert!(!head_may_end(b"POST / HTTP/1.1\r\nA: b\r\n\r"));
     }
 
     proptest::proptest! {
