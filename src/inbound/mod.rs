@@ -1,9 +1,12 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
-//! [`path`] (refuse ambiguous paths) → [`routing`] → [`body`] (whole raw body) → [`verify`]
-//! (signature) → [`dedupe`] (claim the delivery: a guard that completes on the app's 2xx and
-//! releases otherwise) → [`rate_limit`] → [`forward`] (to the app, answer relayed). Each
-//! route's stages are built with the route, so a request allocates no labels or handles.
+//! [`head_limits`] and [`path`] (refuse oversized heads and ambiguous paths) → [`routing`]
+//! → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`] (claim the delivery: a
+//! guard that completes on the app's 2xx and releases otherwise) → [`rate_limit`] →
+//! [`forward`] (to the app, answer relayed). Each route's stages are built with the route,
+//! so a request allocates no labels or handles.
+//! They see the client through [`client::Client`]: hookgate's own HTTP/1 ([`http1`]) or
+//! an h2 stream of Pingora's. [`connection`] admits connections before any of this.
 
 pub mod app_connections;
 pub mod body;
