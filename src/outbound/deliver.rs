@@ -116,6 +116,17 @@ impl Endpoint {
         })
     }
 
+    /// The same endpoint as `earlier` (from the config before a reload) if it keeps its name
+    /// and URL: it keeps that one's circuit breaker.
+    pub fn continuing(mut self, earlier: Option<&Endpoint>) -> Self {
+        let same = earlier
+            .filter(|e| e.config.name == self.config.name && e.config.url == self.config.url);
+        if let Some(earlier) = same {
+            self.pacing.continue_from(&earlier.pacing);
+        }
+        self
+    }
+
     /// The same endpoint, connecting through `proxy`.
     pub fn with_proxy(mut self, proxy: Option<Arc<ProxyRoute>>) -> Self {
         self.proxy = proxy;

@@ -39,12 +39,22 @@ pub struct Parts {
 }
 
 impl Live {
-    pub fn build(config: &OutboundConfig, parts: &Parts) -> Result<Self, String> {
+    /// What `config` says; endpoints that `earlier` (the running build, on a reload) has
+    /// under the same name and URL keep their circuit breakers.
+    pub fn build(
+        config: &OutboundConfig,
+        parts: &Parts,
+        earlier: Option<&Live>,
+    ) -> Result<Self, String> {
+        let earlier_endpoint = |name: &str| {
+            earlier.and_then(|live| live.endpoints.iter().find(|e| e.config.name == name))
+        };
         let endpoints = config
             .endpoints
             .iter()
             .map(|e| {
                 Endpoint::new(e.clone(), parts.pacing.clone(), parts.time_scale)
+                    .map(|new| new.continuing(earlier_endpoint(&e.name).map(|e| &**e)))
                     .map(|e| Arc::new(e.with_proxy(parts.proxy.clone())))
                     .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
             })
@@ -81,5 +91,59 @@ impl Live {
             max_body: config.max_body,
             longest_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(endpoints: &str) -> OutboundConfig {
+        let text = format!("outbound:\n  endpoints:\n{endpoints}");
+        crate::config::load_str("t.yaml", &text, &|_| None)
+            .unwrap()
+            .outbound
+            .unwrap()
+    }
+
+    fn endpoint(name: &str, url: &str) -> String {
+        format!("    - {{ name: {name}, url: \"{url}\", sign: {{ scheme: rejento, secret: s }}, circuit: {{ failures: 1 }} }}\n")
+    }
+
+    #[test]
+    fn a_reload_keeps_the_circuits_of_endpoints_that_keep_name_and_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 10,
+        })
+        .unwrap();
+        let parts = Parts {
+            pacing: store.pacing(),
+            proxy: None,
+            time_scale: 1.0,
+        };
+        let before = outbound(
+            &(endpoint("a", "http://127.0.0.1:9/a") + &endpoint("b", "http://127.0.0.1:9/b")),
+        );
+        let running = Live::build(&before, &parts, None).unwrap();
+        for e in &running.endpoints {
+            assert!(e.pacing.record(false, 0).is_some(), "one failure opens it");
+        }
+        // `a` keeps its URL; `b` now points elsewhere: a new receiver, a closed circuit.
+        let after = outbound(
+            &(endpoint("a", "http://127.0.0.1:9/a") + &endpoint("b", "http://127.0.0.1:9/other")),
+        );
+        let reloaded = Live::build(&after, &parts, Some(&running)).unwrap();
+        let open = |name: &str| {
+            let e = reloaded
+                .endpoints
+                .iter()
+                .find(|e| e.config.name == name)
+                .unwrap();
+            e.pacing.is_open(1_000)
+        };
+        assert!(open("a"));
+        assert!(!open("b"));
     }
 }

@@ -27,7 +27,8 @@ pub struct Pacing {
     receiver: String,
     limits: Limits,
     store: Arc<dyn PacingStore>,
-    breaker: Mutex<Breaker>,
+    /// Shared with the same endpoint rebuilt by a config reload ([`Pacing::continue_from`]).
+    breaker: Arc<Mutex<Breaker>>,
     circuit: CircuitConfig,
     time_scale: f64,
 }
@@ -104,7 +105,7 @@ impl Pacing {
             receiver: receiver.to_string(),
             limits,
             store,
-            breaker: Mutex::new(Breaker::default()),
+            breaker: Arc::default(),
             circuit: policy.circuit.clone(),
             time_scale,
         }
@@ -155,6 +156,13 @@ impl Pacing {
             go,
             wait: taken.wait,
         }
+    }
+
+    /// Keeps the circuit of `earlier`, this endpoint as the config before a reload built it:
+    /// an open circuit stays open and a failure streak goes on, instead of a reload letting
+    /// every held message at a failing receiver at once.
+    pub fn continue_from(&mut self, earlier: &Pacing) {
+        self.breaker = earlier.breaker.clone();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -286,5 +294,20 @@ mod tests {
         assert_eq!(pacing.record(true, 121_000), None);
         assert!(!pacing.is_open(121_000));
         assert_eq!(pacing.admit(121_000, 5).await.go.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_rebuilt_endpoint_keeps_its_open_circuit() {
+        let (pacing, _dir) = embedded_pacing(&config(10, None, 2));
+        pacing.record(false, 0);
+        assert!(pacing.record(false, 0).is_some());
+        let (mut rebuilt, _dir2) = embedded_pacing(&config(10, None, 5));
+        assert!(!rebuilt.is_open(1_000), "a new endpoint starts closed");
+        rebuilt.continue_from(&pacing);
+        assert!(rebuilt.is_open(1_000));
+        assert!(rebuilt.admit(1_000, 5).await.go.is_empty());
+        // Attempts still in flight under the old config count for the new one too.
+        assert_eq!(pacing.record(true, 2_000), None);
+        assert!(!rebuilt.is_open(2_000));
     }
 }

@@ -42,7 +42,7 @@ pub struct OutboundReload {
 impl OutboundReload {
     /// Builds what `config` (a reload's) says, ready to [`apply`](Self::apply).
     pub fn prepare(&self, config: &OutboundConfig) -> Result<Live, String> {
-        Live::build(config, &self.parts)
+        Live::build(config, &self.parts, Some(&self.live.load()))
     }
 
     /// Messages from now on use `live`; the YAML's subscriptions are written into the
@@ -62,7 +62,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         proxy: config.proxy.as_ref().map(ProxyRoute::start).transpose()?,
         time_scale: retry_time_scale()?,
     };
-    let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts)?));
+    let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts, None)?));
     let subscriptions = Arc::new(Subscriptions::new(
         store.subscriptions()?,
         config.subscriptions.clone(),
