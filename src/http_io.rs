@@ -12,50 +12,98 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::error_response::ErrorResponse;
 
+/// Where a request body comes from: Pingora's session (the admin port, the outbound
+/// listener, the injector) or the inbound path's client ([`crate::inbound::client`]).
+pub trait BodySource {
+    /// The body's length, when the head declares it.
+    fn declared_length(&self) -> Option<u64>;
+    /// The client waits for `100 Continue` before it sends the body.
+    fn expects_continue(&self) -> bool;
+    /// Sends `100 Continue`; an error when the client went away.
+    fn send_continue(&mut self) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+    /// The next piece of the body as it arrives, `None` at its end, or why it cannot be read.
+    fn next_body_piece(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Bytes>, String>> + Send;
+}
+
+impl BodySource for ServerSession {
+    fn declared_length(&self) -> Option<u64> {
+        self.get_header("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    fn expects_continue(&self) -> bool {
+        self.get_header("expect")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    }
+
+    async fn send_continue(&mut self) -> Result<(), ()> {
+        self.write_continue_response().await.map_err(|_| ())
+    }
+
+    async fn next_body_piece(&mut self) -> Result<Option<Bytes>, String> {
+        self.read_request_body()
+            .await
+            .map_err(|e| e.etype().as_str().to_string())
+    }
+}
+
 /// Reads the request body up to `limit` bytes within `timeout`.
 ///
 /// A declared `Content-Length` over the limit is refused before reading anything, and
 /// `Expect: 100-continue` is answered only once the request is acceptable: Pingora never
-/// sends `100 Continue` by itself, and a client would otherwise stall for a second.
+/// sends `100 Continue` by itself, and a client would otherwise stall for a second. A body
+/// that arrives in one piece is returned as it is, without a copy.
 pub async fn read_body(
-    session: &mut ServerSession,
+    source: &mut impl BodySource,
     limit: u64,
     timeout: Duration,
 ) -> Result<Bytes, ErrorResponse> {
-    let too_large = || body_too_large(limit);
-    let declared = session
-        .get_header("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = source.declared_length();
     if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
+        return Err(body_too_large(limit));
     }
-    let expects_continue = session
-        .get_header("expect")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        session.write_continue_response().await.map_err(|e| {
-            ErrorResponse::new(
-                400,
-                "bad_request",
-                format!("client went away: {}", e.etype().as_str()),
-            )
-        })?;
+    if source.expects_continue() && source.send_continue().await.is_err() {
+        return Err(ErrorResponse::new(
+            400,
+            "bad_request",
+            "the client went away",
+        ));
     }
-    let capacity = declared.unwrap_or(0).min(limit) as usize;
     let read = async {
-        let mut body = BytesMut::with_capacity(capacity);
-        while let Some(chunk) = session.read_request_body().await.map_err(|e| {
-            ErrorResponse::new(
-                400,
-                "bad_request_body",
-                format!("could not read the request body: {}", e.etype().as_str()),
-            )
-        })? {
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
+        let mut next = async || {
+            source.next_body_piece().await.map_err(|why| {
+                ErrorResponse::new(
+                    400,
+                    "bad_request_body",
+                    format!("could not read the request body: {why}"),
+                )
+            })
+        };
+        let Some(first) = next().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = next().await? else {
+            return if first.len() as u64 > limit {
+                Err(body_too_large(limit))
+            } else {
+                Ok(first)
+            };
+        };
+        let capacity = declared.unwrap_or(0).min(limit) as usize;
+        let mut body = BytesMut::with_capacity(capacity.max(first.len() + second.len()));
+        body.extend_from_slice(&first);
+        body.extend_from_slice(&second);
+        while let Some(piece) = next().await? {
+            if (body.len() + piece.len()) as u64 > limit {
+                return Err(body_too_large(limit));
             }
-            body.extend_from_slice(&chunk);
+            body.extend_from_slice(&piece);
+        }
+        if body.len() as u64 > limit {
+            return Err(body_too_large(limit));
         }
         Ok(body.freeze())
     };

@@ -12,6 +12,7 @@ use super::http1::answer::{self, AppAnswer, BodyFraming, Head};
 use super::http1::body::{Body, Framing};
 use super::http1::request::Request;
 use super::http1::Connection;
+use crate::http_io::BodySource;
 
 // The HTTP/1 variant is the common one and is not boxed: a box would be an allocation per
 // request, while a client is held once, by its request's future.
@@ -118,53 +119,6 @@ impl<'c> Client<'c> {
         match self {
             Client::Http1(h1) => h1.keep_alive &= keepalive.is_some(),
             Client::Http2(session, _) => session.set_keepalive(keepalive),
-        }
-    }
-
-    /// The body's length, when the head declares it.
-    pub fn declared_length(&self) -> Option<u64> {
-        match self {
-            Client::Http1(h1) => match h1.request.framing {
-                Framing::Length(len) => Some(len),
-                _ => None,
-            },
-            Client::Http2(session, _) => session
-                .get_header("content-length")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok()),
-        }
-    }
-
-    /// The client waits for `100 Continue` before it sends the body.
-    pub fn expects_continue(&self) -> bool {
-        match self {
-            Client::Http1(h1) => h1.request.expects_continue && !h1.body.is_done(),
-            Client::Http2(session, _) => session
-                .get_header("expect")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
-        }
-    }
-
-    pub async fn send_continue(&mut self) -> Result<(), Gone> {
-        match self {
-            Client::Http1(h1) => h1
-                .conn
-                .write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| Gone),
-            Client::Http2(session, _) => session.write_continue_response().await.map_err(|_| Gone),
-        }
-    }
-
-    /// The next piece of the request body as it arrives, `None` at its end, or why it
-    /// cannot be read. On HTTP/1 a body that arrived whole is one piece, not a copy.
-    pub async fn next_body_piece(&mut self) -> Result<Option<Bytes>, String> {
-        match self {
-            Client::Http1(h1) => h1.body.next(h1.conn).await.map_err(|e| e.describe()),
-            Client::Http2(session, _) => session
-                .read_request_body()
-                .await
-                .map_err(|e| e.etype().as_str().to_string()),
         }
     }
 
@@ -310,6 +264,44 @@ impl<'c> Client<'c> {
                 let _ = session.finish().await;
                 false
             }
+        }
+    }
+}
+
+impl BodySource for Client<'_> {
+    fn declared_length(&self) -> Option<u64> {
+        match self {
+            Client::Http1(h1) => match h1.request.framing {
+                Framing::Length(len) => Some(len),
+                _ => None,
+            },
+            Client::Http2(session, _) => session.declared_length(),
+        }
+    }
+
+    fn expects_continue(&self) -> bool {
+        match self {
+            Client::Http1(h1) => h1.request.expects_continue && !h1.body.is_done(),
+            Client::Http2(session, _) => session.expects_continue(),
+        }
+    }
+
+    async fn send_continue(&mut self) -> Result<(), ()> {
+        match self {
+            Client::Http1(h1) => h1
+                .conn
+                .write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| ()),
+            Client::Http2(session, _) => session.send_continue().await,
+        }
+    }
+
+    /// On HTTP/1 a body that arrived whole is one piece, not a copy.
+    async fn next_body_piece(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            Client::Http1(h1) => h1.body.next(h1.conn).await.map_err(|e| e.describe()),
+            Client::Http2(session, _) => session.next_body_piece().await,
         }
     }
 }

@@ -170,7 +170,7 @@ impl InboundApp {
             span.set("hookgate.route", name);
         }
         let limit = route.config.max_body.unwrap_or(live.max_body);
-        let body = match body::read(client, limit, live.body_timeout).await {
+        let body = match crate::http_io::read_body(client, limit, live.body_timeout).await {
             Ok(body) => body,
             Err(answer) => return self.reject(client, name, answer, trace).await,
         };

@@ -132,6 +132,8 @@ fn parse(read: &[u8], head_request: bool) -> Result<Parsed, AnswerError> {
     let mut chunked = None;
     let mut close = false;
     let mut keep_alive = false;
+    // Other fields the app's `Connection` names are hop-by-hop too (RFC 9110 §7.6.1).
+    let mut named_by_connection: Vec<&[u8]> = Vec::new();
     for field in response.headers.iter() {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -151,8 +153,13 @@ fn parse(read: &[u8], head_request: bool) -> Result<Parsed, AnswerError> {
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in field.value.split(|&b| b == b',') {
                 let option = option.trim_ascii();
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                if option.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                } else {
+                    named_by_connection.push(option);
+                }
             }
         }
     }
@@ -170,13 +177,6 @@ fn parse(read: &[u8], head_request: bool) -> Result<Parsed, AnswerError> {
         && framing != Framing::UntilClose
         // Both framings at once: what follows the answer cannot be trusted.
         && !(chunked.is_some() && length.is_some());
-    let connection_options: Vec<&[u8]> = response
-        .headers
-        .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|f| f.value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .collect();
     let relayed = response
         .headers
         .iter()
@@ -186,7 +186,7 @@ fn parse(read: &[u8], head_request: bool) -> Result<Parsed, AnswerError> {
                 || (name.eq_ignore_ascii_case(b"content-length") && !no_body);
             !framing_field
                 && !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-                && !connection_options
+                && !named_by_connection
                     .iter()
                     .any(|o| name.eq_ignore_ascii_case(o))
         })
