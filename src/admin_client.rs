@@ -11,7 +11,8 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use crate::cli::{
-    AdminArgs, DeliveriesCommand, EndpointsCommand, SubscriptionFields, SubscriptionsCommand,
+    AdminArgs, DeliveriesCommand, DeliveryFilterArgs, EndpointsCommand, SubscriptionFields,
+    SubscriptionsCommand,
 };
 use crate::http_io::exchange;
 
@@ -150,44 +151,54 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// The query of a delivery filter, with `extra` pairs.
+fn filter_query(filter: &DeliveryFilterArgs, extra: &[(&str, Option<String>)]) -> String {
+    let mut pairs = vec![
+        ("endpoint", filter.endpoint.clone()),
+        ("subscription", filter.subscription.clone()),
+        ("tenant", filter.tenant.clone()),
+        ("event_type", filter.event_type.clone()),
+        ("since", filter.since.map(|t| t.to_string())),
+        ("until", filter.until.map(|t| t.to_string())),
+    ];
+    pairs.extend_from_slice(extra);
+    query(&pairs)
+}
+
 pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
+    let all = |all: bool| ("all", all.then(|| "true".to_string()));
     let (method, path) = match command {
-        DeliveriesCommand::List {
-            endpoint,
-            state,
-            subscription,
-            tenant,
-            event_type,
-        } => (
+        DeliveriesCommand::List { filter, state } => (
             "GET",
             format!(
                 "/admin/deliveries{}",
-                query(&[
-                    ("endpoint", endpoint.clone()),
-                    ("state", state.clone()),
-                    ("subscription", subscription.clone()),
-                    ("tenant", tenant.clone()),
-                    ("event_type", event_type.clone()),
-                ])
+                filter_query(filter, &[("state", state.clone())])
             ),
         ),
         DeliveriesCommand::Show { id } => ("GET", format!("/admin/deliveries/{id}")),
         DeliveriesCommand::Retry { id } => ("POST", format!("/admin/deliveries/{id}/retry")),
-        DeliveriesCommand::Replay { endpoint, since } => (
-            "POST",
-            format!(
-                "/admin/endpoints/{endpoint}/replay{}",
-                query(&[("since", since.map(|s| s.to_string()))])
-            ),
-        ),
-        DeliveriesCommand::Purge { endpoint } => (
+        DeliveriesCommand::Replay {
+            endpoint,
+            filter,
+            all: every,
+        } => {
+            let filter = DeliveryFilterArgs {
+                endpoint: endpoint.clone().or(filter.endpoint.clone()),
+                ..filter.clone()
+            };
+            (
+                "POST",
+                format!(
+                    "/admin/deliveries/replay{}",
+                    filter_query(&filter, &[all(*every)])
+                ),
+            )
+        }
+        DeliveriesCommand::Purge { filter, all: every } => (
             "DELETE",
             format!(
                 "/admin/deliveries{}",
-                query(&[
-                    ("state", Some("dead".into())),
-                    ("endpoint", endpoint.clone())
-                ])
+                filter_query(filter, &[("state", Some("dead".into())), all(*every)])
             ),
         ),
     };
@@ -198,6 +209,40 @@ pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
             print_deliveries(body)
         } else {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
+        }
+    })
+}
+
+pub fn reload(args: &AdminArgs, allow_weaker: bool) -> ExitCode {
+    let path = format!(
+        "/admin/reload{}",
+        query(&[("allow_weaker", allow_weaker.then(|| "true".to_string()))])
+    );
+    let result = runtime().block_on(call(args, "POST", &path, None));
+    if let (Ok((_, body)), false) = (&result, args.json) {
+        // What a held or refused reload names, before the error line.
+        for line in ["exposed", "problems"]
+            .iter()
+            .filter_map(|k| body[*k].as_array())
+            .flatten()
+        {
+            eprintln!("  {}", line.as_str().unwrap_or_default());
+        }
+    }
+    finish(result, args.json, |body| {
+        let restart = body["needs_restart"].as_array().filter(|r| !r.is_empty());
+        match (body["result"].as_str(), restart) {
+            (Some("applied"), None) => {
+                println!("reloaded (config {})", body["hash"].as_str().unwrap_or(""))
+            }
+            (Some("applied"), Some(keys)) => {
+                println!(
+                "reloaded (config {}); these keys keep their running values until a restart: {}",
+                body["hash"].as_str().unwrap_or(""),
+                keys.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+            )
+            }
+            _ => println!("{body}"),
         }
     })
 }

@@ -96,7 +96,8 @@ echo '{}' | hookgate sign --scheme stripe --secret whsec_x -"
     #[command(
         after_help = "Examples:\n  HOOKGATE_ADMIN_TOKEN=... hookgate deliveries list --state dead --endpoint acme\n  \
 hookgate deliveries show msg_5f1c...\n  hookgate deliveries retry msg_5f1c...\n  \
-hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries purge --endpoint acme --json"
+hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries replay --subscription sub_0190... --tenant acme\n  \
+hookgate deliveries purge --subscription sub_0190... --json\n  hookgate deliveries purge --all"
     )]
     Deliveries {
         #[command(flatten)]
@@ -121,6 +122,23 @@ hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries pur
         admin: AdminArgs,
         #[command(subcommand)]
         command: SubscriptionsCommand,
+    },
+    /// Reload the running hookgate's config file now (through the admin API).
+    #[command(
+        long_about = "Ask the running hookgate to read its config file now, as SIGHUP does, and print what \
+happened. A config that fails its check is refused and the running one stays. A config that would lower the \
+protection of any inbound path (a signed route removed or shadowed by a less protected one, verify changed to \
+none, dedupe or a rate limit removed) is held: it prints the paths it would expose and exits 1, unless \
+--allow-weaker says you mean it. The file's own changes are applied by hookgate itself once the file has \
+stayed the same for server.reload_settle, and held the same way.",
+        after_help = "Examples:\n  HOOKGATE_ADMIN_TOKEN=... hookgate reload\n  hookgate reload --allow-weaker"
+    )]
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Apply the config even if it lowers the protection of some paths.
+        #[arg(long)]
+        allow_weaker: bool,
     },
     /// List outbound endpoints, and enable or disable one (through the admin API).
     #[command(
@@ -211,40 +229,61 @@ pub struct AdminArgs {
     pub json: bool,
 }
 
+/// Which deliveries a command means; `list`, `purge` and `replay` take the same filters,
+/// so a purge or a replay touches exactly what the same `list` shows.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryFilterArgs {
+    /// Only this endpoint's deliveries (`subscriptions` for subscriptions').
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Only this subscription's deliveries.
+    #[arg(long)]
+    pub subscription: Option<String>,
+    /// Only deliveries of this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only deliveries of events of this type.
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Only those accepted at or after this time (unix milliseconds).
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Only those accepted at or before this time (unix milliseconds).
+    #[arg(long)]
+    pub until: Option<u64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
-    /// List queued and dead deliveries.
+    /// List queued and dead deliveries (or the recently delivered ones).
     List {
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// pending or dead
+        #[command(flatten)]
+        filter: DeliveryFilterArgs,
+        /// pending, dead or delivered
         #[arg(long)]
         state: Option<String>,
-        /// Only this subscription's deliveries.
-        #[arg(long)]
-        subscription: Option<String>,
-        /// Only deliveries of this tenant's events.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Only deliveries of events of this type.
-        #[arg(long)]
-        event_type: Option<String>,
     },
     /// One delivery with every attempt: time, status, latency, the start of the answer.
     Show { id: String },
     /// Attempt one delivery again now, with a fresh round of attempts.
     Retry { id: String },
-    /// Attempt every dead delivery of an endpoint again.
+    /// Attempt the dead deliveries the filters name again (ENDPOINT is --endpoint).
     Replay {
-        endpoint: String,
-        /// Only those accepted since this time (unix milliseconds).
-        #[arg(long)]
-        since: Option<u64>,
-    },
-    /// Delete dead deliveries (of one endpoint, or all).
-    Purge {
-        #[arg(long)]
+        /// An endpoint, as --endpoint.
         endpoint: Option<String>,
+        #[command(flatten)]
+        filter: DeliveryFilterArgs,
+        /// Replay every dead delivery: needed when no filter is given.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete the dead deliveries the filters name, for good.
+    Purge {
+        #[command(flatten)]
+        filter: DeliveryFilterArgs,
+        /// Delete every dead delivery: needed when no filter is given.
+        #[arg(long)]
+        all: bool,
     },
 }
 

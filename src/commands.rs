@@ -18,7 +18,11 @@ const EXIT_USAGE: u8 = 64;
 
 pub fn check(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
-        Ok(_) => {
+        Ok(config) => {
+            let routes = config.inbound.as_ref().map_or(&[][..], |i| &i.routes[..]);
+            for risk in config::protection::suffix_risks(routes) {
+                eprintln!("warning: {risk}");
+            }
             println!("{}: valid", path.display());
             ExitCode::SUCCESS
         }

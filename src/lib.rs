@@ -6,6 +6,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error_response;
+pub mod header_text;
 pub mod http_io;
 pub mod inbound;
 pub mod inject;

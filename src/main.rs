@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         } => commands::verify(&scheme, &headers, tolerance, now, &file),
         Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
         Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
+        Command::Reload {
+            admin,
+            allow_weaker,
+        } => admin_client::reload(&admin, allow_weaker),
         Command::Subscriptions { admin, command } => admin_client::subscriptions(&admin, &command),
         Command::Inject {
             listen,

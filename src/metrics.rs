@@ -113,7 +113,7 @@ pub struct SpanLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// `applied`, `unchanged` or `refused`.
+    /// `applied`, `refused` or `held`.
     pub result: &'static str,
 }
 
@@ -144,6 +144,7 @@ pub struct Metrics {
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
+    pub rate_limit_keys_full: Family<RouteLabels, Counter>,
     pub inbound_connections: Gauge,
     pub upstream_resends: Counter,
     pub store_up: Gauge,
@@ -212,6 +213,12 @@ impl Metrics {
             "inbound_errors",
             "Inbound requests answered by hookgate itself with an error, by route and error code",
             inbound_errors.clone(),
+        );
+        let rate_limit_keys_full = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "rate_limit_keys_full",
+            "Rate-limited requests met with a route's limiter holding its maximum of keys (rate_limit.max_keys), by route",
+            rate_limit_keys_full.clone(),
         );
         let inbound_verified = Family::<VerifiedLabels, Counter>::default();
         registry.register(
@@ -322,7 +329,7 @@ impl Metrics {
         let config_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "config_reloads",
-            "Config reloads (SIGHUP or a change of the file), by result (applied, unchanged, refused)",
+            "Config reloads (SIGHUP, the admin API or a change of the file), by result: applied, refused (the file fails its check), held (it would lower the protection of a path)",
             config_reloads.clone(),
         );
         let config_info = Family::<ConfigLabels, Gauge>::default();
@@ -355,6 +362,7 @@ impl Metrics {
             inbound_requests,
             inbound_duration,
             inbound_errors,
+            rate_limit_keys_full,
             inbound_connections,
             inbound_connections_closed,
             upstream_resends,
@@ -390,6 +398,12 @@ impl Metrics {
     pub fn record_inbound_error(&self, route: &'static str, error: &'static str) {
         self.inbound_errors
             .get_or_create(&RejectLabels { route, error })
+            .inc();
+    }
+
+    pub fn record_rate_limit_keys_full(&self, route: &'static str) {
+        self.rate_limit_keys_full
+            .get_or_create(&RouteLabels { route })
             .inc();
     }
 

@@ -1,20 +1,24 @@
-//! Live config reload. `SIGHUP`, or a change of the config file's content (read through
-//! its path every second, so a Kubernetes ConfigMap update, which swaps a symlink, is seen
-//! too), loads the file and checks it as `hookgate check` does. A config that fails is
-//! refused: logged, counted, and the running one stays. Otherwise routes, secrets, limits,
+//! Live config reload. `SIGHUP`, `POST /admin/reload`, or a change of the config file's
+//! content (read through its path every second, so a Kubernetes ConfigMap update, which
+//! swaps a symlink, is seen too, and applied once it stayed the same for
+//! `server.reload_settle`) loads the file and checks it as `hookgate check` does. A config
+//! that fails is refused: logged, counted, and the running one stays. One that would lower
+//! the protection of a path (a half-written file missing its signed routes) is held
+//! unless `SIGHUP` or `--allow-weaker` asked for it. Otherwise routes, secrets, limits,
 //! endpoints and the file's subscriptions are swapped in whole: requests and deliveries in
 //! flight finish with what they started with, queued messages stay queued, no connection
 //! is dropped. What only a restart can change (listeners, the store...) is named in the log.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService, GenBackgroundService};
 
-use crate::config::{self, Config};
+use crate::admin::reload::{ConfigReload, ReloadReport};
+use crate::config::{self, protection, Config};
 use crate::inbound::InboundApp;
 use crate::metrics::{ConfigLabels, ReloadLabels, METRICS};
 use crate::outbound::service::OutboundReload;
@@ -27,9 +31,9 @@ pub struct Reloader {
     path: PathBuf,
     /// The config the process started with: what a reload cannot change is compared to it.
     started: Config,
-    /// The hash of the file's content last loaded (or refused: it is not tried again until
-    /// it changes or `SIGHUP` asks).
-    seen: Mutex<String>,
+    /// The config running now: a new one's protection of each path is compared to it.
+    running: Mutex<Config>,
+    seen: Mutex<Seen>,
     inbound: Option<Arc<InboundApp>>,
     outbound: Option<OutboundReload>,
 }
@@ -103,6 +107,45 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
     keys
 }
 
+/// Why a reload runs, which decides whether a weaker config is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The poll saw the file change and stay the same for `reload_settle`.
+    Poll,
+    /// `SIGHUP`: the operator means it.
+    Signal,
+    /// `POST /admin/reload`, applying a weaker config only with `allow_weaker`.
+    Admin { allow_weaker: bool },
+}
+
+impl Trigger {
+    fn why(self) -> &'static str {
+        match self {
+            Trigger::Poll => "the file changed",
+            Trigger::Signal => "SIGHUP",
+            Trigger::Admin { .. } => "admin API",
+        }
+    }
+
+    fn allows_weaker(self) -> bool {
+        match self {
+            Trigger::Poll => false,
+            Trigger::Signal => true,
+            Trigger::Admin { allow_weaker } => allow_weaker,
+        }
+    }
+}
+
+/// What the poll has seen of the file.
+struct Seen {
+    /// The hash of the content last loaded, held or refused: it is not tried again until
+    /// it changes, or `SIGHUP` or the admin API asks.
+    hash: String,
+    /// A new content and when it was first seen: applied once it stays the same for
+    /// `reload_settle` (a file written in place may be read half-written).
+    changed: Option<(String, Instant)>,
+}
+
 impl Reloader {
     /// A reloader for the config at `path`, which the process started with as `started`.
     pub fn service(
@@ -120,31 +163,59 @@ impl Reloader {
             Reloader {
                 path,
                 started: started.clone(),
-                seen: Mutex::new(hash),
+                running: Mutex::new(started.clone()),
+                seen: Mutex::new(Seen {
+                    hash,
+                    changed: None,
+                }),
                 inbound,
                 outbound,
             },
         )
     }
 
-    /// Loads the file if `forced` (a `SIGHUP`) or if its content changed since last seen.
-    async fn reload(&self, forced: bool) {
-        let Ok(text) = tokio::fs::read(&self.path).await else {
-            if forced {
-                tracing::warn!(config = %self.path.display(), "config reload refused: the file cannot be read");
-                count("refused");
+    /// Whether the poll should load the file now: its content differs from the last one
+    /// seen and has stayed the same for `reload_settle`.
+    fn settled(&self, hash: &str) -> bool {
+        let settle = self.started.server.reload_settle;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.hash == hash {
+            seen.changed = None;
+            return false;
+        }
+        match &seen.changed {
+            Some((changed, since)) if changed == hash && since.elapsed() >= settle => true,
+            Some((changed, _)) if changed == hash => false,
+            _ => {
+                seen.changed = Some((hash.to_string(), Instant::now()));
+                settle.is_zero()
             }
-            return;
+        }
+    }
+
+    /// Loads the file and applies it as `trigger` allows; a poll only once it settled.
+    async fn reload(&self, trigger: Trigger) -> ReloadReport {
+        let why = trigger.why();
+        let text = match tokio::fs::read(&self.path).await {
+            Ok(text) => text,
+            Err(e) if trigger != Trigger::Poll => {
+                tracing::warn!(config = %self.path.display(), error = %e, why, "config reload refused: the file cannot be read");
+                count("refused");
+                return ReloadReport::Refused {
+                    problems: vec![format!("cannot read {}: {e}", self.path.display())],
+                };
+            }
+            Err(_) => return ReloadReport::Unchanged,
         };
         let hash = config_hash(&text);
+        if trigger == Trigger::Poll && !self.settled(&hash) {
+            return ReloadReport::Settling;
+        }
         let previous = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if !forced && *seen == hash {
-                return;
-            }
-            std::mem::replace(&mut *seen, hash.clone())
+            seen.changed = None;
+            std::mem::replace(&mut seen.hash, hash.clone())
         };
-        let why = if forced { "SIGHUP" } else { "the file changed" };
         let config = match config::load_file(&self.path) {
             Ok(config) => config,
             Err(errors) => {
@@ -153,22 +224,58 @@ impl Reloader {
                 }
                 tracing::warn!(why, hash, "config reload refused; the running config stays");
                 count("refused");
-                return;
+                return ReloadReport::Refused {
+                    problems: errors.0.iter().map(ToString::to_string).collect(),
+                };
             }
         };
+        let exposed = self.lowered(&config);
+        if !exposed.is_empty() && !trigger.allows_weaker() {
+            tracing::warn!(
+                why,
+                hash,
+                exposed = ?exposed,
+                "config reload held: it lowers the protection of these paths; the running config stays. Send SIGHUP or run `hookgate reload --allow-weaker` to apply it (and write config files atomically: write a new file, then rename it)"
+            );
+            count("held");
+            return ReloadReport::Held { hash, exposed };
+        }
         if let Err(e) = self.apply(&config).await {
             tracing::warn!(why, hash, error = %e, "config reload refused; the running config stays");
             count("refused");
-            return;
+            return ReloadReport::Refused { problems: vec![e] };
         }
         show_hash(Some(&previous), &hash);
         count("applied");
         let restart = needs_restart(&self.started, &config);
+        if !exposed.is_empty() {
+            tracing::warn!(why, hash, exposed = ?exposed, "config reloaded with less protection on these paths, as asked");
+        }
         if restart.is_empty() {
             tracing::info!(why, hash, "config reloaded");
         } else {
             tracing::warn!(why, hash, needs_restart = ?restart, "config reloaded; these keys keep their running values until a restart");
         }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = config;
+        ReloadReport::Applied {
+            hash,
+            needs_restart: restart,
+        }
+    }
+
+    /// The paths whose protection `config` lowers from the running config's.
+    fn lowered(&self, config: &Config) -> Vec<String> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let routes = |c: &Config| {
+            c.inbound
+                .as_ref()
+                .map(|i| i.routes.clone())
+                .unwrap_or_default()
+        };
+        protection::lowered(&routes(&running), &routes(config))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Builds everything `config` needs first, then swaps it in: all or nothing.
@@ -196,6 +303,13 @@ impl Reloader {
 }
 
 #[async_trait]
+impl ConfigReload for Reloader {
+    async fn reload_now(&self, allow_weaker: bool) -> ReloadReport {
+        self.reload(Trigger::Admin { allow_weaker }).await
+    }
+}
+
+#[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
@@ -210,9 +324,11 @@ impl BackgroundService for Reloader {
         loop {
             tokio::select! {
                 Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    self.reload(true).await
+                    self.reload(Trigger::Signal).await;
                 }
-                _ = poll.tick() => self.reload(false).await,
+                _ = poll.tick() => {
+                    self.reload(Trigger::Poll).await;
+                }
                 _ = shutdown.changed() => return,
             }
         }

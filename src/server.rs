@@ -8,6 +8,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
 use crate::admin::overview::{Overview, Sampler};
+use crate::admin::reload::ConfigReload;
 use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
 use crate::inbound::refusals::RecentRefusals;
@@ -76,21 +77,25 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             .collect(),
         store,
     };
+    let endpoints = outbound_reload.as_ref().map(|r| r.live.clone());
+    let mut reload: Option<Arc<dyn ConfigReload>> = None;
+    if let Some(path) = path {
+        let reloader = Reloader::service(path.to_path_buf(), config, inbound_app, outbound_reload);
+        reload = Some(reloader.task());
+        server.add_service(reloader);
+    }
     let app = AdminApp {
         readiness,
         deliveries,
         token: config.admin.token.clone(),
-        endpoints: outbound_reload.as_ref().map(|r| r.live.clone()),
+        endpoints,
         subscriptions,
         refusals,
         overview: overview.clone(),
+        reload,
     };
     server.add_service(background_service("console sampler", Sampler(overview)));
     server.add_service(admin::service(&config.admin, app));
-    if let Some(path) = path {
-        let reloader = Reloader::service(path.to_path_buf(), config, inbound_app, outbound_reload);
-        server.add_service(reloader);
-    }
     Ok(server)
 }
 

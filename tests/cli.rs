@@ -161,3 +161,18 @@ fn per_request_destinations_take_a_policy_and_its_mistakes_are_named() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn check_warns_of_an_unsigned_catch_all_over_a_signed_path() {
+    let (_, output) = check(
+        "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  routes:\n    - { name: hooksall, path: /hooks/*, verify: none }\n    - { name: github, path: /hooks/github, verify: { scheme: github, secrets: [s] } }\n",
+    );
+    assert!(output.status.success(), "a warning is not a problem");
+    let warnings = stderr(&output);
+    assert!(
+        warnings.starts_with(
+            "warning: route hooksall (verify: none, /hooks/*) takes /hooks/github.json"
+        ),
+        "{warnings}"
+    );
+}

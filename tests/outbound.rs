@@ -636,7 +636,10 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
     })
     .await;
     let (_, json) = gateway_dead
-        .admin(reqwest::Method::DELETE, "/admin/deliveries?state=dead")
+        .admin(
+            reqwest::Method::DELETE,
+            "/admin/deliveries?state=dead&all=true",
+        )
         .await;
     assert_eq!(json["purged"], 1);
     let (_, json) = gateway_dead
@@ -682,7 +685,8 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
     app.wait_for(2).await;
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "show", "msg_missing"]));
     assert!(!ok && out.contains("404 delivery_not_found"), "{out}");
-    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "purge", "--json"]));
+    let (ok, out) =
+        tokio::task::block_in_place(|| cli(g, &["deliveries", "purge", "--all", "--json"]));
     assert!(ok && out.contains("\"purged\":0"), "{out}");
     let (ok, out) =
         tokio::task::block_in_place(|| cli(g, &["endpoints", "list", "--token", "wrong"]));
@@ -1106,7 +1110,10 @@ async fn depth_gauges_match_the_admin_api(redis: Option<&str>) {
     })
     .await;
     let (_, json) = gateway
-        .admin(reqwest::Method::DELETE, "/admin/deliveries?state=dead")
+        .admin(
+            reqwest::Method::DELETE,
+            "/admin/deliveries?state=dead&all=true",
+        )
         .await;
     assert_eq!(json["purged"], 3);
     for n in 3..5 {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use support::{eventually, make_certificates, post, sign, Gateway, TestApp};
+use support::{cli, eventually, make_certificates, post, sign, Gateway, TestApp};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -296,4 +296,121 @@ async fn the_inbound_certificate_is_read_again_when_its_files_change() {
     })
     .await;
     assert_eq!(https_status(port, &old.path().join("ca.pem")), 0);
+}
+
+const GUARDED: &str = "    - { name: public, path: /public/*, verify: none }\n    - { name: hooksall, path: /hooks/*, verify: none }\n    - name: rejento\n      path: /hooks/rejento\n      verify: { scheme: rejento, secrets: [secret-one] }\n      dedupe: { id: \"header:X-Rejento-Delivery-Id\", ttl: 1h }\n";
+
+/// The status of an unsigned POST (with a fresh delivery id) to the signed route.
+async fn unsigned(client: &reqwest::Client, gateway: &Gateway) -> u16 {
+    let id = ("X-Rejento-Delivery-Id".to_string(), rand_id().to_string());
+    post(client, &gateway.url("/hooks/rejento"), &[id], b"{}")
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Replaces the config file as an atomic writer does: a new file, renamed over it.
+fn replace_atomically(gateway: &Gateway, text: &str) {
+    let next = gateway.config.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, &gateway.config).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_caught_half_written_never_opens_a_signed_route() {
+    use std::io::Write;
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).routes(GUARDED).start().await;
+    let client = reqwest::Client::new();
+    assert_eq!(unsigned(&client, &gateway).await, 401);
+    // The file is rewritten in place and the writer stops before the signed route for
+    // 4.5 s: what is on disk meanwhile is a valid config with /hooks/rejento left to the
+    // unsigned catch-all. (Over 2 s, the settle time: the poll does read it whole.)
+    let text = gateway.config_text();
+    let cut = text.find("    - name: rejento").unwrap();
+    let mut file = std::fs::File::create(&gateway.config).unwrap();
+    file.write_all(&text.as_bytes()[..cut]).unwrap();
+    file.flush().unwrap();
+    let paused = std::time::Instant::now();
+    while paused.elapsed() < Duration::from_millis(4500) {
+        assert_eq!(
+            unsigned(&client, &gateway).await,
+            401,
+            "an unsigned request reached the app mid-write:\n{}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    file.write_all(&text.as_bytes()[cut..]).unwrap();
+    drop(file);
+    // The half-written file settled (2 s unchanged) and was held, named and counted.
+    let metrics = gateway
+        .metrics_eventually("hookgate_config_reloads_total{result=\"held\"} 1")
+        .await;
+    assert!(!metrics.contains("result=\"applied\""), "{metrics}");
+    let log = gateway.log();
+    assert!(log.contains("config reload held"), "{log}");
+    assert!(
+        log.contains(
+            "/hooks/rejento (route rejento: verify rejento, dedupe -> route hooksall: verify none)"
+        ),
+        "{log}"
+    );
+    for _ in 0..10 {
+        assert_eq!(unsigned(&client, &gateway).await, 401);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(app.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_weakening_change_is_held_until_sighup_or_allow_weaker() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).routes(GUARDED).start().await;
+    let client = reqwest::Client::new();
+    let original = gateway.config_text();
+    let weaker = original.replace(
+        "verify: { scheme: rejento, secrets: [secret-one] }",
+        "verify: none",
+    );
+    replace_atomically(&gateway, &weaker);
+    gateway
+        .metrics_eventually("hookgate_config_reloads_total{result=\"held\"} 1")
+        .await;
+    assert_eq!(unsigned(&client, &gateway).await, 401);
+    // Asked through the admin API without --allow-weaker: still held, with the paths.
+    let (ok, out) = cli(&gateway, &["reload"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("reload_held") && out.contains("/hooks/rejento"),
+        "{out}"
+    );
+    assert_eq!(unsigned(&client, &gateway).await, 401);
+    // SIGHUP is the operator's explicit intent.
+    gateway.signal("HUP");
+    eventually("the weaker config applied on SIGHUP", WITHIN, async || {
+        unsigned(&client, &gateway).await == 200
+    })
+    .await;
+    // A stronger config applies from the file on its own...
+    replace_atomically(&gateway, &original);
+    eventually("the signed route restored", WITHIN, async || {
+        unsigned(&client, &gateway).await == 401
+    })
+    .await;
+    // ...and `hookgate reload --allow-weaker` applies a weaker one.
+    let no_dedupe = original.replace(
+        "      dedupe: { id: \"header:X-Rejento-Delivery-Id\", ttl: 1h }\n",
+        "",
+    );
+    std::fs::write(gateway.config.with_extension("next"), &no_dedupe).unwrap();
+    std::fs::rename(gateway.config.with_extension("next"), &gateway.config).unwrap();
+    let (ok, out) = cli(&gateway, &["reload", "--allow-weaker"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("reloaded"), "{out}");
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("hookgate_config_reloads_total{result=\"applied\"} 3"),
+        "{metrics}"
+    );
 }

@@ -16,7 +16,7 @@ use hookgate::config::{
 use hookgate::inbound::rate_limit::RouteLimiter;
 use hookgate::outbound::new_delivery_id;
 use hookgate::store::queue::{
-    Attempt, Enqueued, EventRef, Idempotency, Next, Queue, Record, State,
+    Attempt, DeliveryFilter, Enqueued, EventRef, Idempotency, Next, Queue, Record, State,
 };
 use hookgate::store::subscriptions::{DeliveryNote, SigningSecret, Subscription};
 use hookgate::store::{self, Allowance, Claim, DedupeStore, Limits, Store};
@@ -117,6 +117,7 @@ over_both_stores!(
     dedupe_claims_lapse_after_their_lease,
     queue_claims_under_a_lease_and_ignores_a_lapsed_claim,
     queue_keeps_dead_letters_for_retry_replay_and_purge,
+    queue_purges_and_replays_exactly_what_a_filter_names,
     queue_counts_its_depth_as_messages_move,
     queue_dedupes_idempotency_keys_and_keeps_endpoint_states,
     queue_hands_each_message_to_one_of_many_concurrent_claimers,
@@ -379,9 +380,22 @@ async fn queue_counts_its_depth_as_messages_move(stores: Stores) {
     );
     assert!(queue.retry_now("c", 200).await.unwrap());
     assert_eq!(depth_of(&*queue, "acme").await, (2, 1, 0, Some(20)));
-    assert_eq!(queue.purge(Some("acme"), State::Pending).await.unwrap(), 3);
+    assert_eq!(
+        queue
+            .purge(&of_endpoint("acme"), State::Pending)
+            .await
+            .unwrap(),
+        3
+    );
     assert_eq!(depth_of(&*queue, "acme").await, (0, 0, 0, None));
     assert_eq!(depth_of(&*queue, "beta").await, (1, 0, 0, Some(50)));
+}
+
+fn of_endpoint(endpoint: &str) -> DeliveryFilter {
+    DeliveryFilter {
+        endpoint: Some(endpoint.into()),
+        ..DeliveryFilter::default()
+    }
 }
 
 async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
@@ -422,7 +436,16 @@ async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
         "a fresh round, history kept"
     );
     assert_eq!(
-        queue.replay_dead("acme", 15, 30_000).await.unwrap(),
+        queue
+            .replay_dead(
+                &DeliveryFilter {
+                    since_ms: Some(15),
+                    ..of_endpoint("acme")
+                },
+                30_000
+            )
+            .await
+            .unwrap(),
         1,
         "only since 15"
     );
@@ -431,11 +454,20 @@ async fn queue_keeps_dead_letters_for_retry_replay_and_purge(stores: Stores) {
         2
     );
     assert_eq!(
-        queue.purge(None, State::Dead).await.unwrap(),
+        queue
+            .purge(&DeliveryFilter::default(), State::Dead)
+            .await
+            .unwrap(),
         1,
         "other, of beta"
     );
-    assert_eq!(queue.purge(Some("acme"), State::Pending).await.unwrap(), 2);
+    assert_eq!(
+        queue
+            .purge(&of_endpoint("acme"), State::Pending)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(queue.list(None, None).await.unwrap().is_empty());
     assert!(queue
         .claim_due(u64::MAX / 2, 1000, 10)
@@ -492,6 +524,94 @@ fn deliveries(event: &str, tenant: &str, count: usize, now: u64) -> Vec<Record> 
             ..record(&format!("{event}-{i}"), now)
         })
         .collect()
+}
+
+/// A purge or a replay by subscription, tenant or time touches those deliveries only,
+/// never another subscription's or an endpoint's dead letters (the console once purged
+/// every dead letter while it showed one subscription's).
+async fn queue_purges_and_replays_exactly_what_a_filter_names(stores: Stores) {
+    let queue = stores.queue;
+    let now = 1_000;
+    queue
+        .enqueue_many(
+            deliveries("evt_a", "acme", 2, now),
+            Bytes::from_static(b"{}"),
+            None,
+        )
+        .await
+        .unwrap();
+    queue
+        .enqueue_many(
+            deliveries("evt_b", "other", 1, now + 10),
+            Bytes::from_static(b"{}"),
+            None,
+        )
+        .await
+        .unwrap();
+    for id in ["m1", "m2"] {
+        queue
+            .enqueue(record(id, now), Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+    }
+    for (claimed, _) in queue.claim_due(now + 100, 1000, 10).await.unwrap() {
+        queue
+            .finish_attempt(&claimed, attempt(500), Next::Dead)
+            .await
+            .unwrap();
+    }
+    let dead = |filter: DeliveryFilter| {
+        let queue = queue.clone();
+        async move {
+            let mut ids: Vec<String> = queue
+                .list(None, Some(State::Dead))
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(dead(DeliveryFilter::default()).await.len(), 5);
+    let one = DeliveryFilter {
+        subscription: Some("sub_0".into()),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(dead(one.clone()).await, ["evt_a-0", "evt_b-0"]);
+    let acme_sub_0 = DeliveryFilter {
+        tenant: Some("acme".into()),
+        ..one
+    };
+    assert_eq!(queue.purge(&acme_sub_0, State::Dead).await.unwrap(), 1);
+    assert_eq!(
+        dead(DeliveryFilter::default()).await,
+        ["evt_a-1", "evt_b-0", "m1", "m2"]
+    );
+    let later = DeliveryFilter {
+        since_ms: Some(now + 5),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(queue.replay_dead(&later, now + 200).await.unwrap(), 1);
+    assert_eq!(
+        dead(DeliveryFilter::default()).await,
+        ["evt_a-1", "m1", "m2"]
+    );
+    let until = DeliveryFilter {
+        until_ms: Some(now - 1),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(queue.purge(&until, State::Dead).await.unwrap(), 0);
+    assert_eq!(
+        queue
+            .purge(&of_endpoint("acme"), State::Dead)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(dead(DeliveryFilter::default()).await, ["evt_a-1"]);
 }
 
 async fn queue_stores_an_events_deliveries_together_once_per_key(stores: Stores) {
@@ -739,6 +859,7 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
                 per: Duration::from_secs(60),
             },
             burst: None,
+            max_keys: 100_000,
         },
         OnStoreError::FailClosed,
         &stores.store,
@@ -1110,7 +1231,10 @@ async fn a_redis_queue_from_before_the_partitions_loses_nothing() {
         ("c", &b"body-c"[..])
     );
     assert_eq!(
-        queue.purge(None, State::Pending).await.unwrap(),
+        queue
+            .purge(&DeliveryFilter::default(), State::Pending)
+            .await
+            .unwrap(),
         2,
         "b and c"
     );

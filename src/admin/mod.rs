@@ -3,7 +3,9 @@
 //! subscriptions ([`subscriptions`]).
 
 pub mod console;
+pub mod deliveries;
 pub mod overview;
+pub mod reload;
 pub mod subscriptions;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,7 +27,7 @@ use crate::inbound::refusals::RecentRefusals;
 use crate::metrics::METRICS;
 use crate::outbound::recent::RecentDeliveries;
 use crate::schemes::crypto::ct_eq;
-use crate::store::queue::{EndpointState, Queue, Record, State};
+use crate::store::queue::{DeliveryFilter, EndpointState, Queue};
 use crate::store::Store;
 
 /// What `/readyz` checks.
@@ -50,6 +52,8 @@ pub struct AdminApp {
     pub refusals: Arc<RecentRefusals>,
     /// Counts over the last minute and hour, for `/admin/overview`.
     pub overview: Arc<overview::Overview>,
+    /// `POST /admin/reload`, when hookgate runs from a config file.
+    pub reload: Option<Arc<dyn reload::ConfigReload>>,
 }
 
 /// The largest body an admin API call may send (a subscription with its metadata).
@@ -186,6 +190,37 @@ impl AdminApp {
     }
 
     /// `GET /admin/refusals[?route=&reason=&limit=]`: the last inbound refusals, newest first.
+    async fn reload_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _ = session.drain_request_body().await;
+        if session.req_header().method != http::Method::POST {
+            return api_error(405, "method_not_allowed", "POST /admin/reload");
+        }
+        let Some(reload) = &self.reload else {
+            return api_error(
+                404,
+                "reload_unavailable",
+                "this hookgate was not started from a config file",
+            );
+        };
+        let allow_weaker = match query_params(session.req_header())
+            .iter()
+            .find(|(k, _)| k == "allow_weaker")
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return api_error(
+                    400,
+                    "bad_request",
+                    format!("allow_weaker is true or false, not {other:?}"),
+                )
+            }
+        };
+        let (status, body) = reload.reload_now(allow_weaker).await.answer();
+        json_response(status, body)
+    }
+
     fn refusals_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
         let header = session.req_header();
         if header.method != http::Method::GET {
@@ -244,6 +279,7 @@ impl AdminApp {
         match session.req_header().uri.path() {
             "/admin/refusals" => return self.refusals_api(session),
             "/admin/overview" => return self.overview_api().await,
+            "/admin/reload" => return self.reload_api(session).await,
             _ => {}
         }
         let Some((queue, recent)) = self.deliveries.clone() else {
@@ -276,44 +312,33 @@ impl AdminApp {
                 };
             }
         }
-        let result = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["deliveries"]) => {
-                let state = match param("state").as_deref() {
-                    None | Some("delivered") => None,
-                    Some("pending") => Some(State::Pending),
-                    Some("dead") => Some(State::Dead),
-                    Some(other) => {
-                        return api_error(
-                            400,
-                            "bad_request",
-                            format!("state is pending, dead or delivered, not {other:?}"),
-                        )
+        let delivery_call = match (method.as_str(), segments.as_slice()) {
+            ("GET", ["deliveries"]) => Some(deliveries::list(&*queue, &recent, &param).await),
+            ("DELETE", ["deliveries"]) => Some(deliveries::purge(&*queue, &param).await),
+            ("POST", ["deliveries", "replay"]) => {
+                Some(deliveries::replay_query(&*queue, &param).await)
+            }
+            ("POST", ["endpoints", name, "replay"]) if self.has_endpoint(name) => {
+                Some(match deliveries::filter(&param) {
+                    Ok(filter) => {
+                        let filter = DeliveryFilter {
+                            endpoint: Some(name.to_string()),
+                            ..filter
+                        };
+                        deliveries::replay(&*queue, &filter).await
                     }
-                };
-                let delivered = param("state").as_deref() == Some("delivered");
-                let endpoint = param("endpoint");
-                // A subscription's, a tenant's or an event type's deliveries.
-                let (subscription, tenant, event_type) =
-                    (param("subscription"), param("tenant"), param("event_type"));
-                let by_event = subscription.is_some() || tenant.is_some() || event_type.is_some();
-                let wanted = |r: &Record| {
-                    !by_event
-                        || r.event.as_ref().is_some_and(|e| {
-                            subscription.as_ref().is_none_or(|s| &e.subscription == s)
-                                && tenant.as_ref().is_none_or(|t| e.tenant.as_ref() == Some(t))
-                                && event_type.as_ref().is_none_or(|t| &e.event_type == t)
-                        })
-                };
-                let of_endpoint = |r: &Record| endpoint.as_ref().is_none_or(|e| &r.endpoint == e);
-                if delivered {
-                    let list = recent.list(|r| of_endpoint(r) && wanted(r));
-                    return json_response(200, json!({ "deliveries": list }));
-                }
-                queue.list(endpoint.as_deref(), state).await.map(|r| {
-                    let r: Vec<_> = r.into_iter().filter(wanted).map(Record::redacted).collect();
-                    Some(json!({ "deliveries": r }))
+                    Err(e) => Err(e),
                 })
             }
+            _ => None,
+        };
+        if let Some(answer) = delivery_call {
+            return match answer {
+                Ok((status, body)) => json_response(status, body),
+                Err(e) => e.to_response(),
+            };
+        }
+        let result = match (method.as_str(), segments.as_slice()) {
             ("GET", ["deliveries", id]) => queue
                 .get(id)
                 .await
@@ -322,24 +347,6 @@ impl AdminApp {
                 .retry_now(id, now_ms())
                 .await
                 .map(|found| found.then(|| json!({ "retried": true }))),
-            ("DELETE", ["deliveries"]) => {
-                let state = match param("state").as_deref() {
-                    Some("dead") => State::Dead,
-                    Some("pending") => State::Pending,
-                    _ => {
-                        return api_error(
-                            400,
-                            "bad_request",
-                            "purge needs state=dead or state=pending",
-                        )
-                    }
-                };
-                let endpoint = param("endpoint");
-                queue
-                    .purge(endpoint.as_deref(), state)
-                    .await
-                    .map(|n| Some(json!({ "purged": n })))
-            }
             ("GET", ["endpoints"]) => {
                 queue.endpoint_states().await.map(|states| {
                     let show = |name: &str, state: Option<&EndpointState>| match state {
@@ -386,20 +393,11 @@ impl AdminApp {
                     .map(|_| Some(json!(state)))
             }
             ("POST", ["endpoints", name, "replay"]) => {
-                if !self.has_endpoint(name) {
-                    return api_error(
-                        404,
-                        "endpoint_not_found",
-                        format!("no endpoint is named {name:?}"),
-                    );
-                }
-                let since = param("since")
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
-                queue
-                    .replay_dead(name, since, now_ms())
-                    .await
-                    .map(|n| Some(json!({ "replayed": n })))
+                return api_error(
+                    404,
+                    "endpoint_not_found",
+                    format!("no endpoint is named {name:?}"),
+                );
             }
             _ => {
                 return api_error(

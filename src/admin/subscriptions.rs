@@ -15,7 +15,7 @@ use crate::error_response::ErrorResponse;
 use crate::outbound::new_delivery_id;
 use crate::outbound::subscriptions::index::pattern_matches;
 use crate::outbound::subscriptions::{input, view, Subscriptions};
-use crate::store::queue::{Queue, Record, State};
+use crate::store::queue::{DeliveryFilter, Queue, Record, State};
 
 /// A list's page size, unless `limit` says otherwise, and the largest it may say.
 const DEFAULT_PAGE: usize = 100;
@@ -210,32 +210,16 @@ impl SubscriptionApi {
         ))
     }
 
-    /// Makes the subscription's dead deliveries (accepted since `?since=`, unix ms) due now.
+    /// Makes the subscription's dead deliveries (of the query's filter: `?since=` in unix
+    /// ms...) due now.
     async fn replay(&self, id: &str, param: &Params<'_>) -> Answer {
         self.subscriptions.get(id).await?;
-        let since = param("since")
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        let unavailable = |e: crate::store::StoreError| {
-            ErrorResponse::new(503, "queue_unavailable", e.to_string())
+        let filter = DeliveryFilter {
+            endpoint: Some(SUBSCRIPTIONS_ENDPOINT.to_string()),
+            subscription: Some(id.to_string()),
+            ..super::deliveries::filter(param)?
         };
-        let dead = self
-            .queue
-            .list(Some(SUBSCRIPTIONS_ENDPOINT), Some(State::Dead))
-            .await
-            .map_err(unavailable)?;
-        let mut replayed = 0;
-        for record in dead.iter().filter(|r| {
-            r.created_ms >= since && r.event.as_ref().is_some_and(|e| e.subscription == id)
-        }) {
-            replayed += usize::from(
-                self.queue
-                    .retry_now(&record.id, now_ms())
-                    .await
-                    .map_err(unavailable)?,
-            );
-        }
-        Ok((200, json!({ "replayed": replayed })))
+        super::deliveries::replay(&*self.queue, &filter).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! and reports every problem at once.
 
 mod load;
+pub mod protection;
 pub mod retry;
 pub mod values;
 pub mod yaml;
@@ -59,6 +60,8 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     /// After the grace period: how long runtimes get to wind down before exit.
     pub shutdown_timeout: Duration,
+    /// A changed config file is applied once its content stayed the same this long.
+    pub reload_settle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +178,8 @@ pub struct RouteConfig {
     pub dedupe: Option<DedupeConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub on_store_error: OnStoreError,
+    /// Pass on request headers whose names hold `_` (never ones that read as hookgate's).
+    pub allow_underscore_headers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +190,16 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
+    /// The order routes are tried in (lowest first): exact paths, then prefixes from the
+    /// longest to the shortest, so `/hooks/github` wins over `/hooks/*` whatever the order
+    /// in the file.
+    pub fn precedence(&self) -> (u8, usize) {
+        match self {
+            PathMatch::Exact(_) => (0, 0),
+            PathMatch::Prefix(p) => (1, usize::MAX - p.len()),
+        }
+    }
+
     /// Matches ignoring ASCII case, and an exact path also with a trailing `/`: apps that
     /// route case-insensitively (ASP.NET) or ignore a trailing slash would otherwise reach a
     /// signed route's handler through a looser route that caught the variant.
@@ -260,6 +275,8 @@ pub struct RateLimitConfig {
     pub key: KeySource,
     pub limit: Rate,
     pub burst: Option<u32>,
+    /// Keys one route's limiter holds at most (the embedded store).
+    pub max_keys: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

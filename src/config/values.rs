@@ -2,6 +2,8 @@
 //! sizes (`1MiB`), rates (`100/min`), `${VAR}` interpolation and the parts of HTTP URLs.
 
 use std::net::IpAddr;
+
+use super::Destination;
 use std::time::Duration;
 
 /// The longest duration any setting takes: longer ones are surely typos, and every deadline
@@ -34,6 +36,28 @@ pub fn event_type(name: &str) -> Result<(), String> {
     if !name.bytes().all(|b| b.is_ascii_graphic() && b != b'*') {
         return Err(format!(
             "{name:?}: an event type is printable ASCII without spaces or *"
+        ));
+    }
+    Ok(())
+}
+
+/// The longest tenant name.
+pub const MAX_TENANT: usize = 128;
+
+/// A tenant's name: 1 to 128 of `A-Z a-z 0-9 . _ : -`. The same everywhere a tenant is
+/// named (the API, the file's subscriptions, `Hookgate-Tenant`, a body field), so a name
+/// one side accepts is never one another side reads differently.
+pub fn tenant(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TENANT {
+        return Err(format!("a tenant has 1 to {MAX_TENANT} characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(format!(
+            "{:?}: a tenant is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+            name.chars().take(32).collect::<String>()
         ));
     }
     Ok(())
@@ -267,9 +291,70 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `https://host[:port]/path?query`; the scheme in any case, IPv6 hosts in brackets.
+pub fn parse_destination(s: &str) -> Result<Destination, String> {
+    let expected = || {
+        format!(
+            "expected a URL such as https://hooks.example.com/path, found {:?}",
+            redact_url(s)
+        )
+    };
+    if let Some(at) = s.find(|c: char| !uri_char(c)) {
+        let c = s[at..].chars().next().unwrap_or_default();
+        return Err(format!(
+            "a URL cannot hold {c:?} (at byte {at}): percent-encode it, as %{:02X} for one byte",
+            u32::from(c).min(0xff)
+        ));
+    }
+    if let Some(at) = s.match_indices('%').map(|(i, _)| i).find(|&i| {
+        !s.as_bytes()
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    }) {
+        return Err(format!(
+            "a % in a URL is followed by two hex digits (at byte {at})"
+        ));
+    }
+    let (tls, rest) = http_scheme(s).ok_or_else(expected)?;
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    let (host, port) = host_and_port(authority).ok_or_else(expected)?;
+    if host.contains(['@', ' ', '[', ']']) {
+        return Err(expected());
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(Destination {
+        tls,
+        host: host.to_string(),
+        port: port.unwrap_or(if tls { 443 } else { 80 }),
+        path,
+    })
+}
+
+/// What a URL may hold as it is (RFC 3986): letters, digits, `-._~`, the delimiters and
+/// `%`. Spaces, quotes, `<>`, control characters (CR, LF) and non-ASCII would make every
+/// delivery fail, or worse, split the request line; a fragment is never sent.
+fn uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?[]@!$&'()*+,;=%".contains(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenants_are_a_small_ascii_charset() {
+        for good in ["acme", "a", "Acme-1.eu_west:2", &"x".repeat(128)] {
+            assert!(tenant(good).is_ok(), "{good}");
+        }
+        for bad in ["", "münchen", "a b", "a/b", "a\nb", "*", &"x".repeat(129)] {
+            assert!(tenant(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn url_parts() {

@@ -20,6 +20,7 @@ use super::client::{Client, Gone};
 use super::rate_limit::STORE_RETRY_AFTER;
 use crate::config::{DedupeConfig, IdSource, OnStoreError};
 use crate::error_response::ErrorResponse;
+use crate::header_text::header_or_400;
 use crate::logging::Throttle;
 use crate::metrics::METRICS;
 use crate::schemes::Verified;
@@ -35,21 +36,29 @@ pub fn delivery_id(
     body: &[u8],
     verified: Option<&Verified>,
 ) -> Result<String, ErrorResponse> {
+    // An id that is there but unreadable is refused as such, never taken as missing.
+    let invalid = |why: String| ErrorResponse::new(400, "invalid_delivery_id", why);
     let id = match &config.id {
-        IdSource::Header(name) => header
-            .headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
-        IdSource::Json(pointer) => serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|json| match json.pointer(pointer)? {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }),
+        IdSource::Header(name) => {
+            header_or_400(&header.headers, name, "invalid_delivery_id")?.map(str::to_string)
+        }
+        IdSource::Json(pointer) => {
+            let json = serde_json::from_slice::<serde_json::Value>(body).map_err(|_| {
+                invalid(format!(
+                    "this route dedupes on the JSON body at {pointer}, and the body is not JSON"
+                ))
+            })?;
+            match json.pointer(pointer) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "the body's {pointer} is not a delivery id (a non-empty string or a number)"
+                    )))
+                }
+            }
+        }
         IdSource::Scheme => verified.and_then(|v| v.id.clone()),
     };
     id.ok_or_else(|| {

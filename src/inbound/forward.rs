@@ -237,6 +237,39 @@ pub struct Rewrite<'a> {
     pub add: &'a [(&'a str, &'a str)],
     /// hookgate's span, as the app's parent: replaces the client's `traceparent`.
     pub traceparent: Option<&'a str>,
+    /// Pass on header names with `_` (`allow_underscore_headers`); by default they are
+    /// dropped, as nginx does.
+    pub allow_underscores: bool,
+}
+
+/// Whether a header name, in lowercase with `_` read as `-`, is one hookgate writes or
+/// frames the request with. CGI-style servers (WSGI, PHP, Rack) map `_` and `-` to the
+/// same variable, so a client's `Hookgate_Verified` would reach such an app as hookgate's
+/// own `Hookgate-Verified`: a name like that is never passed on.
+fn reserved(normalised: &str, rewrite: &Rewrite) -> bool {
+    normalised.starts_with("hookgate-")
+        || normalised.starts_with("x-forwarded-")
+        || matches!(
+            normalised,
+            "forwarded"
+                | "traceparent"
+                | "tracestate"
+                | "host"
+                | "content-length"
+                | "content-type"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "expect"
+        )
+        || rewrite
+            .strip
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(normalised))
 }
 
 /// Builds the request the app receives, as the bytes to write: the client's request with
@@ -274,6 +307,11 @@ pub fn upstream_request(
     let mut forwarded_for = Vec::new();
     for (name, value) in client.headers.iter() {
         let name = name.as_str();
+        if name.contains('_')
+            && (!rewrite.allow_underscores || reserved(&name.replace('_', "-"), rewrite))
+        {
+            continue;
+        }
         // Hop-by-hop fields describe one connection, not the message (RFC 9110 §7.6.1).
         match name {
             "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "upgrade"
@@ -393,7 +431,39 @@ mod tests {
         strip: &[],
         add: &[],
         traceparent: None,
+        allow_underscores: false,
     };
+
+    #[test]
+    fn underscore_names_never_pass_as_hookgates_own() {
+        let mut client = RequestHeader::build("POST", b"/hooks/a", None).unwrap();
+        for name in [
+            "Hookgate_Verified",
+            "hookgate_delivery-id",
+            "X_Forwarded_For",
+            "x-forwarded_proto",
+            "Content_Length",
+            "X_Custom",
+            "X_Api_Key",
+        ] {
+            client.insert_header(name.to_string(), "forged").unwrap();
+        }
+        client.insert_header("X-Custom-Ok", "1").unwrap();
+        let names = |rewrite: &Rewrite| -> Vec<String> {
+            let (_, headers, _) = parse(&upstream_request(&client, b"", rewrite).unwrap());
+            headers.into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(names(&PLAIN), ["x-custom-ok", "x-forwarded-proto"]);
+        let allowed = Rewrite {
+            allow_underscores: true,
+            strip: &["X-Api-Key"],
+            ..PLAIN
+        };
+        assert_eq!(
+            names(&allowed),
+            ["x_custom", "x-custom-ok", "x-forwarded-proto"]
+        );
+    }
 
     #[test]
     fn upstream_request_drops_hop_by_hop_and_hookgate_headers() {

@@ -254,6 +254,7 @@ impl InboundApp {
             strip: passed.strip,
             add: &added[..if delivery_id.is_some() { 3 } else { 2 }],
             traceparent: traceparent.as_deref(),
+            allow_underscores: route.config.allow_underscore_headers,
         };
         let request = match upstream_request(client.req_header(), &body, &rewrite) {
             Ok(request) => request,

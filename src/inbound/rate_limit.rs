@@ -1,5 +1,6 @@
 //! Rate limiting stage: GCRA per key, answered with 429 + Retry-After and IETF
-//! `RateLimit-*` headers. The state is in this process (governor) or, with
+//! `RateLimit-*` headers. Keys are hashed to 16 bytes, and the embedded store holds at
+//! most `rate_limit.max_keys` of them per route. The state is in this process (governor) or, with
 //! `store.kind: redis`, shared by every replica (one limit for all of them).
 //!
 //! It runs after verification, on authentic requests only: a limit keyed by route or by
@@ -7,14 +8,17 @@
 //! forged requests. Forged floods are cheap to refuse anyway (one HMAC each).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
 
+use crate::clock::now_ms;
 use crate::config::{KeySource, OnStoreError, RateLimitConfig};
 use crate::error_response::ErrorResponse;
-use crate::store::{Allowance, Decision, RateLimiter, Store};
+use crate::metrics::METRICS;
+use crate::store::{Allowance, Decision, RateKey, RateLimiter, Store, StoreError};
 
 /// Seconds a sender should wait when the shared store failed (fail closed).
 pub const STORE_RETRY_AFTER: &str = "5";
@@ -24,9 +28,14 @@ pub const STORE_RETRY_AFTER: &str = "5";
 pub struct RouteLimiter {
     limiter: Arc<dyn RateLimiter>,
     key: KeySource,
+    /// The key of a limit `key: route`: the same for every request.
+    route_key: RateKey,
     on_store_error: OnStoreError,
     /// Requests allowed at once (the burst).
     capacity: u32,
+    max_keys: usize,
+    /// When the cap of keys was last logged (unix ms): at most once a second.
+    full_logged_ms: Arc<AtomicU64>,
 }
 
 /// Response headers for a request that was let through.
@@ -49,24 +58,55 @@ impl RouteLimiter {
             per_request: config.limit.per_request(),
         };
         RouteLimiter {
-            limiter: store.rate_limiter(route, allowance),
+            limiter: store.rate_limiter(route, allowance, config.max_keys),
             on_store_error,
             key: config.key.clone(),
+            route_key: RateKey::of(route.as_bytes()),
             capacity: allowance.capacity,
+            max_keys: config.max_keys,
+            full_logged_ms: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn key(&self, route: &str, header: &RequestHeader, client_ip: Option<IpAddr>) -> String {
+    /// The request's key, hashed to a fixed size from the raw bytes it is keyed on (a
+    /// header's value is taken as it is, whatever its length or encoding).
+    fn key(&self, header: &RequestHeader, client_ip: Option<IpAddr>) -> RateKey {
         match &self.key {
-            KeySource::Route => route.to_string(),
-            KeySource::ClientIp => {
-                client_ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+            KeySource::Route => self.route_key,
+            KeySource::ClientIp => match client_ip {
+                Some(IpAddr::V4(ip)) => RateKey::of(&ip.octets()),
+                Some(IpAddr::V6(ip)) => RateKey::of(&ip.octets()),
+                None => RateKey::of(b"unknown"),
+            },
+            KeySource::Header(name) => {
+                // Each value of a repeated header counts: the sender cannot add a second
+                // one to get a fresh allowance.
+                let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+                for value in header.headers.get_all(name.as_str()) {
+                    digest.update(value.as_bytes());
+                    digest.update(b"\n");
+                }
+                RateKey::of(digest.finish().as_ref())
             }
-            KeySource::Header(name) => header
-                .headers
-                .get(name.as_str())
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default(),
+        }
+    }
+
+    /// The cap of keys was reached: counted each time, logged at most once a second.
+    fn note_full(&self, route: &'static str) {
+        METRICS.record_rate_limit_keys_full(route);
+        let now = now_ms();
+        let last = self.full_logged_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .full_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                route,
+                max_keys = self.max_keys,
+                "rate limit keys at their cap: new keys are refused until keys fall idle (rate_limit.max_keys; counted in hookgate_rate_limit_keys_full_total)"
+            );
         }
     }
 
@@ -74,13 +114,26 @@ impl RouteLimiter {
     /// store fails and the route fails closed).
     pub async fn check(
         &self,
-        route: &str,
+        route: &'static str,
         header: &RequestHeader,
         client_ip: Option<IpAddr>,
     ) -> Result<RateLimitHeaders, ErrorResponse> {
-        let key = self.key(route, header, client_ip);
+        let key = self.key(header, client_ip);
         let decision = match self.limiter.check(&key).await {
             Ok(decision) => decision,
+            Err(StoreError::Full { .. }) if self.on_store_error == OnStoreError::FailOpen => {
+                self.note_full(route);
+                return Ok(Vec::new());
+            }
+            Err(StoreError::Full { .. }) => {
+                self.note_full(route);
+                return Err(ErrorResponse::new(
+                    503,
+                    "rate_limit_keys_full",
+                    "this route's rate limit holds as many keys as it may; retry later",
+                )
+                .with_header("Retry-After", STORE_RETRY_AFTER));
+            }
             Err(e) if self.on_store_error == OnStoreError::FailOpen => {
                 tracing::warn!(route, error = %e, "rate limit skipped: the store failed and the route fails open");
                 return Ok(Vec::new());
@@ -141,6 +194,7 @@ mod tests {
                     per: Duration::from_secs(per_secs),
                 },
                 burst,
+                max_keys: 100_000,
             },
             OnStoreError::FailClosed,
             &store,

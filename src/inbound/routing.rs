@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{PathMatch, RouteConfig};
+use crate::config::RouteConfig;
 use crate::inbound::dedupe::RouteDedupe;
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
@@ -19,8 +19,7 @@ pub struct Route {
     pub limiter: Option<RouteLimiter>,
 }
 
-/// Routes in match order: exact paths first, then prefixes from longest to shortest,
-/// so `/hooks/github` wins over `/hooks/*` whatever the order in the file.
+/// Routes in match order ([`PathMatch::precedence`]).
 pub struct RouteTable {
     routes: Vec<Route>,
 }
@@ -85,10 +84,7 @@ impl RouteTable {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        routes.sort_by_key(|r| match &r.config.path {
-            PathMatch::Exact(_) => (0, 0),
-            PathMatch::Prefix(p) => (1, usize::MAX - p.len()),
-        });
+        routes.sort_by_key(|r| r.config.path.precedence());
         Ok(RouteTable { routes })
     }
 
@@ -114,7 +110,7 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Verify;
+    use crate::config::{PathMatch, Verify};
 
     fn route(name: &str, path: PathMatch) -> RouteConfig {
         RouteConfig {
@@ -125,6 +121,7 @@ mod tests {
             dedupe: None,
             rate_limit: None,
             on_store_error: crate::config::OnStoreError::FailClosed,
+            allow_underscore_headers: false,
         }
     }
 

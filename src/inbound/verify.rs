@@ -76,7 +76,7 @@ impl RouteVerifier {
                     verifier.credential_headers()
                 },
             }),
-            Err(e) => Err(ErrorResponse::new(401, e.code(), e.to_string())),
+            Err(e) => Err(ErrorResponse::new(e.status(), e.code(), e.to_string())),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pingora::upstreams::peer::{HttpPeer, Proxy};
 
@@ -134,15 +135,35 @@ impl Drop for Relay {
     }
 }
 
+/// After a failed accept, the relay waits this long, doubling up to the maximum.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Accepts Pingora's connections and pipes each to a new connection to the proxy.
 async fn relay(listener: std::os::unix::net::UnixListener, host: String, port: u16) {
     let Ok(listener) = tokio::net::UnixListener::from_std(listener) else {
         tracing::error!("outbound.proxy: the relay socket cannot be used");
         return;
     };
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut last_logged: Option<Instant> = None;
     loop {
-        let Ok((mut local, _)) = listener.accept().await else {
-            continue;
+        let mut local = match listener.accept().await {
+            Ok((local, _)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                local
+            }
+            // Out of descriptors (EMFILE) or memory: accepting again at once would spin a
+            // core until some are freed. Wait, longer each time, and say so once a second.
+            Err(e) => {
+                if last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbound.proxy: the relay cannot accept connections");
+                    last_logged = Some(Instant::now());
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
         };
         let host = host.clone();
         tokio::spawn(async move {

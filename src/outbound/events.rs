@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use super::{new_delivery_id, random_hex, OutboundApp, IDEMPOTENCY_WINDOW};
 use crate::clock::{now_ms, unix_now};
-use crate::config::values::{event_type, valid_label};
+use crate::config::values::{event_type, tenant as valid_tenant, valid_label};
 use crate::config::{EventSource, EventsConfig, TemplatePart, SUBSCRIPTIONS_ENDPOINT};
 use crate::error_response::ErrorResponse;
+use crate::header_text::header_or_400;
 use crate::metrics::METRICS;
 use crate::store::queue::{Enqueued, EventRef, Idempotency, Record, State};
 use crate::telemetry::Span;
@@ -22,7 +23,6 @@ use crate::telemetry::Span;
 /// Labels an event may carry.
 const MAX_LABELS: usize = 32;
 const MAX_LABEL_VALUE: usize = 256;
-const MAX_TENANT: usize = 256;
 
 /// What an event is, read from its request.
 struct Event {
@@ -42,7 +42,13 @@ struct Body<'a> {
 }
 
 impl Body<'_> {
-    fn pointer(&mut self, pointer: &str) -> Result<Option<String>, ErrorResponse> {
+    /// The scalar at `pointer`: `None` when it is missing or `null`; an object, an array or
+    /// an empty string is an error (`code`), never read as missing.
+    fn pointer(
+        &mut self,
+        pointer: &str,
+        code: &'static str,
+    ) -> Result<Option<String>, ErrorResponse> {
         let bytes = self.bytes;
         let json = self
             .json
@@ -50,30 +56,36 @@ impl Body<'_> {
         let json = json
             .as_ref()
             .map_err(|e| bad("invalid_json", format!("the event is not JSON: {e}")))?;
-        Ok(match json.pointer(pointer) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::Bool(b)) => Some(b.to_string()),
-            _ => None,
-        })
+        match json.pointer(pointer) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => {
+                Err(bad(code, format!("the event's {pointer} is empty")))
+            }
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(bad(
+                code,
+                format!("the event's {pointer} is an object or a list, not a value"),
+            )),
+        }
     }
 
-    /// The first of `sources` that gives a value.
+    /// The first of `sources` that gives a value. A source that is present but unreadable
+    /// is refused with `code`: it does not fall through to the next source, nor to "none".
     fn first(
         &mut self,
         header: &RequestHeader,
         sources: &[EventSource],
+        code: &'static str,
     ) -> Result<Option<String>, ErrorResponse> {
         for source in sources {
             let value = match source {
-                EventSource::Header(name) => header
-                    .headers
-                    .get(name.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty()),
-                EventSource::Pointer(pointer) => self.pointer(pointer)?,
-                EventSource::Template(parts) => self.template(parts)?,
+                EventSource::Header(name) => {
+                    header_or_400(&header.headers, name, code)?.map(str::to_string)
+                }
+                EventSource::Pointer(pointer) => self.pointer(pointer, code)?,
+                EventSource::Template(parts) => self.template(parts, code)?,
             };
             if value.is_some() {
                 return Ok(value);
@@ -82,12 +94,16 @@ impl Body<'_> {
         Ok(None)
     }
 
-    fn template(&mut self, parts: &[TemplatePart]) -> Result<Option<String>, ErrorResponse> {
+    fn template(
+        &mut self,
+        parts: &[TemplatePart],
+        code: &'static str,
+    ) -> Result<Option<String>, ErrorResponse> {
         let mut text = String::new();
         for part in parts {
             match part {
                 TemplatePart::Text(t) => text.push_str(t),
-                TemplatePart::Pointer(p) => match self.pointer(p)? {
+                TemplatePart::Pointer(p) => match self.pointer(p, code)? {
                     Some(value) => text.push_str(&value),
                     None => return Ok(None),
                 },
@@ -107,19 +123,18 @@ fn read_event(
         bytes: body,
         json: None,
     };
-    let event_type_name = body.first(header, &config.event_type)?.ok_or_else(|| {
+    let event_type_name = body
+        .first(header, &config.event_type, "invalid_event_type")?
+        .ok_or_else(|| {
         bad(
             "missing_event_type",
             "no event type: send Hookgate-Event-Type, or a body with the configured field (outbound.events.type)",
         )
     })?;
     event_type(&event_type_name).map_err(|e| bad("invalid_event_type", e))?;
-    let tenant = body.first(header, &config.tenant)?;
-    if tenant.as_ref().is_some_and(|t| t.len() > MAX_TENANT) {
-        return Err(bad(
-            "invalid_tenant",
-            format!("a tenant has at most {MAX_TENANT} bytes"),
-        ));
+    let tenant = body.first(header, &config.tenant, "invalid_tenant")?;
+    if let Some(tenant) = &tenant {
+        valid_tenant(tenant).map_err(|e| bad("invalid_tenant", e))?;
     }
     let mut labels = BTreeMap::new();
     for (name, value) in &header.headers {
@@ -129,13 +144,21 @@ fn read_event(
         let value = value
             .to_str()
             .map_err(|_| bad("invalid_label", format!("{name}: not text")))?;
-        labels.insert(label.to_string(), value.trim().to_string());
+        if labels
+            .insert(label.to_string(), value.trim().to_string())
+            .is_some()
+        {
+            return Err(bad(
+                "invalid_label",
+                format!("{name} appears more than once"),
+            ));
+        }
     }
     for (name, source) in &config.labels {
         if labels.contains_key(name) {
             continue; // a header says it outright
         }
-        if let Some(value) = body.first(header, std::slice::from_ref(source))? {
+        if let Some(value) = body.first(header, std::slice::from_ref(source), "invalid_label")? {
             labels.insert(name.clone(), value);
         }
     }
@@ -191,10 +214,7 @@ impl OutboundApp {
                 vec![("hookgate.subscriptions", (matching.len() as i64).into())],
             );
         }
-        let content_type = header
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+        let content_type = header_or_400(&header.headers, "content-type", "invalid_content_type")?
             .map(str::to_string);
         let now = now_ms();
         let timestamp = unix_now();
@@ -226,19 +246,16 @@ impl OutboundApp {
             .collect();
         let answer = json!({ "event_id": event_id, "event_type": event.event_type, "deliveries": deliveries });
         // Scoped per tenant: two tenants' apps may pick the same keys.
-        let idempotency = header
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(|key| Idempotency {
-                key: format!(
-                    "events\n{}\n{}",
-                    event.tenant.as_deref().unwrap_or(""),
-                    key.trim()
-                ),
-                expires_ms: now + IDEMPOTENCY_WINDOW.as_millis() as u64,
-                receipt: answer.to_string(),
-            });
+        let idempotency = header_or_400(
+            &header.headers,
+            "idempotency-key",
+            "invalid_idempotency_key",
+        )?
+        .map(|key| Idempotency {
+            key: format!("events\n{}\n{}", event.tenant.as_deref().unwrap_or(""), key),
+            expires_ms: now + IDEMPOTENCY_WINDOW.as_millis() as u64,
+            receipt: answer.to_string(),
+        });
         let count = records.len();
         let enqueued = self
             .queue
@@ -321,5 +338,52 @@ mod tests {
         assert_eq!(event.labels.get("region").map(String::as_str), Some("eu"));
         let half = read_event(&request(&[]), br#"{"event_type": "application"}"#, &config);
         assert_eq!(half.err().unwrap().code, "missing_event_type");
+    }
+
+    /// A tenant or type that is there but cannot be read is refused: it never falls back
+    /// to the next source, nor to "no tenant".
+    #[test]
+    fn unreadable_sources_are_refused_not_skipped() {
+        let config = EventsConfig {
+            tenant: vec![
+                EventSource::parse("header:Hookgate-Tenant").unwrap(),
+                EventSource::parse("json:/tenant").unwrap(),
+            ],
+            ..EventsConfig::default()
+        };
+        let body = br#"{"type": "job.created", "tenant": "fallback"}"#;
+        let code = |header: RequestHeader, body: &[u8]| {
+            read_event(&header, body, &config).err().map(|e| e.code)
+        };
+        let mut raw = request(&[]);
+        raw.insert_header("Hookgate-Tenant", "münchen".as_bytes())
+            .unwrap();
+        assert_eq!(code(raw, body), Some("invalid_tenant"));
+        assert_eq!(
+            code(request(&[("Hookgate-Tenant", "")]), body),
+            Some("invalid_tenant")
+        );
+        assert_eq!(
+            code(request(&[("Hookgate-Tenant", "a b")]), body),
+            Some("invalid_tenant")
+        );
+        let mut twice = request(&[("Hookgate-Tenant", "a")]);
+        twice.append_header("Hookgate-Tenant", "b").unwrap();
+        assert_eq!(code(twice, body), Some("invalid_tenant"));
+        for body in [
+            &br#"{"type": "job.created", "tenant": ""}"#[..],
+            br#"{"type": "job.created", "tenant": {"id": 1}}"#,
+            br#"{"type": "job.created", "tenant": "m\u00fcnchen"}"#,
+        ] {
+            assert_eq!(code(request(&[]), body), Some("invalid_tenant"));
+        }
+        let mut raw = request(&[]);
+        raw.insert_header("Hookgate-Event-Type", &b"t\xe9"[..])
+            .unwrap();
+        assert_eq!(code(raw, body), Some("invalid_event_type"));
+        let event = read_event(&request(&[]), body, &config).unwrap();
+        assert_eq!(event.tenant.as_deref(), Some("fallback"));
+        let event = read_event(&request(&[]), br#"{"type": "x", "tenant": null}"#, &config);
+        assert_eq!(event.unwrap().tenant, None);
     }
 }

@@ -32,6 +32,7 @@ use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
 use crate::config::{parse_destination, DeliveryMode, DYNAMIC_ENDPOINT, EVENTS_PATH};
 use crate::error_response::{json_response, ErrorResponse};
+use crate::header_text::header_or_400;
 use crate::http_io::read_body;
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::{self, SchemeSpec};
@@ -152,16 +153,13 @@ impl OutboundApp {
         url: &str,
     ) -> Result<Target, ErrorResponse> {
         let bad = |code: &'static str, message: String| ErrorResponse::new(400, code, message);
-        let value = |name: &str| {
-            header
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().to_string())
+        let value = |name: &str, code| {
+            header_or_400(&header.headers, name, code).map(|v| v.map(str::to_string))
         };
         let destination = parse_destination(url)
             .map_err(|e| bad("bad_destination", format!("Hookgate-Destination: {e}")))?;
-        let scheme = value("hookgate-scheme").unwrap_or_else(|| "standard-webhooks".to_string());
+        let scheme = value("hookgate-scheme", "bad_scheme")?
+            .unwrap_or_else(|| "standard-webhooks".to_string());
         let signer = match schemes::build(&SchemeSpec::Named(scheme.clone())) {
             Ok(signer) if scheme != "hmac" => signer,
             _ => {
@@ -171,7 +169,11 @@ impl OutboundApp {
                 ))
             }
         };
-        let (secret, secret_ref) = match (value("hookgate-secret"), value("hookgate-secret-ref")) {
+        let secrets = (
+            value("hookgate-secret", "bad_secret")?,
+            value("hookgate-secret-ref", "bad_secret")?,
+        );
+        let (secret, secret_ref) = match secrets {
             (Some(secret), _) => {
                 signer
                     .key(&secret)
@@ -253,11 +255,9 @@ impl OutboundApp {
                 "post the message body to /<endpoint>",
             ));
         }
-        let destination = header
-            .headers
-            .get("hookgate-destination")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let destination =
+            header_or_400(&header.headers, "hookgate-destination", "bad_destination")?
+                .map(str::to_string);
         let (endpoint, target) = match destination {
             Some(url) => (None, Some(self.target(header, &url).await?)),
             None => (Some(self.endpoint_for(header)?), None),
@@ -272,15 +272,13 @@ impl OutboundApp {
             Some(target) => format!("{name}:{}", sha256_hex(target.url.as_bytes())),
             None => name.to_string(),
         };
-        let idempotency_key = header
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(|k| format!("{scope}:{}", k.trim()));
-        let content_type = header
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+        let idempotency_key = header_or_400(
+            &header.headers,
+            "idempotency-key",
+            "invalid_idempotency_key",
+        )?
+        .map(|k| format!("{scope}:{k}"));
+        let content_type = header_or_400(&header.headers, "content-type", "invalid_content_type")?
             .map(str::to_string);
         let max_body = self.live.load().max_body;
         let body = read_body(session, max_body, Duration::from_secs(30)).await?;

@@ -68,6 +68,10 @@ pub enum VerifyError {
     DuplicateHeader {
         header: String,
     },
+    /// A header the scheme reads holds bytes outside visible ASCII (raw UTF-8, say).
+    UnreadableHeader {
+        header: String,
+    },
     MalformedSignature {
         detail: String,
     },
@@ -89,11 +93,21 @@ impl VerifyError {
             VerifyError::MissingSignature { .. } => "missing_signature",
             VerifyError::MissingHeader { .. } => "missing_header",
             VerifyError::DuplicateHeader { .. } => "duplicate_header",
+            VerifyError::UnreadableHeader { .. } => "unreadable_header",
             VerifyError::MalformedSignature { .. } => "malformed_signature",
             VerifyError::MalformedTimestamp { .. } => "malformed_timestamp",
             VerifyError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             VerifyError::InvalidSignature => "invalid_signature",
             VerifyError::MissingUrl => "missing_url",
+        }
+    }
+
+    /// The HTTP status a receiver answers with: 400 for a request that cannot be read, 401
+    /// for one that is not proven authentic.
+    pub fn status(&self) -> u16 {
+        match self {
+            VerifyError::UnreadableHeader { .. } => 400,
+            _ => 401,
         }
     }
 
@@ -114,6 +128,10 @@ impl fmt::Display for VerifyError {
             VerifyError::DuplicateHeader { header } => {
                 write!(f, "header {header} appears more than once")
             }
+            VerifyError::UnreadableHeader { header } => write!(
+                f,
+                "header {header} is not visible ASCII text (percent-encode or base64 what is not)"
+            ),
             VerifyError::MalformedSignature { detail } => {
                 write!(f, "malformed signature: {detail}")
             }

@@ -22,7 +22,9 @@ pub fn single<'h>(
     first
         .to_str()
         .map(|v| Some(v.trim()))
-        .map_err(|_| VerifyError::malformed(format!("{name} is not visible ASCII")))
+        .map_err(|_| VerifyError::UnreadableHeader {
+            header: name.to_string(),
+        })
 }
 
 /// The signature header, which must be present exactly once.

@@ -15,10 +15,11 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::pacing::{Limits, PacingStore, Slot, Taken};
 use super::queue::{
-    Attempt, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
+    Attempt, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record,
+    State,
 };
 use super::subscriptions::{DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore};
-use super::{Claim, Decision, DedupeStore, RateLimiter, StoreError};
+use super::{Claim, Decision, DedupeStore, RateKey, RateLimiter, StoreError};
 use crate::metrics::{StoreLabels, METRICS};
 
 /// One operation's metric handles, resolved once.
@@ -144,7 +145,7 @@ impl<T: DedupeStore> DedupeStore for Measured<T> {
 
 #[async_trait]
 impl<T: RateLimiter> RateLimiter for Measured<T> {
-    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+    async fn check(&self, key: &RateKey) -> Result<Decision, StoreError> {
         measure(&self.ops.rate_limit, self.inner.check(key)).await
     }
 }
@@ -210,18 +211,13 @@ impl<T: Queue> Queue for Measured<T> {
         let op = &self.ops.queue_retry;
         measure(op, self.inner.retry_now(id, now_ms)).await
     }
-    async fn replay_dead(
-        &self,
-        endpoint: &str,
-        since_ms: u64,
-        now_ms: u64,
-    ) -> Result<usize, StoreError> {
+    async fn replay_dead(&self, filter: &DeliveryFilter, now_ms: u64) -> Result<usize, StoreError> {
         let op = &self.ops.queue_replay;
-        measure(op, self.inner.replay_dead(endpoint, since_ms, now_ms)).await
+        measure(op, self.inner.replay_dead(filter, now_ms)).await
     }
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
+    async fn purge(&self, filter: &DeliveryFilter, state: State) -> Result<usize, StoreError> {
         let op = &self.ops.queue_purge;
-        measure(op, self.inner.purge(endpoint, state)).await
+        measure(op, self.inner.purge(filter, state)).await
     }
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let op = &self.ops.queue_postpone;

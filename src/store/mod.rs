@@ -24,13 +24,14 @@ pub use dedupe::{Claim, DedupeStore};
 pub use health::StoreHealth;
 pub use pacing::{Limits, PacingStore, Slot, Taken};
 pub use queue::Queue;
-pub use rate_limit::{Allowance, Decision, RateLimiter};
+pub use rate_limit::{Allowance, Decision, RateKey, RateLimiter};
 pub use subscriptions::SubscriptionStore;
 
 /// Why a store operation failed, whatever the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// The store holds as many ids as it may; refusing is safer than forgetting.
+    /// The store holds as many ids (or rate-limit keys) as it may; refusing is safer than
+    /// forgetting.
     Full { capacity: usize },
     /// The store did not answer or cannot write now (Redis down or slow, a full disk, a
     /// file being reopened); the same operation may succeed later.
@@ -43,7 +44,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Full { capacity } => {
-                write!(f, "the dedupe store holds its maximum of {capacity} ids")
+                write!(f, "the store holds its maximum of {capacity} keys")
             }
             StoreError::Unavailable(e) => write!(f, "the store is unavailable: {e}"),
             StoreError::Corrupt(e) => write!(f, "corrupt data in the store: {e}"),
@@ -86,12 +87,18 @@ impl Store {
         })
     }
 
-    /// `route`'s limiter: in this process, or shared by every replica through Redis.
-    pub fn rate_limiter(&self, route: &str, allowance: Allowance) -> Arc<dyn RateLimiter> {
+    /// `route`'s limiter: in this process (holding at most `max_keys` keys), or shared by
+    /// every replica through Redis (where each key expires once its allowance is whole).
+    pub fn rate_limiter(
+        &self,
+        route: &str,
+        allowance: Allowance,
+        max_keys: usize,
+    ) -> Arc<dyn RateLimiter> {
         match &self.0 {
-            Backend::Embedded(_) => {
-                Arc::new(Measured::new(embedded::LocalRateLimiter::new(allowance)))
-            }
+            Backend::Embedded(_) => Arc::new(Measured::new(embedded::LocalRateLimiter::new(
+                allowance, max_keys,
+            ))),
             Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisRateLimiter::new(
                 redis.clone(),
                 route,

@@ -114,6 +114,47 @@ impl Record {
     }
 }
 
+/// Which stored deliveries an operator means: the same filters for listing, purging and
+/// replaying, so an action touches exactly the rows the list showed. Every field that is
+/// set must match; a filter with none set matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub endpoint: Option<String>,
+    pub subscription: Option<String>,
+    pub tenant: Option<String>,
+    pub event_type: Option<String>,
+    /// Accepted at or after (unix ms).
+    pub since_ms: Option<u64>,
+    /// Accepted at or before (unix ms).
+    pub until_ms: Option<u64>,
+}
+
+impl DeliveryFilter {
+    /// No field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == DeliveryFilter::default()
+    }
+
+    pub fn matches(&self, record: &Record) -> bool {
+        let of_event =
+            self.subscription.is_some() || self.tenant.is_some() || self.event_type.is_some();
+        self.endpoint.as_ref().is_none_or(|e| &record.endpoint == e)
+            && self.since_ms.is_none_or(|t| record.created_ms >= t)
+            && self.until_ms.is_none_or(|t| record.created_ms <= t)
+            && (!of_event
+                || record.event.as_ref().is_some_and(|e| {
+                    self.subscription
+                        .as_ref()
+                        .is_none_or(|s| &e.subscription == s)
+                        && self
+                            .tenant
+                            .as_ref()
+                            .is_none_or(|t| e.tenant.as_ref() == Some(t))
+                        && self.event_type.as_ref().is_none_or(|t| &e.event_type == t)
+                }))
+    }
+}
+
 /// The queue's depth is counted in three buckets per endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
@@ -246,22 +287,19 @@ pub trait Queue: Send + Sync {
     ) -> Result<Vec<Record>, StoreError>;
     /// Makes a dead (or pending) message due now with a fresh round of attempts.
     async fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
-    /// Makes every dead message of `endpoint` (accepted since `since_ms`) due now.
-    async fn replay_dead(
-        &self,
-        endpoint: &str,
-        since_ms: u64,
-        now_ms: u64,
-    ) -> Result<usize, StoreError> {
-        let dead = self.list(Some(endpoint), Some(State::Dead)).await?;
+    /// Makes every dead message that `filter` matches due now.
+    async fn replay_dead(&self, filter: &DeliveryFilter, now_ms: u64) -> Result<usize, StoreError> {
+        let dead = self
+            .list(filter.endpoint.as_deref(), Some(State::Dead))
+            .await?;
         let mut replayed = 0;
-        for record in dead.iter().filter(|r| r.created_ms >= since_ms) {
+        for record in dead.iter().filter(|r| filter.matches(r)) {
             replayed += usize::from(self.retry_now(&record.id, now_ms).await?);
         }
         Ok(replayed)
     }
-    /// Deletes the messages in `state` (of one endpoint, or all).
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError>;
+    /// Deletes the messages in `state` that `filter` matches.
+    async fn purge(&self, filter: &DeliveryFilter, state: State) -> Result<usize, StoreError>;
     /// Moves a claimed message's due time without counting an attempt (held back).
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError>;
     /// When the next pending message falls due (unix ms), from the due index: the worker

@@ -25,8 +25,28 @@ pub enum Decision {
     Wait(Duration),
 }
 
+/// A limited key as a store holds it: the first 16 bytes of the SHA-256 of what requests
+/// are keyed on. Memory per key is fixed whatever the length of a header that names it,
+/// and 128 bits keep two senders' keys from meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateKey([u8; 16]);
+
+impl RateKey {
+    pub fn of(value: &[u8]) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, value);
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest.as_ref()[..16]);
+        RateKey(key)
+    }
+
+    /// 32 hex digits, for stores that key by text.
+    pub fn hex(&self) -> String {
+        const_hex::encode(self.0)
+    }
+}
+
 /// One route's limiter: takes one request from a key's allowance.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    async fn check(&self, key: &str) -> Result<Decision, StoreError>;
+    async fn check(&self, key: &RateKey) -> Result<Decision, StoreError>;
 }

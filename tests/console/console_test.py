@@ -62,6 +62,20 @@ class App(BaseHTTPRequestHandler):
         pass
 
 
+class Doomed(BaseHTTPRequestHandler):
+    """A receiver that always fails: what it is sent ends as dead letters."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(503)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def serve(handler):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -83,9 +97,11 @@ def http(method, url, body=None, headers=None):
         return 0, b""
 
 
-def admin(path):
-    status, body = http("GET", f"http://127.0.0.1:{ADMIN}/admin/{path}", headers={"Authorization": f"Bearer {TOKEN}"})
-    return json.loads(body)
+def admin(path, method="GET", body=None):
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body).encode()
+    status, answer = http(method, f"http://127.0.0.1:{ADMIN}/admin/{path}", data, headers)
+    return json.loads(answer)
 
 
 def eventually(what, check, within=15):
@@ -111,6 +127,7 @@ def case(name):
 # --- the world: an app, a receiver that fails first, and hookgate ---------------------
 APP = serve(App)
 RECEIVER = serve(Receiver)
+DOOMED = serve(Doomed)
 INBOUND, OUTBOUND, ADMIN = free_port(), free_port(), free_port()
 work = tempfile.mkdtemp()
 config = os.path.join(work, "hookgate.yaml")
@@ -129,6 +146,7 @@ outbound:
   allow_private_destinations: [127.0.0.0/8]
   endpoints:
     - {{ name: acme, url: "http://127.0.0.1:{RECEIVER}/hooks", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 2, timeout: 2s }} }}
+    - {{ name: doomed, url: "http://127.0.0.1:{DOOMED}/hooks", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 1, timeout: 2s }} }}
 """)
 log = open(os.path.join(work, "hookgate.log"), "w")
 env = {**os.environ, "HOOKGATE_RETRY_TIME_SCALE": "0.01"}
@@ -211,7 +229,7 @@ with sync_playwright() as p:
         Receiver.failing = False
         page.goto(CONSOLE + "#deliveries?endpoint=acme&state=dead")
         page.click("#replay")
-        expect(page.locator("[role=dialog]")).to_contain_text("Replay 1 dead delivery of acme?")
+        expect(page.locator("[role=dialog]")).to_contain_text("Replay 1 dead delivery (endpoint acme)?")
         page.click("[role=dialog] button.primary")
         eventually("delivered", lambda: admin(f"deliveries/{delivery}").get("state") == "delivered")
         page.goto(CONSOLE + f"#delivery/{delivery}")
@@ -245,6 +263,48 @@ with sync_playwright() as p:
         expect(page.locator("#subscriptions td.result")).to_contain_text("200")
         expect(page.locator("#subscriptions td.result pre")).to_have_text("thanks")
         assert any(path == "/customer" for path, _ in Receiver.received)
+        page.close()
+
+    @case("a purge from a page filtered by one subscription deletes that row only")
+    def _():
+        for n in range(2):
+            status, _ = http("POST", f"http://127.0.0.1:{OUTBOUND}/doomed", b'{"n":%d}' % n, {"content-type": "application/json"})
+            assert status == 202, status
+        sub = admin("subscriptions", "POST", {
+            "url": f"http://127.0.0.1:{DOOMED}/customer", "event_types": ["doomed.*"], "tenant": "acme",
+            "retry": {"schedule": ["1s"], "max_attempts": 1, "timeout": "2s"},
+        })["id"]
+        status, _ = http("POST", f"http://127.0.0.1:{OUTBOUND}/events", b"{}", {"hookgate-event-type": "doomed.one", "hookgate-tenant": "acme"})
+        assert status == 202, status
+        dead = lambda query: admin(f"deliveries?state=dead&{query}")["deliveries"]
+        eventually("three dead letters", lambda: len(dead("endpoint=doomed")) == 2 and len(dead(f"subscription={sub}")) == 1)
+        page = page_signed_in()
+        page.goto(CONSOLE + f"#deliveries?subscription={sub}")
+        expect(page.locator("#deliveries tbody tr")).to_have_count(1)
+        page.click("#purge")
+        dialog = page.locator("[role=dialog]")
+        expect(dialog).to_contain_text(f"Delete 1 dead delivery (subscription {sub}) for good?")
+        page.click("[role=dialog] button.primary")
+        expect(page.locator("[role=status]")).to_have_text("Deleted 1.")
+        assert dead(f"subscription={sub}") == []
+        assert len(dead("endpoint=doomed")) == 2, "the endpoint's dead letters are not the page's"
+        # Filtered by time, the same: a window before anything was sent shows and purges nothing.
+        page.goto(CONSOLE + "#deliveries?state=dead&until=2001-01-01T00:00")
+        expect(page.locator("#deliveries tbody tr")).to_have_text("no deliveries")
+        expect(page.locator("#purge")).to_have_count(0)
+        # Without any filter the page says it means all of them, and the API is told so.
+        page.goto(CONSOLE + "#deliveries?state=dead")
+        page.click("#purge")
+        expect(page.locator("[role=dialog]")).to_contain_text("Delete 2 dead deliveries (all of them: no filter) for good?")
+        page.click("[role=dialog] button:has-text('Cancel')")
+        assert len(dead("endpoint=doomed")) == 2
+        status, body = http("DELETE", f"http://127.0.0.1:{ADMIN}/admin/deliveries?state=dead",
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 400 and json.loads(body)["error"] == "filter_required", (status, body)
+        page.click("#purge")
+        page.click("[role=dialog] button.primary")
+        expect(page.locator("[role=status]")).to_have_text("Deleted 2.")
+        assert dead("endpoint=doomed") == []
         page.close()
 
     @case("the overview counts what happened (screenshot for the README)")

@@ -561,7 +561,8 @@ impl Gateway {
         json["deliveries"].as_array().unwrap().clone()
     }
 
-    /// Waits until `/metrics` shows `series`: a request is counted just after its answer is sent.
+    /// Waits until `/metrics` shows `series`: a request is counted just after its answer is
+    /// sent, a reload of a changed file once it settled (`server.reload_settle`, 2 s).
     pub async fn metrics_eventually(&self, series: &str) -> String {
         let started = Instant::now();
         loop {
@@ -570,7 +571,7 @@ impl Gateway {
                 return metrics;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(2),
+                started.elapsed() < Duration::from_secs(6),
                 "no {series} in:\n{metrics}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;

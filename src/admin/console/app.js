@@ -273,13 +273,29 @@ function target(d) {
   return d.event ? `${d.event.subscription} (${d.event.event_type})` : d.endpoint;
 }
 
+/** The filters of the deliveries page as the API takes them (times in unix ms). */
+function deliveryFilter(params) {
+  const ms = (name) => (params.get(name) ? String(Date.parse(params.get(name))) : "");
+  const filter = {};
+  for (const k of ["endpoint", "subscription", "tenant", "event_type"]) filter[k] = params.get(k) || "";
+  filter.since = ms("since");
+  filter.until = ms("until");
+  return filter;
+}
+
+/** What the filters name, in words, for a confirmation. */
+function describeFilter(filter) {
+  const parts = Object.entries(filter).filter(([, v]) => v).map(([k, v]) =>
+    k === "since" || k === "until" ? `${k} ${time(Number(v))}` : `${k.replace("_", " ")} ${v}`);
+  return parts.length ? ` (${parts.join(", ")})` : " (all of them: no filter)";
+}
+
 async function deliveries(render, params) {
-  const apiParams = {};
-  for (const k of ["state", "endpoint", "subscription", "tenant", "event_type"]) apiParams[k] = params.get(k);
-  const data = await api("GET", `deliveries${query(apiParams)}`);
-  const since = params.get("since") ? Date.parse(params.get("since")) : null;
-  const until = params.get("until") ? Date.parse(params.get("until")) : null;
-  const list = data.deliveries.filter((d) => (!since || d.created_ms >= since) && (!until || d.created_ms <= until));
+  // The API applies every filter shown, so a purge or a replay with the same filter
+  // touches exactly the rows listed here.
+  const filter = deliveryFilter(params);
+  const data = await api("GET", `deliveries${query({ ...filter, state: params.get("state") })}`);
+  const list = data.deliveries;
   const inputs = {};
   const field = (name, node) => {
     inputs[name] = node;
@@ -303,35 +319,30 @@ async function deliveries(render, params) {
   });
   const view = el("div");
   const actions = el("div", { class: "filters" });
-  const endpoint = params.get("endpoint");
-  const subscription = params.get("subscription");
   const dead = list.filter((d) => d.state === "dead");
-  if (endpoint || subscription) {
+  const filtered = Object.values(filter).some(Boolean);
+  // Without a filter, the API needs all=true: the confirmation says so.
+  const scope = { ...filter, all: filtered ? "" : "true" };
+  const plural = (n) => `${n} dead ${n === 1 ? "delivery" : "deliveries"}`;
+  if (dead.length) {
     actions.append(
       el("button", {
         id: "replay",
         onclick: async () => {
-          const name = endpoint || subscription;
-          const count = (await api("GET", `deliveries${query({ endpoint, subscription, state: "dead" })}`)).deliveries.length;
-          if (!(await confirmBox(view, `Replay ${count} dead ${count === 1 ? "delivery" : "deliveries"} of ${name}?`))) return;
-          const path = endpoint ? `endpoints/${encodeURIComponent(endpoint)}/replay` : `subscriptions/${encodeURIComponent(subscription)}/replay`;
-          const result = await api("POST", path);
-          view.prepend(el("p", { class: "ok", role: "status" }, `Replayed ${result.replayed ?? count}.`));
+          if (!(await confirmBox(view, `Replay ${plural(dead.length)}${describeFilter(filter)}?`))) return;
+          const result = await api("POST", `deliveries/replay${query(scope)}`);
+          view.prepend(el("p", { class: "ok", role: "status" }, `Replayed ${result.replayed}.`));
           setTimeout(route, 800);
         },
       }, "Replay dead letters"),
-    );
-  }
-  if (dead.length) {
-    actions.append(
       el("button", {
         class: "danger",
         id: "purge",
         onclick: async () => {
-          const count = (await api("GET", `deliveries${query({ endpoint, state: "dead" })}`)).deliveries.length;
-          if (!(await confirmBox(view, `Delete ${count} dead ${count === 1 ? "delivery" : "deliveries"}${endpoint ? ` of ${endpoint}` : ""} for good?`))) return;
-          await api("DELETE", `deliveries${query({ endpoint, state: "dead" })}`);
-          route();
+          if (!(await confirmBox(view, `Delete ${plural(dead.length)}${describeFilter(filter)} for good?`))) return;
+          const result = await api("DELETE", `deliveries${query({ ...scope, state: "dead" })}`);
+          view.prepend(el("p", { class: "ok", role: "status" }, `Deleted ${result.purged}.`));
+          setTimeout(route, 800);
         },
       }, "Purge dead letters"),
     );

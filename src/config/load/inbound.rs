@@ -4,6 +4,9 @@
 use super::*;
 
 /// `verify:` keys every scheme takes; `hmac` takes [`HMAC_KEYS`] as well.
+/// Keys a route's rate limit holds at most in this process: about 10 MB at 100 bytes each.
+const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
+
 const VERIFY_KEYS: &[&str] = &["scheme", "secrets", "tolerance", "url", "keep_credentials"];
 const HMAC_KEYS: &[&str] = &[
     "header",
@@ -189,6 +192,7 @@ impl Loader<'_> {
                 "dedupe",
                 "rate_limit",
                 "on_store_error",
+                "allow_underscore_headers",
             ],
         )?;
         let name = self
@@ -226,7 +230,10 @@ impl Loader<'_> {
                     )),
                 })
             });
+        let allow_underscore_headers =
+            self.with_default(&f, "allow_underscore_headers", false, Self::boolean);
         Some(RouteConfig {
+            allow_underscore_headers: allow_underscore_headers?,
             name: name?,
             path: route_path?,
             max_body: max_body?,
@@ -396,7 +403,7 @@ impl Loader<'_> {
     }
 
     pub(super) fn rate_limit(&mut self, node: &Node, path: &str) -> Option<RateLimitConfig> {
-        let f = self.fields(node, path, &["key", "limit", "burst"])?;
+        let f = self.fields(node, path, &["key", "limit", "burst", "max_keys"])?;
         let key = self.with_default(&f, "key", KeySource::ClientIp, |l, n, p| {
             l.parsed(n, p, |s| match s {
                 "ip" => Ok(KeySource::ClientIp),
@@ -411,7 +418,10 @@ impl Loader<'_> {
             .required(&f, "limit")
             .and_then(|n| self.parsed(n, &f.path("limit"), parse_rate));
         let burst = self.optional(&f, "burst", |l, n, p| l.whole(n, p, 1..=u32::MAX));
-        let (limit, burst) = (limit?, burst?);
+        let max_keys = self.with_default(&f, "max_keys", DEFAULT_RATE_LIMIT_KEYS, |l, n, p| {
+            l.whole(n, p, 1..=100_000_000).map(|n| n as usize)
+        });
+        let (limit, burst, max_keys) = (limit?, burst?, max_keys?);
         // A limiter holds up to `burst` requests' worth of time: keep it within MAX_DURATION.
         let capacity = burst.unwrap_or(limit.count);
         let window = limit.per_request().checked_mul(capacity);
@@ -428,6 +438,7 @@ impl Loader<'_> {
             key: key?,
             limit,
             burst,
+            max_keys,
         })
     }
 }

@@ -12,7 +12,7 @@ mod readers;
 mod store;
 mod telemetry;
 
-pub use outbound::parse_destination;
+pub use crate::config::values::parse_destination;
 use readers::{header_name, join, route_name, valid_header_name, Fields};
 
 use super::retry;
@@ -216,7 +216,16 @@ impl Loader<'_> {
     }
 
     fn server(&mut self, node: &Node, path: &str) -> Option<ServerSettings> {
-        let f = self.fields(node, path, &["threads", "grace_period", "shutdown_timeout"])?;
+        let f = self.fields(
+            node,
+            path,
+            &[
+                "threads",
+                "grace_period",
+                "shutdown_timeout",
+                "reload_settle",
+            ],
+        )?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = self.with_default(&f, "threads", cores, |l, n, p| {
             l.whole(n, p, 1..=256).map(|t| t as usize)
@@ -229,10 +238,14 @@ impl Loader<'_> {
             Duration::from_secs(5),
             Self::duration,
         );
+        // Long enough for an editor or a script that writes the file in place to finish.
+        let reload_settle =
+            self.with_default(&f, "reload_settle", Duration::from_secs(2), Self::duration);
         Some(ServerSettings {
             threads: threads?,
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
+            reload_settle: reload_settle?,
         })
     }
 
@@ -319,6 +332,13 @@ mod tests {
             "http://[::1",
             "http://a:b/",
             "http://u:p@h/",
+            "http://h/a b",
+            "http://h/a\r\nX-Injected: 1",
+            "http://h/\"q\"",
+            "http://h/<script>",
+            "http://h/caf\u{e9}",
+            "http://h/%zz",
+            "http://h/p#frag",
         ] {
             let error = parse_destination(bad).unwrap_err();
             assert!(!error.contains(":p@"), "{error}");
@@ -377,7 +397,7 @@ inbound:
             errors(text),
             vec![
                 "test.yaml:4:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10 seconds\"",
-                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error)",
+                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error, allow_underscore_headers)",
                 "test.yaml:9:44: inbound.routes[0].verify.secrets[0]: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
             ]
         );

@@ -207,7 +207,9 @@ impl Loader<'_> {
                 route_name(s).map(|id| format!("{CONFIG_SUBSCRIPTION_PREFIX}{id}"))
             })
         });
-        let tenant = self.optional(&f, "tenant", Self::string);
+        let tenant = self.optional(&f, "tenant", |l, n, p| {
+            l.parsed(n, p, |s| values::tenant(s).map(|_| s.to_string()))
+        });
         let url = self.required(&f, "url").and_then(|n| {
             self.parsed(n, &f.path("url"), |s| {
                 parse_destination(s).map(|_| s.to_string())
@@ -631,34 +633,6 @@ impl Loader<'_> {
             jitter: jitter?,
         })
     }
-}
-
-/// `https://host[:port]/path?query`; the scheme in any case, IPv6 hosts in brackets.
-pub fn parse_destination(s: &str) -> Result<Destination, String> {
-    let expected = || {
-        format!(
-            "expected a URL such as https://hooks.example.com/path, found {:?}",
-            redact_url(s)
-        )
-    };
-    let (tls, rest) = http_scheme(s).ok_or_else(expected)?;
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    let (host, port) = host_and_port(authority).ok_or_else(expected)?;
-    if host.contains(['@', ' ', '[', ']']) {
-        return Err(expected());
-    }
-    let path = match path {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_string(),
-    };
-    Ok(Destination {
-        tls,
-        host: host.to_string(),
-        port: port.unwrap_or(if tls { 443 } else { 80 }),
-        path,
-    })
 }
 
 /// An endpoint's name: a route name, other than the one messages to per-request

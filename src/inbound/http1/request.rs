@@ -148,6 +148,15 @@ fn locate(read: &[u8], limits: &ConnectionLimits) -> Result<Option<(Parts, usize
         }
         Err(e) => return Err(bad_request(&e.to_string())),
     };
+    // httparse takes a bare LF as a line end; a front proxy that splits lines only at CRLF
+    // would read another head from the same bytes.
+    if read[..len]
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || read[i - 1] != b'\r'))
+    {
+        return Err(bad_request("a line ends in a bare LF, not CRLF"));
+    }
     let base = read.as_ptr() as usize;
     let at = |s: &[u8]| {
         let start = s.as_ptr() as usize - base;
@@ -248,6 +257,10 @@ fn build(head: &Bytes, parts: &Parts) -> Result<Request, HeadError> {
     if hosts > 1 {
         return Err(bad_request("more than one Host"));
     }
+    // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without Host.
+    if hosts == 0 && !http10 {
+        return Err(bad_request("no Host header (HTTP/1.1 requires one)"));
+    }
     let framing = match (chunked, length) {
         (Some(()), Some(_)) => {
             return Err(bad_request("both Content-Length and Transfer-Encoding"))
@@ -307,7 +320,7 @@ mod tests {
         assert!(request.keep_alive);
         assert_eq!(request.header.uri.path(), "/a");
         assert_eq!(request.header.headers["host"], "x");
-        let request = parse("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        let request = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert_eq!(request.framing, Framing::Chunked);
         assert!(!request.keep_alive);
         assert!(request.expects_continue);
@@ -336,6 +349,11 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             "POST / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
             "POST / HTTP/1.1\r\nX-A : 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "POST / HTTP/1.1\nHost: x\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\n\n",
+            "GET / HTTP/1.1\n\n",
         ] {
             assert!(parse(head).is_err(), "{head:?} was accepted");
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::MAX_TIMEOUT;
-use crate::config::values::{event_type_pattern, valid_label};
+use crate::config::values::{event_type_pattern, tenant, valid_label};
 use crate::config::{delivery_policy_json, parse_destination, Cidr, DeliveryPolicy};
 use crate::error_response::ErrorResponse;
 use crate::outbound::ssrf;
@@ -32,7 +32,6 @@ const EDITABLE: &[&str] = &[
 /// Fields only a `POST` may set: the signing is changed with `rotate-secret`.
 const ON_CREATE: &[&str] = &["scheme", "algorithm", "secret"];
 
-const MAX_TENANT: usize = 256;
 const MAX_EVENT_TYPES: usize = 256;
 const MAX_FILTERS: usize = 32;
 const MAX_DESCRIPTION: usize = 1024;
@@ -156,7 +155,13 @@ fn set(s: &mut Subscription, key: &str, value: &Value) -> Result<(), ErrorRespon
         "tenant" => {
             s.tenant = match value {
                 Value::Null => None,
-                v => Some(text(v, "tenant", MAX_TENANT)?),
+                v => {
+                    let name = v.as_str().ok_or_else(|| {
+                        bad("invalid_tenant", "tenant", "expected a string or null")
+                    })?;
+                    tenant(name).map_err(|e| bad("invalid_tenant", "tenant", e))?;
+                    Some(name.to_string())
+                }
             }
         }
         "url" => s.url = url(value)?,

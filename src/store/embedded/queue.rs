@@ -30,7 +30,8 @@ use tokio::sync::oneshot;
 use crate::clock::now_ms;
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::queue::{
-    Attempt, Bucket, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
+    Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue,
+    Record, State,
 };
 use crate::store::{StoreError, StoreHealth};
 
@@ -207,10 +208,9 @@ impl Queue for EmbeddedQueue {
         let id = id.to_string();
         self.blocking(move |q| q.retry_now(&id, now_ms)).await
     }
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
-        let endpoint = endpoint.map(str::to_string);
-        self.blocking(move |q| q.purge(endpoint.as_deref(), state))
-            .await
+    async fn purge(&self, filter: &DeliveryFilter, state: State) -> Result<usize, StoreError> {
+        let filter = filter.clone();
+        self.blocking(move |q| q.purge(&filter, state)).await
     }
     async fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let id = id.to_string();
@@ -684,8 +684,9 @@ impl Redb {
         Ok(found)
     }
 
-    fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
-        let doomed = self.list(endpoint, Some(state))?;
+    fn purge(&self, filter: &DeliveryFilter, state: State) -> Result<usize, StoreError> {
+        let mut doomed = self.list(filter.endpoint.as_deref(), Some(state))?;
+        doomed.retain(|r| filter.matches(r));
         let txn = self.db()?.begin_write()?;
         let mut purged = 0;
         {

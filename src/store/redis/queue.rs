@@ -22,7 +22,8 @@ use redis::Script;
 
 use super::{stable_hash, RedisStore};
 use crate::store::queue::{
-    Attempt, Bucket, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record, State,
+    Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue,
+    Record, State,
 };
 use crate::store::StoreError;
 
@@ -453,12 +454,12 @@ impl RedisQueue {
     async fn purge_in(
         &self,
         partition: &Partition,
-        endpoint: Option<&str>,
+        filter: &DeliveryFilter,
         state: State,
     ) -> Result<usize, StoreError> {
         let mut purged = 0;
         for record in self.all(partition).await? {
-            if endpoint.is_some_and(|e| e != record.endpoint) || record.state != state {
+            if !filter.matches(&record) || record.state != state {
                 continue;
             }
             let keys = partition.message_keys(&record.id);
@@ -724,10 +725,10 @@ impl Queue for RedisQueue {
         Ok(found == 1)
     }
 
-    async fn purge(&self, endpoint: Option<&str>, state: State) -> Result<usize, StoreError> {
+    async fn purge(&self, filter: &DeliveryFilter, state: State) -> Result<usize, StoreError> {
         let mut purged = 0;
         for partition in &self.partitions {
-            purged += self.purge_in(partition, endpoint, state).await?;
+            purged += self.purge_in(partition, filter, state).await?;
         }
         Ok(purged)
     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::RedisStore;
-use crate::store::{Allowance, Decision, RateLimiter, StoreError};
+use crate::store::{Allowance, Decision, RateKey, RateLimiter, StoreError};
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -48,8 +48,8 @@ impl RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
-        let key = format!("{}{key}", self.prefix);
+    async fn check(&self, key: &RateKey) -> Result<Decision, StoreError> {
+        let key = format!("{}{}", self.prefix, key.hex());
         let interval = (self.allowance.per_request.as_micros() as u64).max(1);
         let capacity = self.allowance.capacity;
         let (allowed, remaining, micros): (u8, u32, u64) = self

@@ -1,0 +1,130 @@
+//! `/admin/deliveries`: list, purge and replay stored deliveries through one filter
+//! (`endpoint`, `subscription`, `tenant`, `event_type`, `since`, `until`), so that a purge
+//! or a replay touches exactly the rows the same query lists. A purge or a replay with no
+//! filter at all must say `all=true`.
+
+use serde_json::json;
+
+use super::subscriptions::{Answer, Params};
+use crate::clock::now_ms;
+use crate::config::values::tenant;
+use crate::error_response::ErrorResponse;
+use crate::outbound::recent::RecentDeliveries;
+use crate::store::queue::{DeliveryFilter, Queue, Record, State};
+
+fn bad(code: &'static str, message: impl Into<String>) -> ErrorResponse {
+    ErrorResponse::new(400, code, message)
+}
+
+fn unavailable(e: crate::store::StoreError) -> ErrorResponse {
+    ErrorResponse::new(503, "queue_unavailable", e.to_string())
+}
+
+/// The filter of a query: each parameter given, with times in unix milliseconds.
+pub fn filter(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
+    let time = |name: &str| {
+        param(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    bad(
+                        "bad_request",
+                        format!("{name} is a time in unix milliseconds, not {v:?}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let filter = DeliveryFilter {
+        endpoint: param("endpoint"),
+        subscription: param("subscription"),
+        tenant: param("tenant"),
+        event_type: param("event_type"),
+        since_ms: time("since")?,
+        until_ms: time("until")?,
+    };
+    if let Some(name) = &filter.tenant {
+        tenant(name).map_err(|e| bad("invalid_tenant", e))?;
+    }
+    Ok(filter)
+}
+
+/// A purge or a replay of everything must be asked for in so many words.
+fn scoped(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
+    let filter = filter(param)?;
+    if filter.is_empty() && param("all").as_deref() != Some("true") {
+        return Err(bad(
+            "filter_required",
+            "name the deliveries (endpoint, subscription, tenant, event_type, since, until), or send all=true",
+        ));
+    }
+    Ok(filter)
+}
+
+/// `GET /admin/deliveries?state=pending|dead|delivered&<filter>`: without a state, those
+/// still stored (pending and dead); `delivered`, those this process delivered lately.
+pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'_>) -> Answer {
+    let filter = filter(param)?;
+    let state = match param("state").as_deref() {
+        None | Some("") => None,
+        Some("pending") => Some(State::Pending),
+        Some("dead") => Some(State::Dead),
+        Some("delivered") => {
+            let list = recent.list(|r| filter.matches(r));
+            return Ok((200, json!({ "deliveries": list })));
+        }
+        Some(other) => {
+            return Err(bad(
+                "bad_request",
+                format!("state is pending, dead or delivered, not {other:?}"),
+            ))
+        }
+    };
+    let stored = queue
+        .list(filter.endpoint.as_deref(), state)
+        .await
+        .map_err(unavailable)?;
+    let list: Vec<Record> = stored
+        .into_iter()
+        .filter(|r| filter.matches(r))
+        .map(Record::redacted)
+        .collect();
+    Ok((200, json!({ "deliveries": list })))
+}
+
+/// `DELETE /admin/deliveries?state=dead|pending&<filter>`: deletes what the same list shows.
+pub async fn purge(queue: &dyn Queue, param: &Params<'_>) -> Answer {
+    let state = match param("state").as_deref() {
+        Some("dead") => State::Dead,
+        Some("pending") => State::Pending,
+        _ => {
+            return Err(bad(
+                "bad_request",
+                "purge needs state=dead or state=pending",
+            ))
+        }
+    };
+    let filter = scoped(param)?;
+    let purged = queue.purge(&filter, state).await.map_err(unavailable)?;
+    tracing::info!(
+        purged,
+        ?filter,
+        ?state,
+        "deliveries purged through the admin API"
+    );
+    Ok((200, json!({ "purged": purged })))
+}
+
+/// `POST /admin/deliveries/replay?<filter>`: the dead deliveries the same list shows are
+/// attempted again now.
+pub async fn replay(queue: &dyn Queue, filter: &DeliveryFilter) -> Answer {
+    let replayed = queue
+        .replay_dead(filter, now_ms())
+        .await
+        .map_err(unavailable)?;
+    Ok((200, json!({ "replayed": replayed })))
+}
+
+/// [`replay`] of the deliveries a query names.
+pub async fn replay_query(queue: &dyn Queue, param: &Params<'_>) -> Answer {
+    replay(queue, &scoped(param)?).await
+}
