@@ -34,6 +34,8 @@ pub struct Reloader {
     /// The config running now: a new one's protection of each path is compared to it.
     running: Mutex<Config>,
     seen: Mutex<Seen>,
+    /// One reload at a time: the poll, a signal and the admin API may ask at once.
+    serial: tokio::sync::Mutex<()>,
     inbound: Option<Arc<InboundApp>>,
     outbound: Option<OutboundReload>,
 }
@@ -168,6 +170,7 @@ impl Reloader {
                     hash,
                     changed: None,
                 }),
+                serial: tokio::sync::Mutex::new(()),
                 inbound,
                 outbound,
             },
@@ -195,6 +198,7 @@ impl Reloader {
 
     /// Loads the file and applies it as `trigger` allows; a poll only once it settled.
     async fn reload(&self, trigger: Trigger) -> ReloadReport {
+        let _one_at_a_time = self.serial.lock().await;
         let why = trigger.why();
         let text = match tokio::fs::read(&self.path).await {
             Ok(text) => text,

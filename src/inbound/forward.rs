@@ -307,7 +307,7 @@ pub fn upstream_request(
     let mut forwarded_for = Vec::new();
     for (name, value) in client.headers.iter() {
         let name = name.as_str();
-        if name.contains('_')
+        if name.as_bytes().contains(&b'_')
             && (!rewrite.allow_underscores || reserved(&name.replace('_', "-"), rewrite))
         {
             continue;

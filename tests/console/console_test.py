@@ -48,32 +48,25 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-class App(BaseHTTPRequestHandler):
-    """The inbound side's app: answers 200."""
-    protocol_version = "HTTP/1.1"
+def answering(status):
+    """A handler that answers every POST with `status` and no body."""
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
 
-    def log_message(self, *args):
-        pass
+        def log_message(self, *args):
+            pass
+    return Handler
 
 
-class Doomed(BaseHTTPRequestHandler):
-    """A receiver that always fails: what it is sent ends as dead letters."""
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(503)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+# The inbound side's app answers 200; a doomed receiver always fails, so what it is sent
+# ends as dead letters.
+App, Doomed = answering(200), answering(503)
 
 
 def serve(handler):

@@ -150,11 +150,7 @@ fn locate(read: &[u8], limits: &ConnectionLimits) -> Result<Option<(Parts, usize
     };
     // httparse takes a bare LF as a line end; a front proxy that splits lines only at CRLF
     // would read another head from the same bytes.
-    if read[..len]
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || read[i - 1] != b'\r'))
-    {
+    if has_bare_lf(&read[..len]) {
         return Err(bad_request("a line ends in a bare LF, not CRLF"));
     }
     let base = read.as_ptr() as usize;
@@ -173,6 +169,16 @@ fn locate(read: &[u8], limits: &ConnectionLimits) -> Result<Option<(Parts, usize
             .collect(),
     };
     Ok(Some((parts, len)))
+}
+
+/// Whether a LF in `head` is not preceded by a CR. Each byte is compared with the one
+/// before it without stopping early, which the compiler turns into vector instructions.
+fn has_bare_lf(head: &[u8]) -> bool {
+    let after_first = head.iter().skip(1).zip(head);
+    let inner = after_first.fold(false, |bare, (&b, &before)| {
+        bare | ((b == b'\n') & (before != b'\r'))
+    });
+    inner || head.first() == Some(&b'\n')
 }
 
 fn too_many_headers(limits: &ConnectionLimits) -> ErrorResponse {
