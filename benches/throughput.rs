@@ -36,7 +36,7 @@ async fn main() {
         .endpoints(&acme_endpoint(&app, "/out", ""))
         .env("HOOKGATE_LOG", "warn");
     if let Ok(url) = std::env::var("HOOKGATE_BENCH_REDIS") {
-        let prefix = format!("hookgate-bench:{}:", hookgate::outbound::new_delivery_id());
+        let prefix = format!("hookgate-bench:{}:", hookgate::ids::new_delivery_id());
         println!("store: Redis at {url}, prefix {prefix}");
         builder = builder.redis(&url, &prefix);
     } else {

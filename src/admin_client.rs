@@ -24,6 +24,12 @@ async fn call(
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
     let base = args.admin.trim_end_matches('/');
+    let Some(token) = &args.token else {
+        return Err(
+            "no admin token: set HOOKGATE_ADMIN_TOKEN (or pass --token) to the running hookgate's admin.token"
+                .into(),
+        );
+    };
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("--admin must be an http:// URL, found {base:?}"))?;
@@ -39,7 +45,16 @@ async fn call(
     let (mut http, _) = connector
         .get_http_session(&peer)
         .await
-        .map_err(|e| format!("cannot reach the admin port at {base}: {e}"))?;
+        .map_err(|e| {
+            let why = match e.etype() {
+                pingora::ErrorType::ConnectRefused => "connection refused".to_string(),
+                pingora::ErrorType::ConnectTimedout => "no answer within 5s".to_string(),
+                other => other.as_str().to_string(),
+            };
+            format!(
+                "cannot reach the admin port at {base} ({why}): is hookgate running, with admin.listen there? (--admin or HOOKGATE_ADMIN_URL)"
+            )
+        })?;
     let mut request =
         RequestHeader::build(method, path.as_bytes(), None).map_err(|e| e.to_string())?;
     let set = |r: &mut RequestHeader, k: &'static str, v: String| {
@@ -51,9 +66,7 @@ async fn call(
     if !body.is_empty() {
         set(&mut request, "Content-Type", "application/json".into())?;
     }
-    if let Some(token) = &args.token {
-        set(&mut request, "Authorization", format!("Bearer {token}"))?;
-    }
+    set(&mut request, "Authorization", format!("Bearer {token}"))?;
     exchange(&mut http, request, body).await?;
     let status = http.response_header().map_or(0, |h| h.status.as_u16());
     let mut body = Vec::new();

@@ -96,7 +96,7 @@ echo '{}' | hookgate sign --scheme stripe --secret whsec_x -"
     #[command(
         after_help = "Examples:\n  HOOKGATE_ADMIN_TOKEN=... hookgate deliveries list --state dead --endpoint acme\n  \
 hookgate deliveries show msg_5f1c...\n  hookgate deliveries retry msg_5f1c...\n  \
-hookgate deliveries replay acme --since 1763900000000\n  hookgate deliveries replay --subscription sub_0190... --tenant acme\n  \
+hookgate deliveries replay acme --since 2h\n  hookgate deliveries replay --subscription sub_0190... --tenant acme\n  \
 hookgate deliveries purge --subscription sub_0190... --json\n  hookgate deliveries purge --all"
     )]
     Deliveries {
@@ -245,11 +245,12 @@ pub struct DeliveryFilterArgs {
     /// Only deliveries of events of this type.
     #[arg(long)]
     pub event_type: Option<String>,
-    /// Only those accepted at or after this time (unix milliseconds).
-    #[arg(long)]
+    /// Only those accepted at or after this time: a time ago (`1h`, `30m`, `7d`), RFC 3339
+    /// (`2026-12-04T09:00:00Z`) or unix milliseconds.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub since: Option<u64>,
-    /// Only those accepted at or before this time (unix milliseconds).
-    #[arg(long)]
+    /// Only those accepted at or before this time, in the same forms as --since.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub until: Option<u64>,
 }
 
@@ -362,18 +363,15 @@ pub enum SubscriptionsCommand {
         after: Option<String>,
     },
     /// One subscription, with its delivery counts.
-    Show {
-        id: String,
-    },
+    Show { id: String },
     /// Change a subscription's URL, event types, filters, limits or description.
     Update {
         id: String,
         #[command(flatten)]
         fields: SubscriptionFields,
     },
-    Delete {
-        id: String,
-    },
+    /// Delete a subscription for good; its queued deliveries are not sent.
+    Delete { id: String },
     /// A new secret; the old ones keep signing during the overlap.
     RotateSecret {
         id: String,
@@ -381,22 +379,66 @@ pub enum SubscriptionsCommand {
         #[arg(long)]
         overlap: Option<String>,
     },
-    Enable {
-        id: String,
-    },
+    /// Deliver to it again (a subscription disabled by hand or by a 410).
+    Enable { id: String },
     /// Stop delivering to it; its deliveries wait until it is enabled.
-    Disable {
-        id: String,
-    },
+    Disable { id: String },
     /// Send a signed test event now and print the receiver's answer.
-    Test {
-        id: String,
-    },
+    Test { id: String },
     /// Attempt the subscription's dead deliveries again.
     Replay {
         id: String,
-        /// Only those accepted since this time (unix milliseconds).
-        #[arg(long)]
+        /// Only those accepted since this time: a time ago (`1h`), RFC 3339 or unix milliseconds.
+        #[arg(long, value_parser = parse_time, value_name = "TIME")]
         since: Option<u64>,
     },
+}
+
+/// A time on the command line, as unix milliseconds: a time ago (`90s`, `30m`, `1h`,
+/// `7d`, `1h30m`), an RFC 3339 date and time, or unix milliseconds as they are.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| format!("{text:?} is too large for unix milliseconds"));
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return u64::try_from(at.timestamp_millis())
+            .map_err(|_| format!("{text:?} is before 1970"));
+    }
+    match crate::config::values::parse_duration(text) {
+        Ok(ago) => Ok(crate::clock::now_ms().saturating_sub(ago.as_millis() as u64)),
+        Err(_) => Err(format!(
+            "{text:?} is not a time: give a time ago (1h, 30m, 7d), RFC 3339 (2026-12-04T09:00:00Z) or unix milliseconds"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_ago_rfc3339_or_milliseconds() {
+        assert_eq!(parse_time("1764800000000"), Ok(1_764_800_000_000));
+        assert_eq!(
+            parse_time("2026-12-04T09:00:00Z"),
+            Ok(1_796_374_800_000),
+            "computed with: date -d 2026-12-04T09:00:00Z +%s%3N"
+        );
+        assert_eq!(
+            parse_time("2026-12-04T10:00:00+01:00"),
+            parse_time("2026-12-04T09:00:00Z")
+        );
+        let hour_ago = parse_time("1h").unwrap();
+        let expected = crate::clock::now_ms() - 3_600_000;
+        assert!(
+            hour_ago.abs_diff(expected) < 5_000,
+            "{hour_ago} vs {expected}"
+        );
+        for bad in ["yesterday", "", "-5", "2026-13-01T00:00:00Z"] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+    }
 }

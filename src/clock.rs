@@ -14,6 +14,13 @@ pub fn now_ms() -> u64 {
     system
 }
 
+/// Nanoseconds since the Unix epoch, for trace spans (not moved by tests' [`advance`]).
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Seconds since the Unix epoch, as signature timestamps count.
 pub fn unix_now() -> u64 {
     now_ms() / 1000

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::cli::SchemeArgs;
 use crate::clock::unix_now;
 use crate::config::{self, values::parse_duration};
-use crate::outbound::new_delivery_id;
+use crate::ids::new_delivery_id;
 use crate::schemes::{Message, Request, SchemeSpec, Verifier};
 
 /// sysexits' EX_CONFIG: the configuration is wrong.
@@ -19,9 +19,8 @@ const EXIT_USAGE: u8 = 64;
 pub fn check(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
         Ok(config) => {
-            let routes = config.inbound.as_ref().map_or(&[][..], |i| &i.routes[..]);
-            for risk in config::protection::suffix_risks(routes) {
-                eprintln!("warning: {risk}");
+            for warning in config::notices::warnings(&config) {
+                eprintln!("warning: {warning}");
             }
             println!("{}: valid", path.display());
             ExitCode::SUCCESS

@@ -53,6 +53,14 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// A throttle that lets the first line through; `const`, for a `static`.
+    pub const fn new() -> Self {
+        Throttle {
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            skipped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     /// `Some(lines skipped since the last one)` when a line may be logged at `now_ms`.
     pub fn allow(&self, now_ms: u64) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -70,6 +78,24 @@ impl Throttle {
     }
 }
 
+/// A [`Throttle`] per key, such as a route and a refusal's code: each kind of line is
+/// logged once a second on its own. Keys must come from a small fixed set.
+pub struct Throttles<K>(std::sync::Mutex<std::collections::HashMap<K, Throttle>>);
+
+impl<K> Default for Throttles<K> {
+    fn default() -> Self {
+        Throttles(std::sync::Mutex::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Throttles<K> {
+    /// [`Throttle::allow`] for `key`.
+    pub fn allow(&self, key: K, now_ms: u64) -> Option<u64> {
+        let mut throttles = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        throttles.entry(key).or_default().allow(now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +108,14 @@ mod tests {
         assert_eq!(throttle.allow(5_900), None);
         assert_eq!(throttle.allow(6_000), Some(2));
         assert_eq!(throttle.allow(6_001), None);
+    }
+
+    #[test]
+    fn each_key_has_its_own_throttle() {
+        let throttles = Throttles::default();
+        assert_eq!(throttles.allow(("a", "invalid_signature"), 5_000), Some(0));
+        assert_eq!(throttles.allow(("a", "route_not_found"), 5_000), Some(0));
+        assert_eq!(throttles.allow(("a", "invalid_signature"), 5_500), None);
+        assert_eq!(throttles.allow(("a", "invalid_signature"), 6_000), Some(1));
     }
 }

@@ -80,6 +80,12 @@ fn main() -> ExitCode {
                 }
             };
             tracing::info!(config = %config.display(), version = env!("CARGO_PKG_VERSION"), "hookgate starting");
+            for (part, what) in config::notices::summary(&loaded) {
+                tracing::info!("{part}: {what}");
+            }
+            for warning in config::notices::warnings(&loaded) {
+                tracing::warn!("{warning}");
+            }
             server::run(server);
             tracing::info!("hookgate stopped");
             ExitCode::SUCCESS

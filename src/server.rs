@@ -11,7 +11,7 @@ use crate::admin::overview::{Overview, Sampler};
 use crate::admin::reload::ConfigReload;
 use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
-use crate::inbound::refusals::RecentRefusals;
+use crate::recent::RecentRefusals;
 use crate::reload::Reloader;
 use crate::{inbound, outbound, store, telemetry};
 use pingora::services::background::background_service;

@@ -37,6 +37,19 @@ async fn health_readiness_and_metrics() {
         ready,
         serde_json::json!({"status": "ready", "checks": {"inbound": "ok", "store": "ok"}})
     );
+    // The first lines say what it serves, and where the console is.
+    let log = gateway.log();
+    for line in [
+        format!("inbound: http://{} -> ", gateway.inbound),
+        format!(
+            "admin: http://{} (/healthz /readyz /metrics)",
+            gateway.admin
+        ),
+        format!("console: http://{}/ui/", gateway.admin),
+        "store: embedded, ".to_string(),
+    ] {
+        assert!(log.contains(&line), "no {line:?} in:\n{log}");
+    }
 
     let series =
         "hookgate_inbound_requests_total{route=\"test\",outcome=\"forwarded\",status=\"200\"}";
@@ -276,4 +289,42 @@ async fn recent_refusals_say_why_without_secrets() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+/// At the default level every kind of refusal shows in the log, once a second per route
+/// and reason (all are counted), in plain values.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_logged_once_a_second_per_route_and_reason() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: rejento, path: /hooks/rejento, verify: { scheme: rejento, secrets: [s3cret] } }\n")
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let body = br#"{"event":"candidate.created"}"#;
+    let forged = sign("rejento", "not-the-secret", "dlv_forged", body, None);
+    let url = gateway.url("/hooks/rejento");
+    for _ in 0..6 {
+        assert_eq!(post(&client, &url, &forged, body).await.status(), 401);
+    }
+    assert_eq!(
+        post(&client, &gateway.url("/nowhere"), &[], b"")
+            .await
+            .status(),
+        404
+    );
+    eventually("both refusals logged", Duration::from_secs(2), async || {
+        let log = gateway.log();
+        log.contains("invalid_signature") && log.contains("route_not_found")
+    })
+    .await;
+    let log = gateway.log();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("refused: ")).collect();
+    assert_eq!(refused.len(), 2, "one line per route and reason:\n{log}");
+    assert!(
+        refused
+            .iter()
+            .all(|l| !l.contains("Some(") && !l.contains("s3cret")),
+        "{log}"
+    );
 }

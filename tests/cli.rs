@@ -4,7 +4,10 @@ use std::process::{Command, Output};
 
 fn hookgate(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
-    command.args(args).env_remove("HOOKGATE_CONFIG");
+    command
+        .args(args)
+        .env_remove("HOOKGATE_CONFIG")
+        .env_remove("HOOKGATE_ADMIN_TOKEN");
     for (k, v) in env {
         command.env(k, v);
     }
@@ -175,4 +178,48 @@ fn check_warns_of_an_unsigned_catch_all_over_a_signed_path() {
         ),
         "{warnings}"
     );
+}
+
+#[test]
+fn admin_commands_say_plainly_what_is_missing() {
+    let no_token = hookgate(&["endpoints", "list", "--admin", "http://127.0.0.1:9"], &[]);
+    assert!(!no_token.status.success());
+    assert_eq!(
+        stderr(&no_token),
+        "error: no admin token: set HOOKGATE_ADMIN_TOKEN (or pass --token) to the running hookgate's admin.token\n"
+    );
+    let unreachable = hookgate(
+        &["endpoints", "list", "--admin", "http://127.0.0.1:9"],
+        &[("HOOKGATE_ADMIN_TOKEN", "t")],
+    );
+    let message = stderr(&unreachable);
+    assert!(!unreachable.status.success());
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with(
+            "error: cannot reach the admin port at http://127.0.0.1:9 (connection refused)"
+        ),
+        "{message}"
+    );
+    let bad_time = hookgate(&["deliveries", "list", "--since", "yesterday"], &[]);
+    assert!(stderr(&bad_time).contains("give a time ago (1h, 30m, 7d), RFC 3339"));
+}
+
+#[test]
+fn the_placeholder_admin_token_never_leaves_loopback() {
+    let config = |listen: &str| {
+        format!(
+            "admin: {{ listen: \"{listen}\", token: change-me }}\ninbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  routes:\n    - {{ name: a, path: /a, verify: none }}\n"
+        )
+    };
+    let (_, output) = check(&config("0.0.0.0:9901"));
+    assert_eq!(output.status.code(), Some(78));
+    assert!(
+        stderr(&output).contains("admin.token: \"change-me\" is the example's placeholder"),
+        "{}",
+        stderr(&output)
+    );
+    let (_, output) = check(&config("127.0.0.1:9901"));
+    assert!(output.status.success());
+    assert!(stderr(&output).contains("warning: admin.token is the example's placeholder"));
 }

@@ -1062,7 +1062,7 @@ async fn depth_gauges_match_the_admin_api(redis: Option<&str>) {
         .endpoints(&(endpoint(&app, "{ schedule: [10m], max_attempts: 3 }") + &beta))
         .env("HOOKGATE_RETRY_TIME_SCALE", "0.05");
     if let Some(url) = redis {
-        builder = builder.redis(url, &format!("{}:", hookgate::outbound::new_delivery_id()));
+        builder = builder.redis(url, &format!("{}:", hookgate::ids::new_delivery_id()));
     }
     let gateway = builder.start().await;
     let to_beta = |n: u32| {

@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hookgate::outbound::new_delivery_id;
+use hookgate::ids::new_delivery_id;
 use support::{acme_endpoint, free_port, Gateway, RedisServer, TestApp, TestRedis};
 
 fn prefix() -> String {

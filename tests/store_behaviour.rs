@@ -13,8 +13,8 @@ use bytes::Bytes;
 use hookgate::config::{
     KeySource, OnStoreError, Rate, RateLimitConfig, RedisConfig, Secret, StoreConfig,
 };
+use hookgate::ids::new_delivery_id;
 use hookgate::inbound::rate_limit::RouteLimiter;
-use hookgate::outbound::new_delivery_id;
 use hookgate::store::queue::{
     Attempt, DeliveryFilter, Enqueued, EventRef, Idempotency, Next, Queue, Record, State,
 };

@@ -9,7 +9,7 @@ use super::subscriptions::{Answer, Params};
 use crate::clock::now_ms;
 use crate::config::values::tenant;
 use crate::error_response::ErrorResponse;
-use crate::outbound::recent::RecentDeliveries;
+use crate::recent::RecentDeliveries;
 use crate::store::queue::{DeliveryFilter, Queue, Record, State};
 
 fn bad(code: &'static str, message: impl Into<String>) -> ErrorResponse {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::clock::{now_ms, unix_now};
 use crate::config::SUBSCRIPTIONS_ENDPOINT;
 use crate::error_response::ErrorResponse;
-use crate::outbound::new_delivery_id;
+use crate::ids::new_delivery_id;
 use crate::outbound::subscriptions::index::pattern_matches;
 use crate::outbound::subscriptions::{input, view, Subscriptions};
 use crate::store::queue::{DeliveryFilter, Queue, Record, State};

@@ -3,6 +3,7 @@
 //! and reports every problem at once.
 
 mod load;
+pub mod notices;
 pub mod protection;
 pub mod retry;
 pub mod values;

@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
@@ -19,45 +19,15 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
+use crate::clock::now_ms;
 use crate::config::ConnectionLimits;
 use crate::error_response::ErrorResponse;
 use crate::inbound::InboundApp;
+use crate::logging::Throttle;
 use crate::metrics::METRICS;
 
 /// A flood is refused connection by connection, but logged once a second.
-static REFUSAL_LOG: LogEvery = LogEvery::new(Duration::from_secs(1));
-
-/// Lets one log line through per period.
-struct LogEvery {
-    period_ms: u64,
-    next_ms: AtomicU64,
-}
-
-impl LogEvery {
-    const fn new(period: Duration) -> Self {
-        LogEvery {
-            period_ms: period.as_millis() as u64,
-            next_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn allows(&self) -> bool {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let next = self.next_ms.load(Ordering::Relaxed);
-        now >= next
-            && self
-                .next_ms
-                .compare_exchange(
-                    next,
-                    now + self.period_ms,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-}
+static REFUSAL_LOG: Throttle = Throttle::new();
 
 /// The first bytes of every plaintext HTTP/2 connection (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -149,8 +119,8 @@ impl ServerApp for InboundService {
             Ok(slot) => slot,
             Err(cap) => {
                 METRICS.record_connection_closed(cap);
-                if REFUSAL_LOG.allows() {
-                    tracing::warn!(client = ?ip, cap, "refusing connections: too many open (counted in hookgate_inbound_connections_closed_total; logged once a second)");
+                if let Some(skipped) = REFUSAL_LOG.allow(now_ms()) {
+                    tracing::warn!(client = %ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()), cap, skipped, "refusing connections: too many open (counted in hookgate_inbound_connections_closed_total; logged once a second)");
                 }
                 refuse(&mut stream, cap).await;
                 return None;

@@ -18,7 +18,6 @@ pub mod head_limits;
 pub mod http1;
 pub mod path;
 pub mod rate_limit;
-pub mod refusals;
 pub mod routing;
 pub mod service;
 pub mod tls_certificate;
@@ -37,17 +36,18 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
-use crate::clock::unix_now;
+use crate::clock::{now_ms, unix_now};
 use crate::config::InboundConfig;
 use crate::error_response::ErrorResponse;
+use crate::logging::Throttles;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
+use crate::recent::{RecentRefusals, Refusal};
 use crate::store::{DedupeStore, Store};
 use crate::telemetry::{self, Span, SpanKind};
 use client::{Client, Gone, Source};
 use dedupe::Admission;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
 use http1::request::{self, HeadError};
-use refusals::{RecentRefusals, Refusal};
 use routing::{RouteState, RouteTable};
 
 pub struct InboundApp {
@@ -63,6 +63,8 @@ pub struct InboundApp {
     claim_lease: Duration,
     /// The last refusals, for the console.
     refusals: Arc<RecentRefusals>,
+    /// Refusals logged once a second per route and reason.
+    refusal_log: Throttles<(&'static str, &'static str)>,
 }
 
 /// The routes and body limits, replaced whole by a config reload.
@@ -115,6 +117,7 @@ impl InboundApp {
             dedupe: Mutex::new(None),
             claim_lease,
             refusals,
+            refusal_log: Throttles::default(),
             config,
         };
         let live = app.prepare(&app.config)?;
@@ -153,7 +156,7 @@ impl InboundApp {
     async fn handle(&self, client: &mut Client<'_>, trace: &mut Option<Span>) -> Outcome {
         let path = client.req_header().uri.path().to_string();
         if let Err(answer) = path::check(&path) {
-            return self.reject(client, UNMATCHED_ROUTE, answer, trace).await;
+            return self.reject(client, UNMATCHED_ROUTE, answer).await;
         }
         let live = self.live.load_full();
         let Some(route) = live.routes.find(&path) else {
@@ -162,7 +165,7 @@ impl InboundApp {
                 "route_not_found",
                 format!("no route is configured for {path}"),
             );
-            return self.reject(client, UNMATCHED_ROUTE, answer, trace).await;
+            return self.reject(client, UNMATCHED_ROUTE, answer).await;
         };
         let name = route.name;
         if let Some(span) = trace {
@@ -172,7 +175,7 @@ impl InboundApp {
         let limit = route.config.max_body.unwrap_or(live.max_body);
         let body = match crate::http_io::read_body(client, limit, live.body_timeout).await {
             Ok(body) => body,
-            Err(answer) => return self.reject(client, name, answer, trace).await,
+            Err(answer) => return self.reject(client, name, answer).await,
         };
         let passed = match route.verifier.check(client.req_header(), &body, unix_now()) {
             Ok(passed) => passed,
@@ -339,18 +342,7 @@ impl InboundApp {
         client: &mut Client<'_>,
         route: &'static str,
         answer: ErrorResponse,
-        trace: &Option<Span>,
     ) -> Outcome {
-        let (trace_id, span_id) = telemetry::log_ids(trace.as_ref().map(Span::context));
-        tracing::info!(
-            route,
-            error = answer.code,
-            status = answer.status,
-            trace_id,
-            span_id,
-            "rejected: {}",
-            answer.message
-        );
         let outcome = self.answer(client, route, answer, false).await;
         body::linger(client).await;
         outcome
@@ -396,6 +388,23 @@ impl InboundApp {
         keepalive: bool,
     ) -> Outcome {
         METRICS.record_inbound_error(route, answer.code);
+        // Every refusal is counted; one line a second per route and reason is logged, so a
+        // flood of forged requests does not drown the log. (5xx answers are failures of the
+        // app or the store, logged where they happen.)
+        let refusal = answer.status < 500;
+        if let Some(skipped) = refusal
+            .then(|| self.refusal_log.allow((route, answer.code), now_ms()))
+            .flatten()
+        {
+            tracing::info!(
+                route,
+                error = answer.code,
+                status = answer.status,
+                skipped,
+                "refused: {}",
+                answer.message
+            );
+        }
         let written = send(client, &answer, keepalive).await.is_ok();
         Outcome {
             route,

@@ -8,7 +8,6 @@
 //! forged requests. Forged floods are cheap to refuse anyway (one HMAC each).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use pingora::http::RequestHeader;
 use crate::clock::now_ms;
 use crate::config::{KeySource, OnStoreError, RateLimitConfig};
 use crate::error_response::ErrorResponse;
+use crate::logging::Throttle;
 use crate::metrics::METRICS;
 use crate::store::{Allowance, Decision, RateKey, RateLimiter, Store, StoreError};
 
@@ -34,8 +34,8 @@ pub struct RouteLimiter {
     /// Requests allowed at once (the burst).
     capacity: u32,
     max_keys: usize,
-    /// When the cap of keys was last logged (unix ms): at most once a second.
-    full_logged_ms: Arc<AtomicU64>,
+    /// The cap of keys is logged at most once a second.
+    full_logged: Arc<Throttle>,
 }
 
 /// Response headers for a request that was let through.
@@ -64,7 +64,7 @@ impl RouteLimiter {
             route_key: RateKey::of(route.as_bytes()),
             capacity: allowance.capacity,
             max_keys: config.max_keys,
-            full_logged_ms: Arc::new(AtomicU64::new(0)),
+            full_logged: Arc::new(Throttle::new()),
         }
     }
 
@@ -94,17 +94,11 @@ impl RouteLimiter {
     /// The cap of keys was reached: counted each time, logged at most once a second.
     fn note_full(&self, route: &'static str) {
         METRICS.record_rate_limit_keys_full(route);
-        let now = now_ms();
-        let last = self.full_logged_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self
-                .full_logged_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if let Some(skipped) = self.full_logged.allow(now_ms()) {
             tracing::warn!(
                 route,
                 max_keys = self.max_keys,
+                skipped,
                 "rate limit keys at their cap: new keys are refused until keys fall idle (rate_limit.max_keys; counted in hookgate_rate_limit_keys_full_total)"
             );
         }

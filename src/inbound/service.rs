@@ -8,10 +8,10 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 
 use super::connection::InboundService;
-use super::refusals::RecentRefusals;
 use super::tls_certificate::ReloadingCertificate;
 use super::InboundApp;
 use crate::config::InboundConfig;
+use crate::recent::RecentRefusals;
 use crate::store::Store;
 
 /// Buffers of one client connection on the inbound port: none. hookgate's HTTP/1 reads into

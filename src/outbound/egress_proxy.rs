@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pingora::upstreams::peer::{HttpPeer, Proxy};
 
 use crate::config::{Cidr, Destination, ProxyConfig};
+use crate::logging::Throttle;
 use crate::schemes::crypto::base64_encode;
 
 /// How deliveries reach the proxy.
@@ -107,7 +108,7 @@ impl Relay {
         let dir = std::env::temp_dir().join(format!(
             "hookgate-{}-{}",
             std::process::id(),
-            super::random_hex(6)
+            crate::ids::random_hex(6)
         ));
         std::fs::create_dir(&dir).map_err(|e| format!("outbound.proxy: {e}"))?;
         let path = dir.join("proxy.sock");
@@ -146,7 +147,7 @@ async fn relay(listener: std::os::unix::net::UnixListener, host: String, port: u
         return;
     };
     let mut backoff = ACCEPT_BACKOFF_MIN;
-    let mut last_logged: Option<Instant> = None;
+    let logged = Throttle::new();
     loop {
         let mut local = match listener.accept().await {
             Ok((local, _)) => {
@@ -156,9 +157,8 @@ async fn relay(listener: std::os::unix::net::UnixListener, host: String, port: u
             // Out of descriptors (EMFILE) or memory: accepting again at once would spin a
             // core until some are freed. Wait, longer each time, and say so once a second.
             Err(e) => {
-                if last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbound.proxy: the relay cannot accept connections");
-                    last_logged = Some(Instant::now());
+                if let Some(skipped) = logged.allow(crate::clock::now_ms()) {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, skipped, "outbound.proxy: the relay cannot accept connections");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);

@@ -10,12 +10,13 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use serde_json::{json, Value};
 
-use super::{new_delivery_id, random_hex, OutboundApp, IDEMPOTENCY_WINDOW};
+use super::{OutboundApp, IDEMPOTENCY_WINDOW};
 use crate::clock::{now_ms, unix_now};
 use crate::config::values::{event_type, tenant as valid_tenant, valid_label};
 use crate::config::{EventSource, EventsConfig, TemplatePart, SUBSCRIPTIONS_ENDPOINT};
 use crate::error_response::ErrorResponse;
 use crate::header_text::header_or_400;
+use crate::ids::{new_delivery_id, random_hex};
 use crate::metrics::METRICS;
 use crate::store::queue::{Enqueued, EventRef, Idempotency, Record, State};
 use crate::telemetry::Span;

@@ -11,7 +11,6 @@ mod events;
 pub mod live;
 mod outcome;
 pub mod pacing;
-pub mod recent;
 pub mod retry;
 pub mod service;
 pub mod ssrf;
@@ -34,32 +33,12 @@ use crate::config::{parse_destination, DeliveryMode, DYNAMIC_ENDPOINT, EVENTS_PA
 use crate::error_response::{json_response, ErrorResponse};
 use crate::header_text::header_or_400;
 use crate::http_io::read_body;
+use crate::ids::new_delivery_id;
 use crate::schemes::crypto::sha256_hex;
 use crate::schemes::{self, SchemeSpec};
 use crate::store::queue::{Enqueued, Queue, Record, State, Target};
 use crate::telemetry::{self, Span, SpanKind};
 use deliver::Endpoint;
-
-/// `N` bytes from the system's random source.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; N];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random source is available");
-    bytes
-}
-
-/// `n` random bytes in hex, for ids.
-pub fn random_hex(n: usize) -> String {
-    let bytes = random_bytes::<32>();
-    const_hex::encode(&bytes[..n.min(32)])
-}
-
-/// A fresh delivery id in the Standard Webhooks style.
-pub fn new_delivery_id() -> String {
-    format!("msg_{}", random_hex(12))
-}
 
 /// The listener the app posts to.
 pub struct OutboundApp {

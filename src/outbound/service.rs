@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 
 use super::egress_proxy::ProxyRoute;
 use super::live::{Live, LiveOutbound, Parts};
-use super::recent::RecentDeliveries;
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
 use crate::config::OutboundConfig;
+use crate::recent::RecentDeliveries;
 use crate::store::{Queue, Store};
 
 pub struct OutboundServices {

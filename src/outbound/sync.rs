@@ -136,7 +136,7 @@ impl OutboundApp {
             record.round_attempts += 1;
             record.attempts.push(outcome.attempt.clone());
             let (trace_id, span_id) = log_ids(outcome.trace);
-            tracing::info!(endpoint = %name, delivery_id = %record.id, status = ?outcome.attempt.status, error = ?outcome.attempt.error, trace_id, span_id, "sync delivery attempt");
+            tracing::info!(endpoint = %name, delivery_id = %record.id, status = outcome.attempt.status, error = outcome.attempt.error.as_deref(), trace_id, span_id, "sync delivery attempt");
             let wait = outcome.retry_after.unwrap_or(pause);
             if outcome.success
                 || outcome.gone

@@ -14,12 +14,12 @@ use tokio::sync::{Notify, Semaphore};
 use super::deliver::Endpoint;
 use super::live::LiveOutbound;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
-use super::recent::RecentDeliveries;
 use super::retry::next_step;
 use super::subscriptions::index::Index;
 use super::subscriptions::{Subscriptions, MAX_TIMEOUT};
 use crate::clock::now_ms;
 use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
+use crate::recent::RecentDeliveries;
 use crate::store::queue::{Attempt, Bucket, Next, Queue, Record};
 use crate::store::subscriptions::DeliveryNote;
 use crate::telemetry::log_ids;
@@ -335,7 +335,7 @@ impl DeliveryWorker {
         }
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         let (trace_id, span_id) = log_ids(trace);
-        tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = ?attempt.status, error = ?attempt.error, outcome, trace_id, span_id, "delivery attempt");
+        tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = attempt.status, error = attempt.error.as_deref(), outcome, trace_id, span_id, "delivery attempt");
         let delivered = matches!(next, Next::Delivered).then(|| attempt.clone());
         match self.queue.finish_attempt(&record, attempt, next).await {
             Ok(true) => {

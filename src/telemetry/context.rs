@@ -71,7 +71,7 @@ impl TraceContext {
 thread_local! {
     /// Per-thread generator state, seeded from the system's random source once: ids need
     /// to be unique and unguessable enough, not secret, and a syscall per span costs.
-    static RNG: Cell<u64> = Cell::new(u64::from_le_bytes(crate::outbound::random_bytes::<8>()) | 1);
+    static RNG: Cell<u64> = Cell::new(u64::from_le_bytes(crate::ids::random_bytes::<8>()) | 1);
 }
 
 /// The next value of a per-thread wyrand generator.

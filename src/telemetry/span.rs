@@ -1,8 +1,8 @@
 //! A span being recorded: its place in the trace, and (when sampled) what it records.
 //! Dropping a [`Span`] ends it and hands it to the exporter.
 
+use crate::clock::unix_nanos;
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::context::{new_span_id, TraceContext};
 use super::Tracer;
@@ -75,12 +75,6 @@ pub struct SpanData {
     pub events: Vec<Event>,
     /// Set: the span's status is an error, with this description.
     pub error: Option<String>,
-}
-
-pub fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A span in progress. Not sampled, it only carries the context on (so the trace stays

@@ -257,9 +257,27 @@ impl Loader<'_> {
         let recent_refusals = self.with_default(&f, "recent_refusals", 500, |l, n, p| {
             l.whole(n, p, 0..=100_000).map(|n| n as usize)
         });
+        let (listen, token) = (listen?, token?);
+        // Past loopback, the example's token would be anyone's admin API.
+        if token
+            .as_ref()
+            .is_some_and(|t| t.expose() == crate::config::notices::PLACEHOLDER_TOKEN)
+            && !listen.ip().is_loopback()
+        {
+            let at = f.get("token").map_or(f.at, |n| n.at);
+            self.error(
+                at,
+                &f.path("token"),
+                format!(
+                    "\"{}\" is the example's placeholder and admin.listen ({listen}) is not on loopback: set a real token (HOOKGATE_ADMIN_TOKEN)",
+                    crate::config::notices::PLACEHOLDER_TOKEN
+                ),
+            );
+            return None;
+        }
         Some(AdminConfig {
-            listen: listen?,
-            token: token?,
+            listen,
+            token,
             recent_refusals: recent_refusals?,
         })
     }

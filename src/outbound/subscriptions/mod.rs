@@ -191,7 +191,8 @@ impl Subscriptions {
     /// public key), this once.
     pub async fn create(&self, body: Map<String, Value>) -> Result<Value, ErrorResponse> {
         let now = now_ms();
-        let blank = Subscription::blank(format!("sub_{now:012x}{}", super::random_hex(8)), now);
+        let blank =
+            Subscription::blank(format!("sub_{now:012x}{}", crate::ids::random_hex(8)), now);
         let input::Created {
             mut subscription,
             secret,
@@ -202,7 +203,7 @@ impl Subscriptions {
             expires_at: None,
         }];
         self.store.put(&subscription).await.map_err(store_error)?;
-        tracing::info!(subscription = %subscription.id, tenant = ?subscription.tenant, "subscription created");
+        tracing::info!(subscription = %subscription.id, tenant = subscription.tenant.as_deref(), "subscription created");
         let mut answer = view(&subscription);
         answer[shown.0] = Value::String(shown.1);
         Ok(answer)
@@ -450,7 +451,7 @@ fn new_secret(
     let secret = given.unwrap_or_else(|| {
         format!(
             "whsec_{}",
-            schemes::crypto::base64_encode(&super::random_bytes::<32>())
+            schemes::crypto::base64_encode(&crate::ids::random_bytes::<32>())
         )
     });
     let scheme = schemes::build(&SchemeSpec::Named(s.scheme.clone())).map_err(bad)?;

@@ -16,6 +16,7 @@
 mod dedupe;
 mod pacing;
 mod queue;
+mod queue_scripts;
 mod rate_limit;
 mod subscriptions;
 
@@ -239,12 +240,8 @@ fn unique_token() -> String {
     use std::sync::OnceLock;
     static BASE: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let base = BASE.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        format!("{:x}.{:x}", started.as_nanos(), std::process::id())
-    });
+    let base =
+        BASE.get_or_init(|| format!("{:x}.{:x}", crate::clock::unix_nanos(), std::process::id()));
     format!("{base}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 

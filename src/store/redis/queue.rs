@@ -18,191 +18,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::Script;
 
+use super::queue_scripts::Scripts;
 use super::{stable_hash, RedisStore};
 use crate::store::queue::{
     Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue,
     Record, State,
 };
 use crate::store::StoreError;
-
-/// Lua: which depth bucket a message is in, from its stored state and round.
-macro_rules! bucket_fn {
-    () => {
-        r"
-local function bucket(state, round)
-  if state == 'dead' then return 'dead' end
-  if round == '0' then return 'pending' end
-  return 'scheduled'
-end
-"
-    };
-}
-
-/// KEYS: due, all, idempotency key, counts, then per message: its hash, its attempts, its
-/// endpoint's waiting set. ARGV: key expiry (0: none), receipt, body, then per message:
-/// id, meta, state, due, round, created, endpoint, bucket, the number of its attempts,
-/// and those attempts. Every message is stored, or none (a held key).
-const ENQUEUE: &str = r"
-if ARGV[1] ~= '0' then
-  local earlier = redis.call('GET', KEYS[3])
-  if earlier then return earlier end
-  redis.call('SET', KEYS[3], ARGV[2], 'PXAT', ARGV[1])
-end
-local a, k = 4, 5
-while a < #ARGV do
-  local id, state, due, created = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 5]
-  redis.call('HSET', KEYS[k], 'meta', ARGV[a + 1], 'state', state, 'due', due, 'round', ARGV[a + 4], 'body', ARGV[3])
-  local attempts = tonumber(ARGV[a + 8])
-  for i = 1, attempts do redis.call('RPUSH', KEYS[k + 1], ARGV[a + 8 + i]) end
-  if state == 'pending' then
-    redis.call('ZADD', KEYS[1], due, id)
-    redis.call('ZADD', KEYS[k + 2], created, id)
-  end
-  redis.call('ZADD', KEYS[2], created, id)
-  redis.call('HINCRBY', KEYS[4], ARGV[a + 6] .. '\t' .. ARGV[a + 7], 1)
-  a = a + 9 + attempts
-  k = k + 3
-end
-return ''
-";
-
-/// ARGV: now, lease end, limit, message key prefix.
-const CLAIM: &str = r"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-local out = {}
-for _, id in ipairs(ids) do
-  local m = ARGV[4] .. 'm:' .. id
-  if redis.call('EXISTS', m) == 1 then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HSET', m, 'due', ARGV[2])
-    local f = redis.call('HMGET', m, 'meta', 'state', 'round', 'body')
-    table.insert(out, {f[1], f[2], f[3], f[4], redis.call('LRANGE', ARGV[4] .. 'a:' .. id, 0, -1)})
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-";
-
-/// KEYS: due, all, message, attempts, counts. ARGV: lease end, attempt, next (delivered |
-/// retry | dead), next due, id, key prefix.
-const FINISH: &str = concat!(
-    bucket_fn!(),
-    r"
-local f = redis.call('HMGET', KEYS[3], 'state', 'due', 'round', 'meta')
-if f[1] ~= 'pending' or f[2] ~= ARGV[1] then return 0 end
-local endpoint = cjson.decode(f[4]).endpoint
-redis.call('HINCRBY', KEYS[5], endpoint .. '\t' .. bucket(f[1], f[3]), -1)
-if ARGV[3] == 'delivered' then
-  redis.call('DEL', KEYS[3], KEYS[4])
-  redis.call('ZREM', KEYS[1], ARGV[5])
-  redis.call('ZREM', KEYS[2], ARGV[5])
-  redis.call('ZREM', ARGV[6] .. 'w:' .. endpoint, ARGV[5])
-  return 1
-end
-redis.call('RPUSH', KEYS[4], ARGV[2])
-redis.call('HINCRBY', KEYS[3], 'round', 1)
-if ARGV[3] == 'retry' then
-  redis.call('HSET', KEYS[3], 'due', ARGV[4])
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
-  redis.call('HINCRBY', KEYS[5], endpoint .. '\tscheduled', 1)
-else
-  redis.call('HSET', KEYS[3], 'state', 'dead')
-  redis.call('ZREM', KEYS[1], ARGV[5])
-  redis.call('ZREM', ARGV[6] .. 'w:' .. endpoint, ARGV[5])
-  redis.call('HINCRBY', KEYS[5], endpoint .. '\tdead', 1)
-end
-return 1
-"
-);
-
-/// KEYS: `due`, only so a cluster routes the script to the queue's slot. ARGV: message
-/// key prefix, then ids; the records without bodies.
-const READ: &str = r"
-local out = {}
-for i = 2, #ARGV do
-  local m = ARGV[1] .. 'm:' .. ARGV[i]
-  local f = redis.call('HMGET', m, 'meta', 'state', 'due', 'round')
-  if f[1] then
-    table.insert(out, {f[1], f[2], f[3], f[4], redis.call('LRANGE', ARGV[1] .. 'a:' .. ARGV[i], 0, -1)})
-  end
-end
-return out
-";
-
-/// KEYS: due, message, counts. ARGV: now, id, key prefix.
-const RETRY_NOW: &str = concat!(
-    bucket_fn!(),
-    r"
-local f = redis.call('HMGET', KEYS[2], 'state', 'round', 'meta')
-if not f[3] then return 0 end
-local meta = cjson.decode(f[3])
-redis.call('HINCRBY', KEYS[3], meta.endpoint .. '\t' .. bucket(f[1], f[2]), -1)
-redis.call('HINCRBY', KEYS[3], meta.endpoint .. '\tpending', 1)
-redis.call('ZADD', ARGV[3] .. 'w:' .. meta.endpoint, string.format('%.0f', meta.created_ms), ARGV[2])
-redis.call('HSET', KEYS[2], 'state', 'pending', 'round', 0, 'due', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"
-);
-
-/// KEYS: due, all, message, attempts, counts. ARGV: state, id, key prefix.
-const PURGE: &str = concat!(
-    bucket_fn!(),
-    r"
-local f = redis.call('HMGET', KEYS[3], 'state', 'round', 'meta')
-if f[1] ~= ARGV[1] then return 0 end
-local endpoint = cjson.decode(f[3]).endpoint
-redis.call('HINCRBY', KEYS[5], endpoint .. '\t' .. bucket(f[1], f[2]), -1)
-redis.call('ZREM', ARGV[3] .. 'w:' .. endpoint, ARGV[2])
-redis.call('DEL', KEYS[3], KEYS[4])
-redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-return 1
-"
-);
-
-/// KEYS: counts, the marker that they are complete, all. ARGV: key prefix. Each
-/// endpoint's counts by bucket and oldest waiting accept time; on the first call after an
-/// upgrade from a queue without counts, they are built from the messages once (atomically,
-/// so increments made meanwhile are not counted twice).
-const DEPTH: &str = concat!(
-    bucket_fn!(),
-    r"
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1])
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-    local f = redis.call('HMGET', ARGV[1] .. 'm:' .. id, 'state', 'round', 'meta')
-    if f[3] then
-      local meta = cjson.decode(f[3])
-      redis.call('HINCRBY', KEYS[1], meta.endpoint .. '\t' .. bucket(f[1], f[2]), 1)
-      if f[1] == 'pending' then
-        redis.call('ZADD', ARGV[1] .. 'w:' .. meta.endpoint, string.format('%.0f', meta.created_ms), id)
-      end
-    end
-  end
-  redis.call('SET', KEYS[2], '1')
-end
-local out = {}
-local counts = redis.call('HGETALL', KEYS[1])
-for i = 1, #counts, 2 do
-  local endpoint, bucket = string.match(counts[i], '^(.*)\t(.*)$')
-  local oldest = redis.call('ZRANGE', ARGV[1] .. 'w:' .. endpoint, 0, 0, 'WITHSCORES')
-  table.insert(out, {endpoint, bucket, counts[i + 1], oldest[2] or ''})
-end
-return out
-"
-);
-
-/// ARGV: due, id.
-const POSTPONE: &str = r"
-if redis.call('HGET', KEYS[2], 'state') ~= 'pending' then return 0 end
-redis.call('HSET', KEYS[2], 'due', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-return 1
-";
 
 /// Partitions of the queue, each under its own hash tag: on a Redis Cluster they spread
 /// over the slots (and so the nodes). Fixed, so that a message's partition never changes.
@@ -256,17 +79,6 @@ pub struct RedisQueue {
     scripts: Scripts,
 }
 
-struct Scripts {
-    enqueue: Script,
-    claim: Script,
-    finish: Script,
-    read: Script,
-    retry_now: Script,
-    purge: Script,
-    postpone: Script,
-    depth: Script,
-}
-
 /// A message as the scripts return it: fixed part, state, due, round, attempts (and the
 /// body, from claims).
 type Row = (String, String, String, String, Vec<String>);
@@ -303,16 +115,7 @@ impl RedisQueue {
             endpoints,
             claimed: Mutex::default(),
             claim_turn: AtomicUsize::new(0),
-            scripts: Scripts {
-                enqueue: Script::new(ENQUEUE),
-                claim: Script::new(CLAIM),
-                finish: Script::new(FINISH),
-                read: Script::new(READ),
-                retry_now: Script::new(RETRY_NOW),
-                purge: Script::new(PURGE),
-                postpone: Script::new(POSTPONE),
-                depth: Script::new(DEPTH),
-            },
+            scripts: Scripts::new(),
         }
     }
 
