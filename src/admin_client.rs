@@ -191,12 +191,12 @@ pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
         DeliveriesCommand::Show { id } => ("GET", format!("/admin/deliveries/{id}")),
         DeliveriesCommand::Retry { id } => ("POST", format!("/admin/deliveries/{id}/retry")),
         DeliveriesCommand::Replay {
-            endpoint,
+            name,
             filter,
             all: every,
         } => {
             let filter = DeliveryFilterArgs {
-                endpoint: endpoint.clone().or(filter.endpoint.clone()),
+                endpoint: name.clone().or(filter.endpoint.clone()),
                 ..filter.clone()
             };
             (

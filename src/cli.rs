@@ -271,7 +271,8 @@ pub enum DeliveriesCommand {
     /// Attempt the dead deliveries the filters name again (ENDPOINT is --endpoint).
     Replay {
         /// An endpoint, as --endpoint.
-        endpoint: Option<String>,
+        #[arg(value_name = "ENDPOINT")]
+        name: Option<String>,
         #[command(flatten)]
         filter: DeliveryFilterArgs,
         /// Replay every dead delivery: needed when no filter is given.
@@ -418,6 +419,12 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn times_are_ago_rfc3339_or_milliseconds() {

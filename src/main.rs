@@ -6,7 +6,7 @@ use hookgate::commands::{self, EXIT_CONFIG};
 use hookgate::{admin_client, config, logging, server};
 
 /// jemalloc, with its background purging, gives the kernel back memory freed after a
-/// flood of connections; glibc's malloc kept it (see README, Hardening and limits).
+/// flood of connections; glibc's malloc kept it (see docs/src/security.md, Hardening and limits).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

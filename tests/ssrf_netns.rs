@@ -11,24 +11,9 @@ use std::process::Command;
 
 use support::{Gateway, TestApp};
 
-const IN_NETNS: &str = "HOOKGATE_TEST_IN_NETNS";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn special_purpose_destinations_are_refused_at_accept() {
-    if std::env::var_os(IN_NETNS).is_none() {
-        let status = Command::new("unshare")
-            .args(["--map-root-user", "--net", "--", "sh", "-c"])
-            .arg("ip link set lo up && exec \"$0\" \"$@\"")
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "special_purpose_destinations_are_refused_at_accept",
-                "--nocapture",
-            ])
-            .env(IN_NETNS, "1")
-            .status()
-            .expect("unshare (util-linux) runs this test without a network");
-        assert!(status.success(), "the test failed in its namespace");
+    if !support::in_loopback_namespace("special_purpose_destinations_are_refused_at_accept") {
         return;
     }
     let links = Command::new("ip")

@@ -17,6 +17,27 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+/// Runs the test `name` of this test binary again in a network namespace of its own with
+/// only loopback (`unshare`), where nothing it does can reach a network and its ports meet
+/// no other test's. `true`: this is that run, go on with the test; `false`: the test ran
+/// there (and passed), return.
+pub fn in_loopback_namespace(name: &str) -> bool {
+    const INSIDE: &str = "HOOKGATE_TEST_IN_NETNS";
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let status = Command::new("unshare")
+        .args(["--map-root-user", "--net", "--", "sh", "-c"])
+        .arg("ip link set lo up && exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("unshare (util-linux) runs this test without a network");
+    assert!(status.success(), "{name} failed in its namespace");
+    false
+}
+
 /// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`.
 pub fn wait_until_listening(port: u16) {
     let started = Instant::now();
