@@ -225,6 +225,9 @@ with sync_playwright() as p:
         expect(page.locator("[role=dialog]")).to_contain_text("Replay 1 dead delivery (endpoint acme)?")
         page.click("[role=dialog] button.primary")
         eventually("delivered", lambda: admin(f"deliveries/{delivery}").get("state") == "delivered")
+        # "any" state lists the delivered one too.
+        page.goto(CONSOLE + "#deliveries?endpoint=acme")
+        expect(page.locator("#deliveries tbody tr", has_text=delivery).locator(".state")).to_have_text("delivered")
         page.goto(CONSOLE + f"#delivery/{delivery}")
         try:
             expect(page.locator("#delivered")).to_be_visible()

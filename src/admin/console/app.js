@@ -294,8 +294,10 @@ async function deliveries(render, params) {
   // The API applies every filter shown, so a purge or a replay with the same filter
   // touches exactly the rows listed here.
   const filter = deliveryFilter(params);
-  const data = await api("GET", `deliveries${query({ ...filter, state: params.get("state") })}`);
-  const list = data.deliveries;
+  // "any" is every state: the stored ones (pending, dead) and those delivered lately.
+  const states = params.get("state") ? [params.get("state")] : ["", "delivered"];
+  const lists = await Promise.all(states.map((state) => api("GET", `deliveries${query({ ...filter, state })}`)));
+  const list = lists.flatMap((data) => data.deliveries).sort((a, b) => b.created_ms - a.created_ms);
   const inputs = {};
   const field = (name, node) => {
     inputs[name] = node;
