@@ -189,7 +189,7 @@ impl AdminApp {
         json_response(200, report)
     }
 
-    /// `GET /admin/refusals[?route=&reason=&limit=]`: the last inbound refusals, newest first.
+    /// `POST /admin/reload[?allow_weaker=true]`: the config file read now, as `SIGHUP` does.
     async fn reload_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let _ = session.drain_request_body().await;
         if session.req_header().method != http::Method::POST {
@@ -221,6 +221,7 @@ impl AdminApp {
         json_response(status, body)
     }
 
+    /// `GET /admin/refusals[?route=&reason=&limit=]`: the last inbound refusals, newest first.
     fn refusals_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
         let header = session.req_header();
         if header.method != http::Method::GET {

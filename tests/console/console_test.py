@@ -140,6 +140,7 @@ outbound:
   endpoints:
     - {{ name: acme, url: "http://127.0.0.1:{RECEIVER}/hooks", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 2, timeout: 2s }} }}
     - {{ name: doomed, url: "http://127.0.0.1:{DOOMED}/hooks", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1s], max_attempts: 1, timeout: 2s }} }}
+    - {{ name: flaky, url: "http://127.0.0.1:{DOOMED}/flaky", sign: {{ scheme: rejento, secret: s }}, retry: {{ schedule: [1h], max_attempts: 5, timeout: 2s }}, circuit: {{ failures: 1, pause: 10m }} }}
 """)
 log = open(os.path.join(work, "hookgate.log"), "w")
 env = {**os.environ, "HOOKGATE_RETRY_TIME_SCALE": "0.01"}
@@ -301,6 +302,20 @@ with sync_playwright() as p:
         page.click("[role=dialog] button.primary")
         expect(page.locator("[role=status]")).to_have_text("Deleted 2.")
         assert dead("endpoint=doomed") == []
+        page.close()
+
+    @case("an open circuit is named on the overview and the endpoints page, with its reason")
+    def _():
+        status, _ = http("POST", f"http://127.0.0.1:{OUTBOUND}/flaky", b'{"n":1}', {"content-type": "application/json"})
+        assert status == 202, status
+        eventually("the circuit opens", lambda: any(c["name"] == "flaky" for c in admin("overview")["outbound"].get("open_circuits", [])))
+        page = page_signed_in()
+        expect(page.locator("#open-circuits .value")).to_have_text("1")
+        expect(page.locator("#open-circuit-list li")).to_contain_text("flaky: ")
+        expect(page.locator("#open-circuit-list li")).to_contain_text("held back until")
+        page.goto(CONSOLE + "#endpoints")
+        row = page.locator("#endpoints tr[data-name=flaky]")
+        expect(row.locator(".enabled")).to_have_text("circuit open")
         page.close()
 
     @case("the overview counts what happened (screenshot for the README)")

@@ -209,6 +209,8 @@ async function overview(render) {
       card("deliveries/s (last minute)", (delivered / 60).toFixed(1), "delivery-rate"),
       card("open circuits", (out.open_circuits || []).length, "open-circuits"),
     ),
+    el("h2", {}, "Open circuits"),
+    el("div", { id: "open-circuit-list" }, listOf((out.open_circuits || []).map((c) => ({ ...c, reason: `${c.reason || "failing"} (held back until ${time(c.until_ms)})` })), "name")),
     el("h2", {}, "Disabled endpoints"),
     listOf(out.disabled_endpoints, "name"),
     el("h2", {}, "Disabled subscriptions"),
@@ -430,8 +432,8 @@ async function endpoints(render) {
       "tr",
       { "data-name": e.name },
       el("td", {}, el("a", { href: `#deliveries${query({ endpoint: e.name })}` }, e.name)),
-      el("td", { class: "enabled" }, e.enabled ? "enabled" : "disabled"),
-      el("td", {}, e.enabled ? "" : e.reason || ""),
+      el("td", { class: "enabled" }, !e.enabled ? "disabled" : e.paused_until_ms ? "circuit open" : "enabled"),
+      el("td", {}, !e.enabled ? e.reason || "" : e.paused_until_ms ? `${e.reason || "failing"}; held back until ${time(e.paused_until_ms)}` : ""),
       el("td", {},
         el("button", {
           onclick: async () => {
@@ -445,7 +447,7 @@ async function endpoints(render) {
   view.append(
     el("h2", {}, "Endpoints"),
     el("table", { id: "endpoints" },
-      el("thead", {}, el("tr", {}, ["endpoint", "state", "why disabled", ""].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["endpoint", "state", "why", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no endpoints")))),
   );
   render(view);
