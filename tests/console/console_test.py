@@ -256,6 +256,18 @@ with sync_playwright() as p:
         page.reload()
         expect(page.locator("#subscriptions tbody tr")).to_have_count(1)
         assert value not in page.content()
+        # Rotating asks first, and for the overlap; Cancel changes nothing.
+        page.click("#subscriptions button:has-text('Rotate secret')")
+        dialog = page.locator("[role=dialog][aria-label='rotate secret']")
+        expect(dialog).to_contain_text("during the overlap")
+        dialog.locator("button:has-text('Cancel')").click()
+        expect(dialog).to_have_count(0)
+        page.click("#subscriptions button:has-text('Rotate secret')")
+        dialog.locator("select[name=overlap]").select_option("1h")
+        dialog.locator("button.primary").click()
+        expect(page.locator("#new-secret")).to_have_text(__import__("re").compile(r"^whsec_"))
+        expect(page.locator("body")).to_contain_text("the old ones keep signing for 1h")
+        assert page.locator("#new-secret").inner_text() != value, "a new secret"
         page.click("#subscriptions button:has-text('Send test')")
         expect(page.locator("#subscriptions td.result")).to_contain_text("200")
         expect(page.locator("#subscriptions td.result pre")).to_have_text("thanks")

@@ -68,6 +68,27 @@ function errorLine(e) {
   return el("p", { class: "error", role: "alert" }, e.message);
 }
 
+/** Asks before a secret is rotated, and for how long the old secrets keep signing:
+ *  resolves to the overlap ("24h", "0s"...), or null on Cancel. */
+function rotateBox(container, id) {
+  return new Promise((resolve) => {
+    const overlap = el("select", { name: "overlap" },
+      [["24h", "24 hours (the default)"], ["1h", "1 hour"], ["7d", "7 days"], ["0s", "none: the old secret stops now"]]
+        .map(([value, label]) => el("option", { value }, label)));
+    const box = el(
+      "div",
+      { class: "panel", role: "dialog", "aria-label": "rotate secret" },
+      el("p", {}, `Rotate the signing secret of ${id}? Deliveries are signed with the new secret and, during the overlap, with the old ones too.`),
+      el("label", {}, "overlap ", overlap),
+      " ",
+      el("button", { class: "primary", onclick: () => { box.remove(); resolve(overlap.value); } }, "Rotate"),
+      " ",
+      el("button", { onclick: () => { box.remove(); resolve(null); } }, "Cancel"),
+    );
+    container.replaceChildren(box);
+  });
+}
+
 /** An in-page confirmation: resolves true on Confirm. */
 function confirmBox(container, message) {
   return new Promise((resolve) => {
@@ -527,8 +548,11 @@ async function subscriptions(render) {
         }),
         " ",
         s.from_config ? null : act("Rotate secret", async () => {
-          const r = await api("POST", `subscriptions/${encodeURIComponent(s.id)}/rotate-secret`, {});
-          notice.replaceChildren(secretPanel(`New secret for ${s.id} (the old one keeps signing during the overlap).`, r.secret || r.public_key));
+          const overlap = await rotateBox(notice, s.id);
+          if (overlap === null) return;
+          const r = await api("POST", `subscriptions/${encodeURIComponent(s.id)}/rotate-secret`, { overlap });
+          const old = overlap === "0s" ? "the old ones no longer sign" : `the old ones keep signing for ${overlap}`;
+          notice.replaceChildren(secretPanel(`New secret for ${s.id} (${old}).`, r.secret || r.public_key));
         }),
       ),
       result,
