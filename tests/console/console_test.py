@@ -330,6 +330,24 @@ with sync_playwright() as p:
         expect(row.locator(".enabled")).to_have_text("circuit open")
         page.close()
 
+    @case("every page fits a 360 px wide screen (screenshot)")
+    def _():
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.goto(CONSOLE)
+        page.fill("#token", TOKEN)
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#nav")).to_be_visible()
+        for view in ["", "#refusals", "#deliveries", "#endpoints", "#subscriptions"]:
+            page.goto(CONSOLE + view)
+            page.wait_for_load_state("networkidle")
+            expect(page.locator("main h2").first).to_be_visible()
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= 360, f"{view or 'overview'} is {wide} px wide"
+        page.goto(CONSOLE)
+        expect(page.locator("#chart")).to_be_visible()
+        page.screenshot(path=os.path.join(SHOTS, "console-narrow.png"), full_page=True)
+        page.close()
+
     @case("the overview counts what happened (screenshot for the README)")
     def _():
         for i in range(5):
