@@ -80,8 +80,8 @@ impl SubscriptionApi {
         Some(answer)
     }
 
-    /// `?tenant=&event_type=&state=enabled|disabled&after=<id>&limit=`: in creation order,
-    /// a page at a time; `next` is the `after` of the next page.
+    /// `?tenant=&event_type=&state=enabled|disabled&after=<id>&limit=&stats=true`: in
+    /// creation order, a page at a time; `next` is the `after` of the next page.
     async fn list(&self, param: &Params<'_>) -> Answer {
         let limit = match param("limit") {
             None => DEFAULT_PAGE,
@@ -138,7 +138,14 @@ impl SubscriptionApi {
             }
             page.push((id, view(s)));
         }
-        let page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+        let mut page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+        // `?stats=true`: each one's delivery counts too (one store read each), for a health column.
+        if param("stats").as_deref() == Some("true") {
+            for view in &mut page {
+                let id = view["id"].as_str().unwrap_or_default().to_string();
+                view["stats"] = self.subscriptions.stats(&id).await?;
+            }
+        }
         Ok((200, json!({ "subscriptions": page, "next": next })))
     }
 

@@ -296,6 +296,11 @@ with sync_playwright() as p:
         page.click("[role=dialog] button.primary")
         expect(page.locator("[role=status]")).to_have_text("Deleted 1.")
         assert dead(f"subscription={sub}") == []
+        # Its list marks the failing subscription, with its last error.
+        page.goto(CONSOLE + "#subscriptions")
+        health = page.locator(f"#subscriptions tr:has-text('{sub}') td.health")
+        expect(health).to_contain_text("failing: HTTP 503")
+        expect(health).to_have_class(__import__("re").compile("error"))
         assert len(dead("endpoint=doomed")) == 2, "the endpoint's dead letters are not the page's"
         # Filtered by time, the same: a window before anything was sent shows and purges nothing.
         page.goto(CONSOLE + "#deliveries?state=dead&until=2001-01-01T00:00")

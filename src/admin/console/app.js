@@ -68,6 +68,19 @@ function errorLine(e) {
   return el("p", { class: "error", role: "alert" }, e.message);
 }
 
+/** A subscription's health from its counts: failing since its last error (when that is
+ *  newer than its last success), delivering, or nothing sent yet. */
+function health(stats) {
+  const s = stats || {};
+  const failing = s.last_error_at && (!s.last_success_at || s.last_error_at > s.last_success_at);
+  const text = failing
+    ? `failing: ${s.last_error} at ${time(s.last_error_at)} (${s.failed_attempts} failed attempts, ${s.dead} dead)`
+    : s.last_success_at
+      ? `ok: last delivered ${time(s.last_success_at)} (${s.delivered} delivered)`
+      : "nothing sent yet";
+  return el("td", { class: failing ? "health error" : "health" }, text);
+}
+
 /** Asks before a secret is rotated, and for how long the old secrets keep signing:
  *  resolves to the overlap ("24h", "0s"...), or null on Cancel. */
 function rotateBox(container, id) {
@@ -493,7 +506,7 @@ function secretPanel(title, secret) {
 }
 
 async function subscriptions(render) {
-  const data = await api("GET", "subscriptions?limit=1000");
+  const data = await api("GET", "subscriptions?limit=1000&stats=true");
   const view = el("div");
   const notice = el("div", { id: "notice" });
   const url = el("input", { name: "url", placeholder: "https://customer.example/hooks", size: 40, required: true });
@@ -535,6 +548,7 @@ async function subscriptions(render) {
       el("td", {}, (s.event_types || []).join(", ")),
       el("td", {}, s.tenant || ""),
       el("td", { class: "enabled" }, s.enabled ? "enabled" : `disabled: ${s.disabled_reason || ""}`),
+      health(s.stats),
       el("td", { class: "description" }, s.description || ""),
       el("td", {},
         act(s.enabled ? "Disable" : "Enable", async () => {
@@ -563,8 +577,8 @@ async function subscriptions(render) {
     create,
     notice,
     el("table", { id: "subscriptions" },
-      el("thead", {}, el("tr", {}, ["id", "url", "event types", "tenant", "state", "description", "", "last action"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8, class: "muted" }, "no subscriptions")))),
+      el("thead", {}, el("tr", {}, ["id", "url", "event types", "tenant", "state", "health", "description", "", "last action"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 9, class: "muted" }, "no subscriptions")))),
   );
   render(view);
 }
