@@ -1262,3 +1262,55 @@ async fn delivered_messages_are_shown_after_they_leave_the_queue() {
         "it left the queue"
     );
 }
+
+/// The admin API shows where a delivery goes without what a URL may hide (a token in the
+/// query) and what it carries: a per-request destination by the name its state is kept
+/// under, and the payload's start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_shows_its_destination_without_secrets_and_its_payload() {
+    let app = TestApp::start().await;
+    app.respond_with(500, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.1/32]\n")
+        .env("HOOKGATE_RETRY_TIME_SCALE", "100")
+        .start()
+        .await;
+    let port = app.url().rsplit(':').next().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}/hooks/t?token=s3cret");
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/", gateway.outbound))
+        .header("Hookgate-Destination", &url)
+        .header("Hookgate-Secret", "tenant-secret")
+        .header("Hookgate-Scheme", "github")
+        .header("Content-Type", "application/json")
+        .body(r#"{"order":42}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<serde_json::Value>().await.unwrap()["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The name is `dynamic:` and the first 16 hex digits of the URL's SHA-256, computed here.
+    let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+    let name = format!("dynamic:{}", &const_hex::encode(digest.as_ref())[..16]);
+    let (_, list) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
+    let listed = &list["deliveries"][0];
+    assert_eq!(listed["destination"]["name"], name.as_str(), "{list}");
+    let shown = format!("http://127.0.0.1:{port}/hooks/t?…");
+    assert_eq!(listed["destination"]["url"], shown.as_str());
+    let (status, delivery) = gateway
+        .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+        .await;
+    assert_eq!(status, 200, "{delivery}");
+    assert_eq!(delivery["destination"]["url"], shown.as_str());
+    assert_eq!(delivery["payload"], r#"{"order":42}"#);
+    assert_eq!(delivery["payload_bytes"], 12);
+    assert_eq!(delivery["payload_truncated"], false);
+    let text = format!("{list}{delivery}");
+    assert!(!text.contains("s3cret"), "{text}");
+}

@@ -7,10 +7,12 @@ use serde_json::json;
 
 use super::subscriptions::{Answer, Params};
 use crate::clock::now_ms;
-use crate::config::values::tenant;
+use crate::config::values::{display_url, tenant};
 use crate::error_response::ErrorResponse;
+use crate::outbound::destinations::destination_id;
+use crate::recent::deliveries::payload_fields;
 use crate::recent::RecentDeliveries;
-use crate::store::queue::{DeliveryFilter, Queue, Record, State};
+use crate::store::queue::{DeliveryFilter, Queue, State};
 
 fn bad(code: &'static str, message: impl Into<String>) -> ErrorResponse {
     ErrorResponse::new(400, code, message)
@@ -69,7 +71,11 @@ pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'
         Some("pending") => Some(State::Pending),
         Some("dead") => Some(State::Dead),
         Some("delivered") => {
-            let list = recent.list(|r| filter.matches(r));
+            let list: Vec<_> = recent
+                .list(|r| filter.matches(r))
+                .into_iter()
+                .map(present)
+                .collect();
             return Ok((200, json!({ "deliveries": list })));
         }
         Some(other) => {
@@ -83,12 +89,39 @@ pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'
         .list(filter.endpoint.as_deref(), state)
         .await
         .map_err(unavailable)?;
-    let list: Vec<Record> = stored
+    let list: Vec<serde_json::Value> = stored
         .into_iter()
         .filter(|r| filter.matches(r))
-        .map(Record::redacted)
+        .map(|r| present(json!(r.redacted())))
         .collect();
     Ok((200, json!({ "deliveries": list })))
+}
+
+/// `GET /admin/deliveries/{id}`: a stored delivery with the start of its payload, or one
+/// delivered lately (kept in memory with the start of its payload).
+pub async fn show(
+    queue: &dyn Queue,
+    recent: &RecentDeliveries,
+    id: &str,
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+    let Some(record) = queue.get(id).await? else {
+        return Ok(recent.get(id).map(present));
+    };
+    let mut delivery = json!(record.redacted());
+    if let Some(body) = queue.body(id).await? {
+        payload_fields(&mut delivery, &body, body.len());
+    }
+    Ok(Some(present(delivery)))
+}
+
+/// A delivery as the admin API shows it: a per-request destination named by the hash its
+/// state is kept under, and its URL without the query, where receivers often put tokens.
+fn present(mut delivery: serde_json::Value) -> serde_json::Value {
+    if let Some(url) = delivery["target"]["url"].as_str().map(str::to_string) {
+        delivery["destination"] = json!({ "name": destination_id(&url), "url": display_url(&url) });
+        delivery["target"]["url"] = json!(display_url(&url));
+    }
+    delivery
 }
 
 /// `DELETE /admin/deliveries?state=dead|pending&<filter>`: deletes what the same list shows.

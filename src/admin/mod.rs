@@ -135,6 +135,38 @@ impl AdminApp {
         })
     }
 
+    /// Where a delivery goes, for its page: a name (an endpoint's, a per-request
+    /// destination's `dynamic:<16 hex>`, or a subscription's id) and its URL without
+    /// credentials or query.
+    async fn destination(&self, delivery: &serde_json::Value) -> serde_json::Value {
+        let endpoint = delivery["endpoint"].as_str().unwrap_or_default();
+        let url = if delivery["destination"].is_object() {
+            return delivery["destination"].clone(); // a per-request destination's, shown already
+        } else if let Some(id) = delivery["event"]["subscription"].as_str() {
+            match &self.subscriptions {
+                Some(api) => api
+                    .subscriptions
+                    .get(id)
+                    .await
+                    .ok()
+                    .map(|s| (id.to_string(), s.url.clone())),
+                None => None,
+            }
+        } else {
+            self.endpoints.as_ref().and_then(|live| {
+                let live = live.load();
+                let found = live.endpoints.iter().find(|e| e.config.name == endpoint);
+                found.map(|e| (endpoint.to_string(), e.config.url.to_string()))
+            })
+        };
+        match url {
+            Some((name, url)) => {
+                json!({ "name": name, "url": crate::config::values::display_url(&url) })
+            }
+            None => json!({ "name": endpoint }),
+        }
+    }
+
     fn has_endpoint(&self, name: &str) -> bool {
         self.endpoint_names().iter().any(|e| e == name)
     }
@@ -340,10 +372,13 @@ impl AdminApp {
             };
         }
         let result = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["deliveries", id]) => queue
-                .get(id)
-                .await
-                .map(|r| r.map(|r| json!(r.redacted())).or_else(|| recent.get(id))),
+            ("GET", ["deliveries", id]) => match deliveries::show(&*queue, &recent, id).await {
+                Ok(Some(mut delivery)) => {
+                    delivery["destination"] = self.destination(&delivery).await;
+                    Ok(Some(delivery))
+                }
+                other => other,
+            },
             ("POST", ["deliveries", id, "retry"]) => queue
                 .retry_now(id, now_ms())
                 .await

@@ -276,6 +276,26 @@ pub fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
 }
 
 /// `url` with the password of any `user:password@` replaced, for error messages.
+/// A URL as an operator may see it anywhere: no user or password, and no query (receivers
+/// often put tokens there), which shows as `?…`.
+pub fn display_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let host_start = url[start..authority_end]
+        .rfind('@')
+        .map_or(start, |at| start + at + 1);
+    let rest = &url[authority_end..];
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    let query = if rest.contains('?') { "?…" } else { "" };
+    format!(
+        "{}{}{path}{query}",
+        &url[..start],
+        &url[host_start..authority_end]
+    )
+}
+
 pub fn redact_url(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let end = url[start..]
@@ -345,6 +365,16 @@ fn uri_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        assert_eq!(
+            display_url("https://u:p@hooks.example.com:8443/in/a?token=s3cret#x"),
+            "https://hooks.example.com:8443/in/a?…"
+        );
+        assert_eq!(display_url("http://h/path"), "http://h/path");
+        assert_eq!(display_url("http://h"), "http://h");
+    }
 
     #[test]
     fn tenants_are_a_small_ascii_charset() {

@@ -342,7 +342,7 @@ impl DeliveryWorker {
                 if let Some(attempt) = delivered {
                     let mut record = record;
                     record.attempts.push(attempt);
-                    self.recent.delivered(record, now_ms());
+                    self.recent.delivered(record, &body, now_ms());
                 }
             }
             Ok(false) => {

@@ -199,6 +199,9 @@ impl<T: Queue> Queue for Measured<T> {
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         measure(&self.ops.queue_get, self.inner.get(id)).await
     }
+    async fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        measure(&self.ops.queue_get, self.inner.body(id)).await
+    }
     async fn list(
         &self,
         endpoint: Option<&str>,

@@ -280,6 +280,8 @@ pub trait Queue: Send + Sync {
         next: Next,
     ) -> Result<bool, StoreError>;
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    /// A stored message's body, for the admin API; `None` once it left the queue.
+    async fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn list(
         &self,
         endpoint: Option<&str>,

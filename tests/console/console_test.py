@@ -215,6 +215,9 @@ with sync_playwright() as p:
         expect(page.locator("#deliveries tbody tr", has_text=delivery).locator(".state")).to_have_text("dead")
         page.click(f"text={delivery}")
         expect(page.locator("#attempts tbody tr")).to_have_count(2)
+        # Where it goes, without credentials, and what it carries, pretty-printed.
+        expect(page.locator("#delivery td.destination")).to_have_text(f"http://127.0.0.1:{RECEIVER}/hooks")
+        expect(page.locator("#payload")).to_have_text('{\n  "order": 1\n}')
         # The receiver's answer tried to inject a script: it is shown as text, never run.
         expect(page.locator("#attempts pre.excerpt").first).to_have_text(INJECTED)
         assert page.evaluate("window.__pwned") is None
@@ -236,6 +239,9 @@ with sync_playwright() as p:
             print(page.locator("main").inner_html()[:3000])
             raise
         expect(page.locator("#attempts tbody tr")).to_have_count(3)
+        # Delivered, it left the queue; its page still shows where it went and its payload.
+        expect(page.locator("#payload")).to_have_text('{\n  "order": 1\n}')
+        expect(page.locator("#delivery td.destination")).to_contain_text("/hooks")
         page.close()
 
     @case("a subscription is created on the page, its secret shown once, then a test event sent")

@@ -306,7 +306,18 @@ function lastStatus(d) {
 }
 
 function target(d) {
-  return d.event ? `${d.event.subscription} (${d.event.event_type})` : d.endpoint;
+  if (d.event) return `${d.event.subscription} (${d.event.event_type})`;
+  if (d.destination && d.destination.url) return `${d.destination.name} (${new URL(d.destination.url).host})`;
+  return d.endpoint;
+}
+
+/** A payload as text, pretty-printed when it is JSON. */
+function payloadText(d) {
+  try {
+    return JSON.stringify(JSON.parse(d.payload), null, 2);
+  } catch {
+    return d.payload;
+  }
 }
 
 /** The filters of the deliveries page as the API takes them (times in unix ms). */
@@ -431,7 +442,7 @@ async function delivery(render, id) {
       "table",
       { id: "delivery" },
       el("tbody", {},
-        [["state", d.state], ["endpoint or subscription", target(d)], ["accepted", time(d.created_ms)], ["next attempt", d.state === "pending" ? time(d.due_ms) : ""], ["tenant", d.event ? d.event.tenant || "" : ""], ["event", d.event ? d.event.event_id : ""]]
+        [["state", d.state], ["endpoint or subscription", target(d)], ["destination", d.destination && d.destination.url ? d.destination.url : ""], ["content type", d.content_type || ""], ["accepted", time(d.created_ms)], ["next attempt", d.state === "pending" ? time(d.due_ms) : ""], ["tenant", d.event ? d.event.tenant || "" : ""], ["event", d.event ? d.event.event_id : ""]]
           .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: k.replace(/ /g, "-") }, v)))),
     ),
     d.state === "delivered" ? el("p", { class: "ok", id: "delivered" }, `Delivered at ${time(d.delivered_ms)}.`) : el("div", { class: "filters" },
@@ -445,6 +456,12 @@ async function delivery(render, id) {
         },
       }, "Retry now"),
     ),
+    el("h2", {}, "Payload"),
+    d.payload === undefined
+      ? el("p", { class: "muted" }, "not kept")
+      : el("div", {},
+        el("pre", { id: "payload", class: "payload" }, payloadText(d)),
+        el("p", { class: "muted" }, `${d.payload_bytes} bytes${d.payload_truncated ? ", the first 16 KiB shown" : ""}`)),
     el("h2", {}, "Attempts"),
     el(
       "table",

@@ -489,6 +489,22 @@ impl Queue for RedisQueue {
         Ok(self.find(id).await?.map(|(_, record)| record))
     }
 
+    async fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((index, _)) = self.find(id).await? else {
+            return Ok(None);
+        };
+        let message = self.partitions[index].message(id);
+        self.store
+            .run(|mut c| async move {
+                redis::cmd("HGET")
+                    .arg(message)
+                    .arg("body")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
     async fn list(
         &self,
         endpoint: Option<&str>,

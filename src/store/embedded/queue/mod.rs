@@ -144,6 +144,10 @@ impl Queue for EmbeddedQueue {
         let id = id.to_string();
         self.blocking(move |q| q.get(&id)).await
     }
+    async fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |q| q.body(&id)).await
+    }
     async fn list(
         &self,
         endpoint: Option<&str>,

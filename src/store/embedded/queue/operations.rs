@@ -60,6 +60,12 @@ impl Redb {
         bytes.map(|b| decode(&b)).transpose()
     }
 
+    pub(super) fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let bodies = txn.open_table(BODIES)?;
+        Ok(bodies.get(id)?.map(|v| v.value().to_vec()))
+    }
+
     pub(super) fn list(
         &self,
         endpoint: Option<&str>,
