@@ -98,9 +98,76 @@ fn print_deliveries(json: &Value) {
         println!(
             "{:<30} {:<16} {:<8} {:>8}  {last}",
             d["id"].as_str().unwrap_or(""),
-            d["endpoint"].as_str().unwrap_or(""),
+            d["destination"]["name"]
+                .as_str()
+                .or(d["endpoint"].as_str())
+                .unwrap_or(""),
             d["state"].as_str().unwrap_or(""),
             d["attempts"].as_array().map_or(0, Vec::len),
+        );
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 time (UTC, to the second).
+fn when(ms: &Value) -> String {
+    ms.as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "-".to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+}
+
+/// One delivery for people: where it goes, its state, its payload and every attempt.
+fn print_delivery(d: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    println!("delivery     {}", text(&d["id"]));
+    println!("state        {}", text(&d["state"]));
+    let target = match (&d["event"], &d["destination"]) {
+        (event, _) if event.is_object() => format!(
+            "subscription {} ({}, tenant {})",
+            text(&event["subscription"]),
+            text(&event["event_type"]),
+            text(&event["tenant"])
+        ),
+        (_, destination) => text(&destination["name"]),
+    };
+    println!("to           {target}");
+    if let Some(url) = d["destination"]["url"].as_str() {
+        println!("url          {url}");
+    }
+    println!("accepted     {}", when(&d["created_ms"]));
+    match d["state"].as_str() {
+        Some("pending") => println!("next attempt {}", when(&d["due_ms"])),
+        Some("delivered") => println!("delivered    {}", when(&d["delivered_ms"])),
+        _ => {}
+    }
+    if let Some(payload) = d["payload"].as_str() {
+        let pretty = serde_json::from_str::<Value>(payload)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| payload.to_string());
+        let cut = if d["payload_truncated"] == true {
+            ", the first 16 KiB"
+        } else {
+            ""
+        };
+        println!("payload      {} bytes{cut}\n{pretty}", d["payload_bytes"]);
+    }
+    let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
+    println!("attempts     {}", attempts.len());
+    for a in attempts {
+        let outcome = match (a["status"].as_u64(), a["error"].as_str()) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(error)) => error.to_string(),
+            _ => "-".into(),
+        };
+        let answer: String = text(&a["response"]).chars().take(60).collect();
+        println!(
+            "  {}  {outcome:<6} {:>6} ms  {}",
+            when(&a["at_ms"]),
+            a["latency_ms"],
+            answer.replace('\n', " ")
         );
     }
 }
@@ -216,13 +283,10 @@ pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
         ),
     };
     let result = runtime().block_on(call(args, method, &path, None));
-    let list = matches!(command, DeliveriesCommand::List { .. });
-    finish(result, args.json, |body| {
-        if list {
-            print_deliveries(body)
-        } else {
-            println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
-        }
+    finish(result, args.json, |body| match command {
+        DeliveriesCommand::List { .. } => print_deliveries(body),
+        DeliveriesCommand::Show { .. } => print_delivery(body),
+        _ => println!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
     })
 }
 

@@ -679,6 +679,22 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
     assert_eq!(json["deliveries"][0]["id"], id.as_str());
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["endpoints", "list"]));
     assert!(ok && out.contains("acme"), "{out}");
+    // `show` is for people: times as RFC 3339, the payload, each attempt on a line.
+    let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "show", &id]));
+    assert!(ok, "{out}");
+    for line in [
+        format!("delivery     {id}"),
+        "state        dead".to_string(),
+        "to           acme".to_string(),
+        "payload      2 bytes".to_string(),
+        "attempts     1".to_string(),
+    ] {
+        assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("Z  500"),
+        "an attempt's time and status: {out}"
+    );
     app.respond_with(200, Duration::ZERO);
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "retry", &id]));
     assert!(ok, "{out}");
