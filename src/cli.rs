@@ -260,7 +260,7 @@ pub enum DeliveriesCommand {
     List {
         #[command(flatten)]
         filter: DeliveryFilterArgs,
-        /// pending, dead or delivered
+        /// pending (not attempted in this round), scheduled (waiting for a retry), dead or delivered
         #[arg(long)]
         state: Option<String>,
     },

@@ -1329,4 +1329,23 @@ async fn a_delivery_shows_its_destination_without_secrets_and_its_payload() {
     assert_eq!(delivery["payload_truncated"], false);
     let text = format!("{list}{delivery}");
     assert!(!text.contains("s3cret"), "{text}");
+    // Once an attempt failed it waits for its retry: `scheduled`, as the depth metrics say.
+    app.wait_for(1).await;
+    eventually("the failed attempt recorded", WITHIN, async || {
+        let (_, list) = gateway
+            .admin(reqwest::Method::GET, "/admin/deliveries?state=scheduled")
+            .await;
+        list["deliveries"][0]["state"] == "scheduled"
+    })
+    .await;
+    let (_, pending) = gateway
+        .admin(reqwest::Method::GET, "/admin/deliveries?state=pending")
+        .await;
+    assert_eq!(pending["deliveries"], serde_json::json!([]), "{pending}");
+    let metrics = gateway
+        .metrics_eventually(
+            "hookgate_outbound_queue_depth{endpoint=\"dynamic\",state=\"scheduled\"} 1",
+        )
+        .await;
+    assert!(metrics.contains("state=\"scheduled\""));
 }

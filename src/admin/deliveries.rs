@@ -12,7 +12,7 @@ use crate::error_response::ErrorResponse;
 use crate::outbound::destinations::destination_id;
 use crate::recent::deliveries::payload_fields;
 use crate::recent::RecentDeliveries;
-use crate::store::queue::{DeliveryFilter, Queue, State};
+use crate::store::queue::{Bucket, DeliveryFilter, Queue, State};
 
 fn bad(code: &'static str, message: impl Into<String>) -> ErrorResponse {
     ErrorResponse::new(400, code, message)
@@ -43,11 +43,31 @@ pub fn filter(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
         event_type: param("event_type"),
         since_ms: time("since")?,
         until_ms: time("until")?,
+        bucket: None,
     };
     if let Some(name) = &filter.tenant {
         tenant(name).map_err(|e| bad("invalid_tenant", e))?;
     }
     Ok(filter)
+}
+
+/// A stored delivery's state by name: `pending` (not attempted in this round),
+/// `scheduled` (waiting for a retry) or `dead`.
+fn bucket(name: &str) -> Result<Bucket, ErrorResponse> {
+    Bucket::parse(name).ok_or_else(|| {
+        bad(
+            "bad_request",
+            format!("state is pending, scheduled, dead or delivered, not {name:?}"),
+        )
+    })
+}
+
+/// Where the store keeps a bucket's deliveries.
+fn stored_state(bucket: Bucket) -> State {
+    match bucket {
+        Bucket::Dead => State::Dead,
+        Bucket::Pending | Bucket::Scheduled => State::Pending,
+    }
 }
 
 /// A purge or a replay of everything must be asked for in so many words.
@@ -62,14 +82,12 @@ fn scoped(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
     Ok(filter)
 }
 
-/// `GET /admin/deliveries?state=pending|dead|delivered&<filter>`: without a state, those
-/// still stored (pending and dead); `delivered`, those this process delivered lately.
+/// `GET /admin/deliveries?state=pending|scheduled|dead|delivered&<filter>`: without a
+/// state, those still stored; `delivered`, those this process delivered lately.
 pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'_>) -> Answer {
-    let filter = filter(param)?;
+    let mut filter = filter(param)?;
     let state = match param("state").as_deref() {
         None | Some("") => None,
-        Some("pending") => Some(State::Pending),
-        Some("dead") => Some(State::Dead),
         Some("delivered") => {
             let list: Vec<_> = recent
                 .list(|r| filter.matches(r))
@@ -78,11 +96,10 @@ pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'
                 .collect();
             return Ok((200, json!({ "deliveries": list })));
         }
-        Some(other) => {
-            return Err(bad(
-                "bad_request",
-                format!("state is pending, dead or delivered, not {other:?}"),
-            ))
+        Some(name) => {
+            let bucket = bucket(name)?;
+            filter.bucket = Some(bucket);
+            Some(stored_state(bucket))
         }
     };
     let stored = queue
@@ -117,6 +134,10 @@ pub async fn show(
 /// A delivery as the admin API shows it: a per-request destination named by the hash its
 /// state is kept under, and its URL without the query, where receivers often put tokens.
 fn present(mut delivery: serde_json::Value) -> serde_json::Value {
+    // One set of state names: a pending delivery that failed an attempt waits, scheduled.
+    if delivery["state"] == "pending" && delivery["round_attempts"].as_u64().unwrap_or(0) > 0 {
+        delivery["state"] = json!("scheduled");
+    }
     if let Some(url) = delivery["target"]["url"].as_str().map(str::to_string) {
         delivery["destination"] = json!({ "name": destination_id(&url), "url": display_url(&url) });
         delivery["target"]["url"] = json!(display_url(&url));
@@ -126,17 +147,17 @@ fn present(mut delivery: serde_json::Value) -> serde_json::Value {
 
 /// `DELETE /admin/deliveries?state=dead|pending&<filter>`: deletes what the same list shows.
 pub async fn purge(queue: &dyn Queue, param: &Params<'_>) -> Answer {
-    let state = match param("state").as_deref() {
-        Some("dead") => State::Dead,
-        Some("pending") => State::Pending,
-        _ => {
-            return Err(bad(
-                "bad_request",
-                "purge needs state=dead or state=pending",
-            ))
-        }
+    let Some(bucket) = param("state").as_deref().map(bucket).transpose()? else {
+        return Err(bad(
+            "bad_request",
+            "purge needs state=dead, state=scheduled or state=pending",
+        ));
     };
-    let filter = scoped(param)?;
+    let filter = DeliveryFilter {
+        bucket: Some(bucket),
+        ..scoped(param)?
+    };
+    let state = stored_state(bucket);
     let purged = queue.purge(&filter, state).await.map_err(unavailable)?;
     tracing::info!(
         purged,

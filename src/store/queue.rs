@@ -127,6 +127,10 @@ pub struct DeliveryFilter {
     pub since_ms: Option<u64>,
     /// Accepted at or before (unix ms).
     pub until_ms: Option<u64>,
+    /// In this bucket: pending (not attempted in this round), scheduled (waiting for a
+    /// retry) or dead. The one set of state names the API, the CLI, the console and the
+    /// depth metrics share, with `delivered` for those that left the queue.
+    pub bucket: Option<Bucket>,
 }
 
 impl DeliveryFilter {
@@ -139,6 +143,7 @@ impl DeliveryFilter {
         let of_event =
             self.subscription.is_some() || self.tenant.is_some() || self.event_type.is_some();
         self.endpoint.as_ref().is_none_or(|e| &record.endpoint == e)
+            && self.bucket.is_none_or(|b| record.bucket() == b)
             && self.since_ms.is_none_or(|t| record.created_ms >= t)
             && self.until_ms.is_none_or(|t| record.created_ms <= t)
             && (!of_event

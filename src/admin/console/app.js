@@ -238,7 +238,7 @@ async function overview(render) {
       "div",
       { class: "cards" },
       card("pending", queue.pending ?? 0, "queue-pending"),
-      card("scheduled (retrying)", queue.scheduled ?? 0, "queue-scheduled"),
+      card("scheduled", queue.scheduled ?? 0, "queue-scheduled"),
       card("dead letters", queue.dead ?? 0, "queue-dead"),
       card("deliveries/s (last minute)", (delivered / 60).toFixed(1), "delivery-rate"),
       card("open circuits", (out.open_circuits || []).length, "open-circuits"),
@@ -350,7 +350,7 @@ async function deliveries(render, params) {
     inputs[name] = node;
     return el("label", {}, name.replace("_", " "), node);
   };
-  const state = el("select", { name: "state" }, ["", "pending", "dead", "delivered"].map((s) => el("option", { value: s, selected: params.get("state") === s }, s || "any")));
+  const state = el("select", { name: "state" }, ["", "pending", "scheduled", "dead", "delivered"].map((s) => el("option", { value: s, selected: params.get("state") === s }, s || "any")));
   const filters = el(
     "form",
     { class: "filters", id: "delivery-filters" },
@@ -442,7 +442,7 @@ async function delivery(render, id) {
       "table",
       { id: "delivery" },
       el("tbody", {},
-        [["state", d.state], ["endpoint or subscription", target(d)], ["destination", d.destination && d.destination.url ? d.destination.url : ""], ["content type", d.content_type || ""], ["accepted", time(d.created_ms)], ["next attempt", d.state === "pending" ? time(d.due_ms) : ""], ["tenant", d.event ? d.event.tenant || "" : ""], ["event", d.event ? d.event.event_id : ""]]
+        [["state", d.state], ["endpoint or subscription", target(d)], ["destination", d.destination && d.destination.url ? d.destination.url : ""], ["content type", d.content_type || ""], ["accepted", time(d.created_ms)], ["next attempt", d.state === "pending" || d.state === "scheduled" ? time(d.due_ms) : ""], ["tenant", d.event ? d.event.tenant || "" : ""], ["event", d.event ? d.event.event_id : ""]]
           .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: k.replace(/ /g, "-") }, v)))),
     ),
     d.state === "delivered" ? el("p", { class: "ok", id: "delivered" }, `Delivered at ${time(d.delivered_ms)}.`) : el("div", { class: "filters" },
