@@ -173,12 +173,7 @@ mod tests {
     use crate::config::Rate;
 
     fn limiter(count: u32, per_secs: u64, burst: Option<u32>, key: KeySource) -> RouteLimiter {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, _dir) = crate::store::test_store(10);
         RouteLimiter::new(
             "r",
             &RateLimitConfig {

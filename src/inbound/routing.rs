@@ -127,12 +127,7 @@ mod tests {
 
     #[test]
     fn most_specific_route_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, _dir) = crate::store::test_store(10);
         let state = RouteState {
             store: &store,
             dedupe: None,

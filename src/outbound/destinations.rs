@@ -175,12 +175,7 @@ mod tests {
     }
 
     fn destinations() -> (Destinations, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, dir) = crate::store::test_store(10);
         let policy = DeliveryPolicy::default();
         let destinations = Destinations::new(
             HashMap::new(),

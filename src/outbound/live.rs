@@ -112,12 +112,7 @@ mod tests {
 
     #[test]
     fn a_reload_keeps_the_circuits_of_endpoints_that_keep_name_and_url() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, _dir) = crate::store::test_store(10);
         let parts = Parts {
             pacing: store.pacing(),
             proxy: None,

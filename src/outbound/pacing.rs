@@ -221,7 +221,7 @@ impl Pacing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Rate, StoreConfig};
+    use crate::config::Rate;
 
     fn config(concurrency: u32, rate: Option<Rate>, failures: u32) -> DeliveryPolicy {
         DeliveryPolicy {
@@ -239,12 +239,7 @@ mod tests {
     /// Pacing over the embedded store (the suite in `tests/store_behaviour.rs` runs the
     /// store's side over Redis too).
     fn embedded_pacing(policy: &DeliveryPolicy) -> (Pacing, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, dir) = crate::store::test_store(10);
         (Pacing::new("e", policy, store.pacing(), 1.0), dir)
     }
 

@@ -146,3 +146,16 @@ impl Store {
         }
     }
 }
+
+/// An embedded store in a directory of its own, for unit tests: the store and the
+/// directory, which must outlive it.
+#[cfg(test)]
+pub fn test_store(max_ids: usize) -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&crate::config::StoreConfig::Embedded {
+        path: dir.path().to_path_buf(),
+        max_ids,
+    })
+    .unwrap();
+    (store, dir)
+}

@@ -462,16 +462,10 @@ fn new_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StoreConfig;
 
     #[tokio::test]
     async fn endpoints_of_subscriptions_deleted_by_another_replica_are_let_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&StoreConfig::Embedded {
-            path: dir.path().to_path_buf(),
-            max_ids: 10,
-        })
-        .unwrap();
+        let (store, _dir) = crate::store::test_store(10);
         let backend = store.subscriptions().unwrap();
         let allow = vec![Cidr::parse("0.0.0.0/0").unwrap()];
         let subscriptions = Subscriptions::new(
