@@ -1007,19 +1007,18 @@ fn signed_certificate(dir: &std::path::Path, name: &str, cn: &str, ext: &str) {
 /// with `dir`'s `server.pem`: it requires a client certificate signed by `dir`'s CA when
 /// `require_client` is set, and speaks at most TLS 1.2 when `tls12_only` is. Each request
 /// it answers is a JSON line in `received` (path, the client certificate's CN, version).
-pub struct TlsReceiver {
-    child: Child,
-    pub port: u16,
-    log: PathBuf,
-}
+pub struct TlsReceiver(ScriptPeer);
 
 impl TlsReceiver {
     pub fn start(dir: &std::path::Path, require_client: bool, tls12_only: bool) -> Self {
         let port = free_port();
         let log = dir.join(format!("received-{port}.jsonl"));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tls_receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
+        let mut command = Command::new("python3");
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/tls_receiver.py"
+            ))
             .arg(port.to_string())
             .arg(dir)
             .arg(if require_client {
@@ -1029,21 +1028,42 @@ impl TlsReceiver {
             })
             .arg(if tls12_only { "1.2" } else { "any" })
             .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()) // failed handshakes are the point of some tests
-            .spawn()
-            .expect("python3 is installed");
-        wait_until_listening(port);
-        TlsReceiver { child, port, log }
+            .stderr(Stdio::null()); // failed handshakes are the point of some tests
+        TlsReceiver(ScriptPeer::start(command, port, log))
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.0.port)
     }
 
     /// The requests answered so far, one JSON object each.
     pub fn received(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
+        self.0.lines()
+    }
+}
+
+/// A peer of the tests that runs as its own process (a Python script) on `port`, writing
+/// what it received to `out` as JSON lines; killed when dropped.
+pub struct ScriptPeer {
+    child: Child,
+    pub port: u16,
+    out: PathBuf,
+}
+
+impl ScriptPeer {
+    /// Starts `command` and waits until it listens on `port`.
+    pub fn start(mut command: Command, port: u16, out: PathBuf) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 is installed");
+        wait_until_listening(port);
+        ScriptPeer { child, port, out }
+    }
+
+    /// What it wrote so far, one JSON object a line.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -1051,7 +1071,7 @@ impl TlsReceiver {
     }
 }
 
-impl Drop for TlsReceiver {
+impl Drop for ScriptPeer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -1141,50 +1161,31 @@ pub fn otlp_python() -> PathBuf {
 
 /// A real OTLP/HTTP collector (`tests/support/otlp_receiver.py`, decoding with the official
 /// `opentelemetry-proto`) on a free port. `slow`: it answers each export after 30 s.
-pub struct OtlpReceiver {
-    child: Child,
-    pub port: u16,
-    out: PathBuf,
-}
+pub struct OtlpReceiver(ScriptPeer);
 
 impl OtlpReceiver {
     pub fn start(dir: &std::path::Path, slow: bool) -> Self {
         let port = free_port();
         let out = dir.join(format!("spans-{port}.jsonl"));
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/otlp_receiver.py"
-        );
-        let child = Command::new(otlp_python())
-            .arg(script)
+        let mut command = Command::new(otlp_python());
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/otlp_receiver.py"
+            ))
             .arg(port.to_string())
             .arg(&out)
-            .arg(if slow { "slow" } else { "ok" })
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_until_listening(port);
-        OtlpReceiver { child, port, out }
+            .arg(if slow { "slow" } else { "ok" });
+        OtlpReceiver(ScriptPeer::start(command, port, out))
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.0.port)
     }
 
     /// The spans received so far, one JSON object each.
     pub fn spans(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for OtlpReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.lines()
     }
 }
 
