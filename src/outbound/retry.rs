@@ -74,46 +74,10 @@ pub fn parse_retry_after(value: &str, now: u64) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate(value)?;
+    // IMF-fixdate, and the two obsolete forms recipients must accept (RFC 9110 §5.6.7).
+    let when = httpdate::parse_http_date(value).ok()?;
+    let when = when.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(Duration::from_secs(when.saturating_sub(now)))
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to unix seconds.
-fn httpdate(value: &str) -> Option<u64> {
-    let parts: Vec<&str> = value.split([' ', ':']).collect();
-    let [_, day, month, year, hour, minute, second, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| m == month)? as u64 + 1;
-    let (day, year): (u64, u64) = (day.parse().ok()?, year.parse().ok()?);
-    let (hour, minute, second): (u64, u64, u64) = (
-        hour.parse().ok()?,
-        minute.parse().ok()?,
-        second.parse().ok()?,
-    );
-    if !(1970..=9999).contains(&year)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 #[cfg(test)]
