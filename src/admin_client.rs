@@ -155,6 +155,18 @@ fn print_delivery(d: &Value) {
         println!("payload      {} bytes{cut}\n{pretty}", d["payload_bytes"]);
     }
     let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
+    // The newest attempt that sent any: signatures and credentials arrive masked.
+    let sent = attempts
+        .iter()
+        .rev()
+        .filter_map(|a| a["request_headers"].as_array())
+        .find(|h| !h.is_empty());
+    if let Some(headers) = sent {
+        println!("headers sent");
+        for pair in headers {
+            println!("  {}: {}", text(&pair[0]), text(&pair[1]));
+        }
+    }
     println!("attempts     {}", attempts.len());
     for a in attempts {
         let outcome = match (a["status"].as_u64(), a["error"].as_str()) {

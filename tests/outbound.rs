@@ -688,6 +688,8 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
         "to           acme".to_string(),
         "payload      2 bytes".to_string(),
         "attempts     1".to_string(),
+        "headers sent".to_string(),
+        "x-rejento-signature: [masked]".to_string(),
     ] {
         assert!(out.contains(&line), "no {line:?} in:\n{out}");
     }

@@ -251,6 +251,7 @@ fn attempt(status: u16) -> Attempt {
         error: None,
         latency_ms: 3,
         response: "busy".into(),
+        request_headers: vec![("Stripe-Signature".into(), "[masked]".into())],
     }
 }
 

@@ -190,7 +190,14 @@ impl Endpoint {
             .as_ref()
             .filter(|_| self.config.trace_propagation)
             .map(|s| s.context().traceparent());
-        let send = self.send(connector, record, body, traceparent.as_deref());
+        let mut request_headers = Vec::new();
+        let send = self.send(
+            connector,
+            record,
+            body,
+            traceparent.as_deref(),
+            &mut request_headers,
+        );
         let result = tokio::time::timeout(timeout, send).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, retry_after, reply, error) = match result {
@@ -218,6 +225,7 @@ impl Endpoint {
                 error: error.map(|e| e.to_string()),
                 latency_ms,
                 response: String::from_utf8_lossy(excerpt).into_owned(),
+                request_headers,
             },
             reply,
             trace: span.as_ref().map(Span::context),
@@ -292,12 +300,15 @@ impl Endpoint {
         opened
     }
 
+    /// One request to the receiver; `sent` gets its headers (masked) as soon as they are
+    /// built, so an attempt that fails to connect still shows what it would have sent.
     async fn send(
         &self,
         connector: &Connector,
         record: &Record,
         body: &[u8],
         traceparent: Option<&str>,
+        sent: &mut Vec<(String, String)>,
     ) -> Result<(u16, Option<Duration>, Reply), AttemptError> {
         let destination = &self.config.url;
         let url = destination.to_string();
@@ -346,12 +357,14 @@ impl Endpoint {
             "User-Agent".into(),
             concat!("hookgate/", env!("CARGO_PKG_VERSION")).into(),
         )?;
+        let signature_headers: Vec<String> = signed.iter().map(|(n, _)| n.clone()).collect();
         for (name, value) in signed {
             insert(&mut request, name, value)?;
         }
         if let Some(traceparent) = traceparent {
             insert(&mut request, "traceparent".into(), traceparent.into())?;
         }
+        *sent = masked_headers(&request, &signature_headers, record);
         let (mut http, _reused) = connector
             .get_http_session(&peer)
             .await
@@ -378,5 +391,83 @@ impl Endpoint {
                 body: answer,
             },
         ))
+    }
+}
+
+/// `request`'s headers as a delivery's page shows them: what the signer added is masked
+/// (a signature, or a token scheme's secret), except the values that only repeat the
+/// message's id or timestamp; credentials are masked whatever added them.
+fn masked_headers(
+    request: &RequestHeader,
+    signature_headers: &[String],
+    record: &Record,
+) -> Vec<(String, String)> {
+    let timestamp = record.timestamp.to_string();
+    request
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or("[not text]");
+            let signed = signature_headers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name.as_str()));
+            let credential = matches!(name.as_str(), "authorization" | "proxy-authorization");
+            let shown = if credential || (signed && value != record.id && value != timestamp) {
+                "[masked]"
+            } else {
+                value
+            };
+            (name.as_str().to_string(), shown.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::queue::State;
+
+    #[test]
+    fn a_page_shows_ids_and_times_but_not_signatures_or_credentials() {
+        let record = Record {
+            id: "msg_1".into(),
+            endpoint: "acme".into(),
+            timestamp: 1_700_000_000,
+            content_type: None,
+            created_ms: 0,
+            state: State::Pending,
+            due_ms: 0,
+            round_attempts: 0,
+            attempts: Vec::new(),
+            target: None,
+            event: None,
+            trace: None,
+        };
+        let mut request = RequestHeader::build("POST", b"/", None).unwrap();
+        for (name, value) in [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1700000000"),
+            ("webhook-signature", "v1,c2VjcmV0"),
+            ("X-Gitlab-Token", "msg_2"),
+            ("Authorization", "Basic dTpw"),
+            ("Content-Type", "application/json"),
+        ] {
+            request.insert_header(name, value).unwrap();
+        }
+        let signer = [
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "X-Gitlab-Token",
+        ]
+        .map(String::from);
+        let shown = masked_headers(&request, &signer, &record);
+        let value = |name: &str| shown.iter().find(|(n, _)| n == name).unwrap().1.as_str();
+        assert_eq!(value("webhook-id"), "msg_1");
+        assert_eq!(value("webhook-timestamp"), "1700000000");
+        assert_eq!(value("webhook-signature"), "[masked]");
+        assert_eq!(value("x-gitlab-token"), "[masked]");
+        assert_eq!(value("authorization"), "[masked]");
+        assert_eq!(value("content-type"), "application/json");
     }
 }

@@ -320,6 +320,7 @@ impl DeliveryWorker {
                     error: Some(error),
                     latency_ms: 0,
                     response: String::new(),
+                    request_headers: Vec::new(),
                 };
                 (attempt, Next::Dead, None)
             }

@@ -36,6 +36,9 @@ pub struct Attempt {
     pub latency_ms: u64,
     /// The start of the receiver's answer, for diagnosis.
     pub response: String,
+    /// The request's headers as sent, with signature and credential values masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// An idempotency key (`Idempotency-Key` on an enqueue or a publish), held until

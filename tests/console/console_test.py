@@ -36,7 +36,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        Receiver.received.append((self.path, body))
+        Receiver.received.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
         status, answer = (500, INJECTED.encode()) if Receiver.failing else (200, b"thanks")
         self.send_response(status)
         self.send_header("content-type", "text/html")
@@ -218,6 +218,12 @@ with sync_playwright() as p:
         # Where it goes, without credentials, and what it carries, pretty-printed.
         expect(page.locator("#delivery td.destination")).to_have_text(f"http://127.0.0.1:{RECEIVER}/hooks")
         expect(page.locator("#payload")).to_have_text('{\n  "order": 1\n}')
+        # The headers it was sent: the signature masked, the rest as sent.
+        signature = next(h for p, _, h in Receiver.received if p == "/hooks")["x-rejento-signature"]
+        headers = page.locator("#request-headers")
+        expect(headers.locator("tr", has_text="x-rejento-signature").locator("td")).to_have_text("[masked]")
+        expect(headers.locator("tr", has_text="content-type").locator("td")).to_have_text("application/json")
+        assert signature not in page.content()
         # The receiver's answer tried to inject a script: it is shown as text, never run.
         expect(page.locator("#attempts pre.excerpt").first).to_have_text(INJECTED)
         assert page.evaluate("window.__pwned") is None
@@ -277,7 +283,7 @@ with sync_playwright() as p:
         page.click("#subscriptions button:has-text('Send test')")
         expect(page.locator("#subscriptions td.result")).to_contain_text("200")
         expect(page.locator("#subscriptions td.result pre")).to_have_text("thanks")
-        assert any(path == "/customer" for path, _ in Receiver.received)
+        assert any(path == "/customer" for path, _, _ in Receiver.received)
         page.close()
 
     @case("a purge from a page filtered by one subscription deletes that row only")

@@ -422,6 +422,19 @@ async function deliveries(render, params) {
   render(view);
 }
 
+/** The headers of the newest attempt that sent some, as hookgate sent them (signature
+ * and credential values arrive masked). */
+function requestHeaders(d) {
+  const sent = (d.attempts || []).filter((a) => (a.request_headers || []).length).pop();
+  if (!sent) return el("p", { class: "muted" }, "not sent yet");
+  return el(
+    "table",
+    { id: "request-headers" },
+    el("tbody", {}, sent.request_headers.map(([name, value]) =>
+      el("tr", {}, el("th", {}, name), el("td", { class: value === "[masked]" ? "muted" : "" }, value)))),
+  );
+}
+
 async function delivery(render, id) {
   const d = await api("GET", `deliveries/${encodeURIComponent(id)}`);
   const view = el("div");
@@ -462,6 +475,8 @@ async function delivery(render, id) {
       : el("div", {},
         el("pre", { id: "payload", class: "payload" }, payloadText(d)),
         el("p", { class: "muted" }, `${d.payload_bytes} bytes${d.payload_truncated ? ", the first 16 KiB shown" : ""}`)),
+    el("h2", {}, "Request headers"),
+    requestHeaders(d),
     el("h2", {}, "Attempts"),
     el(
       "table",
