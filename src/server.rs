@@ -77,7 +77,9 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             .collect(),
         store,
     };
-    let endpoints = outbound_reload.as_ref().map(|r| r.live.clone());
+    let endpoints = outbound_reload
+        .as_ref()
+        .map(|r| outbound::facade::Endpoints::new(r.live.clone()));
     let mut reload: Option<Arc<dyn ConfigReload>> = None;
     if let Some(path) = path {
         let reloader = Reloader::service(path.to_path_buf(), config, inbound_app, outbound_reload);

@@ -1,7 +1,7 @@
 //! The house rules a reader relies on, checked on the source: imports run one way
 //! (config <- services <- server <- main), the admin port does not reach into the
-//! inbound side, telemetry does not reach into the outbound side, and no file in `src/`
-//! is over 700 lines.
+//! inbound side and reaches the outbound side through its facade only, telemetry does
+//! not reach into the outbound side, and no file in `src/` is over 700 lines.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +74,33 @@ fn imports_run_one_way() {
     assert!(
         found.is_empty(),
         "imports against the layering:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The admin API reaches the outbound side through `outbound::facade` only.
+#[test]
+fn the_admin_port_sees_the_outbound_side_through_its_facade() {
+    let mut found = Vec::new();
+    for file in sources(&src().join("admin")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("outbound::") {
+                let before = &rest[..at];
+                let after = &rest[at + "outbound::".len()..];
+                // `crate::outbound::x` or `outbound::x` inside `crate::{...}`.
+                let a_path = before.ends_with("crate::") || before.trim_end().ends_with('{');
+                if a_path && !after.starts_with("facade") {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+                rest = after;
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the admin API goes through crate::outbound::facade:\n{}",
         found.join("\n")
     );
 }

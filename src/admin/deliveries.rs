@@ -9,7 +9,7 @@ use super::subscriptions::{Answer, Params};
 use crate::clock::now_ms;
 use crate::config::values::{display_url, tenant};
 use crate::error_response::ErrorResponse;
-use crate::outbound::destinations::destination_id;
+use crate::outbound::facade::destination_id;
 use crate::recent::deliveries::payload_fields;
 use crate::recent::RecentDeliveries;
 use crate::store::queue::{Bucket, DeliveryFilter, Queue, State};

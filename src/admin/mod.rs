@@ -24,6 +24,7 @@ use crate::config::{AdminConfig, Secret, DYNAMIC_ENDPOINT};
 use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
 use crate::metrics::METRICS;
+use crate::outbound::facade::Endpoints;
 use crate::recent::RecentDeliveries;
 use crate::recent::RecentRefusals;
 use crate::schemes::crypto::ct_eq;
@@ -45,7 +46,7 @@ pub struct AdminApp {
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
     /// The configured outbound endpoints (as the config, reloaded or not, says).
-    pub endpoints: Option<crate::outbound::live::LiveOutbound>,
+    pub endpoints: Option<Endpoints>,
     /// `/admin/subscriptions`, with an outbound side.
     pub subscriptions: Option<subscriptions::SubscriptionApi>,
     /// The last inbound refusals, for `/admin/refusals`.
@@ -126,13 +127,9 @@ fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Res
 impl AdminApp {
     /// The configured outbound endpoints' names, as the running config says.
     fn endpoint_names(&self) -> Vec<String> {
-        self.endpoints.as_ref().map_or_else(Vec::new, |live| {
-            live.load()
-                .endpoints
-                .iter()
-                .map(|e| e.config.name.clone())
-                .collect()
-        })
+        self.endpoints
+            .as_ref()
+            .map_or_else(Vec::new, Endpoints::names)
     }
 
     /// Where a delivery goes, for its page: a name (an endpoint's, a per-request
@@ -153,11 +150,8 @@ impl AdminApp {
                 None => None,
             }
         } else {
-            self.endpoints.as_ref().and_then(|live| {
-                let live = live.load();
-                let found = live.endpoints.iter().find(|e| e.config.name == endpoint);
-                found.map(|e| (endpoint.to_string(), e.config.url.to_string()))
-            })
+            let url = self.endpoints.as_ref().and_then(|e| e.url(endpoint));
+            url.map(|url| (endpoint.to_string(), url))
         };
         match url {
             Some((name, url)) => {

@@ -13,8 +13,9 @@ use crate::clock::{now_ms, unix_now};
 use crate::config::SUBSCRIPTIONS_ENDPOINT;
 use crate::error_response::ErrorResponse;
 use crate::ids::new_delivery_id;
-use crate::outbound::subscriptions::index::pattern_matches;
-use crate::outbound::subscriptions::{input, view, Subscriptions};
+use crate::outbound::facade::{
+    pattern_matches, subscription_fields, subscription_view, Subscriptions,
+};
 use crate::store::queue::{DeliveryFilter, Queue, Record, State};
 
 /// A list's page size, unless `limit` says otherwise, and the largest it may say.
@@ -45,13 +46,13 @@ impl SubscriptionApi {
     ) -> Option<Answer> {
         let subs = &self.subscriptions;
         let answer = match (method, segments) {
-            ("POST", ["subscriptions"]) => match input::object(body) {
+            ("POST", ["subscriptions"]) => match subscription_fields(body) {
                 Ok(object) => subs.create(object).await.map(|v| (201, v)),
                 Err(e) => Err(e),
             },
             ("GET", ["subscriptions"]) => self.list(param).await,
             ("GET", ["subscriptions", id]) => self.show(id).await,
-            ("PATCH", ["subscriptions", id]) => match input::object(body) {
+            ("PATCH", ["subscriptions", id]) => match subscription_fields(body) {
                 Ok(object) => subs.update(id, object).await.map(ok),
                 Err(e) => Err(e),
             },
@@ -60,7 +61,7 @@ impl SubscriptionApi {
                 let object = if body.iter().all(u8::is_ascii_whitespace) {
                     Ok(Default::default())
                 } else {
-                    input::object(body)
+                    subscription_fields(body)
                 };
                 match object {
                     Ok(object) => subs.rotate(id, object).await.map(ok),
@@ -136,7 +137,7 @@ impl SubscriptionApi {
                 next = page.last().map(|(id, _): &(&String, Value)| (*id).clone());
                 break;
             }
-            page.push((id, view(s)));
+            page.push((id, subscription_view(s)));
         }
         let mut page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
         // `?stats=true`: each one's delivery counts too (one store read each), for a health column.
@@ -151,7 +152,7 @@ impl SubscriptionApi {
 
     async fn show(&self, id: &str) -> Answer {
         let subscription = self.subscriptions.get(id).await?;
-        let mut answer = view(&subscription);
+        let mut answer = subscription_view(&subscription);
         answer["stats"] = self.subscriptions.stats(id).await?;
         Ok((200, answer))
     }
@@ -163,7 +164,7 @@ impl SubscriptionApi {
         let given = if body.iter().all(u8::is_ascii_whitespace) {
             Default::default()
         } else {
-            input::object(body)?
+            subscription_fields(body)?
         };
         let event_type = given
             .get("event_type")

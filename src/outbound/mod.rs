@@ -8,6 +8,7 @@ pub mod destinations;
 mod egress_proxy;
 mod egress_tls;
 mod events;
+pub mod facade;
 pub mod live;
 mod outcome;
 pub mod pacing;

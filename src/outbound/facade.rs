@@ -1,0 +1,37 @@
+//! The outbound side as the admin port sees it. The admin API goes through this one
+//! module, not into the endpoints, the worker or the subscriptions' internals: what the
+//! configured endpoints are called and where they go, a per-request destination's name,
+//! and the subscriptions service with the two helpers its API needs.
+
+pub use super::destinations::destination_id;
+pub use super::subscriptions::index::pattern_matches;
+pub use super::subscriptions::input::object as subscription_fields;
+pub use super::subscriptions::{view as subscription_view, Subscriptions};
+
+use super::live::LiveOutbound;
+
+/// The configured endpoints, as the running config (reloaded or not) says.
+#[derive(Clone)]
+pub struct Endpoints(LiveOutbound);
+
+impl Endpoints {
+    pub fn new(live: LiveOutbound) -> Self {
+        Endpoints(live)
+    }
+
+    /// Every configured endpoint's name, in the config's order.
+    pub fn names(&self) -> Vec<String> {
+        let live = self.0.load();
+        live.endpoints
+            .iter()
+            .map(|e| e.config.name.clone())
+            .collect()
+    }
+
+    /// The URL a configured endpoint delivers to.
+    pub fn url(&self, name: &str) -> Option<String> {
+        let live = self.0.load();
+        let found = live.endpoints.iter().find(|e| e.config.name == name);
+        found.map(|e| e.config.url.to_string())
+    }
+}
