@@ -185,12 +185,30 @@ fn print_delivery(d: &Value) {
 }
 
 fn print_endpoints(json: &Value) {
-    println!("{:<20} {:<8} REASON", "ENDPOINT", "ENABLED");
+    println!(
+        "{:<24} {:<13} {:<30} {:>6}  REASON",
+        "ENDPOINT", "STATE", "LAST ATTEMPT (THIS PROCESS)", "STREAK"
+    );
     for e in json["endpoints"].as_array().cloned().unwrap_or_default() {
+        let state = if e["enabled"] == false {
+            "disabled"
+        } else if e["paused_until_ms"].is_u64() {
+            "circuit open"
+        } else {
+            "enabled"
+        };
+        let last = &e["health"]["last_attempt"];
+        let last = match (last["status"].as_u64(), last["error"].as_str()) {
+            (Some(status), _) => format!("{status} {}", when(&last["at_ms"])),
+            (None, Some(_)) => format!("error {}", when(&last["at_ms"])),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<20} {:<8} {}",
+            "{:<24} {:<13} {:<30} {:>6}  {}",
             e["name"].as_str().unwrap_or(""),
-            e["enabled"].as_bool().unwrap_or(true),
+            state,
+            last,
+            e["health"]["failure_streak"].as_u64().unwrap_or(0),
             e["reason"].as_str().unwrap_or("")
         );
     }

@@ -14,13 +14,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Without `HOOKGATE_LOG`: info, but not the lines Pingora prints as its server and
+/// listeners start and stop (some 30 of them, which hookgate's own startup summary and
+/// its one `hookgate stopped` line replace). Their warnings and errors still show.
+pub const DEFAULT_FILTER: &str = "info,pingora_core::server=warn,pingora_core::services=warn";
+
 /// Installs the global subscriber. The filter comes from `HOOKGATE_LOG` (e.g. `debug`,
-/// `hookgate=debug,pingora=warn`) and defaults to `info`. Pingora's own `log` records are
+/// `hookgate=debug,pingora=warn`) and defaults to [`DEFAULT_FILTER`]. Pingora's own `log` records are
 /// captured too, but debug and trace records of other crates never are, whatever the
 /// filter says: Pingora's, h2's and rustls' print raw request heads and answers, bearer
 /// tokens and `Hookgate-Secret` included.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("HOOKGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("HOOKGATE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -52,7 +52,8 @@ fn main() -> ExitCode {
             match hookgate::inject::build(&listen, &tls_cert, &tls_key, sidecar) {
                 Ok(server) => {
                     tracing::info!(%listen, "hookgate injector starting");
-                    server::run(server);
+                    // An admission review takes milliseconds; 5 s is plenty to finish one.
+                    server::run(server, std::time::Duration::from_secs(5));
                     ExitCode::SUCCESS
                 }
                 Err(message) => {
@@ -86,8 +87,18 @@ fn main() -> ExitCode {
             for warning in config::notices::warnings(&loaded) {
                 tracing::warn!("{warning}");
             }
-            server::run(server);
-            tracing::info!("hookgate stopped");
+            let stopped = server::run(server, loaded.server.grace_period);
+            let drained_ms = stopped.drained_in.as_millis() as u64;
+            if stopped.cut > 0 {
+                tracing::warn!(
+                    signal = stopped.signal,
+                    drained_ms,
+                    cut = stopped.cut,
+                    "hookgate stopped: the grace period ran out with work under way"
+                );
+            } else {
+                tracing::info!(signal = stopped.signal, drained_ms, "hookgate stopped");
+            }
             ExitCode::SUCCESS
         }
     }

@@ -13,6 +13,7 @@ use crate::admin::{self, AdminApp, Readiness};
 use crate::config::Config;
 use crate::recent::RecentRefusals;
 use crate::reload::Reloader;
+use crate::shutdown::{Signals, Stopped};
 use crate::{inbound, outbound, store, telemetry};
 use pingora::services::background::background_service;
 
@@ -37,7 +38,9 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     let conf = ServerConf {
         threads: config.server.threads,
         work_stealing: false,
-        grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
+        // The grace period is spent draining before Pingora hears of the SIGTERM
+        // (`shutdown.rs`), so that an idle process stops at once.
+        grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(
             config.server.shutdown_timeout.as_secs_f64().ceil() as u64,
         ),
@@ -101,8 +104,17 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     Ok(server)
 }
 
-/// Runs until SIGTERM (graceful: listeners close, in-flight requests get the grace
-/// period) or SIGINT (fast).
-pub fn run(server: Server) {
-    server.run(RunArgs::default());
+/// Runs until SIGTERM (the work under way finishes, within `grace`: see `shutdown.rs`) or
+/// SIGINT (at once), and says how it stopped.
+pub fn run(server: Server, grace: std::time::Duration) -> Stopped {
+    let stopped = Arc::new(std::sync::Mutex::new(Stopped::default()));
+    let signals = Signals {
+        grace,
+        stopped: stopped.clone(),
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    let stopped = *stopped.lock().unwrap_or_else(|e| e.into_inner());
+    stopped
 }

@@ -112,15 +112,63 @@ async fn health_readiness_and_metrics() {
     assert_eq!(missing.status(), 404);
 }
 
+/// The log lines after `mark` bytes of it.
+fn lines_after(log: &str, mark: usize) -> Vec<String> {
+    log[mark..].lines().map(str::to_string).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_stops_within_the_grace_period() {
+async fn an_idle_process_stops_at_once_on_sigterm_with_one_line() {
     let app = TestApp::start().await;
-    // grace_period 1s + shutdown_timeout 1s (the harness default)
-    let mut gateway = Gateway::builder(app.url()).start().await;
+    // A grace period it must not sit out when nothing is under way.
+    let mut gateway = Gateway::builder(app.url())
+        .grace_period("30s")
+        .start()
+        .await;
+    let mark = gateway.log().len();
     let (status, took) = gateway.terminate(Duration::from_secs(5));
     assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let after = lines_after(&gateway.log(), mark);
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert!(
+        after[0].contains("hookgate stopped") && after[0].contains("SIGTERM"),
+        "{after:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_request_under_way_finish_then_stops() {
+    let app = TestApp::start().await;
+    app.respond_with(200, Duration::from_millis(1500));
+    let mut gateway = Gateway::builder(app.url())
+        .grace_period("30s")
+        .start()
+        .await;
+    let url = gateway.url("/hooks/test");
+    let under_way = tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let close = response.headers().get("connection").cloned();
+        (response.status().as_u16(), close)
+    });
+    app.wait_for(1).await;
+    let (status, took) = tokio::task::block_in_place(|| gateway.terminate(Duration::from_secs(10)));
+    assert!(status.success(), "{status}");
+    let (answer, connection) = under_way.await.unwrap();
+    assert_eq!(answer, 200, "the request under way was answered");
+    // Stopping, the connection is not kept alive for a next request.
+    assert_eq!(connection.unwrap(), "close");
+    // It waited for the app (about 1.5 s), not for the 30 s grace period.
+    assert!(took >= Duration::from_millis(1000), "took {took:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert!(gateway.log().contains("hookgate stopped"));
+    assert!(gateway
+        .log()
+        .contains("SIGTERM: finishing what is under way"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,7 @@ use reqwest::header::HeaderValue;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use support::{Gateway, GatewayBuilder, TestApp};
+use support::{stays, Gateway, GatewayBuilder, TestApp};
 
 fn subscribing() -> GatewayBuilder {
     Gateway::builder("http://127.0.0.1:9")
@@ -89,15 +89,25 @@ async fn a_tenant_that_cannot_be_read_is_refused_never_sent_to_the_tenantless() 
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(gateway.stored_deliveries().await.is_empty());
-    assert_eq!(tenantless.received().len() + muenchen.received().len(), 0);
+    stays(
+        "nothing stored, nothing sent",
+        Duration::from_millis(300),
+        async || {
+            gateway.stored_deliveries().await.is_empty()
+                && tenantless.received().len() + muenchen.received().len() == 0
+        },
+    )
+    .await;
     // The tenant's own events still reach its subscription, and only it.
     let (status, answer) = publish_as(&gateway, b"muenchen").await;
     assert_eq!(status, 202, "{answer}");
     muenchen.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tenantless.received().is_empty());
+    stays(
+        "the tenantless subscription gets nothing",
+        Duration::from_millis(200),
+        async || tenantless.received().is_empty(),
+    )
+    .await;
     let metrics = gateway.metrics().await;
     assert!(
         !metrics.contains("m\u{fc}nchen"),
@@ -158,9 +168,12 @@ async fn unreadable_keys_and_destination_headers_fail_closed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(gateway.stored_deliveries().await.is_empty());
-    assert!(receiver.received().is_empty());
+    stays(
+        "nothing stored, nothing sent",
+        Duration::from_millis(200),
+        async || gateway.stored_deliveries().await.is_empty() && receiver.received().is_empty(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

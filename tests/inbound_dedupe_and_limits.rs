@@ -170,6 +170,7 @@ async fn the_request_after_the_burst_gets_429_then_is_admitted_after_retry_after
         refused.json::<serde_json::Value>().await.unwrap()["error"],
         "rate_limited"
     );
+    // A client that waits what Retry-After says is admitted: here the wait is the test.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(client.post(&url).send().await.unwrap().status(), 200);
     assert_eq!(app.received().len(), 6);

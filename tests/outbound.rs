@@ -10,11 +10,14 @@ use futures_util::StreamExt;
 use hookgate::clock::unix_now;
 use hookgate::schemes::{Request, SchemeSpec, Verifier};
 use support::{
-    acme_endpoint, cli, eventually, send_to_acme, send_to_destination as send_to, Gateway, TestApp,
+    acme_endpoint, cli, eventually, send_to_acme, send_to_destination as send_to, stays, Gateway,
+    TestApp,
 };
 
 /// How long a check may take to come true.
 const WITHIN: Duration = Duration::from_secs(5);
+/// How long a check that nothing more happens watches: several of the worker's polls.
+const QUIET: Duration = Duration::from_millis(300);
 
 fn endpoint(app: &TestApp, retry: &str) -> String {
     acme_endpoint(app, "/hooks/acme?tenant=1", &format!("retry: {retry}"))
@@ -115,9 +118,11 @@ async fn failures_are_retried_with_the_same_delivery_id_until_delivered() {
         took >= Duration::from_millis(200),
         "two 100 ms delays (2s scaled by 0.05), took {took:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    stays("no attempt after the success", QUIET, async || {
+        app.received().len() == 3
+    })
+    .await;
     let received = app.received();
-    assert_eq!(received.len(), 3, "no attempt after the success");
     for r in &received {
         assert_eq!(
             r.header("x-rejento-delivery-id"),
@@ -142,8 +147,7 @@ async fn exhausted_messages_become_dead_letters_that_can_be_replayed() {
         .await;
     let id = send(&gateway, r#"{"n":2}"#).await;
     app.wait_for(2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.received().len(), 2, "max_attempts: 2");
+    stays("max_attempts: 2", QUIET, async || app.received().len() == 2).await;
     let (status, json) = gateway
         .admin(
             reqwest::Method::GET,
@@ -191,8 +195,10 @@ async fn gone_stops_at_once_and_the_admin_api_needs_the_token() {
         .await;
     let id = send(&gateway, "{}").await;
     app.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.received().len(), 1, "410 Gone is not retried");
+    stays("410 Gone is not retried", QUIET, async || {
+        app.received().len() == 1
+    })
+    .await;
     let (_, json) = gateway
         .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
         .await;
@@ -337,8 +343,10 @@ async fn an_idempotency_key_dedupes_enqueues() {
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     app.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.received().len(), 1);
+    stays("one delivery for one key", QUIET, async || {
+        app.received().len() == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -443,7 +451,10 @@ async fn an_idempotency_key_is_scoped_to_its_per_request_destination() {
         "{ids:?}"
     );
     app.wait_for(3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    stays("three deliveries, no more", QUIET, async || {
+        app.received().len() == 3
+    })
+    .await;
     let mut paths: Vec<String> = app.received().iter().map(|r| r.uri.clone()).collect();
     paths.sort();
     assert_eq!(
@@ -595,12 +606,12 @@ async fn a_410_disables_the_endpoint_which_keeps_accepting_until_enabled() {
 
     app.respond_with(200, Duration::ZERO);
     let waiting = send(&gateway, r#"{"n":"waiting"}"#).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        app.received().len(),
-        1,
-        "nothing is sent to a disabled endpoint"
-    );
+    stays(
+        "nothing is sent to a disabled endpoint",
+        QUIET,
+        async || app.received().len() == 1,
+    )
+    .await;
     let (status, _) = gateway
         .admin(reqwest::Method::POST, "/admin/endpoints/acme/enable")
         .await;
@@ -678,7 +689,18 @@ async fn the_cli_lists_retries_and_purges_deliveries() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["deliveries"][0]["id"], id.as_str());
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["endpoints", "list"]));
-    assert!(ok && out.contains("acme"), "{out}");
+    let acme = out
+        .lines()
+        .find(|l| l.starts_with("acme "))
+        .unwrap_or_default();
+    // Its health: the last answer with its time, and one failure in a row.
+    let columns: Vec<&str> = acme.split_whitespace().collect();
+    assert!(ok && columns.len() == 5, "{out}");
+    assert_eq!(
+        (columns[1], columns[2], columns[4]),
+        ("enabled", "500", "1"),
+        "{out}"
+    );
     // `show` is for people: times as RFC 3339, the payload, each attempt on a line.
     let (ok, out) = tokio::task::block_in_place(|| cli(g, &["deliveries", "show", &id]));
     assert!(ok, "{out}");
@@ -727,12 +749,12 @@ async fn the_circuit_breaker_pauses_a_failing_endpoint_then_probes_it() {
         .await;
     send(&gateway, "{}").await;
     app.wait_for(2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        app.received().len(),
-        2,
-        "no attempts while the circuit is open (50 ms retries would have made ~10)"
-    );
+    stays(
+        "no attempts while the circuit is open (50 ms retries would have made ~10)",
+        Duration::from_millis(500),
+        async || app.received().len() == 2,
+    )
+    .await;
     gateway
         .metrics_eventually("hookgate_outbound_circuit_open{endpoint=\"acme\"} 1")
         .await;
@@ -875,7 +897,7 @@ async fn run_preset(preset: &str, attempts: usize, delays: &[u64]) -> (Vec<Durat
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Dead is final: its last attempt is recorded, and no other can follow.
     let received = app.received();
     assert_eq!(
         received.len(),
@@ -1034,12 +1056,12 @@ async fn a_410_stops_only_its_per_request_destination_until_an_operator_enables_
         .await;
     }
     other.wait_for(5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        gone.received().len(),
-        1,
-        "nothing more goes to the stopped destination"
-    );
+    stays(
+        "nothing more goes to the stopped destination",
+        QUIET,
+        async || gone.received().len() == 1,
+    )
+    .await;
     let (status, _) = gateway
         .admin(
             reqwest::Method::POST,

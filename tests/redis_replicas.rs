@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hookgate::ids::new_delivery_id;
-use support::{acme_endpoint, free_port, Gateway, RedisServer, TestApp, TestRedis};
+use support::{acme_endpoint, free_port, stays, Gateway, RedisServer, TestApp, TestRedis};
 
 fn prefix() -> String {
     format!("hookgate-test:{}:", new_delivery_id())
@@ -193,8 +193,12 @@ async fn two_replicas_deliver_two_thousand_messages_exactly_once() {
     let [a, b] = replicas(&redis, &app, &prefix(), routes, Some(&endpoints)).await;
     let ids = send_messages(&[&a, &b], 2000).await;
     let seen = wait_for_all(&app, &ids, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(app.received().len(), 2000, "nothing delivered twice");
+    stays(
+        "nothing delivered twice",
+        Duration::from_secs(1),
+        async || app.received().len() == 2000,
+    )
+    .await;
     assert_eq!(seen.len(), 2000);
     // Both replicas worked the shared queue.
     for gateway in [&a, &b] {
@@ -439,12 +443,12 @@ async fn a_circuit_one_replica_opens_holds_the_endpoint_on_every_replica() {
             202
         );
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        app.received().len(),
-        before,
-        "no replica sends to the endpoint while its circuit is open"
-    );
+    stays(
+        "no replica sends to the endpoint while its circuit is open",
+        Duration::from_millis(1500),
+        async || app.received().len() == before,
+    )
+    .await;
     assert!(
         !second.log().contains("circuit open"),
         "the second replica's own breaker never opened"
@@ -524,6 +528,10 @@ async fn a_subscription_one_replica_creates_is_fanned_out_to_by_the_other() {
     assert_eq!(status, 200);
     let (_, answer) = one.publish(&headers, "{}").await;
     assert_eq!(answer["deliveries"], serde_json::json!([]), "{answer}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 1);
+    stays(
+        "the disabled subscription gets nothing",
+        Duration::from_millis(300),
+        async || receiver.received().len() == 1,
+    )
+    .await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use support::{cli, eventually, make_certificates, post, sign, Gateway, TestApp};
+use support::{cli, eventually, make_certificates, post, sign, stays, Gateway, TestApp};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -115,12 +115,13 @@ async fn secrets_routes_and_endpoints_change_live_and_a_broken_config_is_refused
         401
     );
     std::fs::write(&next, "secret-two").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        webhook(&client, &gateway, "/hooks/rejento", "secret-two", "rot-2").await,
-        401,
-        "without SIGHUP nothing is read again"
-    );
+    // Longer than the file poll's second: the poll sees the same config text.
+    stays(
+        "without SIGHUP nothing is read again",
+        Duration::from_millis(1500),
+        async || webhook(&client, &gateway, "/hooks/rejento", "secret-two", "rot-2").await == 401,
+    )
+    .await;
     gateway.signal("HUP");
     eventually("the rotated secret verifies", WITHIN, async || {
         webhook(
@@ -209,7 +210,12 @@ async fn secrets_routes_and_endpoints_change_live_and_a_broken_config_is_refused
     })
     .await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Traffic still flows after the last reload.
+    let so_far = sent.load(Ordering::SeqCst);
+    eventually("more traffic after the reloads", WITHIN, async || {
+        sent.load(Ordering::SeqCst) >= so_far + 20
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     traffic.await.unwrap();
     let sent = sent.load(Ordering::SeqCst);
@@ -284,12 +290,17 @@ async fn the_inbound_certificate_is_read_again_when_its_files_change() {
     // cert-manager renews: new files, from another CA (so the test can tell them apart).
     // A half-written pair (the certificate first) keeps the old one served meanwhile.
     std::fs::copy(new.path().join("server.pem"), &cert).unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        https_status(port, &old.path().join("ca.pem")),
-        200,
-        "a mismatched pair is not served"
-    );
+    // The files are looked at on a handshake, at most once a second: shake hands until
+    // one has seen the mismatched pair, each served the old certificate.
+    eventually("the mismatched pair seen", WITHIN, async || {
+        assert_eq!(
+            https_status(port, &old.path().join("ca.pem")),
+            200,
+            "a mismatched pair is not served"
+        );
+        gateway.log().contains("serving the previous one")
+    })
+    .await;
     std::fs::copy(new.path().join("server.key"), &key).unwrap();
     eventually("the renewed certificate served", WITHIN, async || {
         https_status(port, &new.path().join("ca.pem")) == 200

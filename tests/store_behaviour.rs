@@ -129,6 +129,8 @@ over_both_stores!(
 );
 
 const LEASE: Duration = Duration::from_secs(30);
+/// The longest wait for a short lease, window or rate to lapse (each is under a second).
+const LAPSE: Duration = Duration::from_secs(5);
 const TTL: Duration = Duration::from_secs(3600);
 
 async fn dedupe_claims_completes_and_releases(stores: Stores) {
@@ -209,22 +211,21 @@ async fn dedupe_claims_lapse_after_their_lease(stores: Stores) {
     let store = stores.dedupe;
     let short = Duration::from_millis(100);
     assert_eq!(store.claim("r:crashed", short).await, Ok(Claim::Claimed));
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(
-        store.claim("r:crashed", LEASE).await,
-        Ok(Claim::Claimed),
-        "a claim whose holder never finished lapses"
-    );
+    assert_eq!(store.claim("r:crashed", LEASE).await, Ok(Claim::InFlight));
+    support::eventually(
+        "a claim whose holder never finished lapses",
+        LAPSE,
+        async || store.claim("r:crashed", LEASE).await == Ok(Claim::Claimed),
+    )
+    .await;
     store
         .complete("r:gone", 200, Duration::from_millis(100))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(
-        store.claim("r:gone", LEASE).await,
-        Ok(Claim::Claimed),
-        "the window passed"
-    );
+    support::eventually("the window passed", LAPSE, async || {
+        store.claim("r:gone", LEASE).await == Ok(Claim::Claimed)
+    })
+    .await;
 }
 
 fn record(id: &str, due_ms: u64) -> Record {
@@ -778,16 +779,14 @@ async fn queue_dedupes_idempotency_keys_and_keeps_endpoint_states(stores: Stores
         Enqueued::Duplicate("first".into())
     );
     assert!(queue.get("second").await.unwrap().is_none());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let later = hookgate::clock::now_ms();
-    assert_eq!(
-        queue
-            .enqueue(record("third", later), x(), key("acme:k1", later + 300))
-            .await
-            .unwrap(),
-        Enqueued::New,
-        "the window passed"
-    );
+    // A repeat within the window stores nothing, so it can be tried until the window passes.
+    let mut later = 0;
+    support::eventually("the window passed", LAPSE, async || {
+        later = hookgate::clock::now_ms();
+        let third = queue.enqueue(record("third", later), x(), key("acme:k1", later + 300));
+        third.await.unwrap() == Enqueued::New
+    })
+    .await;
     // Given again after its window, a key keeps its new window, whatever is swept meanwhile.
     assert_eq!(
         queue
@@ -886,11 +885,10 @@ async fn rate_limit_admits_the_burst_then_answers_429_with_retry_after(stores: S
         limiter.check("r", &other, None).await.is_ok(),
         "keys are separate"
     );
-    tokio::time::sleep(Duration::from_millis(650)).await;
-    assert!(
-        limiter.check("r", &header, None).await.is_ok(),
-        "one earned back"
-    );
+    support::eventually("one earned back", LAPSE, async || {
+        limiter.check("r", &header, None).await.is_ok()
+    })
+    .await;
 }
 
 fn limits(concurrency: u32, rate: Option<(u32, Duration)>) -> Limits {
@@ -952,13 +950,14 @@ async fn replicas_on_redis_share_a_receivers_limits() {
     );
     one.give_back("e", kept.pop().unwrap()).await.unwrap();
     assert_eq!(two.take("e", &short, 1).await.unwrap().slots.len(), 1);
-    // The rate (3 a minute) is spent across the replicas too.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let over = one.take("e", &short, 1).await.unwrap();
-    assert!(
-        over.slots.is_empty() && over.wait > Duration::from_secs(10),
-        "the slots lapsed, the rate did not: {over:?}"
-    );
+    // The rate (3 a minute) is spent across the replicas too: once the slots lapse, the
+    // wait is the rate's (a slot granted meanwhile fails the test).
+    support::eventually("the slots lapsed, the rate did not", LAPSE, async || {
+        let over = one.take("e", &short, 1).await.unwrap();
+        assert!(over.slots.is_empty(), "the rate is spent: {over:?}");
+        over.wait > Duration::from_secs(10)
+    })
+    .await;
     let mut unrated = short;
     unrated.rate = None;
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use support::{cli, eventually, Gateway, GatewayBuilder, TestApp};
+use support::{cli, eventually, stays, Gateway, GatewayBuilder, TestApp};
 
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -48,10 +48,14 @@ async fn fan_out(gateway: &Gateway, tenant: Option<&str>, event_type: &str) -> u
     answer["deliveries"].as_array().unwrap().len()
 }
 
-/// Waits a little and checks nothing more arrived at `app` than `count`.
+/// Checks for a while that nothing more than `count` arrives at `app`.
 async fn still(app: &TestApp, count: usize) {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.received().len(), count);
+    stays(
+        "nothing more arrives",
+        Duration::from_millis(300),
+        async || app.received().len() == count,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

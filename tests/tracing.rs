@@ -8,7 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{eventually, free_port, post, sign, Gateway, GatewayBuilder, OtlpReceiver, TestApp};
+use support::{
+    eventually, free_port, post, sign, stays, Gateway, GatewayBuilder, OtlpReceiver, TestApp,
+};
 
 const WITHIN: Duration = Duration::from_secs(15);
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -218,9 +220,13 @@ async fn sampling_follows_the_callers_decision_and_otherwise_the_ratio() {
     app.wait_for(3).await;
     let passed_on = app.received()[2].header("traceparent").unwrap().to_string();
     assert!(!passed_on.contains(TRACE), "{passed_on}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let spans = collector.spans();
-    assert!(spans.iter().all(|s| s["trace_id"] == TRACE), "{spans:?}");
+    // Longer than the exporter's batching: an unsampled span would have been posted.
+    stays(
+        "only the sampled trace is recorded",
+        Duration::from_secs(1),
+        async || collector.spans().iter().all(|s| s["trace_id"] == TRACE),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

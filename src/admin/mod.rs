@@ -383,10 +383,15 @@ impl AdminApp {
                         Some(state) => json!({ "name": name, "enabled": state.enabled, "reason": state.reason, "since_ms": state.since_ms, "paused_until_ms": state.paused_until_ms.filter(|until| *until > now_ms()) }),
                         None => json!({ "name": name, "enabled": true }),
                     };
+                    let health = |name: &str| self.endpoints.as_ref().and_then(|e| e.health(name, now_ms()));
                     let mut list: Vec<_> = self
                         .endpoint_names()
                         .iter()
-                        .map(|name| show(name, states.iter().find(|(n, _)| n == name).map(|(_, s)| s)))
+                        .map(|name| {
+                            let mut shown = show(name, states.iter().find(|(n, _)| n == name).map(|(_, s)| s));
+                            shown["health"] = json!(health(name));
+                            shown
+                        })
                         .collect();
                     // Per-request destinations have a state once a 410 (or an operator)
                     // disabled one.

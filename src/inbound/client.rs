@@ -131,7 +131,7 @@ impl<'c> Client<'c> {
         body: &[u8],
         keepalive: bool,
     ) -> Result<(), Gone> {
-        if !keepalive {
+        if !keepalive || crate::drain::is_stopping() {
             self.set_keepalive(None);
         }
         let no_body = matches!(status, 204 | 304);
@@ -189,7 +189,8 @@ impl<'c> Client<'c> {
                     _ if h1.http10() => BodyFraming::UntilClose,
                     _ => BodyFraming::Chunked,
                 };
-                if framing == BodyFraming::UntilClose {
+                // Stopping: the client takes its next request elsewhere.
+                if framing == BodyFraming::UntilClose || crate::drain::is_stopping() {
                     h1.keep_alive = false;
                 }
                 h1.chunked_answer = framing == BodyFraming::Chunked;

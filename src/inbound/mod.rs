@@ -38,6 +38,7 @@ use pingora::server::ShutdownWatch;
 
 use crate::clock::{now_ms, unix_now};
 use crate::config::InboundConfig;
+use crate::drain;
 use crate::error_response::ErrorResponse;
 use crate::logging::Throttles;
 use crate::metrics::{METRICS, UNMATCHED_ROUTE};
@@ -465,6 +466,7 @@ impl HttpServerApp for InboundApp {
                 return None;
             }
         };
+        let _under_way = drain::InFlight::begin();
         let started = Instant::now();
         let mut client = Client::http2(session);
         match refusal {
@@ -494,6 +496,7 @@ impl InboundApp {
             let started = Instant::now();
             let refusal = match read {
                 Ok(Ok(Some(request))) => {
+                    let _under_way = drain::InFlight::begin();
                     let refusal = head_limits::check(&request.header, limits);
                     let mut client = Client::http1(&mut conn, &source, request);
                     match refusal {
@@ -582,7 +585,8 @@ impl InboundApp {
     /// Serves one request whose head was read: its stages, the answer, its metrics.
     async fn process(&self, client: &mut Client<'_>, started: Instant, shutdown: &ShutdownWatch) {
         let limits = &self.config.limits;
-        let keepalive = (!*shutdown.borrow()).then_some(limits.idle_timeout.as_secs().max(1));
+        let stopping = *shutdown.borrow() || drain::is_stopping();
+        let keepalive = (!stopping).then_some(limits.idle_timeout.as_secs().max(1));
         client.set_keepalive(keepalive);
         let mut trace = telemetry::tracer().map(|tracer| {
             let header = client.req_header();

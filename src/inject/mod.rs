@@ -58,6 +58,9 @@ pub fn build(listen: &str, cert: &Path, key: &Path, sidecar: Sidecar) -> Result<
         None,
         ServerConf {
             threads: 1,
+            // As for `run`: the grace period is spent before Pingora hears of a SIGTERM.
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(5),
             ..ServerConf::default()
         },
     );

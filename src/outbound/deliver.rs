@@ -12,7 +12,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::egress_proxy::ProxyRoute;
 use super::egress_tls::ClientTls;
-use super::pacing::Pacing;
+use super::pacing::{LastAttempt, Pacing};
 use super::retry::parse_retry_after;
 use super::ssrf;
 use crate::clock::{now_ms, unix_now};
@@ -32,10 +32,13 @@ const RESPONSE_EXCERPT: usize = 1024;
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 
 /// Why an attempt got no answer.
+#[derive(Debug, thiserror::Error)]
 enum AttemptError {
     /// The SSRF guard stopped it: the destination may not be reached at all.
+    #[error("refused: {0}")]
     Refused(String),
     /// Anything else: signing, resolving, connecting, sending or reading.
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -48,15 +51,6 @@ impl From<String> for AttemptError {
 impl From<&str> for AttemptError {
     fn from(e: &str) -> Self {
         AttemptError::Failed(e.to_string())
-    }
-}
-
-impl std::fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AttemptError::Refused(e) => write!(f, "refused: {e}"),
-            AttemptError::Failed(e) => f.write_str(e),
-        }
     }
 }
 
@@ -283,6 +277,11 @@ impl Endpoint {
     /// circuit, why and until when (unix ms), for the other replicas.
     pub fn record_outcome(&self, outcome: &Outcome, now_ms: u64) -> Option<(String, u64)> {
         let name = &self.config.name;
+        self.pacing.note(LastAttempt {
+            at_ms: outcome.attempt.at_ms,
+            status: outcome.attempt.status,
+            error: outcome.attempt.error.clone(),
+        });
         let opened = self.pacing.record(outcome.success, now_ms);
         if let Some(reason) = &opened {
             tracing::warn!(endpoint = %name, reason, "circuit open: pausing deliveries to the endpoint");

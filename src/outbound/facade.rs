@@ -9,6 +9,7 @@ pub use super::subscriptions::input::object as subscription_fields;
 pub use super::subscriptions::{view as subscription_view, Subscriptions};
 
 use super::live::LiveOutbound;
+pub use super::pacing::Health;
 
 /// The configured endpoints, as the running config (reloaded or not) says.
 #[derive(Clone)]
@@ -26,6 +27,13 @@ impl Endpoints {
             .iter()
             .map(|e| e.config.name.clone())
             .collect()
+    }
+
+    /// A configured endpoint's health as this process has seen it.
+    pub fn health(&self, name: &str, now_ms: u64) -> Option<Health> {
+        let live = self.0.load();
+        let found = live.endpoints.iter().find(|e| e.config.name == name);
+        found.map(|e| e.pacing.health(now_ms))
     }
 
     /// The URL a configured endpoint delivers to.

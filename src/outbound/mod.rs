@@ -327,6 +327,7 @@ impl OutboundApp {
 #[async_trait]
 impl ServeHttp for OutboundApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _under_way = crate::drain::InFlight::begin();
         let publish = self.is_publish(session.req_header());
         let mut trace = telemetry::tracer().map(|tracer| {
             let header = session.req_header();

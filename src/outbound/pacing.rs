@@ -20,6 +20,24 @@ struct Breaker {
     open_until_ms: Option<u64>,
     /// After a pause, one attempt probes the endpoint; others wait for its outcome.
     probing: bool,
+    /// The last attempt this process made, for the console's health column.
+    last: Option<LastAttempt>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastAttempt {
+    pub at_ms: u64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// An endpoint's health as this process has seen it: its last attempt, how many failed in
+/// a row, and its circuit (`closed`, `open`, or `probing` after a pause).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub last_attempt: Option<LastAttempt>,
+    pub failure_streak: u32,
+    pub circuit: &'static str,
 }
 
 pub struct Pacing {
@@ -169,11 +187,20 @@ impl Pacing {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Keeps an attempt for [`Pacing::health`]; [`Pacing::record`] counts it.
+    pub fn note(&self, last: LastAttempt) {
+        self.lock().last = Some(last);
+    }
+
     /// Records an attempt's outcome; the reason when this opened the circuit.
     pub fn record(&self, success: bool, now_ms: u64) -> Option<String> {
         let mut breaker = self.lock();
         if success {
-            *breaker = Breaker::default();
+            let last = breaker.last.take();
+            *breaker = Breaker {
+                last,
+                ..Breaker::default()
+            };
             return None;
         }
         breaker.consecutive_failures += 1;
@@ -215,6 +242,22 @@ impl Pacing {
     pub fn is_open(&self, now_ms: u64) -> bool {
         let breaker = self.lock();
         breaker.open_until_ms.is_some_and(|until| until > now_ms) || breaker.probing
+    }
+
+    pub fn health(&self, now_ms: u64) -> Health {
+        let breaker = self.lock();
+        let circuit = if breaker.probing {
+            "probing"
+        } else if breaker.open_until_ms.is_some_and(|until| until > now_ms) {
+            "open"
+        } else {
+            "closed"
+        };
+        Health {
+            last_attempt: breaker.last.clone(),
+            failure_streak: breaker.consecutive_failures,
+            circuit,
+        }
     }
 }
 

@@ -277,6 +277,7 @@ impl DeliveryWorker {
         record: Record,
         body: Vec<u8>,
     ) {
+        let _under_way = crate::drain::InFlight::begin();
         let (attempt, next, trace) = match endpoint {
             Ok(endpoint) => {
                 let timeout = endpoint.config.policy.retry.timeout;
@@ -375,10 +376,14 @@ impl BackgroundService for WorkerService {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                // Stopping: what is claimed finishes; nothing more is claimed.
+                _ = crate::drain::stopping() => break,
                 _ = tokio::time::sleep(sleep) => {}
                 _ = worker.wake.notified() => {}
             }
             sleep = IDLE_POLL;
+            // From a claim until its deliveries are under way of their own.
+            let _claiming = crate::drain::InFlight::begin();
             if last_gauges.elapsed() >= GAUGES_EVERY {
                 worker.refresh_gauges().await;
                 last_gauges = std::time::Instant::now();

@@ -57,34 +57,40 @@ pub struct Verified {
 }
 
 /// Why a request failed verification. [`VerifyError::code`] is a stable API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    MissingSignature {
-        header: String,
-    },
-    MissingHeader {
-        header: String,
-    },
-    DuplicateHeader {
-        header: String,
-    },
+    #[error("missing signature header {header}")]
+    MissingSignature { header: String },
+    #[error("missing header {header}")]
+    MissingHeader { header: String },
+    #[error("header {header} appears more than once")]
+    DuplicateHeader { header: String },
     /// A header the scheme reads holds bytes outside visible ASCII (raw UTF-8, say).
-    UnreadableHeader {
-        header: String,
-    },
-    MalformedSignature {
-        detail: String,
-    },
-    MalformedTimestamp {
-        detail: String,
-    },
+    #[error("header {header} is not visible ASCII text (percent-encode or base64 what is not)")]
+    UnreadableHeader { header: String },
+    #[error("malformed signature: {detail}")]
+    MalformedSignature { detail: String },
+    #[error("malformed timestamp: {detail}")]
+    MalformedTimestamp { detail: String },
+    #[error("timestamp is {}, more than the {tolerance}s tolerance", skew(*timestamp, *now))]
     TimestampOutOfTolerance {
         timestamp: u64,
         now: u64,
         tolerance: u64,
     },
+    #[error("signature does not match any configured secret")]
     InvalidSignature,
+    #[error("this scheme signs the request URL, but none is known")]
     MissingUrl,
+}
+
+/// How far a timestamp is from now, in words.
+fn skew(timestamp: u64, now: u64) -> String {
+    if timestamp < now {
+        format!("{}s old", now - timestamp)
+    } else {
+        format!("{}s in the future", timestamp - now)
+    }
 }
 
 impl VerifyError {
@@ -117,57 +123,6 @@ impl VerifyError {
         }
     }
 }
-
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            VerifyError::MissingSignature { header } => {
-                write!(f, "missing signature header {header}")
-            }
-            VerifyError::MissingHeader { header } => write!(f, "missing header {header}"),
-            VerifyError::DuplicateHeader { header } => {
-                write!(f, "header {header} appears more than once")
-            }
-            VerifyError::UnreadableHeader { header } => write!(
-                f,
-                "header {header} is not visible ASCII text (percent-encode or base64 what is not)"
-            ),
-            VerifyError::MalformedSignature { detail } => {
-                write!(f, "malformed signature: {detail}")
-            }
-            VerifyError::MalformedTimestamp { detail } => {
-                write!(f, "malformed timestamp: {detail}")
-            }
-            VerifyError::TimestampOutOfTolerance {
-                timestamp,
-                now,
-                tolerance,
-            } => {
-                if timestamp < now {
-                    write!(
-                        f,
-                        "timestamp is {}s old, more than the {tolerance}s tolerance",
-                        now - timestamp
-                    )
-                } else {
-                    write!(
-                        f,
-                        "timestamp is {}s in the future, more than the {tolerance}s tolerance",
-                        timestamp - now
-                    )
-                }
-            }
-            VerifyError::InvalidSignature => {
-                f.write_str("signature does not match any configured secret")
-            }
-            VerifyError::MissingUrl => {
-                f.write_str("this scheme signs the request URL, but none is known")
-            }
-        }
-    }
-}
-
-impl std::error::Error for VerifyError {}
 
 /// The clock and the replay window, passed in so tests and callers control time.
 #[derive(Debug, Clone, Copy)]

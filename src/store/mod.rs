@@ -28,31 +28,20 @@ pub use rate_limit::{Allowance, Decision, RateKey, RateLimiter};
 pub use subscriptions::SubscriptionStore;
 
 /// Why a store operation failed, whatever the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store holds as many ids (or rate-limit keys) as it may; refusing is safer than
     /// forgetting.
+    #[error("the store holds its maximum of {capacity} keys")]
     Full { capacity: usize },
     /// The store did not answer or cannot write now (Redis down or slow, a full disk, a
     /// file being reopened); the same operation may succeed later.
+    #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// What the store holds cannot be read back.
+    #[error("corrupt data in the store: {0}")]
     Corrupt(String),
 }
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Full { capacity } => {
-                write!(f, "the store holds its maximum of {capacity} keys")
-            }
-            StoreError::Unavailable(e) => write!(f, "the store is unavailable: {e}"),
-            StoreError::Corrupt(e) => write!(f, "corrupt data in the store: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// The configured store, from which each service takes the parts it uses.
 #[derive(Clone)]

@@ -74,6 +74,8 @@ impl BackgroundService for Exporter {
                 received = spans.recv_many(&mut batch, MAX_BATCH) => received == 0,
                 _ = shutdown.changed() => true,
             };
+            // Taken from the queue, the batch counts as under way until it is posted.
+            let _posting = crate::drain::InFlight::begin();
             // Fill the batch for a while: fewer, larger requests. Looked at every few
             // milliseconds rather than waited on, so that a request ending a span never
             // wakes this thread (a wake-up per span cost more than the span).

@@ -36,6 +36,12 @@ pub fn tracer() -> Option<&'static Tracer> {
 /// Turns tracing on as `config` says; the exporter to run as a background service, or
 /// `None` when no OTLP endpoint is configured. Once per process: a later call (a config
 /// reload) changes nothing.
+/// Spans ended and queued, not yet taken by the exporter (a batch it holds counts as a
+/// [`crate::drain::InFlight`] until it is posted).
+pub fn unexported() -> usize {
+    tracer().map_or(0, |t| t.spans.max_capacity() - t.spans.capacity())
+}
+
 pub fn install(config: &TelemetryConfig) -> Option<export::ExporterService> {
     let otlp = config.otlp.as_ref()?;
     let (sender, receiver) = mpsc::channel(QUEUED_SPANS);

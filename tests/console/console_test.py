@@ -345,6 +345,9 @@ with sync_playwright() as p:
         page.goto(CONSOLE + "#endpoints")
         row = page.locator("#endpoints tr[data-name=flaky]")
         expect(row.locator(".enabled")).to_have_text("circuit open")
+        # Its health: the last answer, the failure streak and the circuit.
+        expect(row.locator(".health")).to_contain_text("answered 503")
+        expect(row.locator(".health")).to_contain_text("1 failed in a row; circuit open")
         page.close()
 
     @case("every page fits a 360 px wide screen (screenshot)")

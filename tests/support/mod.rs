@@ -170,6 +170,24 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut
     }
 }
 
+/// Checks (every 20 ms) that `check` holds for the whole `window`: what must not happen
+/// (a second attempt, a send to a disabled endpoint) fails the test the moment it does,
+/// instead of being looked for once at the end of a fixed sleep.
+pub async fn stays(what: &str, window: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    loop {
+        assert!(
+            check().await,
+            "{what}: no longer so after {:?}",
+            started.elapsed()
+        );
+        if started.elapsed() >= window {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The headers a sender using `scheme` with `secret` puts on `body` (signed now).
 pub fn sign(
     scheme: &str,
@@ -763,6 +781,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// `server.grace_period` (1 s unless set).
+    pub fn grace_period(mut self, grace: &str) -> Self {
+        self.server =
+            format!("server: {{ threads: 1, grace_period: {grace}, shutdown_timeout: 1s }}\n");
+        self
+    }
+
     /// Writes the config as a Kubernetes ConfigMap volume holds it: `hookgate.yaml` a
     /// symlink to `..data/hookgate.yaml`, `..data` a symlink to a versioned directory.
     pub fn config_map(mut self) -> Self {
@@ -866,7 +891,7 @@ impl GatewayBuilder {
         command
             .args(["run", "--config"])
             .arg(&config)
-            .env("HOOKGATE_LOG", "info")
+            .env("HOOKGATE_LOG", hookgate::logging::DEFAULT_FILTER)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for (name, value) in &self.env {

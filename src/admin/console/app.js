@@ -490,6 +490,15 @@ async function delivery(render, id) {
 
 // --- endpoints and subscriptions ---------------------------------------------------
 
+/** An endpoint's health as this process saw it: its last attempt and failure streak. */
+function endpointHealth(h) {
+  if (!h || !h.last_attempt) return "no attempt yet";
+  const last = h.last_attempt;
+  const outcome = last.status ? `answered ${last.status}` : `failed: ${last.error || "no answer"}`;
+  const streak = h.failure_streak ? `; ${h.failure_streak} failed in a row` : "";
+  return `${outcome} at ${time(last.at_ms)}${streak}; circuit ${h.circuit}`;
+}
+
 async function endpoints(render) {
   const data = await api("GET", "endpoints");
   const view = el("div");
@@ -500,6 +509,7 @@ async function endpoints(render) {
       el("td", {}, el("a", { href: `#deliveries${query({ endpoint: e.name })}` }, e.name)),
       el("td", { class: "enabled" }, !e.enabled ? "disabled" : e.paused_until_ms ? "circuit open" : "enabled"),
       el("td", {}, !e.enabled ? e.reason || "" : e.paused_until_ms ? `${e.reason || "failing"}; held back until ${time(e.paused_until_ms)}` : ""),
+      el("td", { class: "health" }, endpointHealth(e.health)),
       el("td", {},
         el("button", {
           onclick: async () => {
@@ -513,8 +523,8 @@ async function endpoints(render) {
   view.append(
     el("h2", {}, "Endpoints"),
     el("table", { id: "endpoints" },
-      el("thead", {}, el("tr", {}, ["endpoint", "state", "why", ""].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no endpoints")))),
+      el("thead", {}, el("tr", {}, ["endpoint", "state", "why", "health (this process)", ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no endpoints")))),
   );
   render(view);
 }

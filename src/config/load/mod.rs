@@ -46,23 +46,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every problem found in a config file, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every problem found in a config file, in file order, one a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", lines(.0))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
+fn lines(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ConfigError::to_string).collect();
+    lines.join("\n")
 }
-
-impl std::error::Error for ConfigErrors {}
 
 /// Loads and validates a config file, substituting `${VAR}` from the process environment.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
