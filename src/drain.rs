@@ -3,12 +3,15 @@
 //! on which the services stop taking more work of their own (keep-alive, claims) and flush
 //! what they hold. `shutdown.rs` waits for the count to reach zero.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::LazyLock;
 
 use tokio::sync::watch;
 
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Read on every request: a plain load, not the watch's lock.
+static STOPPING_NOW: AtomicBool = AtomicBool::new(false);
+/// For the services that wait for it.
 static STOPPING: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::Sender::new(false));
 
 /// Held while one request, delivery attempt or span export is under way.
@@ -35,11 +38,12 @@ pub fn in_flight() -> usize {
 
 /// Tells the services that the process is stopping.
 pub fn begin_stopping() {
+    STOPPING_NOW.store(true, Relaxed);
     STOPPING.send_replace(true);
 }
 
 pub fn is_stopping() -> bool {
-    *STOPPING.borrow()
+    STOPPING_NOW.load(Relaxed)
 }
 
 /// Resolves once the process is stopping.

@@ -328,7 +328,9 @@ latency_row() {
   sed -e "s#http://127.0.0.1:$RECEIVER/hooks#http://127.0.0.1:$port/hooks#" \
       -e "s#data-$1#data-$1-latency#" "$config" > "$lat"
   local saved_admin=$ADMIN saved_out=$OUTBOUND
-  kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
+  # In this $(...) subshell `wait` cannot wait for $PID: look until it is gone, so that
+  # its ports are free.
+  kill "$PID" 2>/dev/null; while kill -0 "$PID" 2>/dev/null; do sleep 0.05; done
   "$BIN" run --config "$lat" >"$WORK/$1-latency.log" 2>&1 & local lpid=$!; PIDS+=($lpid)
   wait_port "$OUTBOUND"
   python3 "$HERE/latency.py" "http://127.0.0.1:$OUTBOUND/receiver" "$port" 500 10 2>"$WORK/latency.err" | awk '{ printf "%s / %s", $1, $2 }'
