@@ -153,8 +153,8 @@ CONSOLE = f"http://127.0.0.1:{ADMIN}/ui/"
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--no-proxy-server"])
 
-    def page_signed_in():
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def page_signed_in(width=1280, height=900):
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(CONSOLE)
         page.fill("#token", TOKEN)
         page.click("#signin button[type=submit]")
@@ -352,11 +352,7 @@ with sync_playwright() as p:
 
     @case("every page fits a 360 px wide screen (screenshot)")
     def _():
-        page = browser.new_page(viewport={"width": 360, "height": 740})
-        page.goto(CONSOLE)
-        page.fill("#token", TOKEN)
-        page.click("#signin button[type=submit]")
-        expect(page.locator("#nav")).to_be_visible()
+        page = page_signed_in(360, 740)
         for view in ["", "#refusals", "#deliveries", "#endpoints", "#subscriptions"]:
             page.goto(CONSOLE + view)
             page.wait_for_load_state("networkidle")
