@@ -74,6 +74,7 @@ routes = {
     "svix": f"verify: {{ scheme: svix, secrets: [{SW_SECRET}] }}",
     "stripe": "verify: { scheme: stripe, secrets: [whsec_e2e] }",
     "slack": "verify: { scheme: slack, secrets: [slack-e2e] }",
+    "slack-handshake": "verify: { scheme: slack, secrets: [slack-e2e] }, handshake: slack",
     "twilio": f"verify: {{ scheme: twilio, secrets: [twilio-e2e], url: \"{base}/hooks/twilio\" }}",
     "github": "verify: { scheme: github, secrets: [github-e2e] }",
     "shopify": "verify: { scheme: shopify, secrets: [shopify-e2e] }",
@@ -140,6 +141,34 @@ cases("stripe", lambda ts, b, ok: {
 cases("slack", lambda ts, b, ok: {
     "X-Slack-Request-Timestamp": str(ts),
     "X-Slack-Signature": slack_sdk.signature.SignatureVerifier("slack-e2e" if ok else "other").generate_signature(timestamp=str(ts), body=b)}, BODY)
+
+
+def slack_handshake(secret, challenge):
+    """Slack's url_verification, signed by slack_sdk: hookgate answers it, the app never sees it."""
+    body = json.dumps({"token": "t", "challenge": challenge, "type": "url_verification"})
+    ts = str(int(time.time()))
+    signature = slack_sdk.signature.SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    request = urllib.request.Request(f"{base}/hooks/slack-handshake", data=body.encode(), method="POST",
+                                     headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature})
+    before = len(received)
+    try:
+        with urllib.request.urlopen(request) as response:
+            answer = (response.status, json.loads(response.read()))
+    except urllib.error.HTTPError as e:
+        answer = (e.code, None)
+    time.sleep(0.02)
+    return answer, len(received) - before
+
+
+for name, secret, expected in [
+    ("signed by slack_sdk", "slack-e2e", (200, {"challenge": "3eZbrw1aBm2rZgRNFdxV"})),
+    ("signed with another secret", "other", (401, None)),
+]:
+    answer, arrived = slack_handshake(secret, "3eZbrw1aBm2rZgRNFdxV")
+    ok = answer == expected and arrived == 0
+    results.append(ok)
+    print(f"{'ok  ' if ok else 'FAIL'} slack url_verification handshake: {name} -> {answer}, app saw {arrived}")
+
 PARAMS = {"CallSid": "CA1", "From": "+14158675309", "Body": "hello"}
 FORM = "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in PARAMS.items())
 cases("twilio", lambda ts, b, ok: {

@@ -43,6 +43,27 @@ pub struct VerifiedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    pub route: &'static str,
+    /// The route's `handshake:` value.
+    pub provider: &'static str,
+    /// `answered` or `refused`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboundQueueLabels {
+    pub route: String,
+    /// `pending`, `scheduled` or `dead`, as the outbound queue's.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueuedRouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
     pub route: &'static str,
     /// `2xx`, `3xx`, `4xx` or `5xx`.
@@ -133,6 +154,8 @@ pub struct Metrics {
     pub outbound_queue_depth: Family<QueueLabels, Gauge>,
     pub outbound_endpoint_state: Family<EndpointLabels, Gauge>,
     pub outbound_oldest_pending: Family<EndpointLabels, Gauge>,
+    pub inbound_queue_depth: Family<InboundQueueLabels, Gauge>,
+    pub inbound_queue_oldest: Family<QueuedRouteLabels, Gauge>,
     pub outbound_circuit_open: Family<EndpointLabels, Gauge>,
     pub outbound_messages: Family<OutboundLabels, Counter>,
     pub outbound_attempts: Family<AttemptLabels, Counter>,
@@ -141,6 +164,7 @@ pub struct Metrics {
     pub upstream_responses: Family<UpstreamLabels, Counter>,
     pub dedupe_store_errors: Counter,
     pub inbound_verified: Family<VerifiedLabels, Counter>,
+    pub inbound_handshakes: Family<HandshakeLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -226,6 +250,12 @@ impl Metrics {
             "Inbound requests whose signature verified, by route and by which secret matched",
             inbound_verified.clone(),
         );
+        let inbound_handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "inbound_handshakes",
+            "Providers' ownership checks hookgate answered or refused itself, by route, provider and outcome",
+            inbound_handshakes.clone(),
+        );
         let dedupe_store_errors = Counter::default();
         registry.register(
             "dedupe_store_errors",
@@ -302,6 +332,19 @@ impl Metrics {
             Unit::Seconds,
             outbound_oldest_pending.clone(),
         );
+        let inbound_queue_depth = Family::<InboundQueueLabels, Gauge>::default();
+        registry.register(
+            "inbound_queue_depth",
+            "Webhooks a deliver: queue route holds for the app, by route and state",
+            inbound_queue_depth.clone(),
+        );
+        let inbound_queue_oldest = Family::<QueuedRouteLabels, Gauge>::default();
+        registry.register_with_unit(
+            "inbound_queue_oldest",
+            "Age of the oldest webhook a deliver: queue route has not yet delivered to the app; 0 when none",
+            Unit::Seconds,
+            inbound_queue_oldest.clone(),
+        );
         let outbound_circuit_open = Family::<EndpointLabels, Gauge>::default();
         registry.register(
             "outbound_circuit_open",
@@ -352,6 +395,8 @@ impl Metrics {
             outbound_queue_depth,
             outbound_endpoint_state,
             outbound_oldest_pending,
+            inbound_queue_depth,
+            inbound_queue_oldest,
             outbound_messages,
             outbound_attempts,
             outbound_attempt_duration,
@@ -359,6 +404,7 @@ impl Metrics {
             upstream_responses,
             dedupe_store_errors,
             inbound_verified,
+            inbound_handshakes,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -412,6 +458,21 @@ impl Metrics {
             .get_or_create(&VerifiedLabels {
                 route,
                 secret: secret_index as u32,
+            })
+            .inc();
+    }
+
+    pub fn record_handshake(
+        &self,
+        route: &'static str,
+        provider: &'static str,
+        outcome: &'static str,
+    ) {
+        self.inbound_handshakes
+            .get_or_create(&HandshakeLabels {
+                route,
+                provider,
+                outcome,
             })
             .inc();
     }

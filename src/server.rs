@@ -25,8 +25,8 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     if let Some(inbound) = &config.inbound {
         listeners.push(("inbound", inbound.listen));
     }
-    if let Some(outbound) = &config.outbound {
-        listeners.push(("outbound", outbound.listen));
+    if let Some(listen) = config.outbound.as_ref().and_then(|o| o.listen) {
+        listeners.push(("outbound", listen));
     }
     // Pingora retries a busy port for 30 s and then kills only that service, silently:
     // find out now and refuse to start instead.
@@ -54,17 +54,19 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
 
     let refusals = Arc::new(RecentRefusals::new(config.admin.recent_refusals));
     let overview = Arc::new(Overview::default());
-    let mut inbound_app = None;
-    if let Some(config) = &config.inbound {
-        let (service, app) = inbound::service::service(config, &store, refusals.clone())?;
-        server.add_service(service);
-        inbound_app = Some(app);
-    }
     let (mut deliveries, mut subscriptions, mut outbound_reload) = (None, None, None);
+    // The outbound queue and worker, which `deliver: queue` routes store into.
+    let mut queued = None;
     if let Some(config) = &config.outbound {
         let services = outbound::service::services(config, &store)?;
-        server.add_service(services.listener);
+        if let Some(listener) = services.listener {
+            server.add_service(listener);
+        }
         server.add_service(services.worker);
+        queued = Some(inbound::QueueHandle {
+            queue: services.queue.clone(),
+            wake: services.wake.clone(),
+        });
         subscriptions = Some(admin::subscriptions::SubscriptionApi {
             subscriptions: services.subscriptions,
             queue: services.queue.clone(),
@@ -72,6 +74,12 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         });
         deliveries = Some((services.queue, services.recent));
         outbound_reload = Some(services.reload);
+    }
+    let mut inbound_app = None;
+    if let Some(config) = &config.inbound {
+        let (service, app) = inbound::service::service(config, &store, refusals.clone(), queued)?;
+        server.add_service(service);
+        inbound_app = Some(app);
     }
     let readiness = Readiness {
         listeners: listeners

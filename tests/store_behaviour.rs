@@ -242,6 +242,7 @@ fn record(id: &str, due_ms: u64) -> Record {
         target: None,
         event: None,
         trace: None,
+        inbound: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `/admin/deliveries`: list, purge and replay stored deliveries through one filter
-//! (`endpoint`, `subscription`, `tenant`, `event_type`, `since`, `until`), so that a purge
+//! (`endpoint` or `route`, `subscription`, `tenant`, `event_type`, `since`, `until`), so that a purge
 //! or a replay touches exactly the rows the same query lists. A purge or a replay with no
 //! filter at all must say `all=true`.
 
@@ -36,8 +36,13 @@ pub fn filter(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
             })
             .transpose()
     };
+    // A `deliver: queue` route's webhooks are kept under its queue name.
+    let route = param("route").map(|r| crate::config::QueuedRoute::queue_name(&r));
+    if route.is_some() && param("endpoint").is_some() {
+        return Err(bad("bad_request", "give endpoint or route, not both"));
+    }
     let filter = DeliveryFilter {
-        endpoint: param("endpoint"),
+        endpoint: route.or_else(|| param("endpoint")),
         subscription: param("subscription"),
         tenant: param("tenant"),
         event_type: param("event_type"),

@@ -194,6 +194,7 @@ impl SubscriptionApi {
             target: None,
             event: None,
             trace: None,
+            inbound: None,
         };
         let timeout = endpoint
             .config

@@ -6,6 +6,7 @@ mod load;
 pub mod notices;
 pub mod protection;
 pub mod retry;
+mod route_delivery;
 pub mod values;
 pub mod yaml;
 
@@ -18,6 +19,7 @@ pub use load::{
     delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
 };
 pub use retry::RetryPolicy;
+pub use route_delivery::{Deliver, Handshake, QueuedRoute};
 pub use values::{Cidr, Rate};
 
 use crate::schemes::SchemeSpec;
@@ -181,6 +183,12 @@ pub struct RouteConfig {
     pub on_store_error: OnStoreError,
     /// Pass on request headers whose names hold `_` (never ones that read as hookgate's).
     pub allow_underscore_headers: bool,
+    /// The provider's ownership check hookgate answers itself.
+    pub handshake: Option<Handshake>,
+    /// Meta's `hub.verify_token`, for `handshake: meta`.
+    pub verify_token: Option<Secret>,
+    /// How a verified webhook reaches the app.
+    pub deliver: Deliver,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +297,9 @@ pub enum KeySource {
 
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {
-    pub listen: SocketAddr,
+    /// `None` when there is no `outbound:` section and the worker only delivers the
+    /// `deliver: queue` routes' webhooks.
+    pub listen: Option<SocketAddr>,
     /// Named secrets a per-request destination may refer to with `Hookgate-Secret-Ref`.
     pub secrets: Vec<(String, Secret)>,
     /// Internal networks per-request destinations may reach (the SSRF guard's exceptions).
@@ -313,6 +323,8 @@ pub struct OutboundConfig {
     /// `subscriptions`: written in the file (for small setups), kept in the store beside
     /// those made through the admin API, which shows them but cannot change them.
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// The inbound routes with `deliver: queue`: the worker delivers their webhooks.
+    pub routes: Vec<QueuedRoute>,
 }
 
 /// A subscription written in the config file.

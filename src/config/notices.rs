@@ -46,8 +46,8 @@ pub fn summary(config: &Config) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    if let Some(outbound) = &config.outbound {
-        lines.push(("outbound", format!("http://{}", outbound.listen)));
+    if let Some(listen) = config.outbound.as_ref().and_then(|o| o.listen) {
+        lines.push(("outbound", format!("http://{listen}")));
     }
     let admin = config.admin.listen;
     lines.push((

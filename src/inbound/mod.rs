@@ -1,9 +1,11 @@
 //! The inbound side: a provider's webhook arrives, passes each stage, and only then
 //! reaches the app. Stages, in order, each in its own file:
 //! [`head_limits`] and [`path`] (refuse oversized heads and ambiguous paths) → [`routing`]
-//! → [`body`] (whole raw body) → [`verify`] (signature) → [`dedupe`] (claim the delivery: a
+//! → [`body`] (whole raw body) → [`verify`] (signature; a route's [`handshake`] is answered
+//! around it, never forwarded) → [`dedupe`] (claim the delivery: a
 //! guard that completes on the app's 2xx and releases otherwise) → [`rate_limit`] →
-//! [`forward`] (to the app, answer relayed). Each route's stages are built with the route,
+//! [`forward`] (to the app, answer relayed), or for `deliver: queue` [`enqueue`] (stored,
+//! acknowledged, delivered by the worker). Each route's stages are built with the route,
 //! so a request allocates no labels or handles.
 //! They see the client through [`client::Client`]: hookgate's own HTTP/1 ([`http1`]) or
 //! an h2 stream of Pingora's. [`connection`] admits connections before any of this.
@@ -13,7 +15,9 @@ pub mod body;
 pub mod client;
 pub mod connection;
 pub mod dedupe;
+pub mod enqueue;
 pub mod forward;
+pub mod handshake;
 pub mod head_limits;
 pub mod http1;
 pub mod path;
@@ -37,7 +41,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
 use crate::clock::{now_ms, unix_now};
-use crate::config::InboundConfig;
+use crate::config::{Deliver, InboundConfig, QueuedRoute};
 use crate::drain;
 use crate::error_response::ErrorResponse;
 use crate::logging::Throttles;
@@ -46,7 +50,8 @@ use crate::recent::{RecentRefusals, Refusal};
 use crate::store::{DedupeStore, Store};
 use crate::telemetry::{self, Span, SpanKind};
 use client::{Client, Gone, Source};
-use dedupe::Admission;
+use dedupe::{Admission, DeliveryGuard};
+pub use enqueue::QueueHandle;
 use forward::{upstream_request, Forwarded, Rewrite, UpstreamClient};
 use http1::request::{self, HeadError};
 use routing::{RouteState, RouteTable};
@@ -66,6 +71,8 @@ pub struct InboundApp {
     refusals: Arc<RecentRefusals>,
     /// Refusals logged once a second per route and reason.
     refusal_log: Throttles<(&'static str, &'static str)>,
+    /// Where `deliver: queue` routes store webhooks (the outbound queue).
+    queue: Option<QueueHandle>,
 }
 
 /// The routes and body limits, replaced whole by a config reload.
@@ -91,6 +98,7 @@ impl InboundApp {
         config: InboundConfig,
         store: &Store,
         refusals: Arc<RecentRefusals>,
+        queue: Option<QueueHandle>,
     ) -> Result<Self, String> {
         // A claim stays in flight at most this long: longer than any delivery.
         let claim_lease =
@@ -119,6 +127,7 @@ impl InboundApp {
             claim_lease,
             refusals,
             refusal_log: Throttles::default(),
+            queue,
             config,
         };
         let live = app.prepare(&app.config)?;
@@ -129,6 +138,13 @@ impl InboundApp {
     /// Builds the routes of `config` (a reload's), ready to [`apply`](Self::apply); routes
     /// that keep their name and limit keep their limiter's state.
     pub fn prepare(&self, config: &InboundConfig) -> Result<Live, String> {
+        let queued = config
+            .routes
+            .iter()
+            .any(|r| matches!(r.deliver, Deliver::Queue(_)));
+        if queued && self.queue.is_none() {
+            return Err("a deliver: queue route needs the queue, which was not started".into());
+        }
         let deduping = config.routes.iter().filter(|r| r.dedupe.is_some()).count();
         let dedupe = {
             let mut opened = self.dedupe.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,6 +194,13 @@ impl InboundApp {
             Ok(body) => body,
             Err(answer) => return self.reject(client, name, answer).await,
         };
+        if let Some(handshake) = &route.handshake {
+            if let Some(reply) = handshake.before_verify(client.req_header()) {
+                return self
+                    .handshake(client, name, handshake.provider(), reply)
+                    .await;
+            }
+        }
         let passed = match route.verifier.check(client.req_header(), &body, unix_now()) {
             Ok(passed) => passed,
             // The body was read completely, so the connection stays usable.
@@ -193,6 +216,13 @@ impl InboundApp {
             );
             if let Some(id) = passed.verified.as_ref().and_then(|v| v.id.clone()) {
                 span.set("hookgate.delivery_id", id);
+            }
+        }
+        if let Some(handshake) = &route.handshake {
+            if let Some(reply) = handshake.after_verify(client.req_header(), &body) {
+                return self
+                    .handshake(client, name, handshake.provider(), reply)
+                    .await;
             }
         }
         let client_ip = client.client_ip();
@@ -243,6 +273,18 @@ impl InboundApp {
             }
         };
 
+        if let Deliver::Queue(queued) = &route.config.deliver {
+            let stored = Stored {
+                name,
+                route: queued,
+                allow_underscores: route.config.allow_underscore_headers,
+                passed: &passed,
+                body: &body,
+            };
+            return self
+                .enqueue(client, stored, guard, rate_headers, trace)
+                .await;
+        }
         let delivery_id = passed.verified.as_ref().and_then(|v| v.id.as_deref());
         let added = [
             ("Hookgate-Route", name),
@@ -336,6 +378,106 @@ impl InboundApp {
         }
     }
 
+    /// Stores a verified webhook for the worker to deliver, then acknowledges it; a
+    /// dedupe claim is finished once it is stored (a provider's retry is a duplicate).
+    async fn enqueue(
+        &self,
+        client: &mut Client<'_>,
+        stored: Stored<'_>,
+        guard: Option<DeliveryGuard>,
+        rate_headers: Vec<(&'static str, String)>,
+        trace: &mut Option<Span>,
+    ) -> Outcome {
+        let name = stored.name;
+        let added = [
+            ("Hookgate-Route", stored.route.name.as_str()),
+            ("Hookgate-Verified", stored.passed.scheme.as_str()),
+        ];
+        let rewrite = Rewrite {
+            forwarded_for: client.client_ip_text(),
+            tls: self.config.tls.is_some(),
+            strip: stored.passed.strip,
+            add: &added,
+            traceparent: None,
+            allow_underscores: stored.allow_underscores,
+        };
+        let traceparent = trace.as_ref().map(|s| s.context().traceparent());
+        let queue = self
+            .queue
+            .as_ref()
+            .expect("checked when the routes were built");
+        let result = queue
+            .store(
+                stored.route,
+                client.req_header(),
+                stored.body,
+                &rewrite,
+                traceparent,
+            )
+            .await;
+        let id = match result {
+            Ok(id) => id,
+            Err(mut answer) => {
+                if let Some(mut guard) = guard {
+                    guard.release().await;
+                }
+                answer.headers.extend(rate_headers);
+                return self.answer(client, name, answer, true).await;
+            }
+        };
+        if let Some(guard) = guard {
+            guard.finish(Some(200)).await;
+        }
+        if let Some(span) = trace {
+            span.set("hookgate.delivery_id", id.clone());
+        }
+        let body = serde_json::json!({"queued": true, "delivery_id": id}).to_string();
+        let mut fields = vec![
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+        ];
+        fields.extend(rate_headers.iter().map(|(n, v)| (*n, v.as_str())));
+        let status = stored.route.ack_status;
+        let written = client.respond(status, &fields, body.as_bytes(), true).await;
+        Outcome {
+            route: name,
+            outcome: "queued",
+            status,
+            reusable: written.is_ok(),
+        }
+    }
+
+    /// Answers a provider's handshake (or refuses it); the app never sees it.
+    async fn handshake(
+        &self,
+        client: &mut Client<'_>,
+        route: &'static str,
+        provider: &'static str,
+        reply: Result<handshake::Reply, ErrorResponse>,
+    ) -> Outcome {
+        match reply {
+            Ok(reply) => {
+                METRICS.record_handshake(route, provider, "answered");
+                let fields = [
+                    ("Content-Type", reply.content_type),
+                    ("Cache-Control", "no-store"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ];
+                let written = client.respond(200, &fields, &reply.body, true).await;
+                Outcome {
+                    route,
+                    outcome: "handshake",
+                    status: 200,
+                    reusable: written.is_ok(),
+                }
+            }
+            Err(answer) => {
+                METRICS.record_handshake(route, provider, "refused");
+                self.answer(client, route, answer, true).await
+            }
+        }
+    }
+
     /// Answers with an error before the body was read: the connection is closed after it,
     /// once what the client still sends of the body is drained.
     async fn reject(
@@ -414,6 +556,15 @@ impl InboundApp {
             reusable: written && keepalive,
         }
     }
+}
+
+/// A verified webhook on its way into the queue.
+struct Stored<'a> {
+    name: &'static str,
+    route: &'a QueuedRoute,
+    allow_underscores: bool,
+    passed: &'a verify::Passed,
+    body: &'a bytes::Bytes,
 }
 
 /// Writes hookgate's own error answer; the connection is closed after it unless `keepalive`.
@@ -609,7 +760,10 @@ impl InboundApp {
             describe_request(span, client, &outcome);
         }
         drop(trace);
-        if !matches!(outcome.outcome, "forwarded" | "duplicate") {
+        if !matches!(
+            outcome.outcome,
+            "forwarded" | "duplicate" | "handshake" | "queued"
+        ) {
             self.remember_refusal(Some(client.req_header()), client.client_ip(), &outcome);
         }
         if !outcome.reusable {

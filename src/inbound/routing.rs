@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::RouteConfig;
 use crate::inbound::dedupe::RouteDedupe;
+use crate::inbound::handshake::RouteHandshake;
 use crate::inbound::rate_limit::RouteLimiter;
 use crate::inbound::verify::RouteVerifier;
 use crate::store::{DedupeStore, Store};
@@ -17,6 +18,7 @@ pub struct Route {
     pub verifier: RouteVerifier,
     pub dedupe: Option<RouteDedupe>,
     pub limiter: Option<RouteLimiter>,
+    pub handshake: Option<RouteHandshake>,
 }
 
 /// Routes in match order ([`PathMatch::precedence`]).
@@ -80,6 +82,7 @@ impl RouteTable {
                     verifier,
                     dedupe,
                     limiter,
+                    handshake: RouteHandshake::new(config),
                     config: config.clone(),
                 })
             })
@@ -122,6 +125,9 @@ mod tests {
             rate_limit: None,
             on_store_error: crate::config::OnStoreError::FailClosed,
             allow_underscore_headers: false,
+            handshake: None,
+            verify_token: None,
+            deliver: crate::config::Deliver::Proxy,
         }
     }
 

@@ -23,14 +23,16 @@ const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
     write: Some(0),
 };
 
-/// The inbound service, its dedupe and rate limits kept in `store`; and its app, which a
+/// The inbound service, its dedupe and rate limits kept in `store` (and `deliver: queue`
+/// routes' webhooks in `queue`); and its app, which a
 /// config reload gives new routes.
 pub fn service(
     config: &InboundConfig,
     store: &Store,
     refusals: Arc<RecentRefusals>,
+    queue: Option<super::QueueHandle>,
 ) -> Result<(Service<InboundService>, Arc<InboundApp>), String> {
-    let app = Arc::new(InboundApp::new(config.clone(), store, refusals)?);
+    let app = Arc::new(InboundApp::new(config.clone(), store, refusals, queue)?);
     let mut service = Service::new("inbound".to_string(), InboundService::new(app.clone()));
     match &config.tls {
         None => service

@@ -17,11 +17,11 @@ use super::retry::parse_retry_after;
 use super::ssrf;
 use crate::clock::{now_ms, unix_now};
 use crate::config::Cidr;
-use crate::config::{Destination, EndpointConfig};
+use crate::config::{DeliveryMode, Destination, EndpointConfig, QueuedRoute, SignConfig};
 use crate::http_io::{exchange, read_answer};
 use crate::metrics::METRICS;
-use crate::schemes::{Message, Verifier};
-use crate::store::queue::{Attempt, Record};
+use crate::schemes::{Message, SchemeSpec, Verifier};
+use crate::store::queue::{Attempt, InboundRequest, Record};
 use crate::store::PacingStore;
 use crate::telemetry::{self, Span, SpanKind, TraceContext};
 
@@ -59,7 +59,11 @@ pub struct Endpoint {
     pub config: EndpointConfig,
     /// Shared by the worker and sync deliveries, so both respect the same limits.
     pub pacing: Pacing,
-    signer: Verifier,
+    /// `None` for a `deliver: queue` route's app: its requests go on as they came, signed
+    /// by the provider.
+    signer: Option<Verifier>,
+    /// A route's `queue.dead_on_4xx`: a 4xx other than 408, 425 and 429 is final.
+    dead_on_4xx: bool,
     /// For per-request destinations: the SSRF guard's allow-list. Configured endpoints
     /// are the operator's choice and may be internal.
     guard: Option<Vec<Cidr>>,
@@ -78,6 +82,8 @@ pub struct Outcome {
     /// The destination may not be reached at all (the SSRF guard): no retry can help.
     pub refused: bool,
     pub success: bool,
+    /// The answer was a 4xx a route's app means (`queue.dead_on_4xx`): no retry can help.
+    pub final_answer: bool,
     /// The receiver's whole answer (up to a limit), for sync deliveries.
     pub reply: Reply,
     /// The attempt's span, when traced: for the log line.
@@ -104,10 +110,44 @@ impl Endpoint {
             pacing: Pacing::new(&config.name, &config.policy, pacing, time_scale),
             tls: config.tls.clone().map(ClientTls::new),
             config,
-            signer,
+            signer: Some(signer),
+            dead_on_4xx: false,
             guard: None,
             proxy: None,
         })
+    }
+
+    /// The app behind a `deliver: queue` route, under the route's queue name.
+    pub fn for_route(route: &QueuedRoute, pacing: Arc<dyn PacingStore>, time_scale: f64) -> Self {
+        let name = QueuedRoute::queue_name(&route.name);
+        let config = EndpointConfig {
+            url: Destination {
+                tls: route.upstream.tls,
+                host: route.upstream.host.clone(),
+                port: route.upstream.port,
+                path: "/".to_string(),
+            },
+            url_match: None,
+            // Not used: the provider signed the request.
+            sign: SignConfig {
+                scheme: SchemeSpec::Named("none".to_string()),
+                secrets: Vec::new(),
+            },
+            policy: route.policy.clone(),
+            mode: DeliveryMode::Async,
+            tls: None,
+            trace_propagation: true,
+            name,
+        };
+        Endpoint {
+            pacing: Pacing::new(&config.name, &config.policy, pacing, time_scale),
+            tls: None,
+            config,
+            signer: None,
+            dead_on_4xx: route.dead_on_4xx,
+            guard: None,
+            proxy: None,
+        }
     }
 
     /// The same endpoint as `earlier` (from the config before a reload) if it keeps its name
@@ -208,9 +248,13 @@ impl Endpoint {
             ),
         };
         let excerpt = &reply.body[..reply.body.len().min(RESPONSE_EXCERPT)];
+        let success = status.is_some_and(|s| self.config.policy.retry.is_success(s));
         let outcome = Outcome {
             refused: matches!(error, Some(AttemptError::Refused(_))),
-            success: status.is_some_and(|s| self.config.policy.retry.is_success(s)),
+            final_answer: self.dead_on_4xx
+                && !success
+                && status.is_some_and(|s| (400..500).contains(&s) && !matches!(s, 408 | 425 | 429)),
+            success,
             gone: status == Some(410),
             retry_after,
             attempt: Attempt {
@@ -310,9 +354,56 @@ impl Endpoint {
         sent: &mut Vec<(String, String)>,
     ) -> Result<(u16, Option<Duration>, Reply), AttemptError> {
         let destination = &self.config.url;
+        let (mut request, signature_headers) = match (&record.inbound, &self.signer) {
+            (Some(inbound), _) => (forwarded_request(record, inbound, body.len())?, Vec::new()),
+            (None, Some(signer)) => self.signed_request(signer, record, body)?,
+            (None, None) => return Err("the message is not an inbound webhook".into()),
+        };
+        if let Some(traceparent) = traceparent {
+            request
+                .insert_header("traceparent", traceparent)
+                .map_err(|e| e.to_string())?;
+        }
+        *sent = masked_headers(&request, &signature_headers, record);
+        let peer = self.peer(destination).await?;
+        let (mut http, _reused) = connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(tls) = self.tls.as_ref().filter(|_| destination.tls) {
+            let negotiated = http
+                .digest()
+                .and_then(|d| d.ssl_digest.as_ref())
+                .map_or("", |d| d.version.as_ref());
+            tls.check_version(negotiated)?;
+        }
+        exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
+        let header = http.response_header().ok_or("no response header")?;
+        let status = header.status.as_u16();
+        let text = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
+        let retry_after = text("retry-after").and_then(|v| parse_retry_after(v, unix_now()));
+        let content_type = text("content-type").map(str::to_string);
+        let answer = read_answer(connector, http, &peer, RESPONSE_READ_LIMIT).await;
+        Ok((
+            status,
+            retry_after,
+            Reply {
+                content_type,
+                body: answer,
+            },
+        ))
+    }
+    /// The POST hookgate signs for an endpoint, a destination or a subscription, and the
+    /// names of the headers its signer added.
+    fn signed_request(
+        &self,
+        signer: &Verifier,
+        record: &Record,
+        body: &[u8],
+    ) -> Result<(RequestHeader, Vec<String>), AttemptError> {
+        let destination = &self.config.url;
         let url = destination.to_string();
-        let signed = self
-            .signer
+        let signed = signer
             .sign(&Message {
                 id: &record.id,
                 timestamp: record.timestamp,
@@ -321,7 +412,6 @@ impl Endpoint {
                 body,
             })
             .map_err(|e| format!("cannot sign: {e}"))?;
-        let peer = self.peer(destination).await?;
         let mut request =
             RequestHeader::build("POST", destination.path.as_bytes(), Some(signed.len() + 4))
                 .map_err(|e| e.to_string())?;
@@ -360,37 +450,42 @@ impl Endpoint {
         for (name, value) in signed {
             insert(&mut request, name, value)?;
         }
-        if let Some(traceparent) = traceparent {
-            insert(&mut request, "traceparent".into(), traceparent.into())?;
-        }
-        *sent = masked_headers(&request, &signature_headers, record);
-        let (mut http, _reused) = connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(tls) = self.tls.as_ref().filter(|_| destination.tls) {
-            let negotiated = http
-                .digest()
-                .and_then(|d| d.ssl_digest.as_ref())
-                .map_or("", |d| d.version.as_ref());
-            tls.check_version(negotiated)?;
-        }
-        exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
-        let header = http.response_header().ok_or("no response header")?;
-        let status = header.status.as_u16();
-        let text = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
-        let retry_after = text("retry-after").and_then(|v| parse_retry_after(v, unix_now()));
-        let content_type = text("content-type").map(str::to_string);
-        let answer = read_answer(connector, http, &peer, RESPONSE_READ_LIMIT).await;
-        Ok((
-            status,
-            retry_after,
-            Reply {
-                content_type,
-                body: answer,
-            },
-        ))
+        Ok((request, signature_headers))
     }
+}
+
+/// The request a `deliver: queue` route's app gets: the one the provider sent (method,
+/// target, headers as in proxy mode), with the delivery's id, attempt and arrival time.
+fn forwarded_request(
+    record: &Record,
+    inbound: &InboundRequest,
+    length: usize,
+) -> Result<RequestHeader, AttemptError> {
+    let mut request = RequestHeader::build(
+        inbound.method.as_str(),
+        inbound.target.as_bytes(),
+        Some(inbound.headers.len() + 4),
+    )
+    .map_err(|e| e.to_string())?;
+    for (name, value) in &inbound.headers {
+        request
+            .append_header(name.clone(), value.as_str())
+            .map_err(|e| e.to_string())?;
+    }
+    let received = chrono::DateTime::from_timestamp_millis(record.created_ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    for (name, value) in [
+        ("Content-Length", length.to_string()),
+        ("Hookgate-Delivery-Id", record.id.clone()),
+        ("Hookgate-Attempt", (record.attempts.len() + 1).to_string()),
+        ("Hookgate-Received-At", received),
+    ] {
+        request
+            .insert_header(name, value)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(request)
 }
 
 /// `request`'s headers as a delivery's page shows them: what the signer added is masked
@@ -441,6 +536,7 @@ mod tests {
             target: None,
             event: None,
             trace: None,
+            inbound: None,
         };
         let mut request = RequestHeader::build("POST", b"/", None).unwrap();
         for (name, value) in [

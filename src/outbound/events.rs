@@ -239,6 +239,7 @@ impl OutboundApp {
                     event_type: event.event_type.clone(),
                 }),
                 trace: traceparent.clone(),
+                inbound: None,
             })
             .collect();
         let deliveries: Vec<Value> = records

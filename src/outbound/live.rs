@@ -17,6 +17,8 @@ use crate::store::PacingStore;
 
 pub struct Live {
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// The apps behind `deliver: queue` routes, under their queue names (`route:NAME`).
+    pub routes: Vec<Arc<Endpoint>>,
     pub destinations: Destinations,
     /// `outbound.secrets`, for `Hookgate-Secret-Ref`.
     pub secrets: HashMap<String, String>,
@@ -59,6 +61,17 @@ impl Live {
                     .map_err(|err| format!("outbound endpoint {}: {err}", e.name))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let routes: Vec<Arc<Endpoint>> = config
+            .routes
+            .iter()
+            .map(|route| {
+                let endpoint = Endpoint::for_route(route, parts.pacing.clone(), parts.time_scale);
+                let name = &endpoint.config.name;
+                let earlier =
+                    earlier.and_then(|l| l.routes.iter().find(|e| &e.config.name == name));
+                Arc::new(endpoint.continuing(earlier.map(|e| &**e)))
+            })
+            .collect();
         let secrets: HashMap<String, String> = config
             .secrets
             .iter()
@@ -80,11 +93,13 @@ impl Live {
         // endpoints (a destination's longer timeout is not counted: see the worker's lease).
         let longest_timeout = endpoints
             .iter()
+            .chain(&routes)
             .map(|e| e.config.policy.retry.timeout)
             .max()
             .unwrap_or(destinations.policy().retry.timeout);
         Ok(Live {
             endpoints,
+            routes,
             destinations,
             secrets,
             events: config.events.clone(),

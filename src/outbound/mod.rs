@@ -277,6 +277,7 @@ impl OutboundApp {
             target,
             event: None,
             trace: trace.as_ref().map(|s| s.context().traceparent()),
+            inbound: None,
         };
         if let Some(span) = trace.filter(|s| s.is_recording()) {
             span.set("hookgate.delivery_id", record.id.clone());

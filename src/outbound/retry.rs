@@ -59,7 +59,7 @@ pub fn next_step(
     if outcome.success {
         return Next::Delivered;
     }
-    if outcome.gone || outcome.refused {
+    if outcome.gone || outcome.refused || outcome.final_answer {
         return Next::Dead;
     }
     match policy.next_delay(attempt, outcome.retry_after) {

@@ -20,7 +20,10 @@ use crate::recent::RecentDeliveries;
 use crate::store::{Queue, Store};
 
 pub struct OutboundServices {
-    pub listener: Service<HttpServer<OutboundApp>>,
+    /// `None` when only `deliver: queue` routes use the worker.
+    pub listener: Option<Service<HttpServer<OutboundApp>>>,
+    /// Rung when a message is stored, so the worker claims it at once.
+    pub wake: Arc<Notify>,
     pub worker: GenBackgroundService<WorkerService>,
     /// For the admin API's `/admin/deliveries`.
     pub queue: Arc<dyn Queue>,
@@ -81,8 +84,11 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         wake: wake.clone(),
         subscriptions: subscriptions.clone(),
     };
-    let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
-    listener.add_tcp(&config.listen.to_string());
+    let listener = config.listen.map(|listen| {
+        let mut listener = Service::new("outbound".to_string(), HttpServer::new_app(app));
+        listener.add_tcp(&listen.to_string());
+        listener
+    });
     let recent = Arc::new(RecentDeliveries::default());
     let worker = DeliveryWorker::new(
         queue.clone(),
@@ -90,11 +96,12 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         subscriptions.clone(),
         config.concurrency as usize,
         parts.time_scale,
-        wake,
+        wake.clone(),
         recent.clone(),
     );
     Ok(OutboundServices {
         listener,
+        wake,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),
         queue,
         subscriptions: subscriptions.clone(),

@@ -18,9 +18,9 @@ use super::retry::next_step;
 use super::subscriptions::index::Index;
 use super::subscriptions::{Subscriptions, MAX_TIMEOUT};
 use crate::clock::now_ms;
-use crate::metrics::{EndpointLabels, QueueLabels, METRICS};
+use crate::metrics::{EndpointLabels, InboundQueueLabels, QueueLabels, QueuedRouteLabels, METRICS};
 use crate::recent::RecentDeliveries;
-use crate::store::queue::{Attempt, Bucket, Next, Queue, Record};
+use crate::store::queue::{Attempt, Bucket, Depth, Next, Queue, Record};
 use crate::store::subscriptions::DeliveryNote;
 use crate::telemetry::log_ids;
 
@@ -92,6 +92,14 @@ impl DeliveryWorker {
             };
         }
         let live = self.live.load();
+        if record.inbound.is_some() {
+            return live
+                .routes
+                .iter()
+                .find(|e| e.config.name == record.endpoint)
+                .cloned()
+                .ok_or_else(|| format!("{} is no longer a deliver: queue route", record.endpoint));
+        }
         match &record.target {
             Some(target) => live.destinations.endpoint(target, now_ms()),
             None => live
@@ -232,9 +240,14 @@ impl DeliveryWorker {
             .iter()
             .map(|e| e.config.name.as_str())
             .collect();
+        names.extend(live.routes.iter().map(|e| e.config.name.as_str()));
         names.extend(depths.iter().map(|d| d.endpoint.as_str()));
         for name in names {
             let depth = depths.iter().find(|d| d.endpoint == name);
+            if let Some(route) = name.strip_prefix("route:") {
+                set_route_gauges(route, depth, now);
+                continue;
+            }
             let endpoint = EndpointLabels {
                 endpoint: name.to_string(),
             };
@@ -355,6 +368,30 @@ impl DeliveryWorker {
                 tracing::error!(delivery_id = %record.id, error = %e, "could not record a delivery attempt")
             }
         }
+    }
+}
+
+/// A `deliver: queue` route's depth and oldest waiting webhook.
+fn set_route_gauges(route: &str, depth: Option<&Depth>, now: u64) {
+    let age = depth
+        .and_then(|d| d.oldest_waiting_ms)
+        .map_or(0, |at| now.saturating_sub(at) / 1000);
+    METRICS
+        .inbound_queue_oldest
+        .get_or_create(&QueuedRouteLabels {
+            route: route.to_string(),
+        })
+        .set(age as i64);
+    for bucket in Bucket::ALL {
+        let labels = InboundQueueLabels {
+            route: route.to_string(),
+            state: bucket.as_str(),
+        };
+        let count = depth.map_or(0, |d| d.count(bucket));
+        METRICS
+            .inbound_queue_depth
+            .get_or_create(&labels)
+            .set(count as i64);
     }
 }
 

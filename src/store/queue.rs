@@ -96,6 +96,23 @@ pub struct Record {
     /// spans in that trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// A verified webhook a `deliver: queue` route stored, to pass on to the app as it
+    /// came (its `endpoint` is the route's queue name, `route:NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<InboundRequest>,
+}
+
+/// What a `deliver: queue` route keeps of a request besides its body: enough to send the
+/// app the same request, with hookgate's headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundRequest {
+    pub route: String,
+    pub method: String,
+    /// Path and query, as they came.
+    pub target: String,
+    /// The headers as the app gets them in proxy mode: hop-by-hop fields removed,
+    /// `X-Forwarded-*`, `Hookgate-Route` and `Hookgate-Verified` added, credentials stripped.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Record {

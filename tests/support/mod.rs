@@ -327,7 +327,12 @@ impl TestApp {
 
     /// The app on another loopback address (`127.0.0.3`), to tell receivers apart by address.
     pub async fn start_on(ip: &str) -> TestApp {
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        TestApp::start_at(&format!("{ip}:0")).await
+    }
+
+    /// The app on a given address: one a gateway was pointed at while nothing listened.
+    pub async fn start_at(addr: &str) -> TestApp {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new(Behaviour {

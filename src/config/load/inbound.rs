@@ -19,6 +19,36 @@ const HMAC_KEYS: &[&str] = &[
     "secret_encoding",
 ];
 
+/// What a route's handshake needs and the route lacks: Slack's and Zoom's are signed with
+/// their scheme, X's answer is an HMAC with the route's secret, Meta's compares a token.
+fn handshake_lacks(
+    handshake: Option<Handshake>,
+    verify: &Verify,
+    verify_token: bool,
+) -> Option<String> {
+    let scheme = match verify {
+        Verify::Scheme(v) => Some(v.scheme_name()),
+        Verify::None => None,
+    };
+    match handshake {
+        Some(h @ (Handshake::Slack | Handshake::Zoom)) if scheme != Some(h.name()) => {
+            Some(format!(
+                "handshake: {0} needs verify with scheme {0} (its handshake is signed)",
+                h.name()
+            ))
+        }
+        Some(Handshake::X) if scheme.is_none() => Some(
+            "handshake: x needs verify with the consumer secret (its answer is an HMAC)".into(),
+        ),
+        Some(Handshake::Meta) if !verify_token => {
+            Some("handshake: meta needs verify_token (Meta's hub.verify_token)".into())
+        }
+        Some(Handshake::Meta) => None,
+        _ if verify_token => Some("verify_token is only for handshake: meta".into()),
+        _ => None,
+    }
+}
+
 impl Loader<'_> {
     pub(super) fn inbound(&mut self, node: &Node, path: &str) -> Option<InboundConfig> {
         let f = self.fields(
@@ -76,16 +106,24 @@ impl Loader<'_> {
             max_headers: max_headers? as usize,
             max_header_bytes: max_header_bytes?,
         };
+        let (upstream, mut routes) = (upstream?, routes?);
+        for route in &mut routes {
+            if let Deliver::Queue(queued) = &mut route.deliver {
+                if queued.upstream.port == 0 {
+                    queued.upstream = upstream.clone();
+                }
+            }
+        }
         Some(InboundConfig {
             limits,
             listen: listen?,
             tls: tls?,
-            upstream: upstream?,
+            upstream,
             max_body: max_body?,
             body_timeout: body_timeout?,
             connect_timeout: connect_timeout?,
             upstream_timeout: upstream_timeout?,
-            routes: routes?,
+            routes,
         })
     }
 
@@ -193,6 +231,12 @@ impl Loader<'_> {
                 "rate_limit",
                 "on_store_error",
                 "allow_underscore_headers",
+                "handshake",
+                "verify_token",
+                "deliver",
+                "ack_status",
+                "upstream",
+                "queue",
             ],
         )?;
         let name = self
@@ -232,16 +276,103 @@ impl Loader<'_> {
             });
         let allow_underscore_headers =
             self.with_default(&f, "allow_underscore_headers", false, Self::boolean);
+        let handshake = self.optional(&f, "handshake", |l, n, p| {
+            l.parsed(n, p, |s| {
+                Handshake::ALL
+                    .into_iter()
+                    .find(|h| h.name() == s)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Handshake::ALL.iter().map(|h| h.name()).collect();
+                        format!("expected one of {}, found {s:?}", names.join(", "))
+                    })
+            })
+        });
+        let verify_token = self.optional(&f, "verify_token", Self::secret);
+        let deliver = self.deliver(&f, name.as_deref().unwrap_or_default());
+        let (verify, handshake, verify_token) = (verify?, handshake?, verify_token?);
+        if let Some(why) = handshake_lacks(handshake, &verify, verify_token.is_some()) {
+            let key = if f.get("verify_token").is_some() && handshake != Some(Handshake::Meta) {
+                "verify_token"
+            } else {
+                "handshake"
+            };
+            let at = f.get(key).map_or(f.at, |n| n.at);
+            self.error(at, &f.path(key), why);
+            return None;
+        }
         Some(RouteConfig {
+            deliver: deliver?,
+            handshake,
+            verify_token,
             allow_underscore_headers: allow_underscore_headers?,
             name: name?,
             path: route_path?,
             max_body: max_body?,
-            verify: verify?,
+            verify,
             dedupe: dedupe?,
             rate_limit: rate_limit?,
             on_store_error: on_store_error?,
         })
+    }
+
+    /// `deliver: proxy | queue`, and for `queue` its `ack_status`, `upstream` and `queue:`
+    /// settings. The route's own upstream is filled in from `inbound.upstream` afterwards.
+    fn deliver(&mut self, f: &Fields, name: &str) -> Option<Deliver> {
+        let queued = self.with_default(f, "deliver", false, |l, n, p| {
+            l.parsed(n, p, |s| match s {
+                "proxy" => Ok(false),
+                "queue" => Ok(true),
+                other => Err(format!("expected proxy or queue, found {other:?}")),
+            })
+        })?;
+        if !queued {
+            for key in ["ack_status", "upstream", "queue"] {
+                if let Some(node) = f.get(key) {
+                    self.error(node.at, &f.path(key), "only applies with deliver: queue");
+                }
+            }
+            return Some(Deliver::Proxy);
+        }
+        let ack_status = self.with_default(f, "ack_status", 200, |l, n, p| {
+            l.whole(n, p, 200..=299).map(|s| s as u16)
+        });
+        let upstream = self.optional(f, "upstream", Self::upstream);
+        let empty = Node {
+            value: Value::Map(Vec::new()),
+            at: f.at,
+        };
+        let node = f.get("queue").unwrap_or(&empty);
+        let q = self.fields(
+            node,
+            &f.path("queue"),
+            &[
+                "retry",
+                "concurrency",
+                "rate_limit",
+                "circuit",
+                "timeout",
+                "dead_on_4xx",
+            ],
+        )?;
+        let policy = self.policy(&q);
+        let timeout = self.optional(&q, "timeout", Self::positive_duration);
+        let dead_on_4xx = self.with_default(&q, "dead_on_4xx", true, Self::boolean);
+        let mut policy = policy?;
+        if let Some(timeout) = timeout? {
+            policy.retry.timeout = timeout;
+        }
+        Some(Deliver::Queue(Box::new(QueuedRoute {
+            name: name.to_string(),
+            // Until `inbound.upstream` fills it in.
+            upstream: upstream?.unwrap_or(Upstream {
+                tls: false,
+                host: String::new(),
+                port: 0,
+            }),
+            policy,
+            dead_on_4xx: dead_on_4xx?,
+            ack_status: ack_status?,
+        })))
     }
 
     pub(super) fn verify(&mut self, node: &Node, path: &str) -> Option<Verify> {

@@ -180,12 +180,31 @@ impl Loader<'_> {
                 "nothing to serve: configure inbound, outbound or both",
             );
         }
+        let (inbound, mut outbound) = (inbound?, outbound?);
+        // The `deliver: queue` routes are delivered by the outbound worker, which runs
+        // without a listener when there is no `outbound:` section.
+        let queued: Vec<QueuedRoute> = inbound
+            .iter()
+            .flat_map(|i| &i.routes)
+            .filter_map(|r| match &r.deliver {
+                Deliver::Queue(q) => Some((**q).clone()),
+                Deliver::Proxy => None,
+            })
+            .collect();
+        if !queued.is_empty() && outbound.is_none() {
+            let mut worker_only = self.section(&top, "outbound", Self::outbound)?;
+            worker_only.listen = None;
+            outbound = Some(worker_only);
+        }
+        if let Some(outbound) = &mut outbound {
+            outbound.routes = queued;
+        }
         let config = Config {
             server: server?,
             admin: admin?,
             store: store?,
-            inbound: inbound?,
-            outbound: outbound?,
+            inbound,
+            outbound,
             telemetry: telemetry?,
         };
         self.check_listeners(&config, &top);
@@ -280,8 +299,8 @@ impl Loader<'_> {
         if let Some(inbound) = &config.inbound {
             seen.push(("inbound.listen", inbound.listen));
         }
-        if let Some(outbound) = &config.outbound {
-            seen.push(("outbound.listen", outbound.listen));
+        if let Some(listen) = config.outbound.as_ref().and_then(|o| o.listen) {
+            seen.push(("outbound.listen", listen));
         }
         for i in 1..seen.len() {
             if let Some((other, _)) = seen[..i].iter().find(|(_, addr)| {
@@ -407,7 +426,7 @@ inbound:
             errors(text),
             vec![
                 "test.yaml:4:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10 seconds\"",
-                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error, allow_underscore_headers)",
+                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error, allow_underscore_headers, handshake, verify_token)",
                 "test.yaml:9:44: inbound.routes[0].verify.secrets[0]: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
             ]
         );

@@ -121,7 +121,8 @@ impl Loader<'_> {
             Some(endpoints)
         });
         Some(OutboundConfig {
-            listen: listen?,
+            listen: Some(listen?),
+            routes: Vec::new(),
             secrets: secrets?,
             allow_private_destinations: allow?,
             max_body: max_body?,

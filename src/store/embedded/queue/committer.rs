@@ -216,6 +216,7 @@ mod tests {
             target: None,
             event: None,
             trace: None,
+            inbound: None,
         }
     }
 

@@ -1,0 +1,117 @@
+//! The last stage of a `deliver: queue` route, in place of [`forward`](super::forward):
+//! the verified webhook is stored in the durable queue (the outbound side's, on the same
+//! store), and only then acknowledged. A 2xx never answers a webhook that is not stored.
+//! The delivery worker sends it to the app later, with retries.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use tokio::sync::Notify;
+
+use super::forward::{upstream_request, Rewrite};
+use crate::clock::{now_ms, unix_now};
+use crate::config::QueuedRoute;
+use crate::error_response::ErrorResponse;
+use crate::ids::new_delivery_id;
+use crate::store::queue::{InboundRequest, Queue, Record, State};
+
+/// The queue `deliver: queue` routes store into, and the worker's bell.
+#[derive(Clone)]
+pub struct QueueHandle {
+    pub queue: Arc<dyn Queue>,
+    pub wake: Arc<Notify>,
+}
+
+impl QueueHandle {
+    /// Stores the request as the app will get it; its delivery id once it is durable.
+    pub async fn store(
+        &self,
+        route: &QueuedRoute,
+        header: &RequestHeader,
+        body: &Bytes,
+        rewrite: &Rewrite<'_>,
+        trace: Option<String>,
+    ) -> Result<String, ErrorResponse> {
+        let headers = app_headers(header, body, rewrite).map_err(|why| {
+            ErrorResponse::new(
+                400,
+                "bad_request",
+                format!("request cannot be forwarded: {why}"),
+            )
+        })?;
+        let id = new_delivery_id();
+        let now = now_ms();
+        let record = Record {
+            id: id.clone(),
+            endpoint: QueuedRoute::queue_name(&route.name),
+            timestamp: unix_now(),
+            content_type: header
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            created_ms: now,
+            state: State::Pending,
+            due_ms: now,
+            round_attempts: 0,
+            attempts: Vec::new(),
+            target: None,
+            event: None,
+            trace,
+            inbound: Some(InboundRequest {
+                route: route.name.clone(),
+                method: header.method.as_str().to_string(),
+                target: header
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string(),
+                headers,
+            }),
+        };
+        match self.queue.enqueue(record, body.clone(), None).await {
+            Ok(_) => {
+                self.wake.notify_one();
+                Ok(id)
+            }
+            Err(e) => {
+                tracing::error!(route = %route.name, error = %e, "could not store a verified webhook; answered 503");
+                Err(ErrorResponse::new(
+                    503,
+                    "queue_unavailable",
+                    "the webhook could not be stored; send it again later",
+                )
+                .with_header("Retry-After", "5"))
+            }
+        }
+    }
+}
+
+/// The headers the app gets, as proxy mode would send them (the same rewrite: hop-by-hop
+/// fields removed, credentials stripped, `X-Forwarded-*` and `Hookgate-*` set), without
+/// the framing, which each attempt sets anew.
+fn app_headers(
+    header: &RequestHeader,
+    body: &[u8],
+    rewrite: &Rewrite,
+) -> Result<Vec<(String, String)>, &'static str> {
+    let wire = upstream_request(header, body, rewrite)?;
+    let mut fields = [httparse::EMPTY_HEADER; 256];
+    let mut parsed = httparse::Request::new(&mut fields);
+    match parsed.parse(&wire) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err("its head cannot be stored"),
+    }
+    Ok(parsed
+        .headers
+        .iter()
+        .filter(|h| !h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,262 @@
+//! `deliver: queue`: verified webhooks are stored, acknowledged, and delivered to the app
+//! once it is up, each once, byte for byte, with the provider's signature headers (checked
+//! here with Python's `hmac`, not hookgate's code).
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use support::{eventually, free_port, post, sign, Gateway, TestApp};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn route(extra: &str) -> String {
+    format!(
+        "    - {{ name: queued, path: /hooks/queued, verify: {{ scheme: standard-webhooks, secrets: [{SECRET}] }}, dedupe: {{ id: scheme }}, deliver: queue{extra} }}\n"
+    )
+}
+
+/// Posts a signed webhook; the status and the answer.
+async fn send(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    id: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let headers = sign("standard-webhooks", SECRET, id, body, None);
+    let response = post(client, &gateway.url("/hooks/queued"), &headers, body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// Checks every request's Standard Webhooks signature with Python's `hmac`; the ids whose
+/// signature does not verify.
+fn python_rejects(requests: &[support::Received]) -> Vec<String> {
+    let cases: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.header("webhook-id"),
+                "timestamp": r.header("webhook-timestamp"),
+                "signature": r.header("webhook-signature"),
+                "body": String::from_utf8_lossy(&r.body),
+            })
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cases.json");
+    std::fs::write(&file, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let script = "import base64, hashlib, hmac, json, sys\n\
+        key = base64.b64decode(sys.argv[1].removeprefix('whsec_'))\n\
+        for c in json.load(open(sys.argv[2])):\n\
+        \x20   signed = f\"{c['id']}.{c['timestamp']}.{c['body']}\".encode()\n\
+        \x20   mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()\n\
+        \x20   if ('v1,' + mac) not in (c['signature'] or '').split(' '):\n\
+        \x20       print(c['id'])\n";
+    let output = Command::new("python3")
+        .args(["-c", script, SECRET, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_sent_while_the_app_is_down_arrive_once_it_is_back() {
+    let app_addr = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::builder(format!("http://{app_addr}"))
+        .routes(&route(
+            ", queue: { retry: { schedule: [200ms], max_attempts: 100 }, circuit: { failures: 5, pause: 500ms } }",
+        ))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    const COUNT: usize = 1000;
+    let bodies: Vec<(String, Vec<u8>)> = (0..COUNT)
+        .map(|i| {
+            let body = format!(
+                r#"{{"type":"invoice.paid","data":{{"n":{i},"note":"caf\u00e9 \\u2603"}}}}"#
+            );
+            (format!("msg_{i:04}"), body.into_bytes())
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for chunk in bodies.chunks(50) {
+        let answers = join_all(
+            chunk
+                .iter()
+                .map(|(id, body)| send(&client, &gateway, id, body)),
+        )
+        .await;
+        for (status, answer) in answers {
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["queued"], true);
+            acknowledged.push(answer["delivery_id"].as_str().unwrap().to_string());
+        }
+    }
+    // A provider's retry of a queued webhook is a duplicate; a forged one is refused.
+    let (status, _) = send(&client, &gateway, "msg_0007", &bodies[7].1).await;
+    assert_eq!(status, 200, "a duplicate is answered as delivered");
+    let forged = post(
+        &client,
+        &gateway.url("/hooks/queued"),
+        &sign(
+            "standard-webhooks",
+            "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+            "msg_x",
+            b"{}",
+            None,
+        ),
+        b"{}",
+    )
+    .await;
+    assert_eq!(forged.status().as_u16(), 401);
+
+    let (status, listed) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?route=queued&limit=5000",
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+
+    let app = TestApp::start_at(&app_addr).await;
+    eventually(
+        "every queued webhook reaches the app",
+        Duration::from_secs(60),
+        async || app.received().len() >= COUNT,
+    )
+    .await;
+    // Nothing more arrives: each once.
+    support::stays(
+        "no webhook arrives twice",
+        Duration::from_millis(500),
+        async || app.received().len() == COUNT,
+    )
+    .await;
+    let received = app.received();
+    let sent: HashMap<&str, &[u8]> = bodies
+        .iter()
+        .map(|(id, b)| (id.as_str(), b.as_slice()))
+        .collect();
+    let mut delivery_ids: Vec<&str> = Vec::new();
+    for request in &received {
+        let id = request.header("webhook-id").unwrap();
+        assert_eq!(request.body.as_ref(), sent[id], "{id}: the body changed");
+        assert_eq!(request.uri, "/hooks/queued");
+        assert_eq!(request.header("hookgate-route"), Some("queued"));
+        assert_eq!(
+            request.header("hookgate-verified"),
+            Some("standard-webhooks")
+        );
+        let attempt: u32 = request.header("hookgate-attempt").unwrap().parse().unwrap();
+        assert!(attempt >= 1);
+        let received_at = request.header("hookgate-received-at").unwrap();
+        assert!(
+            received_at.ends_with('Z') && received_at.contains('T'),
+            "{received_at}"
+        );
+        delivery_ids.push(request.header("hookgate-delivery-id").unwrap());
+    }
+    delivery_ids.sort();
+    delivery_ids.dedup();
+    assert_eq!(delivery_ids.len(), COUNT);
+    acknowledged.sort();
+    assert_eq!(
+        delivery_ids,
+        acknowledged.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(python_rejects(&received), Vec::<String>::new());
+
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("hookgate_inbound_requests_total{route=\"queued\",outcome=\"queued\",status=\"200\"} 1000"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_answer_decides_retry_dead_or_done() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes(&route(
+            ", ack_status: 202, queue: { retry: { schedule: [100ms], max_attempts: 3 } }",
+        ))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+
+    // 503 then 200: retried, delivered on the second attempt.
+    app.respond_with(503, Duration::ZERO);
+    let (status, answer) = send(&client, &gateway, "msg_retry", b"{\"n\":1}").await;
+    assert_eq!(status, 202, "ack_status");
+    let id = answer["delivery_id"].as_str().unwrap().to_string();
+    app.wait_for(1).await;
+    app.respond_with(200, Duration::ZERO);
+    app.wait_for(2).await;
+    let attempts: Vec<String> = app
+        .received()
+        .iter()
+        .map(|r| r.header("hookgate-attempt").unwrap().to_string())
+        .collect();
+    assert_eq!(attempts, ["1", "2"]);
+
+    // A 422 is final: the webhook goes dead at once, and stays listed for replay.
+    app.respond_with(422, Duration::ZERO);
+    let (_, answer) = send(&client, &gateway, "msg_dead", b"{\"n\":2}").await;
+    let dead = answer["delivery_id"].as_str().unwrap().to_string();
+    eventually(
+        "the 422 makes it dead",
+        Duration::from_secs(10),
+        async || {
+            let (_, listed) = gateway
+                .admin(
+                    reqwest::Method::GET,
+                    "/admin/deliveries?route=queued&state=dead",
+                )
+                .await;
+            listed.to_string().contains(&dead)
+        },
+    )
+    .await;
+    support::stays(
+        "a dead webhook is not attempted again",
+        Duration::from_millis(400),
+        async || app.received().len() == 3,
+    )
+    .await;
+    assert!(!id.is_empty());
+}
+
+#[test]
+fn check_refuses_queue_settings_on_a_proxy_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        "inbound:\n  listen: 127.0.0.1:0\n  upstream: http://127.0.0.1:1\n  routes:\n    - { name: r, path: /r, verify: none, ack_status: 202 }\n    - { name: q, path: /q, verify: none, deliver: queue, ack_status: 500 }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success());
+    assert!(
+        said.contains("routes[0].ack_status: only applies with deliver: queue"),
+        "{said}"
+    );
+    assert!(said.contains("routes[1].ack_status"), "{said}");
+}
