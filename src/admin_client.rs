@@ -11,8 +11,8 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use crate::cli::{
-    AdminArgs, DeliveriesCommand, DeliveryFilterArgs, EndpointsCommand, SubscriptionFields,
-    SubscriptionsCommand,
+    AdminArgs, DeliveriesCommand, DeliveryFilterArgs, EndpointsCommand, RoutesCommand,
+    SubscriptionFields, SubscriptionsCommand,
 };
 use crate::http_io::exchange;
 
@@ -265,6 +265,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn filter_query(filter: &DeliveryFilterArgs, extra: &[(&str, Option<String>)]) -> String {
     let mut pairs = vec![
         ("endpoint", filter.endpoint.clone()),
+        ("route", filter.route.clone()),
         ("subscription", filter.subscription.clone()),
         ("tenant", filter.tenant.clone()),
         ("event_type", filter.event_type.clone()),
@@ -369,6 +370,48 @@ pub fn endpoints(args: &AdminArgs, command: &EndpointsCommand) -> ExitCode {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
         }
     })
+}
+
+pub fn routes(args: &AdminArgs, command: &RoutesCommand) -> ExitCode {
+    let (method, path) = match command {
+        RoutesCommand::List => ("GET", "/admin/routes".to_string()),
+        RoutesCommand::Pause { name } => ("POST", format!("/admin/routes/{name}/pause")),
+        RoutesCommand::Resume { name } => ("POST", format!("/admin/routes/{name}/resume")),
+    };
+    let result = runtime().block_on(call(args, method, &path, None));
+    finish(result, args.json, |body| match command {
+        RoutesCommand::List => print_routes(body),
+        RoutesCommand::Pause { name } => {
+            println!("route {name}: paused (webhooks are stored, none sent)")
+        }
+        RoutesCommand::Resume { name } => println!("route {name}: resumed"),
+    })
+}
+
+fn print_routes(json: &Value) {
+    println!(
+        "{:<24} {:<8} {:>8} {:>10} {:>6}  OLDEST WAITING",
+        "ROUTE", "STATE", "PENDING", "SCHEDULED", "DEAD"
+    );
+    for r in json["routes"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "{:<24} {:<8} {:>8} {:>10} {:>6}  {}",
+            r["name"].as_str().unwrap_or(""),
+            if r["paused"] == true {
+                "paused"
+            } else {
+                "running"
+            },
+            r["pending"].as_u64().unwrap_or(0),
+            r["scheduled"].as_u64().unwrap_or(0),
+            r["dead"].as_u64().unwrap_or(0),
+            if r["oldest_waiting_ms"].is_u64() {
+                when(&r["oldest_waiting_ms"])
+            } else {
+                "-".to_string()
+            }
+        );
+    }
 }
 
 fn print_subscriptions(json: &Value) {

@@ -150,6 +150,20 @@ stayed the same for server.reload_settle, and held the same way.",
         #[command(subcommand)]
         command: EndpointsCommand,
     },
+    /// List the deliver: queue inbound routes, and pause or resume delivery to their app.
+    #[command(
+        long_about = "List the inbound routes with deliver: queue, with their backlog and whether they are \
+paused, and pause or resume one (through the admin API). A paused route still verifies, dedupes and stores \
+every webhook and acknowledges it; nothing is sent to its app until it is resumed. The pause is kept in the \
+store: every replica and a restart keep it.",
+        after_help = "Examples:\n  hookgate routes list\n  hookgate routes pause shopify\n  hookgate routes resume shopify"
+    )]
+    Routes {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// Serve the Kubernetes admission webhook that injects the hookgate sidecar into pods.
     #[command(
         long_about = "Serve a mutating admission webhook (admission.k8s.io/v1) over TLS. Pods annotated \
@@ -234,8 +248,11 @@ pub struct AdminArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeliveryFilterArgs {
     /// Only this endpoint's deliveries (`subscriptions` for subscriptions').
-    #[arg(long)]
+    #[arg(long, conflicts_with = "route")]
     pub endpoint: Option<String>,
+    /// Only the webhooks this `deliver: queue` inbound route stored for its app.
+    #[arg(long)]
+    pub route: Option<String>,
     /// Only this subscription's deliveries.
     #[arg(long)]
     pub subscription: Option<String>,
@@ -297,6 +314,16 @@ pub enum EndpointsCommand {
     Enable { name: String },
     /// Stop delivering to the endpoint; its messages wait in the queue.
     Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Each deliver: queue route: paused or not, its backlog, its app's last answer.
+    List,
+    /// Stop sending the route's webhooks to its app; they are still verified and stored.
+    Pause { name: String },
+    /// Send the route's webhooks to its app again, the backlog first.
+    Resume { name: String },
 }
 
 /// The fields `subscriptions create` and `update` share.

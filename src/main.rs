@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         } => commands::verify(&scheme, &headers, tolerance, now, &file),
         Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
         Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
+        Command::Routes { admin, command } => admin_client::routes(&admin, &command),
         Command::Reload {
             admin,
             allow_weaker,

@@ -156,6 +156,7 @@ pub struct Metrics {
     pub outbound_oldest_pending: Family<EndpointLabels, Gauge>,
     pub inbound_queue_depth: Family<InboundQueueLabels, Gauge>,
     pub inbound_queue_oldest: Family<QueuedRouteLabels, Gauge>,
+    pub inbound_route_paused: Family<QueuedRouteLabels, Gauge>,
     pub outbound_circuit_open: Family<EndpointLabels, Gauge>,
     pub outbound_messages: Family<OutboundLabels, Counter>,
     pub outbound_attempts: Family<AttemptLabels, Counter>,
@@ -345,6 +346,12 @@ impl Metrics {
             Unit::Seconds,
             inbound_queue_oldest.clone(),
         );
+        let inbound_route_paused = Family::<QueuedRouteLabels, Gauge>::default();
+        registry.register(
+            "inbound_route_paused",
+            "1 while a deliver: queue route is paused (webhooks are stored, none sent to the app), by route",
+            inbound_route_paused.clone(),
+        );
         let outbound_circuit_open = Family::<EndpointLabels, Gauge>::default();
         registry.register(
             "outbound_circuit_open",
@@ -397,6 +404,7 @@ impl Metrics {
             outbound_oldest_pending,
             inbound_queue_depth,
             inbound_queue_oldest,
+            inbound_route_paused,
             outbound_messages,
             outbound_attempts,
             outbound_attempt_duration,

@@ -260,3 +260,121 @@ fn check_refuses_queue_settings_on_a_proxy_route() {
     );
     assert!(said.contains("routes[1].ack_status"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_route_stores_and_a_resumed_one_sends_its_backlog() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url()).routes(&route("")).start().await;
+    let client = reqwest::Client::new();
+    let (ok, said) = support::cli(&gateway, &["routes", "pause", "queued"]);
+    assert!(ok, "{said}");
+    for i in 0..5 {
+        let (status, _) = send(&client, &gateway, &format!("msg_p{i}"), b"{}").await;
+        assert_eq!(status, 200);
+    }
+    support::stays(
+        "a paused route sends nothing",
+        Duration::from_millis(1500),
+        async || app.received().is_empty(),
+    )
+    .await;
+    let ready: serde_json::Value = client
+        .get(gateway.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["paused_routes"], serde_json::json!(["queued"]));
+    gateway
+        .metrics_eventually("hookgate_inbound_route_paused{route=\"queued\"} 1")
+        .await;
+    gateway
+        .metrics_eventually("hookgate_inbound_queue_depth{route=\"queued\",state=\"pending\"} 5")
+        .await;
+    let (ok, said) = support::cli(&gateway, &["routes", "list"]);
+    assert!(
+        ok && said.contains("queued") && said.contains("paused"),
+        "{said}"
+    );
+
+    let (status, answer) = gateway
+        .admin(reqwest::Method::POST, "/admin/routes/queued/resume")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    app.wait_for(5).await;
+    let (status, answer) = gateway
+        .admin(reqwest::Method::POST, "/admin/routes/nope/pause")
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("route_not_found"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_webhooks_are_replayed_by_time_window() {
+    let app = TestApp::start().await;
+    app.respond_with(422, Duration::ZERO);
+    let gateway = Gateway::builder(app.url()).routes(&route("")).start().await;
+    let client = reqwest::Client::new();
+    for i in 0..3 {
+        send(&client, &gateway, &format!("msg_early{i}"), b"{}").await;
+    }
+    app.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let boundary = chrono::DateTime::from_timestamp_millis(hookgate::clock::now_ms() as i64)
+        .unwrap()
+        .to_rfc3339();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..2 {
+        send(&client, &gateway, &format!("msg_late{i}"), b"{}").await;
+    }
+    app.wait_for(5).await;
+    eventually("all five are dead", Duration::from_secs(10), async || {
+        let (_, listed) = gateway
+            .admin(
+                reqwest::Method::GET,
+                "/admin/deliveries?route=queued&state=dead",
+            )
+            .await;
+        listed["deliveries"].as_array().map_or(0, Vec::len) == 5
+    })
+    .await;
+
+    app.respond_with(200, Duration::ZERO);
+    let (status, answer) = gateway
+        .admin_json(
+            reqwest::Method::POST,
+            "/admin/deliveries/replay",
+            &serde_json::json!({"route": "queued", "since": boundary, "states": ["dead"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["replayed"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    app.wait_for(7).await;
+    let replayed: Vec<String> = app.received()[5..]
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_string())
+        .collect();
+    assert!(
+        replayed.iter().all(|id| id.starts_with("msg_late")),
+        "{replayed:?}"
+    );
+    let (status, answer) = gateway
+        .admin_json(
+            reqwest::Method::POST,
+            "/admin/deliveries/replay",
+            &serde_json::json!({"route": "queued", "since": "yesterday"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("bad_request"))
+    );
+}

@@ -183,7 +183,121 @@ pub async fn replay(queue: &dyn Queue, filter: &DeliveryFilter) -> Answer {
     Ok((200, json!({ "replayed": replayed })))
 }
 
-/// [`replay`] of the deliveries a query names.
-pub async fn replay_query(queue: &dyn Queue, param: &Params<'_>) -> Answer {
-    replay(queue, &scoped(param)?).await
+/// `POST /admin/deliveries/replay`: [`replay`] of the deliveries a query names, or a JSON
+/// body `{route | endpoint | subscription, tenant, event_type, since, until, states}`
+/// (times as unix milliseconds or RFC 3339; `states` of `dead`, the default, `scheduled`
+/// and `pending`, which are then made due now). Answers the count.
+pub async fn replay_request(queue: &dyn Queue, param: &Params<'_>, body: &[u8]) -> Answer {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return replay(queue, &scoped(param)?).await;
+    }
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| {
+            bad(
+                "invalid_json",
+                format!("the body is not a JSON object: {e}"),
+            )
+        })?;
+    let known = [
+        "route",
+        "endpoint",
+        "subscription",
+        "tenant",
+        "event_type",
+        "since",
+        "until",
+        "states",
+        "all",
+    ];
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(bad("bad_request", format!("unknown field {unknown:?}")));
+    }
+    let text = |name: &str| -> Result<Option<String>, ErrorResponse> {
+        match fields.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) if matches!(name, "since" | "until") => {
+                Ok(Some(n.to_string()))
+            }
+            Some(serde_json::Value::Bool(b)) if name == "all" => Ok(Some(b.to_string())),
+            Some(_) => Err(bad("bad_request", format!("{name} has the wrong type"))),
+        }
+    };
+    let mut values = Vec::new();
+    for name in known.iter().filter(|n| **n != "states") {
+        let mut value = text(name)?;
+        if matches!(*name, "since" | "until") {
+            value = value.map(|v| unix_ms(&v)).transpose()?;
+        }
+        values.push((name.to_string(), value));
+    }
+    let param = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    let filter = scoped(&param)?;
+    let states = match fields.get("states") {
+        None => vec![Bucket::Dead],
+        Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map_or_else(|| Err(bad("bad_request", "states holds names")), bucket)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad("bad_request", "states is a list such as [\"dead\"]")),
+    };
+    let mut replayed = 0;
+    for state in states {
+        let filter = DeliveryFilter {
+            bucket: Some(state),
+            ..filter.clone()
+        };
+        replayed += if state == Bucket::Dead {
+            queue.replay_dead(&filter, now_ms()).await
+        } else {
+            due_now(queue, &filter).await
+        }
+        .map_err(unavailable)?;
+    }
+    tracing::info!(
+        replayed,
+        ?filter,
+        "deliveries replayed through the admin API"
+    );
+    Ok((200, json!({ "replayed": replayed })))
+}
+
+/// Makes the waiting deliveries `filter` matches due now, with a fresh round of attempts.
+async fn due_now(
+    queue: &dyn Queue,
+    filter: &DeliveryFilter,
+) -> Result<usize, crate::store::StoreError> {
+    let waiting = queue
+        .list(filter.endpoint.as_deref(), Some(State::Pending))
+        .await?;
+    let mut made_due = 0;
+    for record in waiting.iter().filter(|r| filter.matches(r)) {
+        made_due += usize::from(queue.retry_now(&record.id, now_ms()).await?);
+    }
+    Ok(made_due)
+}
+
+/// A time as unix milliseconds, from milliseconds or RFC 3339.
+fn unix_ms(value: &str) -> Result<String, ErrorResponse> {
+    if value.parse::<u64>().is_ok() {
+        return Ok(value.to_string());
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .map(|ms| ms.to_string())
+        .ok_or_else(|| {
+            bad(
+                "bad_request",
+                format!("{value:?} is not unix milliseconds or RFC 3339"),
+            )
+        })
 }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod deliveries;
 pub mod overview;
 pub mod reload;
+pub mod routes;
 pub mod subscriptions;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -161,6 +162,22 @@ impl AdminApp {
         }
     }
 
+    /// `/admin/routes` (`None`), or a route's pause or resume.
+    async fn routes_call(
+        &self,
+        queue: &dyn Queue,
+        pause: Option<(&str, bool)>,
+    ) -> Result<(u16, serde_json::Value), ErrorResponse> {
+        let Some(endpoints) = &self.endpoints else {
+            return Ok((200, json!({ "routes": [] })));
+        };
+        let answer = match pause {
+            None => routes::list(queue, endpoints).await,
+            Some((name, paused)) => routes::pause(queue, endpoints, name, paused).await,
+        };
+        answer.map(|body| (200, body))
+    }
+
     fn has_endpoint(&self, name: &str) -> bool {
         self.endpoint_names().iter().any(|e| e == name)
     }
@@ -185,7 +202,7 @@ impl AdminApp {
             }
             let disabled: Vec<_> = states
                 .iter()
-                .filter(|(_, s)| !s.enabled)
+                .filter(|(name, s)| !s.enabled && !name.starts_with("route:"))
                 .map(
                     |(name, s)| json!({ "name": name, "reason": s.reason, "since_ms": s.since_ms }),
                 )
@@ -199,6 +216,7 @@ impl AdminApp {
             report["outbound"]["endpoints"] = json!(depths);
             report["outbound"]["disabled_endpoints"] = json!(disabled);
             report["outbound"]["open_circuits"] = json!(circuits);
+            report["paused_routes"] = json!(routes::paused(&**queue).await);
         }
         if let Some(api) = &self.subscriptions {
             if let Ok(index) = api.subscriptions.index().await {
@@ -343,7 +361,7 @@ impl AdminApp {
             ("GET", ["deliveries"]) => Some(deliveries::list(&*queue, &recent, &param).await),
             ("DELETE", ["deliveries"]) => Some(deliveries::purge(&*queue, &param).await),
             ("POST", ["deliveries", "replay"]) => {
-                Some(deliveries::replay_query(&*queue, &param).await)
+                Some(deliveries::replay_request(&*queue, &param, &body).await)
             }
             ("POST", ["endpoints", name, "replay"]) if self.has_endpoint(name) => {
                 Some(match deliveries::filter(&param) {
@@ -357,6 +375,11 @@ impl AdminApp {
                     Err(e) => Err(e),
                 })
             }
+            ("GET", ["routes"]) => Some(self.routes_call(&*queue, None).await),
+            ("POST", ["routes", name, action @ ("pause" | "resume")]) => Some(
+                self.routes_call(&*queue, Some((name, *action == "pause")))
+                    .await,
+            ),
             _ => None,
         };
         if let Some(answer) = delivery_call {
@@ -479,10 +502,15 @@ impl ServeHttp for AdminApp {
                     })
                     .collect();
                 let status = if ready { "ready" } else { "not_ready" };
-                json_response(
-                    if ready { 200 } else { 503 },
-                    json!({ "status": status, "checks": checks }),
-                )
+                let mut report = json!({ "status": status, "checks": checks });
+                // Paused routes take traffic (they store it): shown, not a failed check.
+                if let Some((queue, _)) = &self.deliveries {
+                    let paused = routes::paused(&**queue).await;
+                    if !paused.is_empty() {
+                        report["paused_routes"] = json!(paused);
+                    }
+                }
+                json_response(if ready { 200 } else { 503 }, report)
             }
             "/metrics" => {
                 let body = METRICS.render().into_bytes();

@@ -9,12 +9,16 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use tokio::sync::Notify;
 
+use super::client::Client;
+use super::dedupe::DeliveryGuard;
 use super::forward::{upstream_request, Rewrite};
+use super::{verify, InboundApp, Outcome};
 use crate::clock::{now_ms, unix_now};
 use crate::config::QueuedRoute;
 use crate::error_response::ErrorResponse;
 use crate::ids::new_delivery_id;
 use crate::store::queue::{InboundRequest, Queue, Record, State};
+use crate::telemetry::Span;
 
 /// The queue `deliver: queue` routes store into, and the worker's bell.
 #[derive(Clone)]
@@ -114,4 +118,84 @@ fn app_headers(
             )
         })
         .collect())
+}
+
+/// A verified webhook on its way into the queue.
+pub(super) struct Stored<'a> {
+    pub name: &'static str,
+    pub route: &'a QueuedRoute,
+    pub allow_underscores: bool,
+    pub passed: &'a verify::Passed,
+    pub body: &'a bytes::Bytes,
+}
+
+impl InboundApp {
+    /// Stores a verified webhook for the worker to deliver, then acknowledges it; a
+    /// dedupe claim is finished once it is stored (a provider's retry is a duplicate).
+    pub(super) async fn enqueue(
+        &self,
+        client: &mut Client<'_>,
+        stored: Stored<'_>,
+        guard: Option<DeliveryGuard>,
+        rate_headers: Vec<(&'static str, String)>,
+        trace: &mut Option<Span>,
+    ) -> Outcome {
+        let name = stored.name;
+        let added = [
+            ("Hookgate-Route", stored.route.name.as_str()),
+            ("Hookgate-Verified", stored.passed.scheme.as_str()),
+        ];
+        let rewrite = Rewrite {
+            forwarded_for: client.client_ip_text(),
+            tls: self.config.tls.is_some(),
+            strip: stored.passed.strip,
+            add: &added,
+            traceparent: None,
+            allow_underscores: stored.allow_underscores,
+        };
+        let traceparent = trace.as_ref().map(|s| s.context().traceparent());
+        let queue = self
+            .queue
+            .as_ref()
+            .expect("checked when the routes were built");
+        let result = queue
+            .store(
+                stored.route,
+                client.req_header(),
+                stored.body,
+                &rewrite,
+                traceparent,
+            )
+            .await;
+        let id = match result {
+            Ok(id) => id,
+            Err(mut answer) => {
+                if let Some(mut guard) = guard {
+                    guard.release().await;
+                }
+                answer.headers.extend(rate_headers);
+                return self.answer(client, name, answer, true).await;
+            }
+        };
+        if let Some(guard) = guard {
+            guard.finish(Some(200)).await;
+        }
+        if let Some(span) = trace {
+            span.set("hookgate.delivery_id", id.clone());
+        }
+        let body = serde_json::json!({"queued": true, "delivery_id": id}).to_string();
+        let mut fields = vec![
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+        ];
+        fields.extend(rate_headers.iter().map(|(n, v)| (*n, v.as_str())));
+        let status = stored.route.ack_status;
+        let written = client.respond(status, &fields, body.as_bytes(), true).await;
+        Outcome {
+            route: name,
+            outcome: "queued",
+            status,
+            reusable: written.is_ok(),
+        }
+    }
 }

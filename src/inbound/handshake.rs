@@ -12,8 +12,11 @@ use pingora::http::RequestHeader;
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
+use super::client::Client;
+use super::{InboundApp, Outcome};
 use crate::config::{Handshake, RouteConfig, Verify};
 use crate::error_response::ErrorResponse;
+use crate::metrics::METRICS;
 
 /// The longest challenge echoed back: providers send a few dozen bytes (Microsoft Graph's
 /// validation token, the longest, about 200).
@@ -211,6 +214,39 @@ fn text(value: String) -> Reply {
     Reply {
         content_type: "text/plain; charset=utf-8",
         body: value.into_bytes(),
+    }
+}
+
+impl InboundApp {
+    /// Answers a provider's handshake (or refuses it); the app never sees it.
+    pub(super) async fn handshake(
+        &self,
+        client: &mut Client<'_>,
+        route: &'static str,
+        provider: &'static str,
+        reply: Result<Reply, ErrorResponse>,
+    ) -> Outcome {
+        match reply {
+            Ok(reply) => {
+                METRICS.record_handshake(route, provider, "answered");
+                let fields = [
+                    ("Content-Type", reply.content_type),
+                    ("Cache-Control", "no-store"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ];
+                let written = client.respond(200, &fields, &reply.body, true).await;
+                Outcome {
+                    route,
+                    outcome: "handshake",
+                    status: 200,
+                    reusable: written.is_ok(),
+                }
+            }
+            Err(answer) => {
+                METRICS.record_handshake(route, provider, "refused");
+                self.answer(client, route, answer, true).await
+            }
+        }
     }
 }
 

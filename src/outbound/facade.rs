@@ -1,6 +1,7 @@
 //! The outbound side as the admin port sees it. The admin API goes through this one
 //! module, not into the endpoints, the worker or the subscriptions' internals: what the
-//! configured endpoints are called and where they go, a per-request destination's name,
+//! configured endpoints (and the `deliver: queue` routes' apps) are called and where they
+//! go, a per-request destination's name,
 //! and the subscriptions service with the two helpers its API needs.
 
 pub use super::destinations::destination_id;
@@ -33,6 +34,24 @@ impl Endpoints {
     pub fn health(&self, name: &str, now_ms: u64) -> Option<Health> {
         let live = self.0.load();
         let found = live.endpoints.iter().find(|e| e.config.name == name);
+        found.map(|e| e.pacing.health(now_ms))
+    }
+
+    /// The `deliver: queue` routes' names, in the config's order.
+    pub fn queued_routes(&self) -> Vec<String> {
+        let live = self.0.load();
+        live.routes
+            .iter()
+            .filter_map(|e| e.config.name.strip_prefix("route:"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The health of a `deliver: queue` route's app as this process has seen it.
+    pub fn route_health(&self, name: &str, now_ms: u64) -> Option<Health> {
+        let live = self.0.load();
+        let queue_name = crate::config::QueuedRoute::queue_name(name);
+        let found = live.routes.iter().find(|e| e.config.name == queue_name);
         found.map(|e| e.pacing.health(now_ms))
     }
 

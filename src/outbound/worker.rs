@@ -245,7 +245,8 @@ impl DeliveryWorker {
         for name in names {
             let depth = depths.iter().find(|d| d.endpoint == name);
             if let Some(route) = name.strip_prefix("route:") {
-                set_route_gauges(route, depth, now);
+                let paused = states.iter().any(|(n, s)| n == name && !s.enabled);
+                set_route_gauges(route, depth, paused, now);
                 continue;
             }
             let endpoint = EndpointLabels {
@@ -371,17 +372,22 @@ impl DeliveryWorker {
     }
 }
 
-/// A `deliver: queue` route's depth and oldest waiting webhook.
-fn set_route_gauges(route: &str, depth: Option<&Depth>, now: u64) {
+/// A `deliver: queue` route's depth, oldest waiting webhook and pause.
+fn set_route_gauges(route: &str, depth: Option<&Depth>, paused: bool, now: u64) {
     let age = depth
         .and_then(|d| d.oldest_waiting_ms)
         .map_or(0, |at| now.saturating_sub(at) / 1000);
+    let labels = QueuedRouteLabels {
+        route: route.to_string(),
+    };
     METRICS
         .inbound_queue_oldest
-        .get_or_create(&QueuedRouteLabels {
-            route: route.to_string(),
-        })
+        .get_or_create(&labels)
         .set(age as i64);
+    METRICS
+        .inbound_route_paused
+        .get_or_create(&labels)
+        .set(i64::from(paused));
     for bucket in Bucket::ALL {
         let labels = InboundQueueLabels {
             route: route.to_string(),

@@ -426,7 +426,7 @@ inbound:
             errors(text),
             vec![
                 "test.yaml:4:17: inbound.body_timeout: expected a duration such as 500ms, 30s, 2m, 24h or 1h30m, found \"10 seconds\"",
-                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error, allow_underscore_headers, handshake, verify_token)",
+                "test.yaml:8:7: inbound.routes[0].verfy: unknown key (expected one of: name, path, max_body, verify, dedupe, rate_limit, on_store_error, allow_underscore_headers, handshake, verify_token, deliver, ack_status, upstream, queue)",
                 "test.yaml:9:44: inbound.routes[0].verify.secrets[0]: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
             ]
         );
