@@ -63,10 +63,10 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             server.add_service(listener);
         }
         server.add_service(services.worker);
-        queued = Some(inbound::QueueHandle {
-            queue: services.queue.clone(),
-            wake: services.wake.clone(),
-        });
+        queued = Some(inbound::QueueHandle::new(
+            services.queue.clone(),
+            services.wake.clone(),
+        ));
         subscriptions = Some(admin::subscriptions::SubscriptionApi {
             subscriptions: services.subscriptions,
             queue: services.queue.clone(),

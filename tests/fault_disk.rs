@@ -239,3 +239,95 @@ async fn a_read_only_store_directory_stops_the_start_with_its_reason() {
     assert!(log.contains("Read-only file system"), "{log}");
     assert!(log.contains("dedupe"), "{log}");
 }
+
+/// `deliver: queue` on a full disk: webhooks the queue cannot store get `503
+/// queue_unavailable`, never a 200; once space returns they are taken again, and every one
+/// acknowledged reaches the app.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_refuses_queued_webhooks_and_loses_no_acknowledged_one() {
+    if !in_own_mount_namespace("a_full_disk_refuses_queued_webhooks_and_loses_no_acknowledged_one")
+    {
+        return;
+    }
+    let disk = small_disk("6m");
+    let store = disk.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let app = TestApp::start().await;
+    // The app answers 503 until the end, so the webhooks stay stored and fill the disk.
+    app.respond_with(503, Duration::ZERO);
+    let gateway = Gateway::builder(app.url())
+        .routes("    - { name: test, path: /hooks/test, verify: none, deliver: queue, queue: { retry: { schedule: [1h], max_attempts: 10 }, circuit: { failures: 1000 } } }\n")
+        .store_dir(&store)
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let pad = "x".repeat(16 * 1024);
+    let send = |n: usize| {
+        client
+            .post(gateway.url("/hooks/test"))
+            .header("X-N", n.to_string())
+            .body(format!("{{\"n\":{n},\"pad\":\"{pad}\"}}"))
+            .send()
+    };
+    let mut acknowledged = Vec::new();
+    for n in 0..20 {
+        assert_eq!(send(n).await.unwrap().status(), 200);
+        acknowledged.push(n.to_string());
+    }
+    let filler = disk.path().join("filler");
+    fill(&filler);
+    let mut refused = false;
+    for n in 20..400 {
+        let answer = send(n).await.unwrap();
+        match answer.status().as_u16() {
+            200 => acknowledged.push(n.to_string()),
+            503 => {
+                let json: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(json["error"], "queue_unavailable");
+                refused = true;
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused, "the queue never filled the disk");
+
+    std::fs::remove_file(&filler).unwrap();
+    eventually("stored again", Duration::from_secs(10), async || {
+        let answer = send(1000).await.unwrap();
+        answer.status() == 200
+    })
+    .await;
+    acknowledged.push("1000".to_string());
+    app.respond_with(200, Duration::ZERO);
+    let (status, answer) = gateway
+        .admin(
+            reqwest::Method::POST,
+            "/admin/deliveries/replay?route=test&all=true",
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Scheduled retries an hour away: made due now.
+    let (status, answer) = gateway
+        .admin_json(
+            reqwest::Method::POST,
+            "/admin/deliveries/replay",
+            &serde_json::json!({"route": "test", "states": ["scheduled", "pending"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    eventually(
+        "every acknowledged webhook delivered",
+        Duration::from_secs(20),
+        async || {
+            let arrived: std::collections::HashSet<String> = app
+                .received()
+                .iter()
+                .filter(|r| r.header("hookgate-attempt").is_some())
+                .filter_map(|r| r.header("x-n").map(str::to_string))
+                .collect();
+            acknowledged.iter().all(|n| arrived.contains(n))
+        },
+    )
+    .await;
+}

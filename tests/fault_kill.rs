@@ -128,3 +128,83 @@ async fn kill_9s_under_load_lose_no_accepted_message() {
         forwarded.len()
     );
 }
+
+/// `deliver: queue`: hookgate is killed ten times while the app is down and signed-off
+/// webhooks stream in; once the app is back, every webhook answered 2xx reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9s_while_the_app_is_down_lose_no_queued_webhook() {
+    let app_addr = format!("127.0.0.1:{}", support::free_port());
+    let store = tempfile::tempdir().unwrap();
+    let builder = || {
+        Gateway::builder(format!("http://{app_addr}"))
+            .routes("    - { name: test, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery\" }, deliver: queue, queue: { retry: { schedule: [200ms], max_attempts: 100, timeout: 1s }, circuit: { failures: 3, pause: 300ms } } }\n")
+            .store_dir(store.path())
+    };
+    let acknowledged = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for kill in 0..10 {
+        let mut gateway = builder().start().await;
+        let inbound = gateway.url("/hooks/test");
+        let mut load = Vec::new();
+        for worker in 0..4 {
+            let (client, inbound, acknowledged) =
+                (client.clone(), inbound.clone(), acknowledged.clone());
+            load.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let id = format!("in-{kill}-{worker}-{n}");
+                    let webhook = client
+                        .post(&inbound)
+                        .header("X-Delivery", &id)
+                        .body(format!("{{\"id\":\"{id}\"}}"))
+                        .send();
+                    let Ok(answer) = webhook.await else { return };
+                    if answer.status().is_success() {
+                        acknowledged.lock().unwrap().insert(id);
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(150 + 25 * (kill as u64 % 8))).await;
+        gateway.kill();
+        for task in load {
+            let _ = task.await;
+        }
+    }
+    let _gateway = builder().start().await;
+    let app = TestApp::start_at(&app_addr).await;
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 100,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+    support::eventually(
+        "every acknowledged webhook reaches the app",
+        Duration::from_secs(60),
+        async || {
+            let arrived: HashSet<String> = app
+                .received()
+                .iter()
+                .filter_map(|r| r.header("x-delivery").map(str::to_string))
+                .collect();
+            acknowledged.is_subset(&arrived)
+        },
+    )
+    .await;
+    // Each body arrives as it was sent.
+    for request in app.received() {
+        let id = request.header("x-delivery").unwrap();
+        assert_eq!(
+            request.body.as_ref(),
+            format!("{{\"id\":\"{id}\"}}").as_bytes()
+        );
+    }
+    println!(
+        "10 kills: {} webhooks acknowledged, all delivered ({} requests to the app)",
+        acknowledged.len(),
+        app.received().len()
+    );
+}

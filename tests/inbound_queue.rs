@@ -378,3 +378,61 @@ async fn dead_webhooks_are_replayed_by_time_window() {
         (400, Some("bad_request"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_app_opens_the_circuit_and_a_full_queue_answers_503() {
+    let app_addr = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::builder(format!("http://{app_addr}"))
+        .routes(&route(
+            ", queue: { retry: { schedule: [50ms], max_attempts: 100 }, circuit: { failures: 3, pause: 1h }, max_depth: 8 }",
+        ))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    for i in 0..8 {
+        let (status, answer) = send(&client, &gateway, &format!("msg_c{i}"), b"{}").await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // The ninth finds the route's queue full: refused, and so not stored.
+    let (status, answer) = send(&client, &gateway, "msg_c8", b"{}").await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (503, Some("queue_unavailable"))
+    );
+
+    // Three failed attempts open the circuit: the backlog waits without spending attempts.
+    eventually("the circuit opens", Duration::from_secs(10), async || {
+        let (_, routes) = gateway.admin(reqwest::Method::GET, "/admin/routes").await;
+        routes["routes"][0]["health"]["circuit"] == "open"
+    })
+    .await;
+    let attempts = || async {
+        let (_, listed) = gateway
+            .admin(reqwest::Method::GET, "/admin/deliveries?route=queued")
+            .await;
+        listed["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["attempts"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    let spent = attempts().await;
+    assert!(
+        spent < 8 * 3,
+        "{spent} attempts: the circuit did not hold the backlog"
+    );
+    support::stays(
+        "an open circuit spends no attempts",
+        Duration::from_millis(600),
+        async || attempts().await == spent,
+    )
+    .await;
+    let (_, listed) = gateway
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?route=queued&state=dead",
+        )
+        .await;
+    assert_eq!(listed["deliveries"].as_array().map(Vec::len), Some(0));
+}

@@ -64,6 +64,9 @@ pub struct QueuedRoute {
     pub dead_on_4xx: bool,
     /// `ack_status`: what the provider gets once the webhook is stored.
     pub ack_status: u16,
+    /// `queue.max_depth`: webhooks waiting for the app (pending or scheduled) at most;
+    /// beyond it the provider gets `503 queue_unavailable`.
+    pub max_depth: Option<u64>,
 }
 
 impl QueuedRoute {

@@ -3,7 +3,9 @@
 //! store), and only then acknowledged. A 2xx never answers a webhook that is not stored.
 //! The delivery worker sends it to the app later, with retries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -20,14 +22,75 @@ use crate::ids::new_delivery_id;
 use crate::store::queue::{InboundRequest, Queue, Record, State};
 use crate::telemetry::Span;
 
+/// How long a read of the queue's depth serves `queue.max_depth` checks (with what this
+/// process stored since added), so a route at its limit costs one read per interval.
+const DEPTH_READ_EVERY: Duration = Duration::from_millis(250);
+
 /// The queue `deliver: queue` routes store into, and the worker's bell.
 #[derive(Clone)]
 pub struct QueueHandle {
     pub queue: Arc<dyn Queue>,
     pub wake: Arc<Notify>,
+    /// The last depth read, for `queue.max_depth`.
+    depths: Arc<Mutex<Depths>>,
+}
+
+/// Waiting webhooks per queue name as last read, plus those this process stored since.
+#[derive(Default)]
+struct Depths {
+    read_at: Option<Instant>,
+    waiting: HashMap<String, u64>,
 }
 
 impl QueueHandle {
+    pub fn new(queue: Arc<dyn Queue>, wake: Arc<Notify>) -> Self {
+        QueueHandle {
+            queue,
+            wake,
+            depths: Arc::default(),
+        }
+    }
+
+    /// Whether the route holds `queue.max_depth` waiting webhooks already.
+    async fn full(&self, route: &QueuedRoute) -> Result<bool, ErrorResponse> {
+        let Some(max) = route.max_depth else {
+            return Ok(false);
+        };
+        let name = QueuedRoute::queue_name(&route.name);
+        let stale = {
+            let depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+            depths
+                .read_at
+                .is_none_or(|at| at.elapsed() >= DEPTH_READ_EVERY)
+        };
+        if stale {
+            let read = self
+                .queue
+                .depth()
+                .await
+                .map_err(|e| unavailable(&route.name, &e))?;
+            let mut depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+            depths.read_at = Some(Instant::now());
+            depths.waiting = read
+                .into_iter()
+                .map(|d| (d.endpoint, d.pending + d.scheduled))
+                .collect();
+        }
+        let depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(depths.waiting.get(&name).copied().unwrap_or(0) >= max)
+    }
+
+    /// Counts a stored webhook until the next read of the depth.
+    fn stored(&self, route: &QueuedRoute) {
+        if route.max_depth.is_some() {
+            let mut depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+            *depths
+                .waiting
+                .entry(QueuedRoute::queue_name(&route.name))
+                .or_default() += 1;
+        }
+    }
+
     /// Stores the request as the app will get it; its delivery id once it is durable.
     pub async fn store(
         &self,
@@ -44,6 +107,15 @@ impl QueueHandle {
                 format!("request cannot be forwarded: {why}"),
             )
         })?;
+        if self.full(route).await? {
+            tracing::warn!(route = %route.name, "the route's queue is at its max_depth; answered 503");
+            return Err(ErrorResponse::new(
+                503,
+                "queue_unavailable",
+                "the route's queue is full (queue.max_depth); send it again later",
+            )
+            .with_header("Retry-After", "5"));
+        }
         let id = new_delivery_id();
         let now = now_ms();
         let record = Record {
@@ -76,20 +148,24 @@ impl QueueHandle {
         };
         match self.queue.enqueue(record, body.clone(), None).await {
             Ok(_) => {
+                self.stored(route);
                 self.wake.notify_one();
                 Ok(id)
             }
-            Err(e) => {
-                tracing::error!(route = %route.name, error = %e, "could not store a verified webhook; answered 503");
-                Err(ErrorResponse::new(
-                    503,
-                    "queue_unavailable",
-                    "the webhook could not be stored; send it again later",
-                )
-                .with_header("Retry-After", "5"))
-            }
+            Err(e) => Err(unavailable(&route.name, &e)),
         }
     }
+}
+
+/// The answer when the queue cannot be read or written: the provider retries later.
+fn unavailable(route: &str, error: &crate::store::StoreError) -> ErrorResponse {
+    tracing::error!(route, error = %error, "could not store a verified webhook; answered 503");
+    ErrorResponse::new(
+        503,
+        "queue_unavailable",
+        "the webhook could not be stored; send it again later",
+    )
+    .with_header("Retry-After", "5")
 }
 
 /// The headers the app gets, as proxy mode would send them (the same rewrite: hop-by-hop

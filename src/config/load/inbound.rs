@@ -352,11 +352,13 @@ impl Loader<'_> {
                 "circuit",
                 "timeout",
                 "dead_on_4xx",
+                "max_depth",
             ],
         )?;
         let policy = self.policy(&q);
         let timeout = self.optional(&q, "timeout", Self::positive_duration);
         let dead_on_4xx = self.with_default(&q, "dead_on_4xx", true, Self::boolean);
+        let max_depth = self.optional(&q, "max_depth", |l, n, p| l.whole(n, p, 1..=u32::MAX));
         let mut policy = policy?;
         if let Some(timeout) = timeout? {
             policy.retry.timeout = timeout;
@@ -372,6 +374,7 @@ impl Loader<'_> {
             policy,
             dead_on_4xx: dead_on_4xx?,
             ack_status: ack_status?,
+            max_depth: max_depth?.map(u64::from),
         })))
     }
 
