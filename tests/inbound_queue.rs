@@ -436,3 +436,103 @@ async fn a_dead_app_opens_the_circuit_and_a_full_queue_answers_503() {
         .await;
     assert_eq!(listed["deliveries"].as_array().map(Vec::len), Some(0));
 }
+
+/// The webhook ids the app got for each `x-key`, attempts included, in arrival order.
+fn lines(received: &[support::Received]) -> HashMap<String, Vec<String>> {
+    let mut lines: HashMap<String, Vec<String>> = HashMap::new();
+    for r in received {
+        let key = r.header("x-key").unwrap_or("").to_string();
+        lines
+            .entry(key)
+            .or_default()
+            .push(r.header("webhook-id").unwrap().to_string());
+    }
+    lines
+}
+
+/// Distinct ids the app got.
+fn distinct(received: &[support::Received]) -> usize {
+    let ids: std::collections::HashSet<&str> = received
+        .iter()
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
+    ids.len()
+}
+
+/// Each line's ids never go back: `[a1, a1, a2]` is in order, `[a1, a2, a1]` is not.
+fn assert_in_order(lines: &HashMap<String, Vec<String>>) {
+    for (key, ids) in lines {
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, &sorted, "line {key:?} out of order");
+    }
+}
+
+async fn send_keyed(client: &reqwest::Client, gateway: &Gateway, key: &str, n: usize) -> u16 {
+    let id = format!("msg_{key}{n:02}");
+    let body = format!("{{\"n\":{n}}}");
+    let mut headers = sign("standard-webhooks", SECRET, &id, body.as_bytes(), None);
+    headers.push(("x-key".to_string(), key.to_string()));
+    post(
+        client,
+        &gateway.url("/hooks/queued"),
+        &headers,
+        body.as_bytes(),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+const ORDERED: &str = ", queue: { order: \"header:x-key\", timeout: 1s, retry: { schedule: [100ms], max_attempts: 100 }, circuit: { failures: 1000 } }";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_keeps_each_keys_line_across_a_failed_attempt_and_a_restart() {
+    // A failing first attempt: the app answers 503 until it has seen one request.
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let store = tempfile::tempdir().unwrap();
+    let gateway = Gateway::builder(app.url())
+        .routes(&route(ORDERED))
+        .store_dir(store.path())
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    for n in 0..6 {
+        for key in ["a", "b", "c"] {
+            assert_eq!(send_keyed(&client, &gateway, key, n).await, 200);
+        }
+    }
+    app.wait_for(1).await;
+    app.respond_with(200, Duration::ZERO);
+    eventually("all 18 delivered", Duration::from_secs(20), async || {
+        distinct(&app.received()) == 18
+    })
+    .await;
+    assert_in_order(&lines(&app.received()));
+    drop(gateway);
+
+    // A restart: stored while the app is down, killed, started again, delivered in order.
+    let app_addr = format!("127.0.0.1:{}", free_port());
+    let start = || {
+        Gateway::builder(format!("http://{app_addr}"))
+            .routes(&route(ORDERED))
+            .store_dir(store.path())
+            .start()
+    };
+    let mut gateway = start().await;
+    for n in 0..8 {
+        assert_eq!(send_keyed(&client, &gateway, "d", n).await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.kill();
+    let _gateway = start().await;
+    let app = TestApp::start_at(&app_addr).await;
+    eventually(
+        "the line delivered after the restart",
+        Duration::from_secs(20),
+        async || distinct(&app.received()) == 8,
+    )
+    .await;
+    assert_in_order(&lines(&app.received()));
+}

@@ -535,3 +535,61 @@ async fn a_subscription_one_replica_creates_is_fanned_out_to_by_the_other() {
     )
     .await;
 }
+
+/// `deliver: queue` with `order` on two replicas: webhooks of one key, stored by either
+/// replica and delivered by either, reach the app in the order they were stored, across a
+/// failing first attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn order_holds_across_two_replicas() {
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let routes = "    - { name: queued, path: /hooks/queued, verify: none, deliver: queue, queue: { order: \"header:x-key\", timeout: 1s, retry: { schedule: [100ms], max_attempts: 100 }, circuit: { failures: 1000 } } }\n";
+    let redis = TestRedis::start();
+    let gateways = replicas(&redis, &app, &prefix(), routes, None).await;
+    let client = reqwest::Client::new();
+    let send = |n: usize, key: &'static str| {
+        client
+            .post(gateways[n % 2].url("/hooks/queued"))
+            .header("x-key", key)
+            .header("x-id", format!("{key}{n:02}"))
+            .body("{}")
+            .send()
+    };
+    // Each line's first webhook fails its first attempt; the later ones come meanwhile.
+    for key in ["a", "b"] {
+        assert_eq!(send(0, key).await.unwrap().status(), 200);
+    }
+    app.wait_for(2).await;
+    app.respond_with(200, Duration::ZERO);
+    for n in 1..10 {
+        for key in ["a", "b"] {
+            assert_eq!(send(n, key).await.unwrap().status(), 200);
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let received = app.received();
+        let ids: std::collections::HashSet<&str> =
+            received.iter().filter_map(|r| r.header("x-id")).collect();
+        if ids.len() == 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} of 20",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for key in ["a", "b"] {
+        let line: Vec<String> = app
+            .received()
+            .iter()
+            .filter(|r| r.header("x-key") == Some(key))
+            .map(|r| r.header("x-id").unwrap().to_string())
+            .collect();
+        let mut sorted = line.clone();
+        sorted.sort();
+        assert_eq!(line, sorted, "line {key} out of order");
+    }
+}

@@ -243,6 +243,7 @@ fn record(id: &str, due_ms: u64) -> Record {
         event: None,
         trace: None,
         inbound: None,
+        order: None,
     }
 }
 

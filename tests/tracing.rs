@@ -396,3 +396,63 @@ async fn a_collector_that_is_down_or_hangs_changes_no_answer_and_adds_no_latency
         "the export's credentials stay out of the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_webhooks_attempts_continue_the_senders_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = OtlpReceiver::start(dir.path(), false);
+    let app = TestApp::start().await;
+    app.respond_with(503, Duration::ZERO);
+    let route = "    - { name: queued, path: /hooks/queued, verify: none, deliver: queue, queue: { retry: { schedule: [50ms], max_attempts: 5 } } }\n";
+    let gateway = Gateway::builder(app.url())
+        .routes(route)
+        .section(&format!(
+            "telemetry:\n  otlp: {{ endpoint: \"{}\", timeout: 1s }}\n",
+            collector.url()
+        ))
+        .start()
+        .await;
+    let answer = reqwest::Client::new()
+        .post(gateway.url("/hooks/queued"))
+        .header("traceparent", traceparent(TRACE, PARENT))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    app.wait_for(1).await;
+    app.respond_with(200, Duration::ZERO);
+    app.wait_for(2).await;
+    let server = span_where(&collector, "the webhook's server span", |s| {
+        s["kind"] == 2 && s["trace_id"] == TRACE
+    })
+    .await;
+    assert_eq!(server["parent_span_id"], PARENT);
+    assert_eq!(server["attributes"]["hookgate.outcome"], "queued");
+    // Both attempts: client spans in the sender's trace, children of the accepting span.
+    let mut attempts = Vec::new();
+    eventually("two attempt spans", WITHIN, async || {
+        attempts = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s["kind"] == 3 && s["trace_id"] == TRACE)
+            .collect();
+        attempts.len() == 2
+    })
+    .await;
+    for attempt in &attempts {
+        assert_eq!(attempt["parent_span_id"], server["span_id"]);
+        assert_eq!(attempt["attributes"]["hookgate.endpoint"], "route:queued");
+    }
+    // The app's traceparent names the attempt's span, in the same trace.
+    for (request, _) in app.received().iter().zip(0..) {
+        let parts: Vec<String> = request
+            .header("traceparent")
+            .unwrap()
+            .split('-')
+            .map(str::to_string)
+            .collect();
+        assert_eq!(parts[1], TRACE);
+        assert!(attempts.iter().any(|a| a["span_id"] == parts[2].as_str()));
+    }
+}

@@ -280,7 +280,9 @@ def post(url, body=b"{}", headers=None):
         return e.code
 
 
-embedded, admin_a, inbound_a, outbound_a = gateway(f"{{ kind: embedded, path: {WORK}/data }}")
+embedded, admin_a, inbound_a, outbound_a = gateway(
+    f"{{ kind: embedded, path: {WORK}/data }}",
+    '    - { name: queued, path: /queued, verify: none, deliver: queue }\n')
 # Redis that is not there: the store's failure metrics.
 redis_down, admin_b, inbound_b, _ = gateway(
     f'{{ kind: redis, url: "redis://127.0.0.1:{free_port()}", command_timeout: 200ms }}',
@@ -349,7 +351,7 @@ try:
         check(f"prometheus scraped hookgate: {expression}", expression in answered)
     loaded = json.load(urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/api/v1/rules"))["data"]["groups"]
     healthy = [r["name"] for g in loaded for r in g["rules"] if r["health"] in ("ok", "unknown")]
-    check("prometheus loaded the alerting rules and evaluates them without errors", len(healthy) == 7, json.dumps(loaded)[:500])
+    check("prometheus loaded the alerting rules and evaluates them without errors", len(healthy) == 9, json.dumps(loaded)[:500])
 finally:
     for process in processes:
         process.kill()

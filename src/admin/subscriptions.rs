@@ -195,6 +195,7 @@ impl SubscriptionApi {
             event: None,
             trace: None,
             inbound: None,
+            order: None,
         };
         let timeout = endpoint
             .config

@@ -19,7 +19,7 @@ pub use load::{
     delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
 };
 pub use retry::RetryPolicy;
-pub use route_delivery::{Deliver, Handshake, QueuedRoute};
+pub use route_delivery::{Deliver, Handshake, OrderSource, QueuedRoute};
 pub use values::{Cidr, Rate};
 
 use crate::schemes::SchemeSpec;

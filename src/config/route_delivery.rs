@@ -67,6 +67,20 @@ pub struct QueuedRoute {
     /// `queue.max_depth`: webhooks waiting for the app (pending or scheduled) at most;
     /// beyond it the provider gets `503 queue_unavailable`.
     pub max_depth: Option<u64>,
+    /// `queue.order`: webhooks with the same key reach the app one at a time, in the order
+    /// they were stored.
+    pub order: Option<OrderSource>,
+}
+
+/// Where a webhook's `queue.order` key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderSource {
+    /// `header:NAME` (lowercase).
+    Header(String),
+    /// `json:/pointer` into the body.
+    Json(String),
+    /// `route`: the whole route is one line.
+    Route,
 }
 
 impl QueuedRoute {

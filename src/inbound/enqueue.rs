@@ -16,10 +16,11 @@ use super::dedupe::DeliveryGuard;
 use super::forward::{upstream_request, Rewrite};
 use super::{verify, InboundApp, Outcome};
 use crate::clock::{now_ms, unix_now};
-use crate::config::QueuedRoute;
+use crate::config::{OrderSource, QueuedRoute};
 use crate::error_response::ErrorResponse;
 use crate::ids::new_delivery_id;
-use crate::store::queue::{InboundRequest, Queue, Record, State};
+use crate::schemes::crypto::sha256_hex;
+use crate::store::queue::{next_order_seq, InboundRequest, Order, Queue, Record, State};
 use crate::telemetry::Span;
 
 /// How long a read of the queue's depth serves `queue.max_depth` checks (with what this
@@ -145,6 +146,7 @@ impl QueueHandle {
                     .to_string(),
                 headers,
             }),
+            order: order_of(route, header, body),
         };
         match self.queue.enqueue(record, body.clone(), None).await {
             Ok(_) => {
@@ -155,6 +157,33 @@ impl QueueHandle {
             Err(e) => Err(unavailable(&route.name, &e)),
         }
     }
+}
+
+/// A webhook's place in its route's `queue.order` line: none when the route has no order
+/// or the webhook has no value for its key (it is then delivered as soon as it can be).
+fn order_of(route: &QueuedRoute, header: &RequestHeader, body: &[u8]) -> Option<Order> {
+    let value = match route.order.as_ref()? {
+        OrderSource::Route => String::new(),
+        OrderSource::Header(name) => header.headers.get(name)?.to_str().ok()?.to_string(),
+        OrderSource::Json(pointer) => {
+            let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+            match json.pointer(pointer)? {
+                serde_json::Value::Null => return None,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        }
+    };
+    // Long values are hashed: a line's key stays short in the store.
+    let value = if value.len() > 128 {
+        sha256_hex(value.as_bytes())
+    } else {
+        value
+    };
+    Some(Order {
+        key: format!("{}\n{value}", QueuedRoute::queue_name(&route.name)),
+        seq: next_order_seq(),
+    })
 }
 
 /// The answer when the queue cannot be read or written: the provider retries later.

@@ -537,6 +537,7 @@ mod tests {
             event: None,
             trace: None,
             inbound: None,
+            order: None,
         };
         let mut request = RequestHeader::build("POST", b"/", None).unwrap();
         for (name, value) in [

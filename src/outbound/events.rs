@@ -240,6 +240,7 @@ impl OutboundApp {
                 }),
                 trace: traceparent.clone(),
                 inbound: None,
+                order: None,
             })
             .collect();
         let deliveries: Vec<Value> = records

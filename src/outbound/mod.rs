@@ -278,6 +278,7 @@ impl OutboundApp {
             event: None,
             trace: trace.as_ref().map(|s| s.context().traceparent()),
             inbound: None,
+            order: None,
         };
         if let Some(span) = trace.filter(|s| s.is_recording()) {
             span.set("hookgate.delivery_id", record.id.clone());

@@ -100,6 +100,39 @@ pub struct Record {
     /// came (its `endpoint` is the route's queue name, `route:NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbound: Option<InboundRequest>,
+    /// Its place in a line of messages delivered one at a time, in order (`order` on a
+    /// `deliver: queue` route): only the first of a line is ever due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+}
+
+/// A message's line: its key, and where in the line it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// `route:NAME` and the key's value: one line per route and value.
+    pub key: String,
+    /// Later messages have larger ones ([`next_order_seq`]); a replay takes a new one, and
+    /// so the end of the line. (The Redis queue keeps each line as a list, in the order
+    /// the messages were stored.)
+    pub seq: u64,
+}
+
+/// A number larger than any this process handed out before, and than the clock's
+/// microseconds: a message's place in its line.
+pub fn next_order_seq() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// What a `deliver: queue` route keeps of a request besides its body: enough to send the

@@ -134,6 +134,7 @@ inbound:
   upstream: http://127.0.0.1:{APP}
   routes:
     - {{ name: rejento, path: /hooks/rejento, verify: {{ scheme: rejento, secrets: [console-secret] }} }}
+    - {{ name: queued, path: /hooks/queued, verify: none, deliver: queue }}
 outbound:
   listen: "127.0.0.1:{OUTBOUND}"
   allow_private_destinations: [127.0.0.0/8]
@@ -348,6 +349,26 @@ with sync_playwright() as p:
         # Its health: the last answer, the failure streak and the circuit.
         expect(row.locator(".health")).to_contain_text("answered 503")
         expect(row.locator(".health")).to_contain_text("1 failed in a row; circuit open")
+        page.close()
+
+    @case("a deliver: queue route is paused and resumed from the endpoints page, and the overview names it")
+    def _():
+        page = page_signed_in()
+        page.goto(CONSOLE + "#endpoints")
+        row = page.locator("#queued-routes tr[data-name=queued]")
+        expect(row.locator(".paused")).to_have_text("delivering")
+        row.locator("button").click()
+        expect(row.locator(".paused")).to_contain_text("paused since")
+        status, _ = http("POST", f"http://127.0.0.1:{INBOUND}/hooks/queued", b'{"n":1}', {"content-type": "application/json"})
+        assert status == 200, status
+        page.goto(CONSOLE)
+        expect(page.locator("#paused-routes li")).to_contain_text("queued: ")
+        assert [r["name"] for r in admin("routes")["routes"] if r["paused"]] == ["queued"]
+        page.goto(CONSOLE + "#endpoints")
+        row = page.locator("#queued-routes tr[data-name=queued]")
+        row.locator("button").click()
+        expect(row.locator(".paused")).to_have_text("delivering")
+        eventually("the stored webhook delivered once resumed", lambda: admin("routes")["routes"][0]["pending"] == 0)
         page.close()
 
     @case("every page fits a 360 px wide screen (screenshot)")

@@ -247,6 +247,8 @@ async function overview(render) {
     el("div", { id: "open-circuit-list" }, listOf((out.open_circuits || []).map((c) => ({ ...c, reason: `${c.reason || "failing"} (held back until ${time(c.until_ms)})` })), "name")),
     el("h2", {}, "Disabled endpoints"),
     listOf(out.disabled_endpoints, "name"),
+    el("h2", {}, "Paused inbound routes"),
+    el("div", { id: "paused-routes" }, listOf((data.paused_routes || []).map((name) => ({ name, reason: "webhooks are stored, none sent to the app" })), "name")),
     el("h2", {}, "Disabled subscriptions"),
     listOf(out.disabled_subscriptions, "id"),
   );
@@ -500,7 +502,7 @@ function endpointHealth(h) {
 }
 
 async function endpoints(render) {
-  const data = await api("GET", "endpoints");
+  const [data, queued] = await Promise.all([api("GET", "endpoints"), api("GET", "routes")]);
   const view = el("div");
   const rows = data.endpoints.map((e) =>
     el(
@@ -526,6 +528,37 @@ async function endpoints(render) {
       el("thead", {}, el("tr", {}, ["endpoint", "state", "why", "health (this process)", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no endpoints")))),
   );
+  // deliver: queue routes: their webhooks wait in the same queue, under route:NAME.
+  const routeRows = queued.routes.map((r) =>
+    el(
+      "tr",
+      { "data-name": r.name },
+      el("td", {}, el("a", { href: `#deliveries${query({ endpoint: `route:${r.name}` })}` }, r.name)),
+      el("td", { class: "paused" }, r.paused ? `paused since ${time(r.paused_since_ms)}` : "delivering"),
+      el("td", { class: "num" }, r.pending),
+      el("td", { class: "num" }, r.scheduled),
+      el("td", { class: "num" }, r.dead),
+      el("td", {}, r.oldest_waiting_ms ? time(r.oldest_waiting_ms) : ""),
+      el("td", { class: "health" }, endpointHealth(r.health)),
+      el("td", {},
+        el("button", {
+          onclick: async () => {
+            await api("POST", `routes/${encodeURIComponent(r.name)}/${r.paused ? "resume" : "pause"}`);
+            route();
+          },
+        }, r.paused ? "Resume" : "Pause"),
+      ),
+    ),
+  );
+  if (routeRows.length) {
+    view.append(
+      el("h2", {}, "Inbound routes with deliver: queue"),
+      el("p", { class: "muted" }, "A paused route still verifies, stores and acknowledges every webhook; none is sent to the app until it is resumed."),
+      el("table", { id: "queued-routes" },
+        el("thead", {}, el("tr", {}, ["route", "state", "pending", "scheduled", "dead", "oldest waiting", "app health (this process)", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, routeRows)),
+    );
+  }
   render(view);
 }
 

@@ -353,12 +353,31 @@ impl Loader<'_> {
                 "timeout",
                 "dead_on_4xx",
                 "max_depth",
+                "order",
             ],
         )?;
         let policy = self.policy(&q);
         let timeout = self.optional(&q, "timeout", Self::positive_duration);
         let dead_on_4xx = self.with_default(&q, "dead_on_4xx", true, Self::boolean);
         let max_depth = self.optional(&q, "max_depth", |l, n, p| l.whole(n, p, 1..=u32::MAX));
+        let order = self.optional(&q, "order", |l, n, p| {
+            l.parsed(n, p, |s| {
+                if s == "route" {
+                    Ok(OrderSource::Route)
+                } else if let Some(name) =
+                    s.strip_prefix("header:").filter(|h| valid_header_name(h))
+                {
+                    Ok(OrderSource::Header(name.to_ascii_lowercase()))
+                } else if let Some(pointer) = s.strip_prefix("json:").filter(|p| p.starts_with('/'))
+                {
+                    Ok(OrderSource::Json(pointer.to_string()))
+                } else {
+                    Err(format!(
+                        "expected header:NAME, json:/pointer or route, found {s:?}"
+                    ))
+                }
+            })
+        });
         let mut policy = policy?;
         if let Some(timeout) = timeout? {
             policy.retry.timeout = timeout;
@@ -375,6 +394,7 @@ impl Loader<'_> {
             dead_on_4xx: dead_on_4xx?,
             ack_status: ack_status?,
             max_depth: max_depth?.map(u64::from),
+            order: order?,
         })))
     }
 

@@ -373,6 +373,11 @@ impl Queue for RedisQueue {
                 record.created_ms.to_string().into(),
                 record.endpoint.clone().into(),
                 record.bucket().as_str().into(),
+                record
+                    .order
+                    .as_ref()
+                    .map_or_else(String::new, |o| partition.key(&format!("o:{}", o.key)))
+                    .into(),
                 record.attempts.len().to_string().into(),
             ]);
             args.extend(

@@ -5,8 +5,8 @@ use redis::Script;
 
 /// KEYS: due, all, idempotency key, counts, then per message: its hash, its attempts, its
 /// endpoint's waiting set. ARGV: key expiry (0: none), receipt, body, then per message:
-/// id, meta, state, due, round, created, endpoint, bucket, the number of its attempts,
-/// and those attempts. Every message is stored, or none (a held key).
+/// id, meta, state, due, round, created, endpoint, bucket, its line's list (`order`; empty
+/// for none), the number of its attempts, and those attempts. Every message is stored, or none (a held key).
 const ENQUEUE: &str = include_str!("lua/queue_enqueue.lua");
 
 /// ARGV: now, lease end, limit, message key prefix.
@@ -16,6 +16,7 @@ const CLAIM: &str = include_str!("lua/queue_claim.lua");
 /// retry | dead), next due, id, key prefix.
 const FINISH: &str = concat!(
     include_str!("lua/queue_bucket.lua"),
+    include_str!("lua/queue_order.lua"),
     include_str!("lua/queue_finish.lua")
 );
 
@@ -26,12 +27,14 @@ const READ: &str = include_str!("lua/queue_read.lua");
 /// KEYS: due, message, counts. ARGV: now, id, key prefix.
 const RETRY_NOW: &str = concat!(
     include_str!("lua/queue_bucket.lua"),
+    include_str!("lua/queue_order.lua"),
     include_str!("lua/queue_retry_now.lua")
 );
 
 /// KEYS: due, all, message, attempts, counts. ARGV: state, id, key prefix.
 const PURGE: &str = concat!(
     include_str!("lua/queue_bucket.lua"),
+    include_str!("lua/queue_order.lua"),
     include_str!("lua/queue_purge.lua")
 );
 

@@ -217,6 +217,7 @@ mod tests {
             event: None,
             trace: None,
             inbound: None,
+            order: None,
         }
     }
 

@@ -94,6 +94,10 @@ impl Redb {
                 None => false,
                 Some(mut record) => {
                     tables.unindex(&record)?;
+                    if let (State::Dead, Some(order)) = (record.state, record.order.as_mut()) {
+                        // A replayed dead letter joins the end of its line.
+                        order.seq = crate::store::queue::next_order_seq();
+                    }
                     record.state = State::Pending;
                     record.round_attempts = 0;
                     record.due_ms = now_ms;

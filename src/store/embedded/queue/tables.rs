@@ -16,6 +16,10 @@ pub(super) const OLD_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::ne
 /// its oldest waiting message.
 pub(super) const WAITING: TableDefinition<(&str, u64, &str), ()> =
     TableDefinition::new("outbound_waiting");
+/// (order key, seq, id) for pending messages in a line (`Record::order`): a key's first row
+/// is the head, the only one of its line in [`DUE`].
+pub(super) const ORDER: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("outbound_order");
 /// (endpoint, bucket) → messages in it.
 pub(super) const COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("outbound_counts");
@@ -81,6 +85,7 @@ pub(super) struct Tables<'t> {
     pub(super) due: redb::Table<'t, (&'static str, u64, &'static str), ()>,
     pub(super) waiting: redb::Table<'t, (&'static str, u64, &'static str), ()>,
     pub(super) counts: redb::Table<'t, (&'static str, &'static str), u64>,
+    pub(super) order: redb::Table<'t, (&'static str, u64, &'static str), ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -91,6 +96,7 @@ impl<'t> Tables<'t> {
             due: txn.open_table(DUE)?,
             waiting: txn.open_table(WAITING)?,
             counts: txn.open_table(COUNTS)?,
+            order: txn.open_table(ORDER)?,
         })
     }
 
@@ -112,22 +118,78 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Adds a message's index entries and count.
+    /// The first two ids of a line, in order.
+    fn line_front(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.order
+            .range((key, 0, "")..=(key, u64::MAX, LAST))?
+            .take(2)
+            .map(|row| row.map(|(k, _)| k.value().2.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Whether a pending message is in [`DUE`]: always, unless it waits behind an
+    /// earlier one of its line.
+    pub(super) fn is_due_indexed(&self, record: &Record) -> Result<bool, StoreError> {
+        match &record.order {
+            None => Ok(true),
+            Some(order) => Ok(self.line_front(&order.key)?.first() == Some(&record.id)),
+        }
+    }
+
+    /// Puts a line's message in [`DUE`] (`true`) or takes it out, at its stored due time.
+    fn set_due_indexed(&mut self, id: &str, indexed: bool) -> Result<(), StoreError> {
+        let Some(record) = self.read(id)? else {
+            return Ok(());
+        };
+        let key = (record.endpoint.as_str(), record.due_ms, id);
+        if indexed {
+            self.due.insert(key, ())?;
+        } else {
+            self.due.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a message's index entries and count. A message that becomes the head of its
+    /// line (a retried head, stored again) puts the one behind it out of [`DUE`] again.
     pub(super) fn index(&mut self, record: &Record) -> Result<(), StoreError> {
         let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
         if record.state == State::Pending {
-            self.due.insert((endpoint, record.due_ms, id), ())?;
             self.waiting.insert((endpoint, record.created_ms, id), ())?;
+            let front = match &record.order {
+                Some(order) => {
+                    self.order.insert((order.key.as_str(), order.seq, id), ())?;
+                    self.line_front(&order.key)?
+                }
+                None => vec![id.to_string()],
+            };
+            if front.first().map(String::as_str) == Some(id) {
+                self.due.insert((endpoint, record.due_ms, id), ())?;
+                if let Some(behind) = front.get(1) {
+                    self.set_due_indexed(behind, false)?;
+                }
+            }
         }
         self.count(endpoint, record.bucket(), 1)
     }
 
-    /// Removes a stored message's index entries and count, before it changes or leaves.
+    /// Removes a stored message's index entries and count, before it changes or leaves. A
+    /// line's head that leaves it makes the next one due.
     pub(super) fn unindex(&mut self, record: &Record) -> Result<(), StoreError> {
         let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
         if record.state == State::Pending {
-            self.due.remove((endpoint, record.due_ms, id))?;
             self.waiting.remove((endpoint, record.created_ms, id))?;
+            self.due.remove((endpoint, record.due_ms, id))?;
+            if let Some(order) = &record.order {
+                let was_head = self.line_front(&order.key)?.first().map(String::as_str) == Some(id);
+                self.order.remove((order.key.as_str(), order.seq, id))?;
+                if was_head {
+                    if let Some(next) = self.line_front(&order.key)?.first() {
+                        self.set_due_indexed(&next.clone(), true)?;
+                    }
+                }
+            }
         }
         self.count(endpoint, record.bucket(), -1)
     }
@@ -146,11 +208,15 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Moves a pending message's due time: nothing else about it changes.
+    /// Moves a pending message's due time: nothing else about it changes (one waiting
+    /// behind its line's head stays out of [`DUE`]).
     pub(super) fn move_due(&mut self, record: &mut Record, due_ms: u64) -> Result<(), StoreError> {
+        let indexed = self.is_due_indexed(record)?;
         let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
         self.due.remove((endpoint, record.due_ms, id))?;
-        self.due.insert((endpoint, due_ms, id), ())?;
+        if indexed {
+            self.due.insert((endpoint, due_ms, id), ())?;
+        }
         record.due_ms = due_ms;
         self.messages.insert(id, encode(record).as_slice())?;
         Ok(())
