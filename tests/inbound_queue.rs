@@ -237,6 +237,22 @@ async fn the_app_answer_decides_retry_dead_or_done() {
     )
     .await;
     assert!(!id.is_empty());
+    // Its page: the request as stored, signatures masked, the app's answer kept.
+    let (status, shown) = gateway
+        .admin(reqwest::Method::GET, &format!("/admin/deliveries/{dead}"))
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    let headers = shown["inbound"]["headers"].as_array().unwrap();
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap().to_string())
+    };
+    assert_eq!(value("webhook-id").as_deref(), Some("msg_dead"));
+    assert_eq!(value("webhook-signature").as_deref(), Some("[masked]"));
+    assert_eq!(shown["attempts"][0]["status"], 422);
+    assert_eq!(shown["state"], "dead");
 }
 
 #[test]

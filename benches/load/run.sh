@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hookgate's load benchmark, side by side with nginx in one run, on 127.0.0.1 only.
 #
-#   benches/load/run.sh [--rounds N] [--seconds S] [--backlog N] [--only inbound|outbound|fanout]
+#   benches/load/run.sh [--rounds N] [--seconds S] [--backlog N] [--only inbound|outbound|fanout|queue]
 #                       [--workers N]
 #                       [--json FILE]
 #
@@ -31,6 +31,13 @@
 #                time until all are delivered, and RSS with the backlog waiting
 #   latency      accept-to-delivered p50/p99 at 500 msg/s offered (latency.py)
 #   2 replicas   Redis: the same backlog drained by two hookgate replicas at once
+# Inbound store and forward (`deliver: queue`, embedded store; the app is the nginx receiver):
+#   accept       wrk at saturation on a route with the rejento signature, dedupe and
+#                deliver: queue (verify, dedupe, durable store, 200), beside the nginx proxy
+#                row measured in the same section: req/s and the ratio
+#   drain        a backlog of N stored while the route is paused, then resumed: time until
+#                the app has them all, and RSS with the backlog and after the drain
+#   latency      accept-to-app p50/p99 at 500 webhooks/s offered (latency.py, verify: none)
 # Fan-out (POST /events, embedded store): each event reaches 1, 10 or 100 subscriptions
 # (all to the nginx receiver); wrk publishes for S seconds: events/s accepted (each one
 # commit of all its deliveries), and deliveries/s from the first publish until every
@@ -372,6 +379,65 @@ fanout_row() {
     "$made" "$seconds" "$(peak_rss_mib "$PID")"
   kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
 }
+
+# queue_config NAME LATENCY_PORT: hookgate with deliver: queue routes, the signed one to the
+# nginx receiver (its deliveries log counts them), the unsigned one to latency.py.
+queue_config() {
+  ADMIN=$(port) INBOUND=$(port) OUTBOUND=$(port)
+  cat > "$WORK/$1.yaml" <<CONF
+server: { threads: $WORKERS }
+admin: { listen: 127.0.0.1:$ADMIN, token: bench-token }
+store: { kind: embedded, path: $WORK/data-$1, max_ids: 4000000 }
+inbound:
+  listen: 127.0.0.1:$INBOUND
+  upstream: http://127.0.0.1:$RECEIVER
+  routes:
+    - name: queued
+      path: /queued
+      verify: { scheme: rejento, secrets: ["$SECRET"] }
+      dedupe: { id: "header:X-Rejento-Delivery-Id", ttl: 1h }
+      deliver: queue
+      queue: { concurrency: 512 }
+    - { name: latency, path: /latency, verify: none, deliver: queue, ack_status: 202, upstream: "http://127.0.0.1:$2" }
+outbound:
+  listen: 127.0.0.1:$OUTBOUND
+CONF
+}
+
+if [ "$ONLY" = all ] || [ "$ONLY" = queue ]; then
+  lat_port=$(port)
+  queue_config queue "$lat_port"
+  start_hookgate queue
+  signed="$WORK/signed-queue.txt"; sign_ids "$signed" $(( SECONDS_EACH * 60000 + BACKLOG ))
+  # accept: the nginx proxy and the queued route, one after the other, each at saturation
+  read -r nginx_rate _ _ _ _ _ < <(wrk_run "http://127.0.0.1:$PROXY/hooks" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed")
+  before=$(deliveries)
+  read -r rate p50 p99 _ bad total < <(wrk_run "http://127.0.0.1:$INBOUND/queued" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed")
+  delivered_during=$(( $(deliveries) - before ))
+  wait_delivered $(( before + total - bad )) >/dev/null
+  # drain: a backlog stored while paused, then resumed (fresh ids: past the accept row's)
+  admin POST routes/queued/pause >/dev/null
+  tail -n "$BACKLOG" "$signed" > "$WORK/signed-backlog.txt"
+  before=$(deliveries)
+  read -r _ _ _ _ bbad stored < <(wrk_run "http://127.0.0.1:$INBOUND/queued" X-Rejento-Delivery-Id "$BACKLOG" 600s "$WORK/signed-backlog.txt")
+  rss_backlog=$(rss_mib "$PID")
+  admin POST routes/queued/resume >/dev/null
+  drain_s=$(wait_delivered $(( before + stored - bbad )))
+  rss_after=$(rss_mib "$PID")
+  latency=$(python3 "$HERE/latency.py" "http://127.0.0.1:$INBOUND/latency" "$lat_port" 500 10 2>"$WORK/latency.err" | awk '{ printf "%s / %s", $1, $2 }')
+  echo
+  echo "## Inbound store and forward (deliver: queue, embedded store): wrk -t1 -c32 for ${SECONDS_EACH}s; a backlog of $BACKLOG; latency at 500/s"
+  echo
+  echo "| row | result |"
+  echo "|---|---|"
+  printf "| accept (verify, dedupe, durable store, 200) | %s req/s, p50 %s ms, p99 %s ms, non-2xx %s |\n" "$rate" "$p50" "$p99" "$bad"
+  printf "| nginx proxy, same section | %s req/s: accept is %.2f× |\n" "$nginx_rate" "$(echo "$rate / $nginx_rate" | bc -l)"
+  printf "| delivered to the app while accepting | %.0f/s |\n" "$(echo "$delivered_during / $SECONDS_EACH" | bc -l)"
+  printf "| backlog drain after resume | %s in %ss = %.0f/s |\n" "$(( stored - bbad ))" "$drain_s" "$(echo "($stored - $bbad) / $drain_s" | bc -l)"
+  printf "| RSS with the backlog stored / after the drain | %s / %s MiB |\n" "$rss_backlog" "$rss_after"
+  printf "| accept-to-app p50 / p99 at 500/s | %s ms |\n" "$latency"
+  kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = fanout ]; then
   echo

@@ -154,6 +154,18 @@ impl Record {
         if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {
             *secret = "[redacted]".to_string();
         }
+        // A stored webhook's credentials and signatures (kept for the app) are not shown.
+        for (name, value) in self.inbound.iter_mut().flat_map(|i| i.headers.iter_mut()) {
+            let credential = matches!(
+                name.as_str(),
+                "authorization" | "proxy-authorization" | "cookie"
+            ) || ["signature", "token", "secret"]
+                .iter()
+                .any(|part| name.contains(part));
+            if credential {
+                *value = "[masked]".to_string();
+            }
+        }
         self
     }
 
