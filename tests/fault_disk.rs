@@ -19,11 +19,15 @@ const IN_NAMESPACE: &str = "HOOKGATE_TEST_IN_MOUNT_NS";
 const ROUTES: &str =
     "    - { name: test, path: /hooks/test, verify: none, dedupe: { id: \"header:X-Delivery\" } }\n";
 
-/// Re-runs `test` in a new user and mount namespace; true when this is that run.
+/// Re-runs `test` in a new user and mount namespace; true when this is that run. One such
+/// run at a time: each is a process of its own whose test ports are counted from its pid,
+/// and two started together (adjacent pids) would hand out the same ports.
 fn in_own_mount_namespace(test: &str) -> bool {
     if std::env::var_os(IN_NAMESPACE).is_some() {
         return true;
     }
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let status = Command::new("unshare")
         .args(["--map-root-user", "--mount", "--"])
         .arg(std::env::current_exe().unwrap())
