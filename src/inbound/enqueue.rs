@@ -283,7 +283,7 @@ impl InboundApp {
             }
         };
         if let Some(guard) = guard {
-            guard.finish(Some(200)).await;
+            guard.finish(Some(stored.route.ack_status)).await;
         }
         if let Some(span) = trace {
             span.set("hookgate.delivery_id", id.clone());
