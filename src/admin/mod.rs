@@ -375,6 +375,12 @@ impl AdminApp {
                     Err(e) => Err(e),
                 })
             }
+            ("GET", ["event-types"]) => Some(Ok((
+                200,
+                self.endpoints
+                    .as_ref()
+                    .map_or_else(|| json!({ "event_types": [] }), Endpoints::event_types),
+            ))),
             ("GET", ["routes"]) => Some(self.routes_call(&*queue, None).await),
             ("POST", ["routes", name, action @ ("pause" | "resume")]) => Some(
                 self.routes_call(&*queue, Some((name, *action == "pause")))

@@ -325,6 +325,19 @@ pub struct OutboundConfig {
     pub subscriptions: Vec<SubscriptionConfig>,
     /// The inbound routes with `deliver: queue`: the worker delivers their webhooks.
     pub routes: Vec<QueuedRoute>,
+    /// `event_types`: the catalog of the events the app publishes.
+    pub event_types: Vec<EventTypeConfig>,
+}
+
+/// One entry of `outbound.event_types`.
+#[derive(Debug, Clone)]
+pub struct EventTypeConfig {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the payload, checked when the file is loaded.
+    pub schema: Option<serde_json::Value>,
+    pub example: Option<serde_json::Value>,
+    pub deprecated: bool,
 }
 
 /// A subscription written in the config file.
@@ -352,6 +365,8 @@ pub struct EventsConfig {
     pub tenant: Vec<EventSource>,
     /// Labels read from the body, besides the `Hookgate-Label-<name>` headers.
     pub labels: Vec<(String, EventSource)>,
+    /// `validate`: a published payload must pass its type's schema in the catalog.
+    pub validate: bool,
 }
 
 impl Default for EventsConfig {
@@ -363,6 +378,7 @@ impl Default for EventsConfig {
                 .to_vec(),
             tenant: vec![parse("header:Hookgate-Tenant")],
             labels: Vec::new(),
+            validate: false,
         }
     }
 }

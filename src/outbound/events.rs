@@ -190,7 +190,10 @@ impl OutboundApp {
         body: Bytes,
         trace: Option<&mut Span>,
     ) -> Result<(Value, bool), ErrorResponse> {
-        let event = read_event(header, &body, &self.live.load().events)?;
+        let live = self.live.load();
+        let event = read_event(header, &body, &live.events)?;
+        live.catalog.check(&event.event_type, &body)?;
+        drop(live);
         let index = self.subscriptions.index().await.map_err(|e| {
             tracing::error!(error = %e, "cannot read the subscriptions");
             ErrorResponse::new(
@@ -332,6 +335,7 @@ mod tests {
             event_type: vec![EventSource::parse("{/event_type}.{/action}").unwrap()],
             tenant: Vec::new(),
             labels: vec![("job_id".into(), EventSource::parse("json:/job/id").unwrap())],
+            validate: false,
         };
         let body = br#"{"event_type": "application", "action": "created", "job": {"id": 7}}"#;
         let header = request(&[("Hookgate-Label-Region", "eu")]);

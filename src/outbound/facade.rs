@@ -55,6 +55,11 @@ impl Endpoints {
         found.map(|e| e.pacing.health(now_ms))
     }
 
+    /// `GET /admin/event-types`: the catalog as the running config says.
+    pub fn event_types(&self) -> serde_json::Value {
+        self.0.load().catalog.view()
+    }
+
     /// The URL a configured endpoint delivers to.
     pub fn url(&self, name: &str) -> Option<String> {
         let live = self.0.load();

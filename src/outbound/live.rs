@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use super::catalog::Catalog;
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
 use super::egress_proxy::ProxyRoute;
@@ -23,6 +24,8 @@ pub struct Live {
     /// `outbound.secrets`, for `Hookgate-Secret-Ref`.
     pub secrets: HashMap<String, String>,
     pub events: EventsConfig,
+    /// `event_types`, with their schemas compiled.
+    pub catalog: Catalog,
     pub max_body: u64,
     /// The longest attempt of a configured endpoint (of a destination without endpoints):
     /// claims outlast it.
@@ -103,6 +106,7 @@ impl Live {
             destinations,
             secrets,
             events: config.events.clone(),
+            catalog: Catalog::new(&config.event_types, config.events.validate)?,
             max_body: config.max_body,
             longest_timeout,
         })

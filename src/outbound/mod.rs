@@ -3,6 +3,7 @@
 //! delivers it with retries ([`worker`]), keeping dead letters for replay. Endpoints in
 //! `mode: sync` are delivered while the app waits instead ([`sync`]).
 
+pub mod catalog;
 pub mod deliver;
 pub mod destinations;
 mod egress_proxy;

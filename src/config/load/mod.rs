@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod catalog;
 mod inbound;
 mod outbound;
 mod readers;

@@ -24,9 +24,11 @@ impl Loader<'_> {
                 "subscriptions",
                 "proxy",
                 "no_proxy",
+                "event_types",
             ],
         )?;
         let proxy = self.proxy(&f);
+        let event_types = self.with_default(&f, "event_types", Vec::new(), Self::event_types);
         let subscriptions = self.with_default(&f, "subscriptions", Vec::new(), |l, n, p| {
             let items = l.list(n, p)?;
             let subscriptions: Vec<_> = items
@@ -123,6 +125,7 @@ impl Loader<'_> {
         Some(OutboundConfig {
             listen: Some(listen?),
             routes: Vec::new(),
+            event_types: event_types?,
             secrets: secrets?,
             allow_private_destinations: allow?,
             max_body: max_body?,
@@ -287,7 +290,7 @@ impl Loader<'_> {
     }
 
     /// A node as JSON, with `${VAR}` substituted in strings.
-    fn json(&mut self, node: &Node, path: &str) -> serde_json::Value {
+    pub(super) fn json(&mut self, node: &Node, path: &str) -> serde_json::Value {
         use serde_json::Value as Json;
         match &node.value {
             Value::Null => Json::Null,
@@ -314,7 +317,8 @@ impl Loader<'_> {
     /// `events`: `type` and `tenant` (lists of sources), `labels` (a mapping of names to
     /// sources).
     fn events(&mut self, node: &Node, path: &str) -> Option<EventsConfig> {
-        let f = self.fields(node, path, &["type", "tenant", "labels"])?;
+        let f = self.fields(node, path, &["type", "tenant", "labels", "validate"])?;
+        let validate = self.with_default(&f, "validate", false, Self::boolean);
         let defaults = EventsConfig::default();
         let sources = |l: &mut Self, n: &Node, p: &str| {
             let list = l.each(n, p, |l, item, p| l.parsed(item, p, EventSource::parse))?;
@@ -351,6 +355,7 @@ impl Loader<'_> {
             event_type: event_type?,
             tenant: tenant?,
             labels: labels?,
+            validate: validate?,
         })
     }
 
