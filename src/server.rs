@@ -71,6 +71,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             subscriptions: services.subscriptions,
             queue: services.queue.clone(),
             connector: pingora::connectors::http::Connector::new(None),
+            endpoints: outbound::facade::Endpoints::new(services.reload.live.clone()),
         });
         deliveries = Some((services.queue, services.recent));
         outbound_reload = Some(services.reload);

@@ -124,3 +124,53 @@ fn a_schema_may_come_from_a_file() {
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_validate_a_subscription_must_name_types_of_the_catalog() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .endpoints(&acme_endpoint(&app, "/hooks", ""))
+        .outbound(CATALOG)
+        .outbound("  allow_private_destinations: [127.0.0.0/8]\n")
+        .start()
+        .await;
+    let create = |types: serde_json::Value| {
+        let url = format!("{}/sub", app.url());
+        let gateway = &gateway;
+        async move {
+            gateway
+                .admin_json(
+                    reqwest::Method::POST,
+                    "/admin/subscriptions",
+                    &serde_json::json!({ "url": url, "event_types": types }),
+                )
+                .await
+        }
+    };
+    let (status, answer) = create(serde_json::json!(["job.created"])).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"], "unknown_event_type");
+    assert_eq!(answer["field"], "event_types");
+    for known in [
+        serde_json::json!(["candidate.created"]),
+        serde_json::json!(["candidate.*"]),
+        serde_json::json!(["*"]),
+    ] {
+        let (status, answer) = create(known).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    // A change to an unknown type is refused the same way.
+    let (_, created) = create(serde_json::json!(["candidate.created"])).await;
+    let id = created["id"].as_str().unwrap();
+    let (status, answer) = gateway
+        .admin_json(
+            reqwest::Method::PATCH,
+            &format!("/admin/subscriptions/{id}"),
+            &serde_json::json!({ "event_types": ["jobs.*"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("unknown_event_type"))
+    );
+}

@@ -14,7 +14,7 @@ use crate::config::SUBSCRIPTIONS_ENDPOINT;
 use crate::error_response::ErrorResponse;
 use crate::ids::new_delivery_id;
 use crate::outbound::facade::{
-    pattern_matches, subscription_fields, subscription_view, Subscriptions,
+    pattern_matches, subscription_fields, subscription_view, Endpoints, Subscriptions,
 };
 use crate::store::queue::{DeliveryFilter, Queue, Record, State};
 
@@ -33,9 +33,18 @@ pub struct SubscriptionApi {
     pub queue: Arc<dyn Queue>,
     /// For `test`: one attempt, straight away.
     pub connector: Connector,
+    /// The catalog that new and changed subscriptions' event types are checked against.
+    pub endpoints: Endpoints,
 }
 
 impl SubscriptionApi {
+    /// A subscription's fields from a call's body, its event types checked against the catalog.
+    fn fields(&self, body: &[u8]) -> Result<serde_json::Map<String, Value>, ErrorResponse> {
+        let object = subscription_fields(body)?;
+        self.endpoints.check_subscription(&object)?;
+        Ok(object)
+    }
+
     /// The call `method` and `segments` (after `/admin/`) name, if it is one of these.
     pub async fn handle(
         &self,
@@ -46,13 +55,13 @@ impl SubscriptionApi {
     ) -> Option<Answer> {
         let subs = &self.subscriptions;
         let answer = match (method, segments) {
-            ("POST", ["subscriptions"]) => match subscription_fields(body) {
+            ("POST", ["subscriptions"]) => match self.fields(body) {
                 Ok(object) => subs.create(object).await.map(|v| (201, v)),
                 Err(e) => Err(e),
             },
             ("GET", ["subscriptions"]) => self.list(param).await,
             ("GET", ["subscriptions", id]) => self.show(id).await,
-            ("PATCH", ["subscriptions", id]) => match subscription_fields(body) {
+            ("PATCH", ["subscriptions", id]) => match self.fields(body) {
                 Ok(object) => subs.update(id, object).await.map(ok),
                 Err(e) => Err(e),
             },

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::subscriptions::index::pattern_matches;
 use crate::config::EventTypeConfig;
 use crate::error_response::ErrorResponse;
 
@@ -79,5 +80,34 @@ impl Catalog {
                 Err(ErrorResponse::new(422, "invalid_payload", message).with_field(path))
             }
         }
+    }
+
+    /// With `validate` and a catalog, each of a subscription's `event_types` (a name, a
+    /// `prefix.*` or `*`) must name at least one type of the catalog.
+    pub fn check_subscription(
+        &self,
+        fields: &serde_json::Map<String, Value>,
+    ) -> Result<(), ErrorResponse> {
+        if !self.validate || self.types.is_empty() {
+            return Ok(());
+        }
+        let patterns = fields.get("event_types").and_then(Value::as_array);
+        for pattern in patterns.into_iter().flatten().filter_map(Value::as_str) {
+            if !self
+                .types
+                .iter()
+                .any(|(t, _)| pattern_matches(pattern, &t.name))
+            {
+                return Err(ErrorResponse::new(
+                    422,
+                    "unknown_event_type",
+                    format!(
+                        "{pattern:?} names no event type of the catalog (GET /admin/event-types)"
+                    ),
+                )
+                .with_field("event_types"));
+            }
+        }
+        Ok(())
     }
 }

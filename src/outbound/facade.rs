@@ -60,6 +60,14 @@ impl Endpoints {
         self.0.load().catalog.view()
     }
 
+    /// A subscription's `event_types` against the catalog (`outbound.events.validate`).
+    pub fn check_subscription(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), crate::error_response::ErrorResponse> {
+        self.0.load().catalog.check_subscription(fields)
+    }
+
     /// The URL a configured endpoint delivers to.
     pub fn url(&self, name: &str) -> Option<String> {
         let live = self.0.load();
