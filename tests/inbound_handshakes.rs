@@ -254,6 +254,20 @@ async fn forged_and_oversized_handshakes_are_refused() {
         answer.body
     );
 
+    // A challenge given twice, or not UTF-8 once decoded: refused, never read as absent.
+    for target in [
+        "/hooks/dropbox?challenge=a&challenge=b",
+        "/hooks/msgraph?validationToken=%FF",
+    ] {
+        let request = if target.contains("msgraph") {
+            client.post(gateway.url(target))
+        } else {
+            client.get(gateway.url(target))
+        };
+        let answer = send(request).await;
+        assert_eq!(answer.status, 400, "{target}");
+        assert!(answer.body.contains("invalid_handshake"), "{}", answer.body);
+    }
     // A GET without the handshake's parameters is an ordinary unsigned request: refused.
     let answer = send(client.get(gateway.url("/hooks/dropbox"))).await;
     assert_eq!(answer.status, 401);

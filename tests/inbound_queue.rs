@@ -569,3 +569,37 @@ async fn order_keeps_each_keys_line_across_a_failed_attempt_and_a_restart() {
     .await;
     assert_in_order(&lines(&app.received()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_key_that_cannot_be_read_is_refused_not_taken_as_absent() {
+    let app = TestApp::start().await;
+    let gateway = Gateway::builder(app.url())
+        .routes(&route(ORDERED))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let body = b"{}";
+    let sent = |id: &str, keys: &[&str]| {
+        let mut headers = sign("standard-webhooks", SECRET, id, body, None);
+        headers.extend(keys.iter().map(|k| ("x-key".to_string(), k.to_string())));
+        let client = client.clone();
+        let url = gateway.url("/hooks/queued");
+        async move {
+            let answer = post(&client, &url, &headers, body).await;
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    for (id, keys) in [("msg_k1", &["a", "b"][..]), ("msg_k2", &[" "][..])] {
+        let (status, answer) = sent(id, keys).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_order_key")),
+            "{keys:?}"
+        );
+    }
+    // Absent: not in a line, stored and delivered.
+    assert_eq!(sent("msg_k3", &[]).await.0, 200);
+    app.wait_for(1).await;
+    assert_eq!(app.received()[0].header("webhook-id"), Some("msg_k3"));
+}

@@ -117,6 +117,7 @@ impl QueueHandle {
             )
             .with_header("Retry-After", "5"));
         }
+        let order = order_of(route, header, body)?;
         let id = new_delivery_id();
         let now = now_ms();
         let record = Record {
@@ -146,7 +147,7 @@ impl QueueHandle {
                     .to_string(),
                 headers,
             }),
-            order: order_of(route, header, body),
+            order,
         };
         match self.queue.enqueue(record, body.clone(), None).await {
             Ok(_) => {
@@ -160,17 +161,46 @@ impl QueueHandle {
 }
 
 /// A webhook's place in its route's `queue.order` line: none when the route has no order
-/// or the webhook has no value for its key (it is then delivered as soon as it can be).
-fn order_of(route: &QueuedRoute, header: &RequestHeader, body: &[u8]) -> Option<Order> {
-    let value = match route.order.as_ref()? {
-        OrderSource::Route => String::new(),
-        OrderSource::Header(name) => header.headers.get(name)?.to_str().ok()?.to_string(),
-        OrderSource::Json(pointer) => {
-            let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-            match json.pointer(pointer)? {
-                serde_json::Value::Null => return None,
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
+/// or the webhook has no value for its key (absent or `null`: it is then delivered as
+/// soon as it can be). A key that is there but cannot be read is refused, as dedupe's id.
+fn order_of(
+    route: &QueuedRoute,
+    header: &RequestHeader,
+    body: &[u8],
+) -> Result<Option<Order>, ErrorResponse> {
+    let refuse = |why: String| ErrorResponse::new(400, "invalid_order_key", why);
+    let value = match route.order.as_ref() {
+        None => return Ok(None),
+        Some(OrderSource::Route) => String::new(),
+        Some(OrderSource::Header(name)) => {
+            let mut values = header.headers.get_all(name).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(refuse(format!("{name} appears more than once")));
+            }
+            match value.to_str() {
+                Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+                _ => return Err(refuse(format!("{name} is empty or not ASCII text"))),
+            }
+        }
+        Some(OrderSource::Json(pointer)) => {
+            let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                refuse(format!(
+                    "the body is not JSON ({e}), so {pointer} cannot be read"
+                ))
+            })?;
+            match json.pointer(pointer) {
+                None | Some(serde_json::Value::Null) => return Ok(None),
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                Some(serde_json::Value::Bool(b)) => b.to_string(),
+                Some(_) => {
+                    return Err(refuse(format!(
+                        "{pointer} is empty, an object or a list, not a key"
+                    )))
+                }
             }
         }
     };
@@ -180,10 +210,10 @@ fn order_of(route: &QueuedRoute, header: &RequestHeader, body: &[u8]) -> Option<
     } else {
         value
     };
-    Some(Order {
+    Ok(Some(Order {
         key: format!("{}\n{value}", QueuedRoute::queue_name(&route.name)),
         seq: next_order_seq(),
-    })
+    }))
 }
 
 /// The answer when the queue cannot be read or written: the provider retries later.

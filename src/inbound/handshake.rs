@@ -66,9 +66,18 @@ impl RouteHandshake {
     pub fn before_verify(&self, header: &RequestHeader) -> Option<Result<Reply, ErrorResponse>> {
         let method = header.method.as_str();
         let query = header.uri.query().unwrap_or_default();
+        // A parameter given twice, or not UTF-8 once decoded, is refused (never read as absent).
+        macro_rules! param {
+            ($name:expr) => {
+                match query_value(query, $name)? {
+                    Ok(value) => value,
+                    Err(refused) => return Some(Err(refused)),
+                }
+            };
+        }
         let answer = match (self.kind, method) {
             (Handshake::X, "GET") => {
-                let token = query_value(query, "crc_token")?;
+                let token = param!("crc_token");
                 challenge(&token).and_then(|_| {
                     let key = self.key.as_ref().ok_or_else(no_secret)?;
                     let mac = hmac::sign(key, token.as_bytes());
@@ -77,10 +86,16 @@ impl RouteHandshake {
                 })
             }
             (Handshake::Meta, "GET") => {
-                if query_value(query, "hub.mode")? != "subscribe" {
+                if param!("hub.mode") != "subscribe" {
                     return None;
                 }
-                let given = query_value(query, "hub.verify_token").unwrap_or_default();
+                let given = match query_value(query, "hub.verify_token") {
+                    None => String::new(),
+                    Some(given) => match given {
+                        Ok(given) => given,
+                        Err(refused) => return Some(Err(refused)),
+                    },
+                };
                 let expected = self.verify_token.as_deref().unwrap_or_default();
                 if !bool::from(given.as_bytes().ct_eq(expected)) || expected.is_empty() {
                     return Some(Err(ErrorResponse::new(
@@ -89,15 +104,21 @@ impl RouteHandshake {
                         "hub.verify_token does not match the route's verify_token",
                     )));
                 }
-                let value = query_value(query, "hub.challenge").unwrap_or_default();
+                let value = match query_value(query, "hub.challenge") {
+                    None => String::new(),
+                    Some(value) => match value {
+                        Ok(value) => value,
+                        Err(refused) => return Some(Err(refused)),
+                    },
+                };
                 challenge(&value).map(|_| text(value))
             }
             (Handshake::Dropbox, "GET") => {
-                let value = query_value(query, "challenge")?;
+                let value = param!("challenge");
                 challenge(&value).map(|_| text(value))
             }
             (Handshake::MsGraph, "POST") => {
-                let value = query_value(query, "validationToken")?;
+                let value = param!("validationToken");
                 challenge(&value).map(|_| text(value))
             }
             _ => return None,
@@ -150,12 +171,25 @@ impl RouteHandshake {
     }
 }
 
-/// The one value of `name` in a query string, percent-decoded; a name given twice is
-/// ambiguous and answered as absent.
-fn query_value(query: &str, name: &str) -> Option<String> {
-    let mut values = form_urlencoded::parse(query.as_bytes()).filter(|(n, _)| n == name);
-    let (_, value) = values.next()?;
-    values.next().is_none().then(|| value.into_owned())
+/// The value of `name` in a query string, percent-decoded (`+` is a space): `None` when it
+/// is absent; refused when it is given twice (ambiguous) or does not decode to UTF-8.
+fn query_value(query: &str, name: &str) -> Option<Result<String, ErrorResponse>> {
+    let decode = |raw: &str| {
+        let spaced = raw.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|v| v.into_owned())
+    };
+    let mut values = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(n, _)| decode(n).is_ok_and(|n| n == name))
+        .map(|(_, v)| v);
+    let raw = values.next()?;
+    if values.next().is_some() {
+        return Some(Err(malformed(&format!("{name} is given twice"))));
+    }
+    Some(decode(raw).map_err(|_| malformed(&format!("{name} is not UTF-8 once decoded"))))
 }
 
 /// A body that may be a handshake: only bodies holding `marker` are parsed.
@@ -278,10 +312,14 @@ mod tests {
         assert!(dropbox
             .before_verify(&head("GET", "/h?crc_token=abc"))
             .is_none());
-        // Twice is ambiguous: not a handshake, so verify refuses it.
-        assert!(dropbox
-            .before_verify(&head("GET", "/h?challenge=a&challenge=b"))
-            .is_none());
+        // Twice is ambiguous, and bytes that are not UTF-8 cannot be echoed: both refused.
+        for target in ["/h?challenge=a&challenge=b", "/h?challenge=%FF%FE"] {
+            let refused = dropbox
+                .before_verify(&head("GET", target))
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(refused.code, "invalid_handshake", "{target}");
+        }
     }
 
     #[test]
