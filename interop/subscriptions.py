@@ -2,6 +2,8 @@
 with the official standardwebhooks library during a secret rotation (old and new secret)
 and afterwards (only the new one); Ed25519 (`v1a`) deliveries verify with the
 `cryptography` package, and `v1a` signatures it makes pass hookgate's inbound side.
+Operational events (a receiver's 410, a dead delivery) arrive signed, and verify with the
+same library.
 Usage: python subscriptions.py PATH/TO/hookgate"""
 
 import base64
@@ -34,7 +36,8 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             received.append(body)
         else:
             deliveries.append((self.path, dict(self.headers), body))
-        self.send_response(200)
+        # A customer's endpoint that is gone for good, and one that fails.
+        self.send_response(410 if self.path == "/gone" else 503 if self.path == "/failing" else 200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -172,6 +175,28 @@ def send_v1a(body, key):
 
 check("ed25519 inbound: another key is refused", send_v1a(b'{"a":1}', Ed25519PrivateKey.generate()) == 401)
 check("ed25519 inbound: the sender's v1a passes", send_v1a(b'{"a":1}', sender_key) == 200 and received == [b'{"a":1}'])
+
+# Operational events: hookgate tells the vendor (its `hookgate` tenant's subscription) that a
+# customer's endpoint answered 410 and that a delivery went dead, signed as any delivery.
+ops_secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+subscribe("/ops", tenant="hookgate", secret=ops_secret, event_types=["subscription.disabled", "delivery.exhausted"])
+gone = subscribe("/gone", tenant="acme", event_types=["order.*"])
+failing = subscribe("/failing", tenant="acme", event_types=["order.*"], retry={"schedule": ["1s"], "max_attempts": 1})
+call("POST", f"http://127.0.0.1:{outbound}/events", {"type": "order.paid", "data": {}}, {"Hookgate-Tenant": "acme"})
+for _ in range(300):
+    ops = [d for d in deliveries if d[0] == "/ops"]
+    if len(ops) >= 3:
+        break
+    time.sleep(0.02)
+time.sleep(0.3)  # anything more that was going to come
+ops = [d for d in deliveries if d[0] == "/ops"]
+events = [json.loads(body) for _, _, body in ops]
+check("operational: every event verifies with standardwebhooks", ops and all(verifies(ops_secret, d) for d in ops), f"{len(ops)} events")
+disabled = [e for e in events if e["type"] == "subscription.disabled"]
+check("operational: the 410 gives one subscription.disabled", len(disabled) == 1 and disabled[0]["data"]["subscription"]["id"] == gone["id"] and disabled[0]["data"]["tenant"] == "acme", disabled)
+exhausted = [e for e in events if e["type"] == "delivery.exhausted" and e["data"]["subscription"]["id"] == failing["id"]]
+check("operational: the dead delivery gives one delivery.exhausted", len(exhausted) == 1 and exhausted[0]["data"]["last_attempt"]["status"] == 503, exhausted)
+check("operational: no secret in any event", not any(s in body.decode() for _, _, body in ops for s in [gone["secret"], failing["secret"], ops_secret]))
 
 gateway.terminate()
 gateway.wait(timeout=15)

@@ -11,8 +11,8 @@ use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
 
 use crate::cli::{
-    AdminArgs, DeliveriesCommand, DeliveryFilterArgs, EndpointsCommand, RoutesCommand,
-    SubscriptionFields, SubscriptionsCommand,
+    AdminArgs, DeliveriesCommand, DeliveryFilterArgs, EndpointsCommand, JobsCommand, PortalCommand,
+    RoutesCommand, SubscriptionFields, SubscriptionsCommand,
 };
 use crate::http_io::exchange;
 
@@ -105,6 +105,9 @@ fn print_deliveries(json: &Value) {
             d["state"].as_str().unwrap_or(""),
             d["attempts"].as_array().map_or(0, Vec::len),
         );
+    }
+    if let Some(next) = json["next"].as_str() {
+        println!("more: --after {next}");
     }
 }
 
@@ -279,13 +282,26 @@ fn filter_query(filter: &DeliveryFilterArgs, extra: &[(&str, Option<String>)]) -
 pub fn deliveries(args: &AdminArgs, command: &DeliveriesCommand) -> ExitCode {
     let all = |all: bool| ("all", all.then(|| "true".to_string()));
     let (method, path) = match command {
-        DeliveriesCommand::List { filter, state } => (
-            "GET",
-            format!(
-                "/admin/deliveries{}",
-                filter_query(filter, &[("state", state.clone())])
-            ),
-        ),
+        DeliveriesCommand::List {
+            filter,
+            state,
+            event_id,
+            idempotency_key,
+            limit,
+            after,
+        } => {
+            let more = [
+                ("state", state.clone()),
+                ("event_id", event_id.clone()),
+                ("idempotency_key", idempotency_key.clone()),
+                ("limit", limit.map(|l| l.to_string())),
+                ("after", after.clone()),
+            ];
+            (
+                "GET",
+                format!("/admin/deliveries{}", filter_query(filter, &more)),
+            )
+        }
         DeliveriesCommand::Show { id } => ("GET", format!("/admin/deliveries/{id}")),
         DeliveriesCommand::Retry { id } => ("POST", format!("/admin/deliveries/{id}/retry")),
         DeliveriesCommand::Replay {
@@ -562,6 +578,70 @@ pub fn subscriptions(args: &AdminArgs, command: &SubscriptionsCommand) -> ExitCo
             print_subscriptions(body)
         } else {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default())
+        }
+    })
+}
+
+pub fn portal(args: &AdminArgs, command: &PortalCommand) -> ExitCode {
+    let (path, body) = match command {
+        PortalCommand::Link {
+            tenant,
+            ttl,
+            read_only,
+        } => (
+            format!("/admin/tenants/{tenant}/portal"),
+            serde_json::json!({ "ttl": ttl, "read_only": read_only }),
+        ),
+        PortalCommand::Revoke { tenant } => (
+            format!("/admin/tenants/{tenant}/portal/revoke"),
+            serde_json::json!({}),
+        ),
+    };
+    let result = runtime().block_on(call(args, "POST", &path, Some(&body)));
+    finish(result, args.json, |body| match command {
+        PortalCommand::Link { tenant, .. } => {
+            println!("{}", body["url"].as_str().unwrap_or_default());
+            let access = if body["read_only"] == true {
+                "read-only"
+            } else {
+                "full"
+            };
+            println!(
+                "tenant {tenant}, {access} access, until {}",
+                when(&body["expires_at"])
+            );
+        }
+        PortalCommand::Revoke { tenant } => {
+            println!("tenant {tenant}: every earlier portal link revoked")
+        }
+    })
+}
+
+pub fn jobs(args: &AdminArgs, command: &JobsCommand) -> ExitCode {
+    let (method, path) = match command {
+        JobsCommand::List => ("GET", "/admin/jobs".to_string()),
+        JobsCommand::Show { id } => ("GET", format!("/admin/jobs/{id}")),
+        JobsCommand::Cancel { id } => ("POST", format!("/admin/jobs/{id}/cancel")),
+    };
+    let result = runtime().block_on(call(args, method, &path, None));
+    finish(result, args.json, |body| {
+        let jobs = match command {
+            JobsCommand::List => body["jobs"].as_array().cloned().unwrap_or_default(),
+            _ => vec![body.clone()],
+        };
+        println!(
+            "{:<28} {:<10} {:>9} {:>8}  STARTED",
+            "JOB", "STATE", "REPLAYED", "SKIPPED"
+        );
+        for job in jobs {
+            println!(
+                "{:<28} {:<10} {:>9} {:>8}  {}",
+                job["id"].as_str().unwrap_or(""),
+                job["state"].as_str().unwrap_or(""),
+                job["replayed"].as_u64().unwrap_or(0),
+                job["skipped"].as_u64().unwrap_or(0),
+                when(&job["started_ms"]),
+            );
         }
     })
 }

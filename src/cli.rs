@@ -164,6 +164,33 @@ store: every replica and a restart keep it.",
         #[command(subcommand)]
         command: RoutesCommand,
     },
+    /// Give a customer (a tenant) a link to its own portal, or revoke its links.
+    #[command(
+        long_about = "Issue a signed, expiring link to a tenant's portal (/portal/, where the customer manages \
+its own subscriptions and sees its own deliveries), or revoke every link the tenant was given until now, on \
+every replica. Needs admin.portal.signing_key in the config. The link carries its token after #token=, which \
+browsers never send to a server: hand it to the customer, or embed the page in your app.",
+        after_help = "Examples:\n  hookgate portal link acme --ttl 1h\n  hookgate portal link acme --read-only --ttl 7d\n  hookgate portal revoke acme"
+    )]
+    Portal {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: PortalCommand,
+    },
+    /// Follow and cancel bulk replays (the jobs POST /admin/deliveries/replay starts).
+    #[command(
+        long_about = "List the bulk replays this hookgate ran lately (newest first), show one's progress (replayed, \
+skipped, running or done), or cancel one. A job lives in the process that runs it: ask the replica that took the \
+replay.",
+        after_help = "Examples:\n  hookgate jobs list\n  hookgate jobs show job_3f2a...\n  hookgate jobs cancel job_3f2a..."
+    )]
+    Jobs {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Serve the Kubernetes admission webhook that injects the hookgate sidecar into pods.
     #[command(
         long_about = "Serve a mutating admission webhook (admission.k8s.io/v1) over TLS. Pods annotated \
@@ -273,13 +300,26 @@ pub struct DeliveryFilterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
-    /// List queued and dead deliveries (or the recently delivered ones).
+    /// List queued and dead deliveries, or the delivered ones from the delivery history
+    /// (`--state delivered`, newest first, a page at a time).
     List {
         #[command(flatten)]
         filter: DeliveryFilterArgs,
         /// pending (not attempted in this round), scheduled (waiting for a retry), dead or delivered
         #[arg(long)]
         state: Option<String>,
+        /// Only the deliveries of this event (`evt_...`), stored or delivered.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// Only the message the app sent with this Idempotency-Key, stored or delivered.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Delivered ones: at most this many (1 to 1000; 100 by default).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Delivered ones: the page after this place (the `next` a page ends with).
+        #[arg(long, value_name = "NEXT")]
+        after: Option<String>,
     },
     /// One delivery with every attempt: time, status, latency, the start of the answer.
     Show { id: String },
@@ -314,6 +354,32 @@ pub enum EndpointsCommand {
     Enable { name: String },
     /// Stop delivering to the endpoint; its messages wait in the queue.
     Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortalCommand {
+    /// Print a link to the tenant's portal, and when it expires.
+    Link {
+        tenant: String,
+        /// How long the link works: 1s to 30d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The link only shows: nothing can be changed with it.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Refuse every link the tenant was given until now.
+    Revoke { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The last replays, newest first.
+    List,
+    /// One job's progress.
+    Show { id: String },
+    /// Stop a running job where it is.
+    Cancel { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,9 @@ pub fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("warning: {warning}");
             }
             println!("{}: valid", path.display());
+            if let Some(retention) = config::notices::retention(&config) {
+                println!("{retention}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

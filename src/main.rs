@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Deliveries { admin, command } => admin_client::deliveries(&admin, &command),
         Command::Endpoints { admin, command } => admin_client::endpoints(&admin, &command),
         Command::Routes { admin, command } => admin_client::routes(&admin, &command),
+        Command::Portal { admin, command } => admin_client::portal(&admin, &command),
+        Command::Jobs { admin, command } => admin_client::jobs(&admin, &command),
         Command::Reload {
             admin,
             allow_weaker,

@@ -139,6 +139,27 @@ pub struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationalLabels {
+    /// `subscription.disabled`, `delivery.failing`...
+    pub event_type: &'static str,
+    /// `published`, `unsubscribed` (nothing takes it), `dropped` (the backlog was full) or
+    /// `failed` (not stored).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HistoryLabels {
+    /// `kept`, `swept`, `dropped` (the backlog was full) or `failed` (not written).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortalLabels {
+    /// `served`, or why the token was refused: `invalid`, `expired`, `revoked`, `read_only`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConfigLabels {
     /// The first 16 hex digits of the SHA-256 of the config file running.
     pub hash: String,
@@ -166,6 +187,10 @@ pub struct Metrics {
     pub dedupe_store_errors: Counter,
     pub inbound_verified: Family<VerifiedLabels, Counter>,
     pub inbound_handshakes: Family<HandshakeLabels, Counter>,
+    pub portal_requests: Family<PortalLabels, Counter>,
+    pub operational_events: Family<OperationalLabels, Counter>,
+    pub history_rows: Family<HistoryLabels, Counter>,
+    pub dead_letters_expired: Counter,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -256,6 +281,30 @@ impl Metrics {
             "inbound_handshakes",
             "Providers' ownership checks hookgate answered or refused itself, by route, provider and outcome",
             inbound_handshakes.clone(),
+        );
+        let portal_requests = Family::<PortalLabels, Counter>::default();
+        registry.register(
+            "portal_requests",
+            "Tenant portal API calls, served or refused for their token, by outcome",
+            portal_requests.clone(),
+        );
+        let operational_events = Family::<OperationalLabels, Counter>::default();
+        registry.register(
+            "operational_events",
+            "hookgate's own events about subscriptions and deliveries, by type and outcome",
+            operational_events.clone(),
+        );
+        let history_rows = Family::<HistoryLabels, Counter>::default();
+        registry.register(
+            "history_rows",
+            "Delivered messages written to the delivery history, swept from it, or not kept, by outcome",
+            history_rows.clone(),
+        );
+        let dead_letters_expired = Counter::default();
+        registry.register(
+            "outbound_dead_letters_expired",
+            "Dead letters deleted because they were accepted longer ago than outbound.dead_letter_ttl",
+            dead_letters_expired.clone(),
         );
         let dedupe_store_errors = Counter::default();
         registry.register(
@@ -413,6 +462,10 @@ impl Metrics {
             dedupe_store_errors,
             inbound_verified,
             inbound_handshakes,
+            portal_requests,
+            operational_events,
+            history_rows,
+            dead_letters_expired,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -502,6 +555,25 @@ impl Metrics {
         self.outbound_messages
             .get_or_create(&OutboundLabels {
                 endpoint: endpoint.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn record_dead_letters_expired(&self, count: usize) {
+        self.dead_letters_expired.inc_by(count as u64);
+    }
+
+    pub fn record_history(&self, outcome: &'static str, rows: usize) {
+        self.history_rows
+            .get_or_create(&HistoryLabels { outcome })
+            .inc_by(rows as u64);
+    }
+
+    pub fn record_operational(&self, event_type: &'static str, outcome: &'static str) {
+        self.operational_events
+            .get_or_create(&OperationalLabels {
+                event_type,
                 outcome,
             })
             .inc();

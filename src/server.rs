@@ -28,6 +28,9 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     if let Some(listen) = config.outbound.as_ref().and_then(|o| o.listen) {
         listeners.push(("outbound", listen));
     }
+    if let Some(listen) = config.admin.portal.as_ref().and_then(|p| p.listen) {
+        listeners.push(("portal", listen));
+    }
     // Pingora retries a busy port for 30 s and then kills only that service, silently:
     // find out now and refuse to start instead.
     for (name, addr) in &listeners {
@@ -55,6 +58,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     let refusals = Arc::new(RecentRefusals::new(config.admin.recent_refusals));
     let overview = Arc::new(Overview::default());
     let (mut deliveries, mut subscriptions, mut outbound_reload) = (None, None, None);
+    let mut jobs = None;
     // The outbound queue and worker, which `deliver: queue` routes store into.
     let mut queued = None;
     if let Some(config) = &config.outbound {
@@ -63,17 +67,23 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
             server.add_service(listener);
         }
         server.add_service(services.worker);
+        server.add_service(services.operational);
+        server.add_service(services.history_service);
         queued = Some(inbound::QueueHandle::new(
             services.queue.clone(),
             services.wake.clone(),
         ));
-        subscriptions = Some(admin::subscriptions::SubscriptionApi {
+        subscriptions = Some(Arc::new(admin::subscriptions::SubscriptionApi {
             subscriptions: services.subscriptions,
             queue: services.queue.clone(),
             connector: pingora::connectors::http::Connector::new(None),
             endpoints: outbound::facade::Endpoints::new(services.reload.live.clone()),
-        });
-        deliveries = Some((services.queue, services.recent));
+        }));
+        jobs = Some(Arc::new(admin::jobs::Jobs::new(
+            services.queue.clone(),
+            services.history.clone(),
+        )));
+        deliveries = Some((services.queue, services.history));
         outbound_reload = Some(services.reload);
     }
     let mut inbound_app = None;
@@ -98,12 +108,30 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         reload = Some(reloader.task());
         server.add_service(reloader);
     }
+    // The tenants' portal, on the admin port and on a listener of its own if configured.
+    let portal = match (&config.admin.portal, &subscriptions, &deliveries, &jobs) {
+        (Some(settings), Some(api), Some((_, history)), Some(jobs)) => {
+            let portal = Arc::new(admin::portal::Portal::new(
+                settings,
+                config.admin.listen,
+                Arc::clone(api),
+                (Arc::clone(history), Arc::clone(jobs)),
+            ));
+            if let Some(listen) = settings.listen {
+                server.add_service(admin::portal::service(listen, portal.clone()));
+            }
+            Some(portal)
+        }
+        _ => None,
+    };
     let app = AdminApp {
         readiness,
         deliveries,
+        jobs,
         token: config.admin.token.clone(),
         endpoints,
         subscriptions,
+        portal,
         refusals,
         overview: overview.clone(),
         reload,

@@ -33,7 +33,18 @@ fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
     let output = hookgate(&["check", "-c", example], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(String::from_utf8_lossy(&output.stdout).ends_with("valid\n"));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("config.example.yaml: valid\n"),
+        "{printed}"
+    );
+    // The example's outbound side: what it keeps, and how long.
+    assert!(
+        printed.ends_with(
+            "retention: delivered messages 7d (their payloads 7d), at most 1024 MiB; dead letters 14d\n"
+        ),
+        "{printed}"
+    );
 }
 
 #[test]

@@ -174,3 +174,20 @@ async fn with_validate_a_subscription_must_name_types_of_the_catalog() {
         (422, Some("unknown_event_type"))
     );
 }
+
+#[test]
+fn with_validate_subscriptions_in_the_file_must_name_types_of_the_catalog() {
+    let catalog = "    - { name: order.paid }\n  events: { validate: true }\n  subscriptions:\n";
+    let (ok, said) = check(&format!(
+        "{catalog}    - {{ id: a, url: \"https://a.example/h\", event_types: [order.*, order.paid], sign: {{ scheme: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }} }}\n"
+    ));
+    assert!(ok, "{said}");
+    let (ok, said) = check(&format!(
+        "{catalog}    - {{ id: a, url: \"https://a.example/h\", event_types: [order.paid, job.created], sign: {{ scheme: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }} }}\n"
+    ));
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("outbound.subscriptions[0].event_types: \"job.created\" names no type"),
+        "{said}"
+    );
+}

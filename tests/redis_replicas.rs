@@ -536,6 +536,43 @@ async fn a_subscription_one_replica_creates_is_fanned_out_to_by_the_other() {
     .await;
 }
 
+/// A portal token issued on one replica opens the portal on the other, and a revocation on
+/// either refuses it on both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_portal_token_and_its_revocation_hold_on_every_replica() {
+    let app = TestApp::start().await;
+    let redis = TestRedis::start();
+    let prefix = prefix();
+    let start = || {
+        Gateway::builder(app.url())
+            .redis(&redis.url, &prefix)
+            .endpoints("    []\n")
+            .admin("portal: { signing_key: portal-signing-key-of-32-bytes-or-more }")
+            .start()
+    };
+    let [one, two] = [start().await, start().await];
+    let (status, issued) = one
+        .admin(reqwest::Method::POST, "/admin/tenants/acme/portal")
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["token"].as_str().unwrap();
+    let list = async |gateway: &Gateway| {
+        let response = reqwest::Client::new()
+            .get(gateway.admin_url("/portal/api/subscriptions"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    };
+    assert_eq!((list(&one).await, list(&two).await), (200, 200));
+    let (status, _) = two
+        .admin(reqwest::Method::POST, "/admin/tenants/acme/portal/revoke")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!((list(&one).await, list(&two).await), (401, 401));
+}
+
 /// `deliver: queue` with `order` on two replicas: webhooks of one key, stored by either
 /// replica and delivered by either, reach the app in the order they were stored, across a
 /// failing first attempt.

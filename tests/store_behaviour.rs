@@ -230,20 +230,8 @@ async fn dedupe_claims_lapse_after_their_lease(stores: Stores) {
 
 fn record(id: &str, due_ms: u64) -> Record {
     Record {
-        id: id.into(),
-        endpoint: "acme".into(),
         timestamp: 1_700_000_000,
-        content_type: Some("application/json".into()),
-        created_ms: due_ms,
-        state: State::Pending,
-        due_ms,
-        round_attempts: 0,
-        attempts: Vec::new(),
-        target: None,
-        event: None,
-        trace: None,
-        inbound: None,
-        order: None,
+        ..Record::json(id.into(), "acme", due_ms)
     }
 }
 

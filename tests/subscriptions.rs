@@ -24,15 +24,6 @@ fn subscribing(extra: &str) -> GatewayBuilder {
         .env("HOOKGATE_RETRY_TIME_SCALE", "0.001")
 }
 
-/// Creates a subscription; its answer (with the secret shown once).
-async fn subscribe(gateway: &Gateway, body: Value) -> Value {
-    let (status, answer) = gateway
-        .admin_json(Method::POST, "/admin/subscriptions", &body)
-        .await;
-    assert_eq!(status, 201, "{answer}");
-    answer
-}
-
 fn field<'a>(value: &'a Value, name: &str) -> &'a str {
     value[name]
         .as_str()
@@ -74,9 +65,7 @@ async fn an_event_reaches_each_of_its_tenants_subscriptions_signed_with_their_ow
         ("tenant-b", &other_tenant, json!(["application.scored"])),
         ("tenant-a", &jobs, json!(["job.created"])),
     ] {
-        let created = subscribe(
-            &gateway,
-            json!({ "tenant": tenant, "url": app.url() + "/hooks", "event_types": types, "scheme": "hiresscope", "description": "HiresScope's flow" }),
+        let created = gateway.subscribe(json!({ "tenant": tenant, "url": app.url() + "/hooks", "event_types": types, "scheme": "hiresscope", "description": "HiresScope's flow" }),
         )
         .await;
         assert!(field(&created, "secret").starts_with("whsec_"));
@@ -149,14 +138,12 @@ async fn a_job_scoped_subscription_gets_only_its_jobs_events_and_a_company_one_g
     let gateway = subscribing("  events: { labels: { job_id: \"json:/job_id\" } }\n")
         .start()
         .await;
-    subscribe(
-        &gateway,
-        json!({ "url": company.url(), "event_types": ["*"], "scheme": "standard-webhooks" }),
-    )
-    .await;
-    subscribe(
-        &gateway,
-        json!({ "url": job_42.url(), "event_types": ["candidate.*"], "filters": { "job_id": "42" } }),
+    gateway
+        .subscribe(
+            json!({ "url": company.url(), "event_types": ["*"], "scheme": "standard-webhooks" }),
+        )
+        .await;
+    gateway.subscribe(json!({ "url": job_42.url(), "event_types": ["candidate.*"], "filters": { "job_id": "42" } }),
     )
     .await;
     for job in [42, 7, 42] {
@@ -191,9 +178,7 @@ async fn jobylons_event_type_and_action_make_the_type() {
     let gateway = subscribing("  events: { type: [\"{/event_type}.{/action}\"] }\n")
         .start()
         .await;
-    let created = subscribe(
-        &gateway,
-        json!({ "url": receiver.url(), "event_types": ["application.created"], "scheme": "jobylon", "secret": "jobylon-partner-token" }),
+    let created = gateway.subscribe(json!({ "url": receiver.url(), "event_types": ["application.created"], "scheme": "jobylon", "secret": "jobylon-partner-token" }),
     )
     .await;
     assert_eq!(field(&created, "secret"), "jobylon-partner-token");
@@ -226,11 +211,9 @@ async fn jobylons_event_type_and_action_make_the_type() {
 async fn during_a_rotation_both_secrets_sign_and_afterwards_only_the_new_one() {
     let receiver = TestApp::start().await;
     let gateway = subscribing("").start().await;
-    let created = subscribe(
-        &gateway,
-        json!({ "url": receiver.url(), "event_types": ["order.paid"] }),
-    )
-    .await;
+    let created = gateway
+        .subscribe(json!({ "url": receiver.url(), "event_types": ["order.paid"] }))
+        .await;
     let (id, old) = (field(&created, "id"), field(&created, "secret").to_string());
     let rotate = format!("/admin/subscriptions/{id}/rotate-secret");
     let (status, rotated) = gateway.admin_json(Method::POST, &rotate, &json!({})).await;
@@ -277,16 +260,18 @@ async fn a_410_disables_that_subscription_only_and_its_failures_show_in_its_coun
     gone.respond_with(410, Duration::ZERO);
     let gateway = subscribing("").start().await;
     let gone_id = field(
-        &subscribe(&gateway, json!({ "url": gone.url(), "event_types": ["*"] })).await,
+        &gateway
+            .subscribe(json!({ "url": gone.url(), "event_types": ["*"] }))
+            .await,
         "id",
     )
     .to_string();
-    subscribe(
-        &gateway,
-        json!({ "url": gone.url(), "event_types": ["other.*"] }),
-    )
-    .await;
-    subscribe(&gateway, json!({ "url": fine.url(), "event_types": ["*"] })).await;
+    gateway
+        .subscribe(json!({ "url": gone.url(), "event_types": ["other.*"] }))
+        .await;
+    gateway
+        .subscribe(json!({ "url": fine.url(), "event_types": ["*"] }))
+        .await;
     gateway
         .publish(&[("Hookgate-Event-Type", "a.b")], "{}")
         .await;
@@ -329,11 +314,9 @@ async fn an_idempotency_key_dedupes_a_whole_event_per_tenant() {
     let receiver = TestApp::start().await;
     let gateway = subscribing("").start().await;
     for tenant in ["a", "b"] {
-        subscribe(
-            &gateway,
-            json!({ "tenant": tenant, "url": receiver.url(), "event_types": ["*"] }),
-        )
-        .await;
+        gateway
+            .subscribe(json!({ "tenant": tenant, "url": receiver.url(), "event_types": ["*"] }))
+            .await;
     }
     let send = async |tenant: &'static str| {
         let headers = [
@@ -360,11 +343,9 @@ async fn a_test_event_is_sent_at_once_and_shows_the_receivers_answer() {
     let receiver = TestApp::start().await;
     receiver.respond_with(202, Duration::ZERO);
     let gateway = subscribing("").start().await;
-    let created = subscribe(
-        &gateway,
-        json!({ "url": receiver.url(), "event_types": ["*"], "scheme": "rejento" }),
-    )
-    .await;
+    let created = gateway
+        .subscribe(json!({ "url": receiver.url(), "event_types": ["*"], "scheme": "rejento" }))
+        .await;
     let secret = field(&created, "secret").to_string();
     let path = format!("/admin/subscriptions/{}/test", field(&created, "id"));
     let (status, tested) = gateway.admin(Method::POST, &path).await;
@@ -384,11 +365,9 @@ async fn a_test_event_is_sent_at_once_and_shows_the_receivers_answer() {
 async fn bad_input_gets_a_clear_error_and_loses_nothing_stored() {
     let receiver = TestApp::start().await;
     let gateway = subscribing("").start().await;
-    let kept = subscribe(
-        &gateway,
-        json!({ "url": receiver.url(), "event_types": ["*"] }),
-    )
-    .await;
+    let kept = gateway
+        .subscribe(json!({ "url": receiver.url(), "event_types": ["*"] }))
+        .await;
     let url = receiver.url();
     for (body, code, field_name) in [
         (
@@ -506,9 +485,7 @@ async fn subscriptions_survive_a_restart_and_lists_are_paged_and_filtered() {
     let gateway = subscribing("").store_dir(store.path()).start().await;
     for i in 0..25 {
         let tenant = if i % 5 == 0 { "five" } else { "other" };
-        subscribe(
-            &gateway,
-            json!({ "tenant": tenant, "url": receiver.url(), "event_types": [format!("type.{i}")] }),
+        gateway.subscribe(json!({ "tenant": tenant, "url": receiver.url(), "event_types": [format!("type.{i}")] }),
         )
         .await;
     }
@@ -647,8 +624,7 @@ async fn kill_9_during_publishes_loses_no_delivery_of_an_accepted_event() {
     let mut first = builder().start().await;
     let mut subscriptions = Vec::new();
     for i in 0..20 {
-        let created = subscribe(
-            &first,
+        let created = first.subscribe(
             json!({ "url": format!("{}/s{i}", receiver.url()), "event_types": ["order.*"], "retry": { "schedule": ["1s"], "max_attempts": 50, "timeout": "1s" } }),
         )
         .await;
@@ -770,7 +746,7 @@ async fn an_event_matching_a_thousand_subscriptions_is_accepted_in_one_publish()
             let body =
                 json!({ "tenant": "big", "url": format!("{url}/r{i}"), "event_types": ["*"] });
             let gateway = &gateway;
-            async move { subscribe(gateway, body).await }
+            async move { gateway.subscribe(body).await }
         })
         .buffer_unordered(16)
         .count()

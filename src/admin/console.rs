@@ -4,6 +4,8 @@
 
 use http::Response;
 
+use super::page;
+
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/app.js");
 const STYLE: &str = include_str!("console/app.css");
@@ -18,34 +20,16 @@ pub fn asset(path: &str) -> Option<Response<Vec<u8>>> {
         return None;
     }
     let (status, content_type, body) = match path {
-        "/ui" => {
-            return Some(
-                Response::builder()
-                    .status(308)
-                    .header("Location", "/ui/")
-                    .header("Content-Length", 0)
-                    .body(Vec::new())
-                    .expect("static response parts are valid"),
-            )
-        }
+        "/ui" => return Some(page::to_directory("/ui/")),
         "/ui/" | "/ui/index.html" => (200, "text/html; charset=utf-8", INDEX),
         "/ui/app.js" => (200, "text/javascript; charset=utf-8", SCRIPT),
+        "/ui/dom.js" => (200, "text/javascript; charset=utf-8", page::DOM_JS),
         "/ui/app.css" => (200, "text/css; charset=utf-8", STYLE),
+        "/ui/base.css" => (200, "text/css; charset=utf-8", page::BASE_CSS),
         _ => (404, "text/plain; charset=utf-8", "not a console file\n"),
     };
-    Some(
-        Response::builder()
-            .status(status)
-            .header("Content-Type", content_type)
-            .header("Content-Length", body.len())
-            .header("Content-Security-Policy", CSP)
-            .header("X-Frame-Options", "DENY")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Referrer-Policy", "no-referrer")
-            .header("Cache-Control", "no-store")
-            .body(body.as_bytes().to_vec())
-            .expect("static response parts are valid"),
-    )
+    let body = body.as_bytes().to_vec();
+    Some(page::file(status, content_type, body, CSP, true))
 }
 
 #[cfg(test)]
@@ -69,25 +53,8 @@ mod tests {
         assert!(asset("/metrics").is_none());
         // Nothing from elsewhere: no script, style or image from another origin, and the
         // API is asked on this one.
-        for file in [INDEX, SCRIPT, STYLE] {
-            for external in [
-                "src=\"http",
-                "href=\"http",
-                "@import",
-                "url(",
-                "fetch(\"http",
-                "//cdn",
-            ] {
-                assert!(
-                    !file.contains(external),
-                    "an external reference: {external}"
-                );
-            }
-        }
+        page::assert_self_contained(&[INDEX, SCRIPT, STYLE]);
         assert!(SCRIPT.contains("fetch(`/admin/${path}`"));
-        assert!(
-            !SCRIPT.contains("innerHTML"),
-            "values go on the page as text only"
-        );
+        assert_eq!(asset("/ui/dom.js").unwrap().status(), 200);
     }
 }

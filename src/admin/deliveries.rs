@@ -5,14 +5,15 @@
 
 use serde_json::json;
 
-use super::subscriptions::{Answer, Params};
+use super::jobs::{Job, Jobs, ReplaySpec, Replayed};
+use super::subscriptions::{page_size, Answer, Params};
 use crate::clock::now_ms;
 use crate::config::values::{display_url, tenant};
 use crate::error_response::ErrorResponse;
 use crate::outbound::facade::destination_id;
-use crate::recent::deliveries::payload_fields;
-use crate::recent::RecentDeliveries;
+use crate::store::history::{Cursor, Delivered, HistoryQuery};
 use crate::store::queue::{Bucket, DeliveryFilter, Queue, State};
+use crate::store::HistoryStore;
 
 fn bad(code: &'static str, message: impl Into<String>) -> ErrorResponse {
     ErrorResponse::new(400, code, message)
@@ -87,19 +88,66 @@ fn scoped(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
     Ok(filter)
 }
 
+/// The delivery history's query for `param`: the filter, `event_id`, `idempotency_key`,
+/// `after` (the previous page's `next`) and `limit`.
+fn history_query(
+    filter: DeliveryFilter,
+    param: &Params<'_>,
+) -> Result<HistoryQuery, ErrorResponse> {
+    let after = match param("after") {
+        None => None,
+        Some(text) => Some(Cursor::parse(&text).ok_or_else(|| {
+            bad("invalid_cursor", "after is the next of an earlier page").with_field("after")
+        })?),
+    };
+    Ok(HistoryQuery {
+        filter,
+        event_id: param("event_id"),
+        idempotency_key: param("idempotency_key"),
+        after,
+        limit: page_size(param)?,
+    })
+}
+
+/// A delivered message as the admin API shows it.
+fn delivered(row: Delivered) -> serde_json::Value {
+    let mut value = json!(row.record);
+    value["state"] = json!("delivered");
+    value["delivered_ms"] = json!(row.delivered_ms);
+    value["payload_bytes"] = json!(row.payload_bytes);
+    present(value)
+}
+
+/// The most of a payload the admin API shows.
+const PAYLOAD_SHOWN: usize = 16 * 1024;
+
+/// A payload as the admin API shows it: its first [`PAYLOAD_SHOWN`] bytes as text (none
+/// once the history dropped it), and its whole size.
+fn payload_fields(value: &mut serde_json::Value, payload: Option<&[u8]>, total_bytes: usize) {
+    let start = payload.map(|p| &p[..p.len().min(PAYLOAD_SHOWN)]);
+    value["payload"] = json!(start.map(String::from_utf8_lossy));
+    value["payload_bytes"] = json!(total_bytes);
+    value["payload_truncated"] = json!(start.is_some_and(|s| total_bytes > s.len()));
+}
+
 /// `GET /admin/deliveries?state=pending|scheduled|dead|delivered&<filter>`: without a
-/// state, those still stored; `delivered`, those this process delivered lately.
-pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'_>) -> Answer {
+/// state, those still stored; `delivered`, the delivery history, newest first and paged
+/// (`after`, `limit`; `next` is the next page's `after`). `event_id` and
+/// `idempotency_key` find a message in either.
+pub async fn list(queue: &dyn Queue, history: &dyn HistoryStore, param: &Params<'_>) -> Answer {
     let mut filter = filter(param)?;
+    let (event_id, key) = (param("event_id"), param("idempotency_key"));
+    let searched = event_id.is_some() || key.is_some();
     let state = match param("state").as_deref() {
         None | Some("") => None,
         Some("delivered") => {
-            let list: Vec<_> = recent
-                .list(|r| filter.matches(r))
-                .into_iter()
-                .map(present)
-                .collect();
-            return Ok((200, json!({ "deliveries": list })));
+            let query = history_query(filter, param)?;
+            let rows = history.list(&query).await.map_err(unavailable)?;
+            let next = (rows.len() == query.limit)
+                .then(|| rows.last().map(|r| r.cursor().to_string()))
+                .flatten();
+            let list: Vec<_> = rows.into_iter().map(delivered).collect();
+            return Ok((200, json!({ "deliveries": list, "next": next })));
         }
         Some(name) => {
             let bucket = bucket(name)?;
@@ -111,27 +159,44 @@ pub async fn list(queue: &dyn Queue, recent: &RecentDeliveries, param: &Params<'
         .list(filter.endpoint.as_deref(), state)
         .await
         .map_err(unavailable)?;
-    let list: Vec<serde_json::Value> = stored
+    let mut list: Vec<serde_json::Value> = stored
         .into_iter()
         .filter(|r| filter.matches(r))
+        .filter(|r| {
+            let event = r.event.as_ref().map(|e| &e.event_id);
+            event_id.as_ref().is_none_or(|id| event == Some(id))
+                && key
+                    .as_ref()
+                    .is_none_or(|k| r.idempotency_key.as_ref() == Some(k))
+        })
         .map(|r| present(json!(r.redacted())))
         .collect();
+    if searched && state.is_none() {
+        let query = history_query(filter, param)?;
+        let rows = history.list(&query).await.map_err(unavailable)?;
+        list.extend(rows.into_iter().map(delivered));
+    }
     Ok((200, json!({ "deliveries": list })))
 }
 
 /// `GET /admin/deliveries/{id}`: a stored delivery with the start of its payload, or one
-/// delivered lately (kept in memory with the start of its payload).
+/// from the delivery history (with the start of its payload while that is kept).
 pub async fn show(
     queue: &dyn Queue,
-    recent: &RecentDeliveries,
+    history: &dyn HistoryStore,
     id: &str,
 ) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
     let Some(record) = queue.get(id).await? else {
-        return Ok(recent.get(id).map(present));
+        return Ok(history.get(id).await?.map(|(row, payload)| {
+            let total = row.payload_bytes;
+            let mut value = delivered(row);
+            payload_fields(&mut value, payload.as_deref(), total);
+            value
+        }));
     };
     let mut delivery = json!(record.redacted());
     if let Some(body) = queue.body(id).await? {
-        payload_fields(&mut delivery, &body, body.len());
+        payload_fields(&mut delivery, Some(&body), body.len());
     }
     Ok(Some(present(delivery)))
 }
@@ -183,14 +248,40 @@ pub async fn replay(queue: &dyn Queue, filter: &DeliveryFilter) -> Answer {
     Ok((200, json!({ "replayed": replayed })))
 }
 
-/// `POST /admin/deliveries/replay`: [`replay`] of the deliveries a query names, or a JSON
-/// body `{route | endpoint | subscription, tenant, event_type, since, until, states}`
-/// (times as unix milliseconds or RFC 3339; `states` of `dead`, the default, `scheduled`
-/// and `pending`, which are then made due now). Answers the count.
-pub async fn replay_request(queue: &dyn Queue, param: &Params<'_>, body: &[u8]) -> Answer {
+/// `POST /admin/deliveries/replay`: [`replay`] of the dead deliveries a query names, or a
+/// job ([`Jobs`]) for a JSON body `{route | endpoint | subscription, tenant, event_type,
+/// since, until, states, new_ids}` (times as unix milliseconds or RFC 3339; `states` of
+/// `dead`, the default, `scheduled`, `pending` and `delivered`). Answers the count when the
+/// job ended within a moment (200), or the job to follow (202).
+pub async fn replay_request(
+    queue: &dyn Queue,
+    jobs: &Jobs,
+    param: &Params<'_>,
+    body: &[u8],
+) -> Answer {
     if body.iter().all(u8::is_ascii_whitespace) {
         return replay(queue, &scoped(param)?).await;
     }
+    let spec = replay_spec(body)?;
+    tracing::info!(filter = ?spec.filter, states = ?spec.states, "deliveries replayed through the admin API");
+    let job = jobs.start(spec).await;
+    Ok(job_answer(&job))
+}
+
+/// A started job as its start answers it: the count once it ended, or the job to follow.
+pub fn job_answer(job: &Job) -> (u16, serde_json::Value) {
+    let view = job.view();
+    match view["state"].as_str() {
+        Some("running") => (202, json!({ "job": view })),
+        _ => (
+            200,
+            json!({ "replayed": view["replayed"], "skipped": view["skipped"], "job": view }),
+        ),
+    }
+}
+
+/// A replay's body, checked.
+fn replay_spec(body: &[u8]) -> Result<ReplaySpec, ErrorResponse> {
     let fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|e| {
             bad(
@@ -208,6 +299,7 @@ pub async fn replay_request(queue: &dyn Queue, param: &Params<'_>, body: &[u8]) 
         "until",
         "states",
         "all",
+        "new_ids",
     ];
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad("bad_request", format!("unknown field {unknown:?}")));
@@ -219,7 +311,9 @@ pub async fn replay_request(queue: &dyn Queue, param: &Params<'_>, body: &[u8]) 
             Some(serde_json::Value::Number(n)) if matches!(name, "since" | "until") => {
                 Ok(Some(n.to_string()))
             }
-            Some(serde_json::Value::Bool(b)) if name == "all" => Ok(Some(b.to_string())),
+            Some(serde_json::Value::Bool(b)) if matches!(name, "all" | "new_ids") => {
+                Ok(Some(b.to_string()))
+            }
             Some(_) => Err(bad("bad_request", format!("{name} has the wrong type"))),
         }
     };
@@ -239,50 +333,33 @@ pub async fn replay_request(queue: &dyn Queue, param: &Params<'_>, body: &[u8]) 
     };
     let filter = scoped(&param)?;
     let states = match fields.get("states") {
-        None => vec![Bucket::Dead],
+        None => vec![Replayed::Stored(Bucket::Dead)],
         Some(serde_json::Value::Array(items)) if !items.is_empty() => items
             .iter()
             .map(|s| {
-                s.as_str()
-                    .map_or_else(|| Err(bad("bad_request", "states holds names")), bucket)
+                s.as_str().and_then(Replayed::parse).ok_or_else(|| {
+                    bad(
+                        "bad_request",
+                        "states holds pending, scheduled, dead and delivered",
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(bad("bad_request", "states is a list such as [\"dead\"]")),
     };
-    let mut replayed = 0;
-    for state in states {
-        let filter = DeliveryFilter {
-            bucket: Some(state),
-            ..filter.clone()
-        };
-        replayed += if state == Bucket::Dead {
-            queue.replay_dead(&filter, now_ms()).await
-        } else {
-            due_now(queue, &filter).await
-        }
-        .map_err(unavailable)?;
+    let new_ids = param("new_ids").as_deref() == Some("true");
+    if new_ids && states.iter().any(|s| *s != Replayed::Delivered) {
+        return Err(bad(
+            "bad_request",
+            "new_ids is for delivered messages sent again; dead and waiting ones keep their ids",
+        )
+        .with_field("new_ids"));
     }
-    tracing::info!(
-        replayed,
-        ?filter,
-        "deliveries replayed through the admin API"
-    );
-    Ok((200, json!({ "replayed": replayed })))
-}
-
-/// Makes the waiting deliveries `filter` matches due now, with a fresh round of attempts.
-async fn due_now(
-    queue: &dyn Queue,
-    filter: &DeliveryFilter,
-) -> Result<usize, crate::store::StoreError> {
-    let waiting = queue
-        .list(filter.endpoint.as_deref(), Some(State::Pending))
-        .await?;
-    let mut made_due = 0;
-    for record in waiting.iter().filter(|r| filter.matches(r)) {
-        made_due += usize::from(queue.retry_now(&record.id, now_ms()).await?);
-    }
-    Ok(made_due)
+    Ok(ReplaySpec {
+        filter,
+        states,
+        new_ids,
+    })
 }
 
 /// A time as unix milliseconds, from milliseconds or RFC 3339.

@@ -4,7 +4,10 @@
 
 pub mod console;
 pub mod deliveries;
+pub mod jobs;
 pub mod overview;
+mod page;
+pub mod portal;
 pub mod reload;
 pub mod routes;
 pub mod subscriptions;
@@ -26,10 +29,10 @@ use crate::error_response::{json_response, ErrorResponse};
 use crate::http_io::read_body;
 use crate::metrics::METRICS;
 use crate::outbound::facade::Endpoints;
-use crate::recent::RecentDeliveries;
 use crate::recent::RecentRefusals;
 use crate::schemes::crypto::ct_eq;
 use crate::store::queue::{DeliveryFilter, EndpointState, Queue};
+use crate::store::HistoryStore;
 use crate::store::Store;
 
 /// What `/readyz` checks.
@@ -42,14 +45,18 @@ pub struct Readiness {
 
 pub struct AdminApp {
     pub readiness: Readiness,
-    /// The outbound queue, and the last messages delivered, for `/admin/deliveries`.
-    pub deliveries: Option<(Arc<dyn Queue>, Arc<RecentDeliveries>)>,
+    /// The outbound queue, and the delivery history, for `/admin/deliveries`.
+    pub deliveries: Option<(Arc<dyn Queue>, Arc<dyn HistoryStore>)>,
+    /// Bulk replays under way and lately ended (`/admin/jobs`), with an outbound side.
+    pub jobs: Option<Arc<jobs::Jobs>>,
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
     /// The configured outbound endpoints (as the config, reloaded or not, says).
     pub endpoints: Option<Endpoints>,
     /// `/admin/subscriptions`, with an outbound side.
-    pub subscriptions: Option<subscriptions::SubscriptionApi>,
+    pub subscriptions: Option<Arc<subscriptions::SubscriptionApi>>,
+    /// `/portal/` and the tenants' tokens, with `admin.portal`.
+    pub portal: Option<Arc<portal::Portal>>,
     /// The last inbound refusals, for `/admin/refusals`.
     pub refusals: Arc<RecentRefusals>,
     /// Counts over the last minute and hour, for `/admin/overview`.
@@ -327,7 +334,7 @@ impl AdminApp {
             "/admin/reload" => return self.reload_api(session).await,
             _ => {}
         }
-        let Some((queue, recent)) = self.deliveries.clone() else {
+        let Some((queue, history)) = self.deliveries.clone() else {
             return api_error(
                 404,
                 "outbound_not_configured",
@@ -349,6 +356,28 @@ impl AdminApp {
         };
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
         let method = header.method.clone();
+        if let ("POST", ["tenants", tenant, "portal", rest @ ..]) =
+            (method.as_str(), segments.as_slice())
+        {
+            let answer = match (&self.portal, rest) {
+                (None, []) | (None, ["revoke"]) => Err(ErrorResponse::new(
+                    404,
+                    "portal_not_configured",
+                    "set admin.portal.signing_key to issue portal tokens",
+                )),
+                (Some(portal), []) => portal.issue(tenant, &body).await,
+                (Some(portal), ["revoke"]) => portal.revoke(tenant).await,
+                _ => Err(ErrorResponse::new(
+                    404,
+                    "not_found",
+                    format!("{method} {path} is not an admin API call"),
+                )),
+            };
+            return match answer {
+                Ok((status, body)) => json_response(status, body),
+                Err(e) => e.to_response(),
+            };
+        }
         if let Some(api) = &self.subscriptions {
             if let Some(answer) = api.handle(method.as_str(), &segments, &param, &body).await {
                 return match answer {
@@ -358,10 +387,19 @@ impl AdminApp {
             }
         }
         let delivery_call = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["deliveries"]) => Some(deliveries::list(&*queue, &recent, &param).await),
+            ("GET", ["deliveries"]) => Some(deliveries::list(&*queue, &*history, &param).await),
             ("DELETE", ["deliveries"]) => Some(deliveries::purge(&*queue, &param).await),
-            ("POST", ["deliveries", "replay"]) => {
-                Some(deliveries::replay_request(&*queue, &param, &body).await)
+            ("POST", ["deliveries", "replay"]) => match &self.jobs {
+                Some(jobs) => Some(deliveries::replay_request(&*queue, jobs, &param, &body).await),
+                None => None,
+            },
+            ("GET", ["jobs"]) => self
+                .jobs
+                .as_ref()
+                .map(|jobs| Ok((200, json!({ "jobs": jobs.list(None) })))),
+            ("GET", ["jobs", id]) => self.jobs.as_ref().map(|jobs| jobs.call(id, None, false)),
+            ("POST", ["jobs", id, "cancel"]) => {
+                self.jobs.as_ref().map(|jobs| jobs.call(id, None, true))
             }
             ("POST", ["endpoints", name, "replay"]) if self.has_endpoint(name) => {
                 Some(match deliveries::filter(&param) {
@@ -395,7 +433,7 @@ impl AdminApp {
             };
         }
         let result = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["deliveries", id]) => match deliveries::show(&*queue, &recent, id).await {
+            ("GET", ["deliveries", id]) => match deliveries::show(&*queue, &*history, id).await {
                 Ok(Some(mut delivery)) => {
                     delivery["destination"] = self.destination(&delivery).await;
                     Ok(Some(delivery))
@@ -451,10 +489,15 @@ impl AdminApp {
                     since_ms: now_ms(),
                     paused_until_ms: None,
                 };
-                queue
-                    .set_endpoint_state(name, &state)
-                    .await
-                    .map(|_| Some(json!(state)))
+                let set = queue.set_endpoint_state(name, &state).await;
+                if set.is_ok() && !state.enabled {
+                    if let Some(api) = &self.subscriptions {
+                        api.subscriptions
+                            .notices()
+                            .endpoint_disabled(name, &state.reason);
+                    }
+                }
+                set.map(|_| Some(json!(state)))
             }
             ("POST", ["endpoints", name, "replay"]) => {
                 return api_error(
@@ -486,6 +529,17 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         if path.starts_with("/admin/") {
             return self.admin_api(session).await;
+        }
+        if path == "/portal" || path.starts_with("/portal/") {
+            if let Some(portal) = &self.portal {
+                return portal.serve(session).await;
+            }
+            let _ = session.drain_request_body().await;
+            return api_error(
+                404,
+                "portal_not_configured",
+                "set admin.portal.signing_key to serve the portal",
+            );
         }
         if let Some(page) = console::asset(&path) {
             let _ = session.drain_request_body().await;

@@ -16,14 +16,30 @@ use crate::ids::new_delivery_id;
 use crate::outbound::facade::{
     pattern_matches, subscription_fields, subscription_view, Endpoints, Subscriptions,
 };
-use crate::store::queue::{DeliveryFilter, Queue, Record, State};
+use crate::store::queue::{DeliveryFilter, Queue, Record};
+
+/// A query parameter by name.
+pub type Params<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
 
 /// A list's page size, unless `limit` says otherwise, and the largest it may say.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-/// A query parameter by name.
-pub type Params<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
+/// A list's `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+pub fn page_size(param: &Params<'_>) -> Result<usize, ErrorResponse> {
+    match param("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ErrorResponse::new(
+                400,
+                "invalid_limit",
+                format!("limit is a whole number from 1 to {MAX_PAGE}"),
+            )
+            .with_field("limit")),
+        },
+    }
+}
 
 /// What a call answers: a status and its JSON.
 pub type Answer = Result<(u16, Value), ErrorResponse>;
@@ -93,20 +109,7 @@ impl SubscriptionApi {
     /// `?tenant=&event_type=&state=enabled|disabled&after=<id>&limit=&stats=true`: in
     /// creation order, a page at a time; `next` is the `after` of the next page.
     async fn list(&self, param: &Params<'_>) -> Answer {
-        let limit = match param("limit") {
-            None => DEFAULT_PAGE,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-                _ => {
-                    return Err(ErrorResponse::new(
-                        400,
-                        "invalid_limit",
-                        format!("limit is a whole number from 1 to {MAX_PAGE}"),
-                    )
-                    .with_field("limit"))
-                }
-            },
-        };
+        let limit = page_size(param)?;
         let enabled = match param("state").as_deref() {
             None => None,
             Some("enabled") => Some(true),
@@ -190,22 +193,7 @@ impl SubscriptionApi {
             .subscriptions
             .endpoint(&subscription, now_ms())
             .map_err(|e| ErrorResponse::new(409, "subscription_unusable", e))?;
-        let record = Record {
-            id: new_delivery_id(),
-            endpoint: SUBSCRIPTIONS_ENDPOINT.to_string(),
-            timestamp: unix_now(),
-            content_type: Some("application/json".into()),
-            created_ms: now_ms(),
-            state: State::Pending,
-            due_ms: now_ms(),
-            round_attempts: 0,
-            attempts: Vec::new(),
-            target: None,
-            event: None,
-            trace: None,
-            inbound: None,
-            order: None,
-        };
+        let record = Record::json(new_delivery_id(), SUBSCRIPTIONS_ENDPOINT, now_ms());
         let timeout = endpoint
             .config
             .policy

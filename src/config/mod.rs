@@ -4,6 +4,8 @@
 
 mod load;
 pub mod notices;
+pub mod operational;
+pub mod portal;
 pub mod protection;
 pub mod retry;
 mod route_delivery;
@@ -18,6 +20,8 @@ use std::time::Duration;
 pub use load::{
     delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
 };
+pub use operational::{HistoryConfig, OperationalConfig};
+pub use portal::PortalConfig;
 pub use retry::RetryPolicy;
 pub use route_delivery::{Deliver, Handshake, OrderSource, QueuedRoute};
 pub use values::{Cidr, Rate};
@@ -73,6 +77,7 @@ pub struct AdminConfig {
     pub token: Option<Secret>,
     /// Inbound refusals kept in memory for the console and `/admin/refusals` (0: none).
     pub recent_refusals: usize,
+    pub portal: Option<PortalConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +332,13 @@ pub struct OutboundConfig {
     pub routes: Vec<QueuedRoute>,
     /// `event_types`: the catalog of the events the app publishes.
     pub event_types: Vec<EventTypeConfig>,
+    /// `operational`: when hookgate's own events say a delivery is failing (their
+    /// endpoint, if any, is among `endpoints`).
+    pub operational: OperationalConfig,
+    /// `history`: how long delivered messages are kept, and within what size.
+    pub history: HistoryConfig,
+    /// Dead letters accepted longer ago than this are deleted.
+    pub dead_letter_ttl: Duration,
 }
 
 /// One entry of `outbound.event_types`.

@@ -70,3 +70,31 @@ pub fn summary(config: &Config) -> Vec<(&'static str, String)> {
     ));
     lines
 }
+
+/// What the store keeps of the outbound side and for how long, for `hookgate check`.
+pub fn retention(config: &Config) -> Option<String> {
+    let outbound = config.outbound.as_ref()?;
+    let history = &outbound.history;
+    let payloads = match history.payload_retention.is_zero() {
+        true => "none of their payloads".to_string(),
+        false => format!("their payloads {}", span(history.payload_retention)),
+    };
+    Some(format!(
+        "retention: delivered messages {} ({payloads}), at most {} MiB; dead letters {}",
+        span(history.retention),
+        history.max_bytes >> 20,
+        span(outbound.dead_letter_ttl),
+    ))
+}
+
+/// A duration in its largest whole unit: `14d`, `36h`, `90s`.
+fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -362,6 +362,14 @@ fn uri_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~:/?[]@!$&'()*+,;=%".contains(c)
 }
 
+/// Whether `pattern` (a name, `prefix.*` or `*`) takes `event_type`.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,7 @@ impl QueueHandle {
                 headers,
             }),
             order,
+            idempotency_key: None,
         };
         match self.queue.enqueue(record, body.clone(), None).await {
             Ok(_) => {

@@ -519,25 +519,12 @@ fn masked_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::queue::State;
 
     #[test]
     fn a_page_shows_ids_and_times_but_not_signatures_or_credentials() {
         let record = Record {
-            id: "msg_1".into(),
-            endpoint: "acme".into(),
             timestamp: 1_700_000_000,
-            content_type: None,
-            created_ms: 0,
-            state: State::Pending,
-            due_ms: 0,
-            round_attempts: 0,
-            attempts: Vec::new(),
-            target: None,
-            event: None,
-            trace: None,
-            inbound: None,
-            order: None,
+            ..Record::json("msg_1".into(), "acme", 0)
         };
         let mut request = RequestHeader::build("POST", b"/", None).unwrap();
         for (name, value) in [

@@ -220,6 +220,12 @@ impl OutboundApp {
         }
         let content_type = header_or_400(&header.headers, "content-type", "invalid_content_type")?
             .map(str::to_string);
+        let sent_key = header_or_400(
+            &header.headers,
+            "idempotency-key",
+            "invalid_idempotency_key",
+        )?
+        .map(str::to_string);
         let now = now_ms();
         let timestamp = unix_now();
         let records: Vec<Record> = matching
@@ -244,6 +250,7 @@ impl OutboundApp {
                 trace: traceparent.clone(),
                 inbound: None,
                 order: None,
+                idempotency_key: sent_key.clone(),
             })
             .collect();
         let deliveries: Vec<Value> = records
@@ -252,12 +259,7 @@ impl OutboundApp {
             .collect();
         let answer = json!({ "event_id": event_id, "event_type": event.event_type, "deliveries": deliveries });
         // Scoped per tenant: two tenants' apps may pick the same keys.
-        let idempotency = header_or_400(
-            &header.headers,
-            "idempotency-key",
-            "invalid_idempotency_key",
-        )?
-        .map(|key| Idempotency {
+        let idempotency = sent_key.map(|key| Idempotency {
             key: format!("events\n{}\n{}", event.tenant.as_deref().unwrap_or(""), key),
             expires_ms: now + IDEMPOTENCY_WINDOW.as_millis() as u64,
             receipt: answer.to_string(),

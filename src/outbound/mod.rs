@@ -10,7 +10,9 @@ mod egress_proxy;
 mod egress_tls;
 mod events;
 pub mod facade;
+pub mod history;
 pub mod live;
+pub mod operational;
 mod outcome;
 pub mod pacing;
 pub mod retry;
@@ -253,12 +255,13 @@ impl OutboundApp {
             Some(target) => format!("{name}:{}", sha256_hex(target.url.as_bytes())),
             None => name.to_string(),
         };
-        let idempotency_key = header_or_400(
+        let sent_key = header_or_400(
             &header.headers,
             "idempotency-key",
             "invalid_idempotency_key",
         )?
-        .map(|k| format!("{scope}:{k}"));
+        .map(str::to_string);
+        let idempotency_key = sent_key.as_ref().map(|k| format!("{scope}:{k}"));
         let content_type = header_or_400(&header.headers, "content-type", "invalid_content_type")?
             .map(str::to_string);
         let max_body = self.live.load().max_body;
@@ -280,6 +283,7 @@ impl OutboundApp {
             trace: trace.as_ref().map(|s| s.context().traceparent()),
             inbound: None,
             order: None,
+            idempotency_key: sent_key,
         };
         if let Some(span) = trace.filter(|s| s.is_recording()) {
             span.set("hookgate.delivery_id", record.id.clone());

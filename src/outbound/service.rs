@@ -11,13 +11,14 @@ use pingora::services::listening::Service;
 use tokio::sync::Notify;
 
 use super::egress_proxy::ProxyRoute;
+use super::history::{self, HistoryService};
 use super::live::{Live, LiveOutbound, Parts};
+use super::operational::{self, Publisher};
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
 use crate::config::OutboundConfig;
-use crate::recent::RecentDeliveries;
-use crate::store::{Queue, Store};
+use crate::store::{HistoryStore, Queue, Store};
 
 pub struct OutboundServices {
     /// `None` when only `deliver: queue` routes use the worker.
@@ -25,14 +26,18 @@ pub struct OutboundServices {
     /// Rung when a message is stored, so the worker claims it at once.
     pub wake: Arc<Notify>,
     pub worker: GenBackgroundService<WorkerService>,
+    /// Stores hookgate's own events as the worker and the API note them.
+    pub operational: GenBackgroundService<Publisher>,
     /// For the admin API's `/admin/deliveries`.
     pub queue: Arc<dyn Queue>,
     /// For the admin API's `/admin/subscriptions`.
     pub subscriptions: Arc<Subscriptions>,
     /// What a config reload replaces.
     pub reload: OutboundReload,
-    /// The last messages delivered, for the admin API.
-    pub recent: Arc<RecentDeliveries>,
+    /// The delivered messages, for the admin API and the portal.
+    pub history: Arc<dyn HistoryStore>,
+    /// Writes and sweeps the history in the background.
+    pub history_service: GenBackgroundService<HistoryService>,
 }
 
 /// A config reload's way in: the state the listener and worker share, and what it is built from.
@@ -66,6 +71,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         time_scale: retry_time_scale()?,
     };
     let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts, None)?));
+    let (notices, noticed) = operational::channel(config.operational.clone());
     let subscriptions = Arc::new(Subscriptions::new(
         store.subscriptions()?,
         config.subscriptions.clone(),
@@ -73,6 +79,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         parts.pacing.clone(),
         parts.proxy.clone(),
         parts.time_scale,
+        notices,
     ));
     let wake = Arc::new(Notify::new());
     let app = OutboundApp {
@@ -89,7 +96,9 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         listener.add_tcp(&listen.to_string());
         listener
     });
-    let recent = Arc::new(RecentDeliveries::default());
+    let history_store = store.history()?;
+    let (history_writer, history_service) =
+        history::history(history_store.clone(), queue.clone(), config);
     let worker = DeliveryWorker::new(
         queue.clone(),
         live.clone(),
@@ -97,15 +106,24 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         config.concurrency as usize,
         parts.time_scale,
         wake.clone(),
-        recent.clone(),
+        history_writer,
     );
+    let publisher = Publisher {
+        notices: std::sync::Mutex::new(Some(noticed)),
+        subscriptions: subscriptions.clone(),
+        queue: queue.clone(),
+        live: live.clone(),
+        wake: wake.clone(),
+    };
     Ok(OutboundServices {
         listener,
+        operational: background_service("operational events", publisher),
         wake,
         worker: background_service("delivery", WorkerService(Arc::new(worker))),
         queue,
         subscriptions: subscriptions.clone(),
-        recent,
+        history: history_store,
+        history_service: background_service("delivery history", history_service),
         reload: OutboundReload {
             live,
             parts,

@@ -12,14 +12,15 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::{Notify, Semaphore};
 
 use super::deliver::Endpoint;
+use super::history::HistoryWriter;
 use super::live::LiveOutbound;
+use super::operational::Fate;
 use super::outcome::{disable_endpoint, pause_endpoint, record_message_outcome};
 use super::retry::next_step;
 use super::subscriptions::index::Index;
 use super::subscriptions::{Subscriptions, MAX_TIMEOUT};
 use crate::clock::now_ms;
 use crate::metrics::{EndpointLabels, InboundQueueLabels, QueueLabels, QueuedRouteLabels, METRICS};
-use crate::recent::RecentDeliveries;
 use crate::store::queue::{Attempt, Bucket, Depth, Next, Queue, Record};
 use crate::store::subscriptions::DeliveryNote;
 use crate::telemetry::log_ids;
@@ -52,8 +53,8 @@ pub struct DeliveryWorker {
     subscriptions: Arc<Subscriptions>,
     /// Deliveries in flight at once (`outbound.concurrency`).
     concurrency: usize,
-    /// The last messages delivered, for the admin API.
-    recent: Arc<RecentDeliveries>,
+    /// Where delivered messages go, for the delivery history.
+    history: HistoryWriter,
     /// Multiplies every retry delay; 1.0 in production, tiny in tests.
     time_scale: f64,
     /// Rung when a message is accepted and when enough delivery slots are free: the worker
@@ -69,14 +70,14 @@ impl DeliveryWorker {
         concurrency: usize,
         time_scale: f64,
         wake: Arc<Notify>,
-        recent: Arc<RecentDeliveries>,
+        history: HistoryWriter,
     ) -> Self {
         DeliveryWorker {
             queue,
             live,
             subscriptions,
             concurrency,
-            recent,
+            history,
             time_scale,
             wake,
         }
@@ -323,7 +324,13 @@ impl DeliveryWorker {
                                 tracing::error!(subscription = %id, error = %e.message, "could not disable the subscription");
                             }
                         }
-                        None => disable_endpoint(&self.queue, &endpoint.config.name, &reason).await,
+                        None => {
+                            let name = &endpoint.config.name;
+                            disable_endpoint(&self.queue, name, &reason).await;
+                            self.subscriptions
+                                .notices()
+                                .endpoint_disabled(name, &reason);
+                        }
                     }
                 }
                 (outcome.attempt, next, outcome.trace)
@@ -340,6 +347,11 @@ impl DeliveryWorker {
                 (attempt, Next::Dead, None)
             }
         };
+        let fate = match next {
+            Next::Delivered => Fate::Delivered,
+            Next::RetryAt(_) => Fate::Retried,
+            Next::Dead => Fate::Dead,
+        };
         if let Some(event) = &record.event {
             let (status, error) = (attempt.status, attempt.error.clone().unwrap_or_default());
             let note = match next {
@@ -349,6 +361,10 @@ impl DeliveryWorker {
             };
             self.subscriptions.note(&event.subscription, note).await;
         }
+        // After the counts, which the events carry.
+        self.subscriptions
+            .notices()
+            .attempt(&record, &attempt, fate);
         let outcome = record_message_outcome(&record.endpoint, record.created_ms, next);
         let (trace_id, span_id) = log_ids(trace);
         tracing::info!(endpoint = %record.endpoint, delivery_id = %record.id, status = attempt.status, error = attempt.error.as_deref(), outcome, trace_id, span_id, "delivery attempt");
@@ -358,7 +374,7 @@ impl DeliveryWorker {
                 if let Some(attempt) = delivered {
                     let mut record = record;
                     record.attempts.push(attempt);
-                    self.recent.delivered(record, &body, now_ms());
+                    self.history.delivered(record, &body, now_ms());
                 }
             }
             Ok(false) => {

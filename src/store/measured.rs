@@ -13,6 +13,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::history::{Delivered, HistoryQuery, HistoryStore, Sweep};
 use super::pacing::{Limits, PacingStore, Slot, Taken};
 use super::queue::{
     Attempt, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record,
@@ -81,6 +82,9 @@ struct Ops {
     subscriptions_read: Op,
     subscriptions_write: Op,
     subscriptions_note: Op,
+    history_keep: Op,
+    history_read: Op,
+    history_sweep: Op,
 }
 
 impl<T> Measured<T> {
@@ -109,6 +113,9 @@ impl<T> Measured<T> {
                 subscriptions_read: Op::new("subscriptions_read"),
                 subscriptions_write: Op::new("subscriptions_write"),
                 subscriptions_note: Op::new("subscriptions_note"),
+                history_keep: Op::new("history_keep"),
+                history_read: Op::new("history_read"),
+                history_sweep: Op::new("history_sweep"),
             },
         }
     }
@@ -266,5 +273,29 @@ impl<T: SubscriptionStore> SubscriptionStore for Measured<T> {
     }
     async fn stats(&self, id: &str) -> Result<SubscriptionStats, StoreError> {
         measure(&self.ops.subscriptions_read, self.inner.stats(id)).await
+    }
+    async fn revoke_portal_tokens(&self, tenant: &str, at_ms: u64) -> Result<(), StoreError> {
+        let op = &self.ops.subscriptions_write;
+        measure(op, self.inner.revoke_portal_tokens(tenant, at_ms)).await
+    }
+    async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError> {
+        let op = &self.ops.subscriptions_read;
+        measure(op, self.inner.portal_tokens_revoked_at(tenant)).await
+    }
+}
+
+#[async_trait]
+impl<T: HistoryStore> HistoryStore for Measured<T> {
+    async fn keep(&self, rows: Vec<(Delivered, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+        measure(&self.ops.history_keep, self.inner.keep(rows)).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<(Delivered, Option<Vec<u8>>)>, StoreError> {
+        measure(&self.ops.history_read, self.inner.get(id)).await
+    }
+    async fn list(&self, query: &HistoryQuery) -> Result<Vec<Delivered>, StoreError> {
+        measure(&self.ops.history_read, self.inner.list(query)).await
+    }
+    async fn sweep(&self, sweep: Sweep) -> Result<usize, StoreError> {
+        measure(&self.ops.history_sweep, self.inner.sweep(sweep)).await
     }
 }

@@ -8,6 +8,7 @@
 pub mod dedupe;
 mod embedded;
 mod health;
+pub mod history;
 mod measured;
 pub mod pacing;
 pub mod queue;
@@ -22,6 +23,7 @@ use measured::{measure, Measured, Op};
 
 pub use dedupe::{Claim, DedupeStore};
 pub use health::StoreHealth;
+pub use history::HistoryStore;
 pub use pacing::{Limits, PacingStore, Slot, Taken};
 pub use queue::Queue;
 pub use rate_limit::{Allowance, Decision, RateKey, RateLimiter};
@@ -111,6 +113,17 @@ impl Store {
         Ok(match &self.0 {
             Backend::Embedded(store) => Arc::new(Measured::new(store.queue()?)),
             Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(redis.clone()))),
+        })
+    }
+
+    /// The delivery history; opened once per process (the worker writes it, the admin API
+    /// and the portal read it).
+    pub fn history(&self) -> Result<Arc<dyn HistoryStore>, String> {
+        Ok(match &self.0 {
+            Backend::Embedded(store) => Arc::new(Measured::new(store.history()?)),
+            Backend::Redis(redis) => {
+                Arc::new(Measured::new(redis::RedisHistory::new(redis.clone())))
+            }
         })
     }
 

@@ -104,6 +104,10 @@ pub struct Record {
     /// `deliver: queue` route): only the first of a line is ever due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<Order>,
+    /// The `Idempotency-Key` the app sent with it, as sent: the delivery history finds
+    /// messages by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A message's line: its key, and where in the line it stands.
@@ -149,6 +153,28 @@ pub struct InboundRequest {
 }
 
 impl Record {
+    /// A JSON message for `endpoint` accepted at `now_ms`, due then, not attempted yet, and
+    /// with nothing else set.
+    pub fn json(id: String, endpoint: &str, now_ms: u64) -> Self {
+        Record {
+            id,
+            endpoint: endpoint.to_string(),
+            timestamp: now_ms / 1000,
+            content_type: Some("application/json".into()),
+            created_ms: now_ms,
+            state: State::Pending,
+            due_ms: now_ms,
+            round_attempts: 0,
+            attempts: Vec::new(),
+            target: None,
+            event: None,
+            trace: None,
+            inbound: None,
+            order: None,
+            idempotency_key: None,
+        }
+    }
+
     /// The record as the admin API shows it: an inline `Hookgate-Secret` is replaced.
     pub fn redacted(mut self) -> Self {
         if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {

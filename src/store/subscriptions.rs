@@ -180,4 +180,8 @@ pub trait SubscriptionStore: Send + Sync {
     /// Counts one delivery's fate at `at_ms`.
     async fn note(&self, id: &str, note: &DeliveryNote, at_ms: u64) -> Result<(), StoreError>;
     async fn stats(&self, id: &str) -> Result<SubscriptionStats, StoreError>;
+    /// Refuses every portal token of `tenant` issued at or before `at_ms` (unix ms).
+    async fn revoke_portal_tokens(&self, tenant: &str, at_ms: u64) -> Result<(), StoreError>;
+    /// When `tenant`'s portal tokens were last revoked, if ever.
+    async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError>;
 }

@@ -5,47 +5,21 @@ usage: console_test.py HOOKGATE CHROMIUM SCREENSHOT_DIR
 import atexit
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from playwright.sync_api import expect, sync_playwright
 
+from world import INJECTED, case, eventually, failures, free_port, http, receiver, serve
+
 HOOKGATE, CHROMIUM, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3]
 TOKEN = "console-test-token"
-INJECTED = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-failures = []
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """A receiver that fails (500, with HTML that tries to run) until told to recover."""
-    protocol_version = "HTTP/1.1"
-    failing = True
-    received = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        Receiver.received.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
-        status, answer = (500, INJECTED.encode()) if Receiver.failing else (200, b"thanks")
-        self.send_response(status)
-        self.send_header("content-type", "text/html")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
+# A receiver that fails (500, with HTML that tries to run) until told to recover.
+Receiver = receiver(500, failing=True)
 
 
 def answering(status):
@@ -69,52 +43,11 @@ def answering(status):
 App, Doomed = answering(200), answering(503)
 
 
-def serve(handler):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
-
-
-# Everything here is on 127.0.0.1: no proxy from the environment may reroute it.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method, url, body=None, headers=None):
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with OPENER.open(request, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except urllib.error.URLError:
-        return 0, b""
-
-
 def admin(path, method="GET", body=None):
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     data = None if body is None else json.dumps(body).encode()
     status, answer = http(method, f"http://127.0.0.1:{ADMIN}/admin/{path}", data, headers)
     return json.loads(answer)
-
-
-def eventually(what, check, within=15):
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
-def case(name):
-    def run(f):
-        try:
-            f()
-            print(f"ok   {name}")
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then the run fails
-            failures.append(name)
-            print(f"FAIL {name}: {e}")
-    return run
 
 
 # --- the world: an app, a receiver that fails first, and hookgate ---------------------

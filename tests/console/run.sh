@@ -16,3 +16,4 @@ if ! "$VENV/bin/python" -c 'import playwright' 2>/dev/null; then
 fi
 mkdir -p "$SHOTS"
 "$VENV/bin/python" "$HERE/console_test.py" "$BIN" "$CHROMIUM" "$SHOTS"
+"$VENV/bin/python" "$HERE/portal_test.py" "$BIN" "$CHROMIUM" "$SHOTS"

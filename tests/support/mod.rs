@@ -496,6 +496,8 @@ pub struct GatewayBuilder {
     sections: String,
     /// Lay the config out as a mounted Kubernetes ConfigMap (symlinks through `..data`).
     config_map: bool,
+    /// More keys of `admin:`, e.g. `portal: {...}`.
+    admin_extra: String,
 }
 
 /// Runs the hookgate CLI against `gateway`'s admin port: whether it succeeded, and what it
@@ -537,6 +539,7 @@ impl Gateway {
             outbound_extra: String::new(),
             sections: String::new(),
             config_map: false,
+            admin_extra: String::new(),
         }
     }
 
@@ -574,6 +577,15 @@ impl Gateway {
             .await
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Creates a subscription through the admin API; its answer (with the secret shown once).
+    pub async fn subscribe(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, answer) = self
+            .admin_json(reqwest::Method::POST, "/admin/subscriptions", &body)
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        answer
     }
 
     /// Publishes an event (`POST /events`) with `headers`; the status and the JSON answer.
@@ -800,6 +812,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// More keys of the `admin:` mapping, in flow style: `"portal: { signing_key: ... }"`.
+    pub fn admin(mut self, keys: &str) -> Self {
+        self.admin_extra = format!(", {keys}");
+        self
+    }
+
     /// A top-level section of the config, e.g. `"telemetry:\n  sampling: 1.0\n"`.
     pub fn section(mut self, yaml: &str) -> Self {
         self.sections.push_str(yaml);
@@ -834,12 +852,13 @@ impl GatewayBuilder {
             ),
         };
         format!(
-            "{server}{sections}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
+            "{server}{sections}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN}{admin_extra} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",
             server = self.server,
             sections = self.sections,
             upstream = self.upstream,
             extra = self.inbound_extra,
             routes = self.routes,
+            admin_extra = self.admin_extra,
         )
     }
 
@@ -967,7 +986,7 @@ pub fn make_client_certificate(dir: &std::path::Path, name: &str, cn: &str) {
 }
 
 /// Runs the openssl CLI in `dir`; fails the test if it fails.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

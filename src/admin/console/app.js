@@ -3,40 +3,7 @@
 "use strict";
 
 const TOKEN = "hookgate.token";
-const main = document.getElementById("main");
 const nav = document.getElementById("nav");
-
-/** An element with attributes (`on*` become listeners) and children (strings become text). */
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) e.addEventListener(key.slice(2), value);
-    else if (key === "class") e.className = value;
-    else e.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    e.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return e;
-}
-
-function show(...nodes) {
-  main.replaceChildren(...nodes);
-}
-
-function time(ms) {
-  return ms ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "";
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && (body.message || body.error)) || `HTTP ${status}`);
-    this.status = status;
-    this.body = body;
-  }
-}
 
 async function api(method, path, body) {
   const token = sessionStorage.getItem(TOKEN);

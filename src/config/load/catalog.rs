@@ -82,4 +82,36 @@ impl Loader<'_> {
             }
         }
     }
+
+    /// With `events.validate` and a catalog, every type a subscription written in the file
+    /// names (a name, `prefix.*` or `*`) must match a type of the catalog, as through the API.
+    pub(super) fn check_catalog(
+        &mut self,
+        f: &Fields,
+        events: &EventsConfig,
+        types: &[EventTypeConfig],
+        subscriptions: &[SubscriptionConfig],
+    ) {
+        if !events.validate || types.is_empty() {
+            return;
+        }
+        let items = match f.get("subscriptions").map(|n| &n.value) {
+            Some(Value::Seq(items)) => items.as_slice(),
+            _ => return,
+        };
+        for (i, (subscription, item)) in subscriptions.iter().zip(items).enumerate() {
+            for pattern in &subscription.event_types {
+                if !types
+                    .iter()
+                    .any(|t| crate::config::values::pattern_matches(pattern, &t.name))
+                {
+                    self.error(
+                        item.at,
+                        &format!("{}[{i}].event_types", f.path("subscriptions")),
+                        format!("{pattern:?} names no type of outbound.event_types (events.validate is on)"),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -138,10 +138,19 @@ impl Loader<'_> {
             .and_then(|n| self.string(n, &f.path("key")));
         let (cert, key) = (cert?, key?);
         match pingora::tls::load_certs_and_key_files(&cert, &key) {
-            Ok(Some(_)) => Some(TlsConfig {
-                cert: PathBuf::from(cert),
-                key: PathBuf::from(key),
-            }),
+            Ok(Some(_)) => {
+                let now = crate::clock::unix_now() as i64;
+                if let Err(e) =
+                    crate::pem::check_chain(Path::new(&cert), Some(Path::new(&key)), now)
+                {
+                    self.error(f.at, path, e);
+                    return None;
+                }
+                Some(TlsConfig {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                })
+            }
             Ok(None) => {
                 self.error(f.at, path, format!("no certificate in {cert}"));
                 None

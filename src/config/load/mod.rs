@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod catalog;
 mod inbound;
+mod operational;
 mod outbound;
 mod readers;
 mod store;
@@ -209,6 +211,7 @@ impl Loader<'_> {
             telemetry: telemetry?,
         };
         self.check_listeners(&config, &top);
+        self.check_portal(&config, &top);
         Some(config)
     }
 
@@ -261,39 +264,6 @@ impl Loader<'_> {
         })
     }
 
-    fn admin(&mut self, node: &Node, path: &str) -> Option<AdminConfig> {
-        let f = self.fields(node, path, &["listen", "token", "recent_refusals"])?;
-        let default_listen = DEFAULT_ADMIN_LISTEN.parse().expect("valid default");
-        let listen = self.with_default(&f, "listen", default_listen, Self::socket_addr);
-        let token = self.optional(&f, "token", Self::secret);
-        let recent_refusals = self.with_default(&f, "recent_refusals", 500, |l, n, p| {
-            l.whole(n, p, 0..=100_000).map(|n| n as usize)
-        });
-        let (listen, token) = (listen?, token?);
-        // Past loopback, the example's token would be anyone's admin API.
-        if token
-            .as_ref()
-            .is_some_and(|t| t.expose() == crate::config::notices::PLACEHOLDER_TOKEN)
-            && !listen.ip().is_loopback()
-        {
-            let at = f.get("token").map_or(f.at, |n| n.at);
-            self.error(
-                at,
-                &f.path("token"),
-                format!(
-                    "\"{}\" is the example's placeholder and admin.listen ({listen}) is not on loopback: set a real token (HOOKGATE_ADMIN_TOKEN)",
-                    crate::config::notices::PLACEHOLDER_TOKEN
-                ),
-            );
-            return None;
-        }
-        Some(AdminConfig {
-            listen,
-            token,
-            recent_refusals: recent_refusals?,
-        })
-    }
-
     /// Two services cannot share one address.
     fn check_listeners(&mut self, config: &Config, top: &Fields) {
         let mut seen: Vec<(&str, SocketAddr)> = vec![("admin.listen", config.admin.listen)];
@@ -302,6 +272,9 @@ impl Loader<'_> {
         }
         if let Some(listen) = config.outbound.as_ref().and_then(|o| o.listen) {
             seen.push(("outbound.listen", listen));
+        }
+        if let Some(listen) = config.admin.portal.as_ref().and_then(|p| p.listen) {
+            seen.push(("admin.portal.listen", listen));
         }
         for i in 1..seen.len() {
             if let Some((other, _)) = seen[..i].iter().find(|(_, addr)| {

@@ -6,6 +6,8 @@ const DEFAULT_OUTBOUND_LISTEN: &str = "127.0.0.1:9090";
 /// Deliveries in flight at once over all endpoints: enough to keep a fast receiver busy
 /// while the queue commits, small enough that memory and sockets stay modest.
 const DEFAULT_OUTBOUND_CONCURRENCY: u32 = 256;
+/// Dead letters are kept two weeks unless `dead_letter_ttl` says otherwise.
+const DEAD_LETTER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
 impl Loader<'_> {
     pub(super) fn outbound(&mut self, node: &Node, path: &str) -> Option<OutboundConfig> {
@@ -25,6 +27,9 @@ impl Loader<'_> {
                 "proxy",
                 "no_proxy",
                 "event_types",
+                "operational",
+                "history",
+                "dead_letter_ttl",
             ],
         )?;
         let proxy = self.proxy(&f);
@@ -122,8 +127,31 @@ impl Loader<'_> {
             }
             Some(endpoints)
         });
+        let operational =
+            self.with_default(&f, "operational", Default::default(), Self::operational);
+        let (operational, operational_endpoint) = operational?;
+        let history = self.with_default(&f, "history", Default::default(), Self::history)?;
+        let dead_letter_ttl = self.duration_or(&f, "dead_letter_ttl", DEAD_LETTER_TTL)?;
+        if let (Some(events), Some(types), Some(subscriptions)) =
+            (&events, &event_types, &subscriptions)
+        {
+            self.check_catalog(&f, events, types, subscriptions);
+        }
+        let mut endpoints = endpoints?;
+        if let Some(endpoint) = operational_endpoint {
+            if endpoints.iter().any(|e| e.name == endpoint.name) {
+                let at = f.get("operational").map_or(f.at, |n| n.at);
+                let message = "an endpoint is named operational: outbound.operational's endpoint takes that name";
+                self.error(at, &f.path("operational"), message);
+                return None;
+            }
+            endpoints.push(endpoint);
+        }
         Some(OutboundConfig {
             listen: Some(listen?),
+            operational,
+            history,
+            dead_letter_ttl,
             routes: Vec::new(),
             event_types: event_types?,
             secrets: secrets?,
@@ -133,7 +161,7 @@ impl Loader<'_> {
             destinations: destinations.as_ref()?.0.clone(),
             destinations_tls: destinations.as_ref()?.1.clone(),
             destinations_trace_propagation: destinations?.2,
-            endpoints: endpoints?,
+            endpoints,
             events: events?,
             subscriptions: subscriptions?,
             proxy: proxy?,
@@ -451,6 +479,17 @@ impl Loader<'_> {
                 return None;
             }
         };
+        // What rustls would refuse only at the first delivery: found now.
+        let now = crate::clock::unix_now() as i64;
+        let checks = ca.iter().map(|ca| (ca, None, "ca"));
+        let checks = checks.chain(client.iter().map(|(cert, key)| (cert, Some(key), "cert")));
+        for (file, key, name) in checks {
+            if let Err(e) = crate::pem::check_chain(file, key.map(PathBuf::as_path), now) {
+                let at = f.get(name).map_or(f.at, |n| n.at);
+                self.error(at, &f.path(name), e);
+                return None;
+            }
+        }
         Some(EgressTls {
             ca,
             client,

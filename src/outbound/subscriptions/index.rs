@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::config::values::pattern_matches;
+
 use super::{input, MAX_TIMEOUT};
 use crate::config::DeliveryPolicy;
 use crate::store::subscriptions::Subscription;
@@ -31,14 +33,6 @@ struct Types {
     exact: HashMap<String, Vec<Arc<Subscription>>>,
     prefixes: HashMap<String, Vec<Arc<Subscription>>>,
     every: Vec<Arc<Subscription>>,
-}
-
-/// Whether `pattern` (a name, `prefix.*` or `*`) takes `event_type`.
-pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
-    match wildcard_prefix(pattern) {
-        Some(prefix) => event_type.starts_with(prefix),
-        None => pattern == event_type,
-    }
 }
 
 /// A wildcard's prefix: `application.*` → `application.`; `*` → the empty prefix.

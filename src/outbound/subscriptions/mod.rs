@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::deliver::Endpoint;
 use super::egress_proxy::ProxyRoute;
+use super::operational::Notices;
 use crate::clock::now_ms;
 use crate::config::{
     parse_destination, Cidr, DeliveryMode, EndpointConfig, Secret, SignConfig, SubscriptionConfig,
@@ -51,6 +52,8 @@ pub struct Subscriptions {
     /// (and again after a config reload).
     from_config: RwLock<Arc<Vec<SubscriptionConfig>>>,
     config_written: AtomicBool,
+    /// Where changes are noted as operational events.
+    notices: Notices,
 }
 
 struct Built {
@@ -86,8 +89,10 @@ impl Subscriptions {
         pacing: Arc<dyn PacingStore>,
         proxy: Option<Arc<ProxyRoute>>,
         time_scale: f64,
+        notices: Notices,
     ) -> Self {
         Subscriptions {
+            notices,
             proxy,
             from_config: RwLock::new(Arc::new(from_config)),
             config_written: Default::default(),
@@ -204,6 +209,9 @@ impl Subscriptions {
         }];
         self.store.put(&subscription).await.map_err(store_error)?;
         tracing::info!(subscription = %subscription.id, tenant = subscription.tenant.as_deref(), "subscription created");
+        let tenant = subscription.tenant.as_deref();
+        self.notices
+            .subscription("subscription.created", &subscription.id, tenant, None);
         let mut answer = view(&subscription);
         answer[shown.0] = Value::String(shown.1);
         Ok(answer)
@@ -214,6 +222,9 @@ impl Subscriptions {
         let mut subscription = input::patch(body, &stored, &self.allow).await?;
         subscription.updated_at = now_ms().max(stored.updated_at + 1);
         self.store.put(&subscription).await.map_err(store_error)?;
+        let tenant = subscription.tenant.as_deref();
+        self.notices
+            .subscription("subscription.updated", id, tenant, None);
         Ok(view(&subscription))
     }
 
@@ -228,6 +239,9 @@ impl Subscriptions {
         }
         self.store.delete(id).await.map_err(store_error)?;
         self.lock_endpoints().remove(id);
+        let tenant = stored.tenant.as_deref();
+        self.notices
+            .subscription("subscription.deleted", id, tenant, None);
         Ok(json!({ "deleted": id }))
     }
 
@@ -311,6 +325,15 @@ impl Subscriptions {
         if !enabled {
             tracing::warn!(subscription = %id, reason, "subscription disabled");
         }
+        if enabled != stored.enabled {
+            let event_type = match enabled {
+                true => "subscription.enabled",
+                false => "subscription.disabled",
+            };
+            let tenant = subscription.tenant.as_deref();
+            self.notices
+                .subscription(event_type, id, tenant, Some(reason));
+        }
         Ok(view(&subscription))
     }
 
@@ -324,6 +347,29 @@ impl Subscriptions {
     pub async fn stats(&self, id: &str) -> Result<Value, ErrorResponse> {
         let stats = self.store.stats(id).await.map_err(store_error)?;
         Ok(json!(stats))
+    }
+
+    /// Refuses every portal token `tenant` was issued until `at_ms` (unix ms).
+    pub async fn revoke_portal_tokens(
+        &self,
+        tenant: &str,
+        at_ms: u64,
+    ) -> Result<(), ErrorResponse> {
+        let revoked = self.store.revoke_portal_tokens(tenant, at_ms).await;
+        revoked.map_err(store_error)
+    }
+
+    pub async fn portal_tokens_revoked_at(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<u64>, ErrorResponse> {
+        let revoked = self.store.portal_tokens_revoked_at(tenant).await;
+        revoked.map_err(store_error)
+    }
+
+    /// Where the worker notes deliveries' fates as operational events.
+    pub fn notices(&self) -> &Notices {
+        &self.notices
     }
 
     fn lock_endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, Built>> {
@@ -475,6 +521,7 @@ mod tests {
             store.pacing(),
             None,
             1.0,
+            crate::outbound::operational::channel(Default::default()).0,
         );
         let body = json!({ "url": "http://192.0.2.1/hook", "event_types": ["*"] });
         let Value::Object(body) = body else {

@@ -4,6 +4,7 @@
 
 mod dedupe;
 mod dedupe_log;
+mod history;
 mod pacing;
 mod queue;
 mod rate_limit;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dedupe::EmbeddedDedupe;
+pub use history::EmbeddedHistory;
 pub use pacing::LocalPacing;
 pub use queue::EmbeddedQueue;
 pub use rate_limit::LocalRateLimiter;
@@ -47,6 +49,10 @@ impl EmbeddedStore {
         EmbeddedQueue::open(&self.path, self.health.clone()).map_err(|e| format!("store: {e}"))
     }
 
+    pub fn history(&self) -> Result<EmbeddedHistory, String> {
+        EmbeddedHistory::open(&self.path).map_err(|e| format!("store: {e}"))
+    }
+
     pub fn subscriptions(&self) -> Result<EmbeddedSubscriptions, String> {
         EmbeddedSubscriptions::open(&self.path).map_err(|e| format!("store: {e}"))
     }
@@ -64,6 +70,53 @@ impl EmbeddedStore {
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         }
         self.health.problem().map_or(Ok(()), Err)
+    }
+}
+
+/// The page cache of each [`File`] (redb's default is 1 GiB): memory stays flat however
+/// large the history grows; its newest rows and indexes, which lists read, stay cached.
+const FILE_CACHE_BYTES: usize = 32 << 20;
+
+/// One redb file of the embedded store (a small one: subscriptions, the history), whose
+/// operations run on the blocking pool.
+#[derive(Clone)]
+pub struct File {
+    db: Arc<redb::Database>,
+    /// What it holds, for errors.
+    what: &'static str,
+}
+
+impl File {
+    /// Opens `dir/name` (creating it) and, in one transaction, the tables `create` opens.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        what: &'static str,
+        create: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::TableError>,
+    ) -> Result<Self, String> {
+        let path = dir.join(name);
+        let db = redb::Builder::new()
+            .set_cache_size(FILE_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
+        create(&txn).map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())?;
+        Ok(File {
+            db: Arc::new(db),
+            what,
+        })
+    }
+
+    /// Runs `op` on the blocking pool.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&redb::Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (db, what) = (self.db.clone(), self.what);
+        tokio::task::spawn_blocking(move || op(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{what} task failed: {e}")))?
     }
 }
 

@@ -1,51 +1,44 @@
 //! Subscriptions in `store.path/subscriptions.redb` (one JSON document per id, each write
 //! one durable commit); their delivery counts in memory (they start afresh with the
-//! process). One process owns the file, so the version is a counter in memory.
+//! process). One process owns the file, so the version is a counter in memory. The same
+//! file keeps when each tenant's portal tokens were last revoked.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::File;
 use crate::store::subscriptions::{
     DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore,
 };
 use crate::store::StoreError;
 
 const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("subscriptions");
+/// Each tenant's last portal-token revocation (unix ms).
+const PORTAL_REVOKED: TableDefinition<&str, u64> = TableDefinition::new("portal_revoked");
 
 pub struct EmbeddedSubscriptions {
-    db: Arc<Database>,
+    file: File,
     version: AtomicU64,
     stats: Mutex<HashMap<String, SubscriptionStats>>,
 }
 
 impl EmbeddedSubscriptions {
     pub fn open(dir: &Path) -> Result<Self, String> {
-        let path = dir.join("subscriptions.redb");
-        let db =
-            Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let txn = db.begin_write().map_err(|e| e.to_string())?;
-        txn.open_table(SUBSCRIPTIONS).map_err(|e| e.to_string())?;
-        txn.commit().map_err(|e| e.to_string())?;
+        let file = File::open(dir, "subscriptions.redb", "subscription", |txn| {
+            txn.open_table(SUBSCRIPTIONS)?;
+            txn.open_table(PORTAL_REVOKED)?;
+            Ok(())
+        })?;
         Ok(EmbeddedSubscriptions {
-            db: Arc::new(db),
+            file,
             version: AtomicU64::new(1),
             stats: Mutex::default(),
         })
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || op(&db))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("subscription task failed: {e}")))?
     }
 
     fn stats_mut(&self) -> std::sync::MutexGuard<'_, HashMap<String, SubscriptionStats>> {
@@ -62,7 +55,8 @@ impl SubscriptionStore for EmbeddedSubscriptions {
     async fn load(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
         let version = self.version.load(Ordering::Acquire);
         let all = self
-            .blocking(|db| {
+            .file
+            .run(|db| {
                 let txn = db.begin_read()?;
                 let table = txn.open_table(SUBSCRIPTIONS)?;
                 let mut all = Vec::new();
@@ -82,14 +76,15 @@ impl SubscriptionStore for EmbeddedSubscriptions {
     async fn put(&self, subscription: &Subscription) -> Result<(), StoreError> {
         let id = subscription.id.clone();
         let json = serde_json::to_vec(subscription).expect("a subscription always serializes");
-        self.blocking(move |db| {
-            let txn = db.begin_write()?;
-            txn.open_table(SUBSCRIPTIONS)?
-                .insert(id.as_str(), json.as_slice())?;
-            txn.commit()?;
-            Ok(())
-        })
-        .await?;
+        self.file
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                txn.open_table(SUBSCRIPTIONS)?
+                    .insert(id.as_str(), json.as_slice())?;
+                txn.commit()?;
+                Ok(())
+            })
+            .await?;
         self.version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
@@ -97,7 +92,8 @@ impl SubscriptionStore for EmbeddedSubscriptions {
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let key = id.to_string();
         let existed = self
-            .blocking(move |db| {
+            .file
+            .run(move |db| {
                 let txn = db.begin_write()?;
                 let existed = txn
                     .open_table(SUBSCRIPTIONS)?
@@ -120,5 +116,29 @@ impl SubscriptionStore for EmbeddedSubscriptions {
 
     async fn stats(&self, id: &str) -> Result<SubscriptionStats, StoreError> {
         Ok(self.stats_mut().get(id).cloned().unwrap_or_default())
+    }
+
+    async fn revoke_portal_tokens(&self, tenant: &str, at_ms: u64) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        self.file
+            .run(move |db| {
+                let txn = db.begin_write()?;
+                txn.open_table(PORTAL_REVOKED)?
+                    .insert(tenant.as_str(), at_ms)?;
+                txn.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError> {
+        let tenant = tenant.to_string();
+        self.file
+            .run(move |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(PORTAL_REVOKED)?;
+                Ok(table.get(tenant.as_str())?.map(|at| at.value()))
+            })
+            .await
     }
 }

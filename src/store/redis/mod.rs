@@ -14,6 +14,7 @@
 //! each on a cluster, so they spread over the cluster's slots.
 
 mod dedupe;
+mod history;
 mod pacing;
 mod queue;
 mod queue_scripts;
@@ -30,6 +31,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 pub use dedupe::RedisDedupe;
+pub use history::RedisHistory;
 pub use pacing::RedisPacing;
 pub use queue::RedisQueue;
 pub use rate_limit::RedisRateLimiter;

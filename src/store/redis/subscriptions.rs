@@ -1,7 +1,8 @@
 //! Subscriptions shared by replicas: one hash of JSON documents by id (`all`), a version
 //! counter bumped by every write in the same script (so a replica that sees the version
 //! change reloads and finds the change), and per subscription a hash of delivery counts,
-//! all under the hash tag `{subscriptions}`.
+//! all under the hash tag `{subscriptions}`; and when each tenant's portal tokens were
+//! last revoked (`portal_revoked`, a hash by tenant).
 
 use std::sync::Arc;
 
@@ -178,5 +179,35 @@ impl SubscriptionStore for RedisSubscriptions {
             last_error_at: number("last_error_at"),
             last_error: fields.get("last_error").cloned(),
         })
+    }
+
+    async fn revoke_portal_tokens(&self, tenant: &str, at_ms: u64) -> Result<(), StoreError> {
+        let revoked = self.key("portal_revoked");
+        self.store
+            .run(|mut c| async move {
+                redis::cmd("HSET")
+                    .arg(revoked)
+                    .arg(tenant)
+                    .arg(at_ms)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError> {
+        let revoked = self.key("portal_revoked");
+        let at: Option<String> = self
+            .store
+            .run(|mut c| async move {
+                redis::cmd("HGET")
+                    .arg(revoked)
+                    .arg(tenant)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        at.map(|at| at.parse::<u64>().map_err(corrupt)).transpose()
     }
 }

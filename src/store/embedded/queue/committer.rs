@@ -200,24 +200,11 @@ pub(super) fn finish(tables: &mut Tables, outcome: &Outcome) -> Result<bool, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::queue::State;
 
     fn record(id: &str, created_ms: u64) -> Record {
         Record {
-            id: id.into(),
-            endpoint: "acme".into(),
             timestamp: 1_700_000_000,
-            content_type: None,
-            created_ms,
-            state: State::Pending,
-            due_ms: created_ms,
-            round_attempts: 0,
-            attempts: Vec::new(),
-            target: None,
-            event: None,
-            trace: None,
-            inbound: None,
-            order: None,
+            ..Record::json(id.into(), "acme", created_ms)
         }
     }
 
