@@ -148,6 +148,12 @@ pub struct OperationalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// `ok` or `failed` (refused, no answer, or an answer without a token).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HistoryLabels {
     /// `kept`, `swept`, `dropped` (the backlog was full) or `failed` (not written).
     pub outcome: &'static str,
@@ -191,6 +197,7 @@ pub struct Metrics {
     pub operational_events: Family<OperationalLabels, Counter>,
     pub history_rows: Family<HistoryLabels, Counter>,
     pub dead_letters_expired: Counter,
+    pub token_requests: Family<TokenLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -305,6 +312,12 @@ impl Metrics {
             "outbound_dead_letters_expired",
             "Dead letters deleted because they were accepted longer ago than outbound.dead_letter_ttl",
             dead_letters_expired.clone(),
+        );
+        let token_requests = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "outbound_oauth2_token_requests",
+            "Requests to receivers' OAuth2 token endpoints (auth.oauth2), by outcome",
+            token_requests.clone(),
         );
         let dedupe_store_errors = Counter::default();
         registry.register(
@@ -466,6 +479,7 @@ impl Metrics {
             operational_events,
             history_rows,
             dead_letters_expired,
+            token_requests,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -562,6 +576,13 @@ impl Metrics {
 
     pub fn record_dead_letters_expired(&self, count: usize) {
         self.dead_letters_expired.inc_by(count as u64);
+    }
+
+    pub fn record_token_request(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.token_requests
+            .get_or_create(&TokenLabels { outcome })
+            .inc();
     }
 
     pub fn record_history(&self, outcome: &'static str, rows: usize) {

@@ -2,6 +2,7 @@
 //! tree ([`yaml`]) and converted into [`Config`] by [`load`], which validates everything
 //! and reports every problem at once.
 
+pub mod auth;
 mod load;
 pub mod notices;
 pub mod operational;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use auth::ReceiverAuth;
 pub use load::{
     delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
 };
@@ -322,6 +324,8 @@ pub struct OutboundConfig {
     pub destinations_tls: Option<EgressTls>,
     /// `outbound.destinations.trace_propagation`.
     pub destinations_trace_propagation: bool,
+    /// `outbound.destinations.auth`: what every per-request destination sends.
+    pub destinations_auth: Option<ReceiverAuth>,
     pub endpoints: Vec<EndpointConfig>,
     /// `events`: how `POST /events` reads an event's type, tenant and labels.
     pub events: EventsConfig,
@@ -367,6 +371,7 @@ pub struct SubscriptionConfig {
     /// `tls`, as an endpoint's: host files, so only the config file may name them.
     pub tls: Option<EgressTls>,
     pub trace_propagation: bool,
+    pub auth: Option<ReceiverAuth>,
 }
 
 /// Where a published event's type, tenant and labels come from; each source list is tried
@@ -510,6 +515,8 @@ pub struct EndpointConfig {
     pub tls: Option<EgressTls>,
     /// Send the attempt's `traceparent` to the receiver (`trace_propagation`, default true).
     pub trace_propagation: bool,
+    /// `auth`: headers, Basic or OAuth2 the receiver asks for on top of the signature.
+    pub auth: Option<ReceiverAuth>,
 }
 
 /// How the app's POST is answered.
@@ -645,8 +652,10 @@ impl fmt::Display for Destination {
     }
 }
 
-/// A secret value: never printed by `Debug`, never logged.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value: never printed by `Debug`, never logged. Serialized only where the
+/// store keeps it (a subscription's `auth`).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

@@ -13,6 +13,7 @@ use pingora::upstreams::peer::HttpPeer;
 use super::egress_proxy::ProxyRoute;
 use super::egress_tls::ClientTls;
 use super::pacing::{LastAttempt, Pacing};
+use super::receiver_auth::Credentials;
 use super::retry::parse_retry_after;
 use super::ssrf;
 use crate::clock::{now_ms, unix_now};
@@ -28,12 +29,12 @@ use crate::telemetry::{self, Span, SpanKind, TraceContext};
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_EXCERPT: usize = 1024;
 /// Most of an answer that is read (then the connection is dropped, not reused); a sync
-/// delivery passes this much back to the app.
+/// delivery passes this much back to the app. Also the most of a token endpoint's answer.
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 
 /// Why an attempt got no answer.
-#[derive(Debug, thiserror::Error)]
-enum AttemptError {
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum AttemptError {
     /// The SSRF guard stopped it: the destination may not be reached at all.
     #[error("refused: {0}")]
     Refused(String),
@@ -71,6 +72,8 @@ pub struct Endpoint {
     tls: Option<ClientTls>,
     /// `outbound.proxy`, which every connection goes through (unless `no_proxy` says).
     proxy: Option<Arc<ProxyRoute>>,
+    /// `auth:`; shared by every per-request destination, so they share one OAuth2 token.
+    credentials: Option<Arc<Credentials>>,
 }
 
 /// The result of one attempt.
@@ -106,7 +109,9 @@ impl Endpoint {
     ) -> Result<Self, String> {
         let secrets: Vec<&str> = config.sign.secrets.iter().map(|s| s.expose()).collect();
         let signer = Verifier::new(&config.sign.scheme, &secrets, None)?;
+        let credentials = config.auth.as_ref().map(Credentials::new).transpose()?;
         Ok(Endpoint {
+            credentials: credentials.map(Arc::new),
             pacing: Pacing::new(&config.name, &config.policy, pacing, time_scale),
             tls: config.tls.clone().map(ClientTls::new),
             config,
@@ -137,6 +142,7 @@ impl Endpoint {
             mode: DeliveryMode::Async,
             tls: None,
             trace_propagation: true,
+            auth: None,
             name,
         };
         Endpoint {
@@ -147,6 +153,7 @@ impl Endpoint {
             dead_on_4xx: route.dead_on_4xx,
             guard: None,
             proxy: None,
+            credentials: None,
         }
     }
 
@@ -164,6 +171,12 @@ impl Endpoint {
     /// The same endpoint, connecting through `proxy`.
     pub fn with_proxy(mut self, proxy: Option<Arc<ProxyRoute>>) -> Self {
         self.proxy = proxy;
+        self
+    }
+
+    /// The same endpoint, sending `credentials` (when its config has no `auth` of its own).
+    pub fn with_credentials(mut self, credentials: Option<Arc<Credentials>>) -> Self {
+        self.credentials = self.credentials.or(credentials);
         self
     }
 
@@ -225,12 +238,14 @@ impl Endpoint {
             .filter(|_| self.config.trace_propagation)
             .map(|s| s.context().traceparent());
         let mut request_headers = Vec::new();
+        let mut awaiting_token = false;
         let send = self.send(
             connector,
             record,
             body,
             traceparent.as_deref(),
             &mut request_headers,
+            &mut awaiting_token,
         );
         let result = tokio::time::timeout(timeout, send).await;
         let latency_ms = started.elapsed().as_millis() as u64;
@@ -242,8 +257,13 @@ impl Endpoint {
                 None,
                 Reply::default(),
                 Some(AttemptError::Failed(format!(
-                    "no answer within {}s",
-                    timeout.as_secs_f64()
+                    "no answer within {}s{}",
+                    timeout.as_secs_f64(),
+                    if awaiting_token {
+                        " from the OAuth2 token endpoint"
+                    } else {
+                        ""
+                    }
                 ))),
             ),
         };
@@ -345,6 +365,7 @@ impl Endpoint {
 
     /// One request to the receiver; `sent` gets its headers (masked) as soon as they are
     /// built, so an attempt that fails to connect still shows what it would have sent.
+    /// `awaiting_token` is set while the attempt waits for an OAuth2 token.
     async fn send(
         &self,
         connector: &Connector,
@@ -352,9 +373,10 @@ impl Endpoint {
         body: &[u8],
         traceparent: Option<&str>,
         sent: &mut Vec<(String, String)>,
+        awaiting_token: &mut bool,
     ) -> Result<(u16, Option<Duration>, Reply), AttemptError> {
         let destination = &self.config.url;
-        let (mut request, signature_headers) = match (&record.inbound, &self.signer) {
+        let (mut request, mut masked) = match (&record.inbound, &self.signer) {
             (Some(inbound), _) => (forwarded_request(record, inbound, body.len())?, Vec::new()),
             (None, Some(signer)) => self.signed_request(signer, record, body)?,
             (None, None) => return Err("the message is not an inbound webhook".into()),
@@ -364,7 +386,32 @@ impl Endpoint {
                 .insert_header("traceparent", traceparent)
                 .map_err(|e| e.to_string())?;
         }
-        *sent = masked_headers(&request, &signature_headers, record);
+        let credentials = self
+            .credentials
+            .as_ref()
+            .filter(|_| record.inbound.is_none());
+        for (name, value) in credentials.iter().flat_map(|c| &c.fixed) {
+            request
+                .insert_header(name.clone(), value.as_str())
+                .map_err(|e| e.to_string())?;
+        }
+        masked.extend(credentials.into_iter().flat_map(|c| c.names()));
+        *sent = masked_headers(&request, &masked, record);
+        let mut bearer = None;
+        if let Some(source) = credentials.and_then(|c| c.oauth2.as_ref()) {
+            sent.push(("authorization".into(), "[masked]".into()));
+            *awaiting_token = true;
+            let token = source
+                .token(|request, body| {
+                    self.fetch_token(connector, &source.destination, request, body)
+                })
+                .await?;
+            *awaiting_token = false;
+            request
+                .insert_header("Authorization", format!("Bearer {}", token.value))
+                .map_err(|e| e.to_string())?;
+            bearer = Some((source, token.generation));
+        }
         let peer = self.peer(destination).await?;
         let (mut http, _reused) = connector
             .get_http_session(&peer)
@@ -380,6 +427,9 @@ impl Endpoint {
         exchange(&mut http, request, Bytes::copy_from_slice(body)).await?;
         let header = http.response_header().ok_or("no response header")?;
         let status = header.status.as_u16();
+        if let (401, Some((source, generation))) = (status, bearer) {
+            source.invalidate(generation);
+        }
         let text = |name: &str| header.headers.get(name).and_then(|v| v.to_str().ok());
         let retry_after = text("retry-after").and_then(|v| parse_retry_after(v, unix_now()));
         let content_type = text("content-type").map(str::to_string);
@@ -393,6 +443,30 @@ impl Endpoint {
             },
         ))
     }
+    /// POSTs a token request to an OAuth2 token endpoint, through the same SSRF guard,
+    /// proxy and TLS settings as the deliveries; the status and (some of) the answer.
+    async fn fetch_token(
+        &self,
+        connector: &Connector,
+        destination: &Destination,
+        request: RequestHeader,
+        body: Bytes,
+    ) -> Result<(u16, Vec<u8>), AttemptError> {
+        let peer = self.peer(destination).await?;
+        let (mut http, _reused) = connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        exchange(&mut http, request, body).await?;
+        let status = http
+            .response_header()
+            .ok_or("no response header")?
+            .status
+            .as_u16();
+        let answer = read_answer(connector, http, &peer, RESPONSE_READ_LIMIT).await;
+        Ok((status, answer))
+    }
+
     /// The POST hookgate signs for an endpoint, a destination or a subscription, and the
     /// names of the headers its signer added.
     fn signed_request(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::deliver::Endpoint;
 use super::egress_proxy::ProxyRoute;
+use super::receiver_auth::Credentials;
 use crate::config::{
     parse_destination, Cidr, DeliveryMode, DeliveryPolicy, EgressTls, EndpointConfig, Secret,
     SignConfig, DYNAMIC_ENDPOINT,
@@ -42,12 +43,22 @@ pub struct Destinations {
     tls: Option<EgressTls>,
     /// `outbound.destinations.trace_propagation`.
     trace_propagation: bool,
+    /// `outbound.destinations.auth`, one for all: they share its OAuth2 token.
+    credentials: Option<Arc<Credentials>>,
     /// `outbound.proxy`.
     proxy: Option<Arc<ProxyRoute>>,
     pacing: Arc<dyn PacingStore>,
     time_scale: f64,
     known: Mutex<HashMap<String, Known>>,
 }
+
+/// `outbound.destinations`: the policy, `tls`, `trace_propagation` and `auth`.
+pub type Settings = (
+    DeliveryPolicy,
+    Option<EgressTls>,
+    bool,
+    Option<Arc<Credentials>>,
+);
 
 struct Known {
     endpoint: Arc<Endpoint>,
@@ -58,7 +69,7 @@ impl Destinations {
     pub fn new(
         secrets: HashMap<String, String>,
         allow: Vec<Cidr>,
-        (policy, tls, trace_propagation): (DeliveryPolicy, Option<EgressTls>, bool),
+        (policy, tls, trace_propagation, credentials): Settings,
         pacing: Arc<dyn PacingStore>,
         proxy: Option<Arc<ProxyRoute>>,
         time_scale: f64,
@@ -69,6 +80,7 @@ impl Destinations {
             policy,
             tls,
             trace_propagation,
+            credentials,
             proxy,
             pacing,
             time_scale,
@@ -127,6 +139,7 @@ impl Destinations {
             mode: DeliveryMode::Async,
             tls: self.tls.clone(),
             trace_propagation: self.trace_propagation,
+            auth: None,
         };
         Endpoint::guarded(
             config,
@@ -134,7 +147,10 @@ impl Destinations {
             self.pacing.clone(),
             self.time_scale,
         )
-        .map(|e| e.with_proxy(self.proxy.clone()))
+        .map(|e| {
+            e.with_proxy(self.proxy.clone())
+                .with_credentials(self.credentials.clone())
+        })
     }
 
     #[cfg(test)]
@@ -180,7 +196,7 @@ mod tests {
         let destinations = Destinations::new(
             HashMap::new(),
             Vec::new(),
-            (policy, None, true),
+            (policy, None, true, None),
             store.pacing(),
             None,
             1.0,

@@ -13,6 +13,7 @@ use super::catalog::Catalog;
 use super::deliver::Endpoint;
 use super::destinations::Destinations;
 use super::egress_proxy::ProxyRoute;
+use super::receiver_auth::Credentials;
 use crate::config::{EventsConfig, OutboundConfig};
 use crate::store::PacingStore;
 
@@ -80,6 +81,12 @@ impl Live {
             .iter()
             .map(|(n, s)| (n.clone(), s.expose().to_string()))
             .collect();
+        let credentials = config
+            .destinations_auth
+            .as_ref()
+            .map(Credentials::new)
+            .transpose()
+            .map_err(|e| format!("outbound.destinations.auth: {e}"))?;
         let destinations = Destinations::new(
             secrets.clone(),
             config.allow_private_destinations.clone(),
@@ -87,6 +94,7 @@ impl Live {
                 config.destinations.clone(),
                 config.destinations_tls.clone(),
                 config.destinations_trace_propagation,
+                credentials.map(Arc::new),
             ),
             parts.pacing.clone(),
             parts.proxy.clone(),

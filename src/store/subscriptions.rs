@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::config::ReceiverAuth;
 
 /// One subscription as stored. The admin API shows it through a view without `secrets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,9 @@ pub struct Subscription {
     pub trace_propagation: bool,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// What the receiver asks for on top of the signature; the API shows it masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ReceiverAuth>,
     /// Unix milliseconds.
     pub created_at: u64,
     pub updated_at: u64,
@@ -89,6 +93,7 @@ impl Subscription {
             description: String::new(),
             trace_propagation: true,
             metadata: serde_json::Map::new(),
+            auth: None,
             created_at: now_ms,
             updated_at: now_ms,
             from_config: false,

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod admin;
+mod auth;
 mod catalog;
 mod inbound;
 mod operational;
 mod outbound;
 mod readers;
 mod store;
+mod subscription;
 mod telemetry;
 
 pub use crate::config::values::parse_destination;

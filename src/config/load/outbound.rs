@@ -57,7 +57,7 @@ impl Loader<'_> {
         let destinations = self.with_default(
             &f,
             "destinations",
-            (DeliveryPolicy::default(), None, true),
+            (DeliveryPolicy::default(), None, true, None),
             |l, n, p| {
                 let f = l.fields(
                     n,
@@ -69,11 +69,13 @@ impl Loader<'_> {
                         "circuit",
                         "tls",
                         "trace_propagation",
+                        "auth",
                     ],
                 )?;
                 let tls = l.optional(&f, "tls", Self::egress_tls);
                 let propagate = l.with_default(&f, "trace_propagation", true, Self::boolean);
-                Some((l.policy(&f)?, tls?, propagate?))
+                let auth = l.optional(&f, "auth", Self::receiver_auth);
+                Some((l.policy(&f)?, tls?, propagate?, auth?))
             },
         );
         let concurrency = self.with_default(
@@ -160,7 +162,8 @@ impl Loader<'_> {
             concurrency: concurrency?,
             destinations: destinations.as_ref()?.0.clone(),
             destinations_tls: destinations.as_ref()?.1.clone(),
-            destinations_trace_propagation: destinations?.2,
+            destinations_trace_propagation: destinations.as_ref()?.2,
+            destinations_auth: destinations?.3,
             endpoints,
             events: events?,
             subscriptions: subscriptions?,
@@ -209,136 +212,6 @@ impl Loader<'_> {
                 self.error(at, &path, e);
                 None
             }
-        }
-    }
-
-    /// One of `outbound.subscriptions`.
-    fn subscription(&mut self, node: &Node, path: &str) -> Option<SubscriptionConfig> {
-        let f = self.fields(
-            node,
-            path,
-            &[
-                "id",
-                "tenant",
-                "url",
-                "event_types",
-                "filters",
-                "sign",
-                "retry",
-                "rate_limit",
-                "concurrency",
-                "description",
-                "tls",
-                "trace_propagation",
-            ],
-        )?;
-        let tls = self.optional(&f, "tls", Self::egress_tls);
-        let trace_propagation = self.with_default(&f, "trace_propagation", true, Self::boolean);
-        let id = self.required(&f, "id").and_then(|n| {
-            self.parsed(n, &f.path("id"), |s| {
-                route_name(s).map(|id| format!("{CONFIG_SUBSCRIPTION_PREFIX}{id}"))
-            })
-        });
-        let tenant = self.optional(&f, "tenant", |l, n, p| {
-            l.parsed(n, p, |s| values::tenant(s).map(|_| s.to_string()))
-        });
-        let url = self.required(&f, "url").and_then(|n| {
-            self.parsed(n, &f.path("url"), |s| {
-                parse_destination(s).map(|_| s.to_string())
-            })
-        });
-        let event_types = self.required(&f, "event_types").and_then(|n| {
-            let types = self.each(n, &f.path("event_types"), |l, item, p| {
-                l.parsed(item, p, |s| {
-                    values::event_type_pattern(s).map(|_| s.to_string())
-                })
-            })?;
-            if types.is_empty() {
-                self.error(
-                    n.at,
-                    &f.path("event_types"),
-                    "give at least one event type (* takes every type)",
-                );
-                return None;
-            }
-            Some(types)
-        });
-        let filters = self.with_default(&f, "filters", Default::default(), |l, n, p| {
-            let Value::Map(entries) = &n.value else {
-                l.error(
-                    n.at,
-                    p,
-                    format!(
-                        "expected a mapping of labels to values, found {}",
-                        n.value.kind()
-                    ),
-                );
-                return None;
-            };
-            let mut filters = std::collections::BTreeMap::new();
-            for (k, v) in entries {
-                if !values::valid_label(&k.name) {
-                    l.error(
-                        k.at,
-                        &join(p, &k.name),
-                        "a label name is letters, digits, - and _",
-                    );
-                }
-                let value = l.string(v, &join(p, &k.name))?;
-                filters.insert(k.name.to_ascii_lowercase(), value);
-            }
-            Some(filters)
-        });
-        let sign = self
-            .required(&f, "sign")
-            .and_then(|n| self.sign(n, &f.path("sign")));
-        // Checked like an endpoint's; kept as JSON, as the store keeps the API's.
-        let policy = self.policy(&f).map(|_| {
-            ["retry", "rate_limit", "concurrency"]
-                .into_iter()
-                .filter_map(|key| {
-                    f.get(key)
-                        .map(|n| (key.to_string(), self.json(n, &f.path(key))))
-                })
-                .collect()
-        });
-        let description = self.with_default(&f, "description", String::new(), Self::string);
-        Some(SubscriptionConfig {
-            id: id?,
-            tenant: tenant?,
-            url: url?,
-            event_types: event_types?,
-            filters: filters?,
-            sign: sign?,
-            policy: policy?,
-            description: description?,
-            tls: tls?,
-            trace_propagation: trace_propagation?,
-        })
-    }
-
-    /// A node as JSON, with `${VAR}` substituted in strings.
-    pub(super) fn json(&mut self, node: &Node, path: &str) -> serde_json::Value {
-        use serde_json::Value as Json;
-        match &node.value {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Int(i) => i64::try_from(*i).map_or(Json::Null, Json::from),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            Value::Str(_) => self.string(node, path).map_or(Json::Null, Json::String),
-            Value::Seq(items) => Json::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| self.json(n, &format!("{path}[{i}]")))
-                    .collect(),
-            ),
-            Value::Map(entries) => Json::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.name.clone(), self.json(v, &join(path, &k.name))))
-                    .collect(),
-            ),
         }
     }
 
@@ -406,9 +279,11 @@ impl Loader<'_> {
                 "sync_fallback",
                 "tls",
                 "trace_propagation",
+                "auth",
             ],
         )?;
         let trace_propagation = self.with_default(&f, "trace_propagation", true, Self::boolean);
+        let auth = self.optional(&f, "auth", Self::receiver_auth);
         let policy = self.policy(&f);
         let tls = self.optional(&f, "tls", Self::egress_tls);
         let url_match = self.optional(&f, "match", |l, n, p| {
@@ -439,12 +314,13 @@ impl Loader<'_> {
             mode: mode?,
             tls: tls?,
             trace_propagation: trace_propagation?,
+            auth: auth?,
         })
     }
 
     /// An endpoint's `tls`: `ca`, `cert` with `key`, `min_version`. The files must be
     /// readable PEM now; they are read again when they change.
-    fn egress_tls(&mut self, node: &Node, path: &str) -> Option<EgressTls> {
+    pub(super) fn egress_tls(&mut self, node: &Node, path: &str) -> Option<EgressTls> {
         let f = self.fields(node, path, &["ca", "cert", "key", "min_version"])?;
         let file = |l: &mut Self, n: &Node, p: &str| {
             let text = l.string(n, p)?;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::MAX_TIMEOUT;
 use crate::config::values::{event_type_pattern, tenant, valid_label};
-use crate::config::{delivery_policy_json, parse_destination, Cidr, DeliveryPolicy};
+use crate::config::{delivery_policy_json, parse_destination, Cidr, DeliveryPolicy, ReceiverAuth};
 use crate::error_response::ErrorResponse;
 use crate::outbound::ssrf;
 use crate::schemes::SCHEME_NAMES;
@@ -28,6 +28,7 @@ const EDITABLE: &[&str] = &[
     "description",
     "metadata",
     "trace_propagation",
+    "auth",
 ];
 /// Fields only a `POST` may set: the signing is changed with `rotate-secret`.
 const ON_CREATE: &[&str] = &["scheme", "algorithm", "secret"];
@@ -221,9 +222,37 @@ fn set(s: &mut Subscription, key: &str, value: &Value) -> Result<(), ErrorRespon
             }
             s.metadata = map.clone();
         }
+        "auth" => s.auth = auth(value)?,
         _ => unreachable!("only editable fields are set"),
     }
     Ok(())
+}
+
+/// `auth`: headers, Basic or OAuth2, checked as in the YAML; `null` removes it. A
+/// refusal never repeats a value it was sent (they are secrets).
+fn auth(value: &Value) -> Result<Option<ReceiverAuth>, ErrorResponse> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let auth: ReceiverAuth = serde_json::from_value(value.clone()).map_err(|e| {
+        bad(
+            "invalid_auth",
+            "auth",
+            format!("expected {{headers: {{name: value}}, basic: {{user, password}}, oauth2: {{token_url, client_id, client_secret, scopes, audience, client_auth}}}}: {}", without_quoted(&e.to_string())),
+        )
+    })?;
+    auth.check()
+        .map_err(|(field, message)| bad("invalid_auth", field, message))?;
+    Ok(Some(auth))
+}
+
+/// `text` with what it quotes left out: serde's messages quote the value they refused.
+fn without_quoted(text: &str) -> String {
+    text.split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
 
 /// A string of at most `max` bytes, not empty.
@@ -375,5 +404,14 @@ async fn check(s: &Subscription, allow: &[Cidr]) -> Result<(), ErrorResponse> {
     let destination = parse_destination(&s.url).map_err(|e| bad("invalid_url", "url", e))?;
     ssrf::check_host(&destination.host, destination.port, allow)
         .await
-        .map_err(|(code, e)| bad(code, "url", e))
+        .map_err(|(code, e)| bad(code, "url", e))?;
+    if let Some(oauth2) = s.auth.as_ref().and_then(|a| a.oauth2.as_ref()) {
+        let field = "auth.oauth2.token_url";
+        let token =
+            parse_destination(&oauth2.token_url).map_err(|e| bad("invalid_auth", field, e))?;
+        ssrf::check_host(&token.host, token.port, allow)
+            .await
+            .map_err(|(code, e)| bad(code, field, e))?;
+    }
+    Ok(())
 }

@@ -402,6 +402,7 @@ impl Subscriptions {
                 .find(|c| c.id == s.id && s.from_config)
                 .and_then(|c| c.tls.clone()),
             trace_propagation: s.trace_propagation,
+            auth: s.auth.clone(),
         };
         let endpoint = Arc::new(
             Endpoint::guarded(
@@ -463,6 +464,7 @@ fn from_config(
         description: config.description.clone(),
         trace_propagation: config.trace_propagation,
         metadata: Map::new(),
+        auth: config.auth.clone(),
         created_at: earlier.map_or(now, |e| e.created_at),
         updated_at: now,
         from_config: true,
@@ -475,6 +477,9 @@ pub fn view(s: &Subscription) -> Value {
     if let Value::Object(map) = &mut value {
         map.remove("secrets");
         map.insert("signing_secrets".into(), json!(s.secrets.len()));
+        if let Some(auth) = &s.auth {
+            map.insert("auth".into(), auth.masked());
+        }
     }
     value
 }
