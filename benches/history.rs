@@ -58,10 +58,13 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let store = hookgate::store::open(&StoreConfig::Embedded {
-        path: dir.path().to_path_buf(),
-        max_ids: 1000,
-    })
+    let store = hookgate::store::open(
+        &StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids: 1000,
+        },
+        None,
+    )
     .unwrap();
     let history = store.history().unwrap();
     let rss_before = rss_mib();

@@ -3,7 +3,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,162 +13,8 @@ use prometheus_client::registry::{Registry, Unit};
 /// Label value for requests whose path matched no route.
 pub const UNMATCHED_ROUTE: &str = "_unmatched";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: &'static str,
-    /// `forwarded`, `duplicate`, or the error code of hookgate's own answer.
-    pub outcome: &'static str,
-    /// The status the client got.
-    pub status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RejectLabels {
-    pub route: &'static str,
-    /// The stable error code of the answer, e.g. `body_too_large`.
-    pub error: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VerifiedLabels {
-    pub route: &'static str,
-    /// Which configured secret matched (0-based): watch an old one fall to zero before removing it.
-    pub secret: u32,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HandshakeLabels {
-    pub route: &'static str,
-    /// The route's `handshake:` value.
-    pub provider: &'static str,
-    /// `answered` or `refused`.
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct InboundQueueLabels {
-    pub route: String,
-    /// `pending`, `scheduled` or `dead`, as the outbound queue's.
-    pub state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueuedRouteLabels {
-    pub route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabels {
-    pub route: &'static str,
-    /// `2xx`, `3xx`, `4xx` or `5xx`.
-    pub class: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
-    pub endpoint: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutboundLabels {
-    pub endpoint: String,
-    /// `delivered`, `retry_scheduled` or `dead`.
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
-    /// The first [`MAX_EVENT_TYPES`] types seen, then `other`: the app names them.
-    pub event_type: String,
-    /// `fanned_out`, `unmatched` or `duplicate`.
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventTypeLabels {
-    pub event_type: String,
-}
-
-/// Distinct event types given a label of their own.
-pub const MAX_EVENT_TYPES: usize = 200;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AttemptLabels {
-    pub endpoint: String,
-    /// `2xx`...`5xx`, or `error` when no answer came.
-    pub status_class: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueLabels {
-    pub endpoint: String,
-    /// `pending` (due now), `scheduled` (waiting for a retry) or `dead`.
-    pub state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConnectionLabels {
-    /// Why hookgate closed a client connection itself: `max_connections`,
-    /// `max_connections_per_ip`, `header_timeout`, `bad_request`.
-    pub reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StoreLabels {
-    /// The shared store's operation: `dedupe_claim`, `rate_limit`, `queue_claim`...
-    pub op: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SpanLabels {
-    /// `exported`, `queue_full` (dropped: the export queue was full) or `export_failed`
-    /// (dropped: the collector refused the batch or could not be reached).
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
-    /// `applied`, `refused` or `held`.
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationalLabels {
-    /// `subscription.disabled`, `delivery.failing`...
-    pub event_type: &'static str,
-    /// `published`, `unsubscribed` (nothing takes it), `dropped` (the backlog was full) or
-    /// `failed` (not stored).
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TokenLabels {
-    /// `ok` or `failed` (refused, no answer, or an answer without a token).
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HistoryLabels {
-    /// `kept`, `swept`, `dropped` (the backlog was full) or `failed` (not written).
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PortalLabels {
-    /// `served`, or why the token was refused: `invalid`, `expired`, `revoked`, `read_only`.
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConfigLabels {
-    /// The first 16 hex digits of the SHA-256 of the config file running.
-    pub hash: String,
-}
+mod labels;
+pub use labels::*;
 
 pub struct Metrics {
     registry: Registry,
@@ -198,6 +43,7 @@ pub struct Metrics {
     pub history_rows: Family<HistoryLabels, Counter>,
     pub dead_letters_expired: Counter,
     pub token_requests: Family<TokenLabels, Counter>,
+    pub decrypt_errors: Family<SealedLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -318,6 +164,12 @@ impl Metrics {
             "outbound_oauth2_token_requests",
             "Requests to receivers' OAuth2 token endpoints (auth.oauth2), by outcome",
             token_requests.clone(),
+        );
+        let decrypt_errors = Family::<SealedLabels, Counter>::default();
+        registry.register(
+            "store_decrypt_errors",
+            "Values the store holds sealed (store.encryption) that did not open: altered, moved, or sealed with a key not configured",
+            decrypt_errors.clone(),
         );
         let dedupe_store_errors = Counter::default();
         registry.register(
@@ -480,6 +332,7 @@ impl Metrics {
             history_rows,
             dead_letters_expired,
             token_requests,
+            decrypt_errors,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -582,6 +435,12 @@ impl Metrics {
         let outcome = if ok { "ok" } else { "failed" };
         self.token_requests
             .get_or_create(&TokenLabels { outcome })
+            .inc();
+    }
+
+    pub fn record_decrypt_error(&self, table: &'static str) {
+        self.decrypt_errors
+            .get_or_create(&SealedLabels { table })
             .inc();
     }
 

@@ -20,7 +20,7 @@ use pingora::services::background::background_service;
 /// Builds the server with every configured service, ready to run; with `path` (the file
 /// `config` came from), a reload follows its changes and `SIGHUP`.
 pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
-    let store = store::open(&config.store)?;
+    let store = store::open(&config.store, config.store_encryption.as_ref())?;
     let mut listeners: Vec<(&'static str, SocketAddr)> = vec![("admin", config.admin.listen)];
     if let Some(inbound) = &config.inbound {
         listeners.push(("inbound", inbound.listen));
@@ -69,6 +69,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         server.add_service(services.worker);
         server.add_service(services.operational);
         server.add_service(services.history_service);
+        server.add_service(services.sealing);
         queued = Some(inbound::QueueHandle::new(
             services.queue.clone(),
             services.wake.clone(),

@@ -41,10 +41,13 @@ fn stores(store: Store, place: Option<Box<dyn std::any::Any>>) -> Stores {
 }
 
 fn embedded_at(dir: &std::path::Path) -> Store {
-    store::open(&StoreConfig::Embedded {
-        path: dir.to_path_buf(),
-        max_ids: 10_000,
-    })
+    store::open(
+        &StoreConfig::Embedded {
+            path: dir.to_path_buf(),
+            max_ids: 10_000,
+        },
+        None,
+    )
     .unwrap()
 }
 
@@ -69,15 +72,18 @@ fn connect_with_prefix(
     cluster: bool,
     prefix: &str,
 ) -> Store {
-    store::open(&StoreConfig::Redis(RedisConfig {
-        url: Secret::new(url),
-        tls_ca: tls_ca.map(std::path::Path::to_path_buf),
-        cluster,
-        key_prefix: prefix.to_string(),
-        pool_size: 2,
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(2),
-    }))
+    store::open(
+        &StoreConfig::Redis(RedisConfig {
+            url: Secret::new(url),
+            tls_ca: tls_ca.map(std::path::Path::to_path_buf),
+            cluster,
+            key_prefix: prefix.to_string(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+        }),
+        None,
+    )
     .unwrap()
 }
 

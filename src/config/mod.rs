@@ -3,6 +3,7 @@
 //! and reports every problem at once.
 
 pub mod auth;
+pub mod encryption;
 mod load;
 pub mod notices;
 pub mod operational;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use auth::ReceiverAuth;
+pub use encryption::{StoreEncryption, StoreKey};
 pub use load::{
     delivery_policy_json, load_file, load_str, parse_destination, ConfigError, ConfigErrors,
 };
@@ -35,6 +37,8 @@ pub struct Config {
     pub server: ServerSettings,
     pub admin: AdminConfig,
     pub store: StoreConfig,
+    /// `store.encryption`: none leaves what the store holds in clear.
+    pub store_encryption: Option<StoreEncryption>,
     pub inbound: Option<InboundConfig>,
     pub outbound: Option<OutboundConfig>,
     pub telemetry: TelemetryConfig,

@@ -197,7 +197,7 @@ impl RouteDedupe {
         // The store's error stays in the log: it names hosts and causes.
         let message = match e {
             StoreError::Full { .. } => "this route's dedupe window is full; retry later",
-            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) | StoreError::Sealed(_) => {
                 "the dedupe store is unavailable; retry later"
             }
         };
@@ -364,10 +364,13 @@ mod tests {
     }
 
     fn route_dedupe(dir: &std::path::Path) -> RouteDedupe {
-        let store = crate::store::open(&crate::config::StoreConfig::Embedded {
-            path: dir.to_path_buf(),
-            max_ids: 100,
-        })
+        let store = crate::store::open(
+            &crate::config::StoreConfig::Embedded {
+                path: dir.to_path_buf(),
+                max_ids: 100,
+            },
+            None,
+        )
         .unwrap();
         RouteDedupe::new(
             "r",

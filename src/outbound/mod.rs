@@ -18,6 +18,7 @@ mod outcome;
 pub mod pacing;
 mod receiver_auth;
 pub mod retry;
+mod sealing;
 pub mod service;
 pub mod ssrf;
 pub mod subscriptions;

@@ -14,6 +14,7 @@ use super::egress_proxy::ProxyRoute;
 use super::history::{self, HistoryService};
 use super::live::{Live, LiveOutbound, Parts};
 use super::operational::{self, Publisher};
+use super::sealing::Sealing;
 use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
@@ -38,6 +39,8 @@ pub struct OutboundServices {
     pub history: Arc<dyn HistoryStore>,
     /// Writes and sweeps the history in the background.
     pub history_service: GenBackgroundService<HistoryService>,
+    /// Seals what the store holds as `store.encryption` says, once at start.
+    pub sealing: GenBackgroundService<Sealing>,
 }
 
 /// A config reload's way in: the state the listener and worker share, and what it is built from.
@@ -72,8 +75,13 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     };
     let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts, None)?));
     let (notices, noticed) = operational::channel(config.operational.clone());
+    let subscription_store = store.subscriptions()?;
+    let sealing = Sealing {
+        subscriptions: subscription_store.clone(),
+        store: store.clone(),
+    };
     let subscriptions = Arc::new(Subscriptions::new(
-        store.subscriptions()?,
+        subscription_store,
         config.subscriptions.clone(),
         config.allow_private_destinations.clone(),
         parts.pacing.clone(),
@@ -124,6 +132,7 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         subscriptions: subscriptions.clone(),
         history: history_store,
         history_service: background_service("delivery history", history_service),
+        sealing: background_service("store sealing", sealing),
         reload: OutboundReload {
             live,
             parts,

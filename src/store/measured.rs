@@ -282,6 +282,9 @@ impl<T: SubscriptionStore> SubscriptionStore for Measured<T> {
         let op = &self.ops.subscriptions_read;
         measure(op, self.inner.portal_tokens_revoked_at(tenant)).await
     }
+    async fn reseal(&self) -> Result<usize, StoreError> {
+        measure(&self.ops.subscriptions_write, self.inner.reseal()).await
+    }
 }
 
 #[async_trait]

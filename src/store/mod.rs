@@ -14,12 +14,14 @@ pub mod pacing;
 pub mod queue;
 pub mod rate_limit;
 mod redis;
+pub mod seal;
 pub mod subscriptions;
 
 use std::sync::Arc;
 
-use crate::config::StoreConfig;
+use crate::config::{StoreConfig, StoreEncryption};
 use measured::{measure, Measured, Op};
+use seal::Sealer;
 
 pub use dedupe::{Claim, DedupeStore};
 pub use health::StoreHealth;
@@ -43,11 +45,18 @@ pub enum StoreError {
     /// What the store holds cannot be read back.
     #[error("corrupt data in the store: {0}")]
     Corrupt(String),
+    /// A sealed value does not open (`store.encryption`): a key is missing, or the value
+    /// was altered.
+    #[error("cannot decrypt {0}")]
+    Sealed(String),
 }
 
 /// The configured store, from which each service takes the parts it uses.
 #[derive(Clone)]
-pub struct Store(Backend);
+pub struct Store {
+    backend: Backend,
+    sealer: Arc<Sealer>,
+}
 
 #[derive(Clone)]
 enum Backend {
@@ -57,20 +66,26 @@ enum Backend {
 
 /// Opens the store `config` names: creates the embedded store's directory, or prepares the
 /// Redis connections (without waiting for Redis: `/readyz` says when it answers).
-pub fn open(config: &StoreConfig) -> Result<Store, String> {
-    Ok(Store(match config {
+/// With `encryption`, what the store keeps is sealed; an embedded store sealed with a key
+/// that is not given refuses to open (Redis is checked when it first answers).
+pub fn open(config: &StoreConfig, encryption: Option<&StoreEncryption>) -> Result<Store, String> {
+    let sealer = Arc::new(Sealer::new(encryption));
+    let backend = match config {
         StoreConfig::Embedded { path, max_ids } => {
-            Backend::Embedded(Arc::new(embedded::EmbeddedStore::open(path, *max_ids)?))
+            let store = embedded::EmbeddedStore::open(path, *max_ids)?;
+            store.check_keys(&sealer)?;
+            Backend::Embedded(Arc::new(store))
         }
         StoreConfig::Redis(redis) => Backend::Redis(Arc::new(redis::RedisStore::connect(redis)?)),
-    }))
+    };
+    Ok(Store { backend, sealer })
 }
 
 impl Store {
     /// The dedupe store, for `routes` routes that dedupe (the embedded store gives each an
     /// equal share of `store.max_ids`).
     pub fn dedupe(&self, routes: usize) -> Result<Arc<dyn DedupeStore>, String> {
-        Ok(match &self.0 {
+        Ok(match &self.backend {
             Backend::Embedded(store) => Arc::new(Measured::new(store.dedupe(routes)?)),
             Backend::Redis(redis) => {
                 Arc::new(Measured::new(redis::RedisDedupe::new(redis.clone())))
@@ -86,7 +101,7 @@ impl Store {
         allowance: Allowance,
         max_keys: usize,
     ) -> Arc<dyn RateLimiter> {
-        match &self.0 {
+        match &self.backend {
             Backend::Embedded(_) => Arc::new(Measured::new(embedded::LocalRateLimiter::new(
                 allowance, max_keys,
             ))),
@@ -100,7 +115,7 @@ impl Store {
 
     /// Receivers' limits: in this process, or shared by every replica through Redis.
     pub fn pacing(&self) -> Arc<dyn PacingStore> {
-        match &self.0 {
+        match &self.backend {
             Backend::Embedded(_) => Arc::new(Measured::new(embedded::LocalPacing::default())),
             Backend::Redis(redis) => {
                 Arc::new(Measured::new(redis::RedisPacing::new(redis.clone())))
@@ -110,7 +125,7 @@ impl Store {
 
     /// The outbound queue.
     pub fn queue(&self) -> Result<Arc<dyn Queue>, String> {
-        Ok(match &self.0 {
+        Ok(match &self.backend {
             Backend::Embedded(store) => Arc::new(Measured::new(store.queue()?)),
             Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(redis.clone()))),
         })
@@ -119,7 +134,7 @@ impl Store {
     /// The delivery history; opened once per process (the worker writes it, the admin API
     /// and the portal read it).
     pub fn history(&self) -> Result<Arc<dyn HistoryStore>, String> {
-        Ok(match &self.0 {
+        Ok(match &self.backend {
             Backend::Embedded(store) => Arc::new(Measured::new(store.history()?)),
             Backend::Redis(redis) => {
                 Arc::new(Measured::new(redis::RedisHistory::new(redis.clone())))
@@ -129,22 +144,41 @@ impl Store {
 
     /// Subscriptions; opened once per process (the outbound side shares it with the admin API).
     pub fn subscriptions(&self) -> Result<Arc<dyn SubscriptionStore>, String> {
-        Ok(match &self.0 {
-            Backend::Embedded(store) => Arc::new(Measured::new(store.subscriptions()?)),
-            Backend::Redis(redis) => {
-                Arc::new(Measured::new(redis::RedisSubscriptions::new(redis.clone())))
+        Ok(match &self.backend {
+            Backend::Embedded(store) => {
+                Arc::new(Measured::new(store.subscriptions(self.sealer.clone())?))
             }
+            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisSubscriptions::new(
+                redis.clone(),
+                self.sealer.clone(),
+            ))),
         })
+    }
+
+    /// Records that everything the store holds is sealed with the first key (after a
+    /// reseal): from then on, the store starts only with that key.
+    pub async fn mark_sealed(&self) -> Result<(), String> {
+        if !self.sealer.enabled() {
+            return Ok(());
+        }
+        let mark = seal::key_check_mark(&self.sealer);
+        match &self.backend {
+            Backend::Embedded(store) => store.write_key_check(&mark),
+            Backend::Redis(redis) => redis.write_key_check(&mark).await,
+        }
     }
 
     /// Whether the store is usable now, for `/readyz`: the embedded store's directory takes
     /// files and its files take writes; Redis answers `PING` within the command timeout.
     pub async fn check(&self) -> Result<(), String> {
-        match &self.0 {
+        match &self.backend {
             Backend::Embedded(store) => store.check(),
-            Backend::Redis(redis) => measure(&Op::new("ping"), redis.ping())
-                .await
-                .map_err(|e| format!("redis: {e}")),
+            Backend::Redis(redis) => {
+                measure(&Op::new("ping"), redis.ping())
+                    .await
+                    .map_err(|e| format!("redis: {e}"))?;
+                redis.check_keys(&self.sealer).await
+            }
         }
     }
 }
@@ -154,10 +188,13 @@ impl Store {
 #[cfg(test)]
 pub fn test_store(max_ids: usize) -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&crate::config::StoreConfig::Embedded {
-        path: dir.path().to_path_buf(),
-        max_ids,
-    })
+    let store = open(
+        &crate::config::StoreConfig::Embedded {
+            path: dir.path().to_path_buf(),
+            max_ids,
+        },
+        None,
+    )
     .unwrap();
     (store, dir)
 }

@@ -189,4 +189,8 @@ pub trait SubscriptionStore: Send + Sync {
     async fn revoke_portal_tokens(&self, tenant: &str, at_ms: u64) -> Result<(), StoreError>;
     /// When `tenant`'s portal tokens were last revoked, if ever.
     async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError>;
+    /// Rewrites every subscription not sealed as the store seals now (`store.encryption`:
+    /// in clear before there were keys, or with a key that is no longer the first), each
+    /// only if unchanged meanwhile; how many it rewrote.
+    async fn reseal(&self) -> Result<usize, StoreError>;
 }

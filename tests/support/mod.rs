@@ -490,6 +490,8 @@ pub struct GatewayBuilder {
     open_files: Option<u32>,
     /// `store: { kind: redis, ... }` instead of the embedded store.
     redis: Option<String>,
+    /// More keys of `store:`, e.g. `encryption: {...}`.
+    store_extra: String,
     endpoints: Option<String>,
     outbound_extra: String,
     /// More top-level sections, e.g. `telemetry:`.
@@ -540,6 +542,7 @@ impl Gateway {
             sections: String::new(),
             config_map: false,
             admin_extra: String::new(),
+            store_extra: String::new(),
         }
     }
 
@@ -812,6 +815,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// More keys of the `store:` mapping, in flow style: `"encryption: { keys: [...] }"`.
+    pub fn store_keys(mut self, keys: &str) -> Self {
+        self.store_extra = keys.to_string();
+        self
+    }
+
     /// More keys of the `admin:` mapping, in flow style: `"portal: { signing_key: ... }"`.
     pub fn admin(mut self, keys: &str) -> Self {
         self.admin_extra = format!(", {keys}");
@@ -850,6 +859,10 @@ impl GatewayBuilder {
                 store.display(),
                 self.max_ids.unwrap_or(1_000_000)
             ),
+        };
+        let store = match self.store_extra.as_str() {
+            "" => store,
+            extra => format!("{}, {extra} }}\n", store.trim_end().trim_end_matches('}')),
         };
         format!(
             "{server}{sections}admin: {{ listen: \"{admin}\", token: {ADMIN_TOKEN}{admin_extra} }}\n{store}{outbound}inbound:\n  listen: \"{inbound}\"\n  upstream: {upstream}\n{extra}  routes:\n{routes}",

@@ -207,7 +207,8 @@ impl Loader<'_> {
         let config = Config {
             server: server?,
             admin: admin?,
-            store: store?,
+            store: store.as_ref()?.0.clone(),
+            store_encryption: store?.1,
             inbound,
             outbound,
             telemetry: telemetry?,

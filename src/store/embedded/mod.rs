@@ -20,6 +20,7 @@ pub use queue::EmbeddedQueue;
 pub use rate_limit::LocalRateLimiter;
 pub use subscriptions::EmbeddedSubscriptions;
 
+use super::seal::{key_check, Sealer};
 use super::{StoreError, StoreHealth};
 
 /// The directory every embedded file lives in, and the health its files report to.
@@ -53,8 +54,32 @@ impl EmbeddedStore {
         EmbeddedHistory::open(&self.path).map_err(|e| format!("store: {e}"))
     }
 
-    pub fn subscriptions(&self) -> Result<EmbeddedSubscriptions, String> {
-        EmbeddedSubscriptions::open(&self.path).map_err(|e| format!("store: {e}"))
+    pub fn subscriptions(&self, sealer: Arc<Sealer>) -> Result<EmbeddedSubscriptions, String> {
+        EmbeddedSubscriptions::open(&self.path, sealer).map_err(|e| format!("store: {e}"))
+    }
+
+    /// Refuses a directory sealed with keys that are not given (`store.encryption`); marks
+    /// a new one.
+    pub fn check_keys(&self, sealer: &Sealer) -> Result<(), String> {
+        let file = self.path.join("key-check");
+        let stored = match std::fs::read(&file) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("store: cannot read {}: {e}", file.display())),
+        };
+        match key_check(sealer, stored.as_deref())? {
+            Some(bytes) => self.write_key_check(&bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Once everything is sealed with the first key: the key check says so.
+    pub fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
+        let file = self.path.join("key-check");
+        let written = file.with_extension("new");
+        std::fs::write(&written, bytes)
+            .and_then(|_| std::fs::rename(&written, &file))
+            .map_err(|e| format!("store: cannot write {}: {e}", file.display()))
     }
 
     /// The directory must exist and be writable, and the files must take writes.

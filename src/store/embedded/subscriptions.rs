@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::File;
+use crate::store::seal::Sealer;
 use crate::store::subscriptions::{
     DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore,
 };
@@ -23,12 +24,14 @@ const PORTAL_REVOKED: TableDefinition<&str, u64> = TableDefinition::new("portal_
 
 pub struct EmbeddedSubscriptions {
     file: File,
+    /// Each document is sealed whole (`store.encryption`), bound to its id.
+    sealer: Arc<Sealer>,
     version: AtomicU64,
     stats: Mutex<HashMap<String, SubscriptionStats>>,
 }
 
 impl EmbeddedSubscriptions {
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path, sealer: Arc<Sealer>) -> Result<Self, String> {
         let file = File::open(dir, "subscriptions.redb", "subscription", |txn| {
             txn.open_table(SUBSCRIPTIONS)?;
             txn.open_table(PORTAL_REVOKED)?;
@@ -36,6 +39,7 @@ impl EmbeddedSubscriptions {
         })?;
         Ok(EmbeddedSubscriptions {
             file,
+            sealer,
             version: AtomicU64::new(1),
             stats: Mutex::default(),
         })
@@ -46,22 +50,30 @@ impl EmbeddedSubscriptions {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Subscription, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("subscription: {e}")))
+/// The sealer's name for the table (the associated data binds each document to it).
+const SEALED: &str = "subscriptions";
+
+fn decode(sealer: &Sealer, id: &str, bytes: &[u8]) -> Result<Subscription, StoreError> {
+    let plain = sealer
+        .open(SEALED, id, bytes)
+        .map_err(|e| StoreError::Sealed(format!("subscription {id}: {e}")))?;
+    serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(format!("subscription: {e}")))
 }
 
 #[async_trait]
 impl SubscriptionStore for EmbeddedSubscriptions {
     async fn load(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
         let version = self.version.load(Ordering::Acquire);
+        let sealer = self.sealer.clone();
         let all = self
             .file
-            .run(|db| {
+            .run(move |db| {
                 let txn = db.begin_read()?;
                 let table = txn.open_table(SUBSCRIPTIONS)?;
                 let mut all = Vec::new();
                 for row in table.iter()? {
-                    all.push(decode(row?.1.value())?);
+                    let (id, doc) = row?;
+                    all.push(decode(&sealer, id.value(), doc.value())?);
                 }
                 Ok(all)
             })
@@ -76,6 +88,7 @@ impl SubscriptionStore for EmbeddedSubscriptions {
     async fn put(&self, subscription: &Subscription) -> Result<(), StoreError> {
         let id = subscription.id.clone();
         let json = serde_json::to_vec(subscription).expect("a subscription always serializes");
+        let json = self.sealer.seal(SEALED, &id, &json);
         self.file
             .run(move |db| {
                 let txn = db.begin_write()?;
@@ -129,6 +142,42 @@ impl SubscriptionStore for EmbeddedSubscriptions {
                 Ok(())
             })
             .await
+    }
+
+    async fn reseal(&self) -> Result<usize, StoreError> {
+        let sealer = self.sealer.clone();
+        let rewritten = self
+            .file
+            .run(move |db| {
+                // One write transaction: nothing changes between the read and the write.
+                let txn = db.begin_write()?;
+                let mut resealed = Vec::new();
+                {
+                    let table = txn.open_table(SUBSCRIPTIONS)?;
+                    for row in table.iter()? {
+                        let (id, doc) = row?;
+                        let (id, doc) = (id.value(), doc.value());
+                        if !sealer.is_current(doc) {
+                            let plain = sealer.open(SEALED, id, doc).map_err(|e| {
+                                StoreError::Sealed(format!("subscription {id}: {e}"))
+                            })?;
+                            resealed.push((id.to_string(), sealer.seal(SEALED, id, &plain)));
+                        }
+                    }
+                }
+                let mut table = txn.open_table(SUBSCRIPTIONS)?;
+                for (id, doc) in &resealed {
+                    table.insert(id.as_str(), doc.as_slice())?;
+                }
+                drop(table);
+                txn.commit()?;
+                Ok(resealed.len())
+            })
+            .await?;
+        if rewritten > 0 {
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(rewritten)
     }
 
     async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError> {

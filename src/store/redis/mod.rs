@@ -38,6 +38,7 @@ pub use rate_limit::RedisRateLimiter;
 pub use subscriptions::RedisSubscriptions;
 
 use crate::config::RedisConfig;
+use crate::store::seal::{key_check, Sealer};
 use crate::store::StoreError;
 
 /// A connection to one Redis, or to a Redis Cluster (which routes each command or
@@ -223,6 +224,37 @@ impl RedisStore {
     /// `PING` on every pooled connection, for `/readyz`: each connects on its first
     /// command, and once ready a request's claim must not be the command that waits for a
     /// connect (under load it could outlast `command_timeout`).
+    /// Fails while this Redis holds a store sealed with keys that are not given
+    /// (`store.encryption`); marks a new one.
+    pub async fn check_keys(&self, sealer: &Sealer) -> Result<(), String> {
+        let key = self.key("store:key_check");
+        let stored: Option<Vec<u8>> = self
+            .run(|mut c| {
+                let key = key.clone();
+                async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+            })
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        match key_check(sealer, stored.as_deref())? {
+            Some(bytes) => self.write_key_check(&bytes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Once everything is sealed with the first key: the key check says so.
+    pub async fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
+        let key = self.key("store:key_check");
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(bytes)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+        .map_err(|e| format!("redis: {e}"))
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let pings = self.connections.iter().map(|connection| {
             self.run_on(connection.clone(), |mut c| async move {

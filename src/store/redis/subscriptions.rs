@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::RedisStore;
+use crate::store::seal::Sealer;
 use crate::store::subscriptions::{
     DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore,
 };
@@ -29,12 +30,25 @@ redis.call('INCR', KEYS[2])
 return existed
 ";
 
-/// KEYS: all, version. Answers {version, documents...}, read at one instant.
+/// KEYS: all, version. Answers {version, id, document, id, document...}, read at one
+/// instant.
 const LOAD: &str = r"
 local answer = {redis.call('GET', KEYS[2]) or '0'}
-for _, doc in ipairs(redis.call('HVALS', KEYS[1])) do answer[#answer + 1] = doc end
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do answer[#answer + 1] = v end
 return answer
 ";
+
+/// KEYS: all, version. ARGV: id, the document as read, the document resealed. Answers
+/// whether it was written (not if it changed meanwhile).
+const RESEAL: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+";
+
+/// The sealer's name for the table (the associated data binds each document to it).
+const SEALED: &str = "subscriptions";
 
 /// KEYS: stats. ARGV: outcome (delivered, failed, dead), at, error.
 const NOTE: &str = r"
@@ -51,6 +65,9 @@ return 1
 
 pub struct RedisSubscriptions {
     store: Arc<RedisStore>,
+    /// Each document is sealed whole (`store.encryption`), bound to its id.
+    sealer: Arc<Sealer>,
+    reseal: Script,
     put: Script,
     delete: Script,
     load: Script,
@@ -58,9 +75,11 @@ pub struct RedisSubscriptions {
 }
 
 impl RedisSubscriptions {
-    pub fn new(store: Arc<RedisStore>) -> Self {
+    pub fn new(store: Arc<RedisStore>, sealer: Arc<Sealer>) -> Self {
         RedisSubscriptions {
             store,
+            sealer,
+            reseal: Script::new(RESEAL),
             put: Script::new(PUT),
             delete: Script::new(DELETE),
             load: Script::new(LOAD),
@@ -77,22 +96,40 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("subscription: {e}"))
 }
 
-#[async_trait]
-impl SubscriptionStore for RedisSubscriptions {
-    async fn load(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
+impl RedisSubscriptions {
+    /// Every stored document with its id, as stored, and the version they were read at.
+    async fn rows(&self) -> Result<(u64, Vec<(String, Vec<u8>)>), StoreError> {
         let (all, version) = (self.key("all"), self.key("version"));
-        let rows: Vec<String> = self
+        let rows: Vec<Vec<u8>> = self
             .store
             .run(|mut c| async move { self.load.key(all).key(version).invoke_async(&mut c).await })
             .await?;
         let mut rows = rows.into_iter();
-        let version = rows
-            .next()
-            .unwrap_or_default()
+        let version = String::from_utf8_lossy(&rows.next().unwrap_or_default())
             .parse::<u64>()
             .map_err(corrupt)?;
+        let mut pairs = Vec::new();
+        while let (Some(id), Some(doc)) = (rows.next(), rows.next()) {
+            pairs.push((String::from_utf8(id).map_err(corrupt)?, doc));
+        }
+        Ok((version, pairs))
+    }
+
+    fn open(&self, id: &str, doc: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.sealer
+            .open(SEALED, id, doc)
+            .map(|plain| plain.into_owned())
+            .map_err(|e| StoreError::Sealed(format!("subscription {id}: {e}")))
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for RedisSubscriptions {
+    async fn load(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
+        let (version, rows) = self.rows().await?;
         let all = rows
-            .map(|doc| serde_json::from_str(&doc).map_err(corrupt))
+            .iter()
+            .map(|(id, doc)| serde_json::from_slice(&self.open(id, doc)?).map_err(corrupt))
             .collect::<Result<_, _>>()?;
         Ok((version, all))
     }
@@ -108,8 +145,9 @@ impl SubscriptionStore for RedisSubscriptions {
 
     async fn put(&self, subscription: &Subscription) -> Result<(), StoreError> {
         let (all, version) = (self.key("all"), self.key("version"));
-        let doc = serde_json::to_string(subscription).expect("a subscription always serializes");
+        let doc = serde_json::to_vec(subscription).expect("a subscription always serializes");
         let id = subscription.id.as_str();
+        let doc = self.sealer.seal(SEALED, id, &doc);
         self.store
             .run(|mut c| async move {
                 self.put
@@ -194,6 +232,30 @@ impl SubscriptionStore for RedisSubscriptions {
             })
             .await
             .map(|_| ())
+    }
+
+    async fn reseal(&self) -> Result<usize, StoreError> {
+        let (_, rows) = self.rows().await?;
+        let mut rewritten = 0;
+        for (id, doc) in rows.iter().filter(|(_, doc)| !self.sealer.is_current(doc)) {
+            let resealed = self.sealer.seal(SEALED, id, &self.open(id, doc)?);
+            let (all, version) = (self.key("all"), self.key("version"));
+            let written: i64 = self
+                .store
+                .run(|mut c| async move {
+                    self.reseal
+                        .key(all)
+                        .key(version)
+                        .arg(id)
+                        .arg(doc)
+                        .arg(resealed)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            rewritten += written as usize;
+        }
+        Ok(rewritten)
     }
 
     async fn portal_tokens_revoked_at(&self, tenant: &str) -> Result<Option<u64>, StoreError> {

@@ -1,0 +1,288 @@
+//! `store.encryption`: subscriptions' signing secrets and receiver auth are sealed in the
+//! redb file and in Redis (read raw, and `DUMP`ed key by key), sealed in place when keys
+//! are first given, resealed with a new first key, and a store whose key is missing does
+//! not start.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use support::{Gateway, GatewayBuilder, TestApp, TestRedis};
+
+// 32 bytes of 0x01, 0x02 and 0x03, encoded with Python's base64 module.
+const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+const KEY_C: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+const SIGNING_SECRET: &str = "whsec_c2lnbmluZy1rZXktZm9yLXRoZS1hdC1yZXN0LXRlc3Q=";
+const PASSWORD: &str = "pw-Plaintext-7781";
+const HEADER_VALUE: &str = "hdr-Plaintext-5521";
+const CLIENT_SECRET: &str = "cs-Plaintext-9034";
+
+fn gateway(keys: Option<&[&str]>) -> GatewayBuilder {
+    let builder = Gateway::builder("http://127.0.0.1:9")
+        .endpoints("    []\n")
+        .outbound("  allow_private_destinations: [127.0.0.0/8]\n");
+    match keys {
+        None => builder,
+        Some(keys) => {
+            let names: Vec<String> = (0..keys.len())
+                .map(|i| format!("\"${{STORE_KEY_{i}}}\""))
+                .collect();
+            let mut builder =
+                builder.store_keys(&format!("encryption: {{ keys: [{}] }}", names.join(", ")));
+            for (i, key) in keys.iter().enumerate() {
+                builder = builder.env(&format!("STORE_KEY_{i}"), key);
+            }
+            builder
+        }
+    }
+}
+
+/// Two subscriptions holding every kind of secret; the one to `app` gets `a.b` events.
+async fn subscribe(gateway: &Gateway, app: &TestApp) {
+    gateway
+        .subscribe(json!({
+            "url": app.url() + "/hooks",
+            "event_types": ["a.*"],
+            "secret": SIGNING_SECRET,
+            "auth": { "basic": { "user": "acme", "password": PASSWORD }, "headers": { "X-Key": HEADER_VALUE } },
+        }))
+        .await;
+    gateway
+        .subscribe(json!({
+            "url": app.url() + "/other",
+            "event_types": ["never.*"],
+            "auth": { "oauth2": { "token_url": app.url() + "/token", "client_id": "c", "client_secret": CLIENT_SECRET } },
+        }))
+        .await;
+}
+
+/// Publishes an `a.b` event and checks that it arrives signed with the signing secret and
+/// with the auth headers: the store opened what it sealed.
+async fn delivers(gateway: &Gateway, app: &TestApp) {
+    let before = app.received().len();
+    let (status, answer) = gateway
+        .publish(&[("Hookgate-Event-Type", "a.b")], "{}")
+        .await;
+    assert_eq!(status, 202, "{answer}\n{}", gateway.log());
+    app.wait_for(before + 1).await;
+    let received = app.received()[before].clone();
+    assert!(received
+        .verified_id("standard-webhooks", SIGNING_SECRET)
+        .is_some());
+    assert_eq!(received.header("x-key"), Some(HEADER_VALUE));
+}
+
+/// Every secret that is found in `bytes`, as it is, in base64 or in hex.
+fn readable_secrets(bytes: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    [SIGNING_SECRET, PASSWORD, HEADER_VALUE, CLIENT_SECRET]
+        .into_iter()
+        .flat_map(|secret| {
+            [
+                secret.to_string(),
+                base64::engine::general_purpose::STANDARD.encode(secret),
+                const_hex::encode(secret),
+            ]
+        })
+        .filter(|form| contains(form.as_bytes()))
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+fn stop(mut gateway: Gateway) {
+    let (status, _) = gateway.terminate(Duration::from_secs(10));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redb_files_hold_no_readable_secret_with_keys_and_do_without() {
+    let app = TestApp::start().await;
+    for keys in [Some(&[KEY_A][..]), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = gateway(keys).store_dir(dir.path()).start().await;
+        subscribe(&gateway, &app).await;
+        delivers(&gateway, &app).await;
+        stop(gateway);
+        let found = readable_secrets(&files_under(dir.path()));
+        match keys {
+            Some(_) => assert!(found.is_empty(), "readable at rest: {found:?}"),
+            // The same test finds them in clear: it can fail.
+            None => assert!(found.contains(&PASSWORD.to_string()), "{found:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_holds_no_readable_secret_in_any_dumped_key() {
+    let (app, redis) = (TestApp::start().await, TestRedis::start());
+    for (keys, prefix) in [(Some(&[KEY_A][..]), "sealed:"), (None, "clear:")] {
+        let gateway = gateway(keys).redis(&redis.url, prefix).start().await;
+        subscribe(&gateway, &app).await;
+        delivers(&gateway, &app).await;
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(keys.iter().any(|k| k.contains("subscriptions")), "{keys:?}");
+        // DUMP compresses long strings (LZF): each value is read as well.
+        let mut dumped = Vec::new();
+        for key in &keys {
+            let dump: Option<Vec<u8>> = redis::cmd("DUMP")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            dumped.extend(dump.unwrap_or_default());
+            let kind: String = redis::cmd("TYPE")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            let read = match kind.as_str() {
+                "hash" => redis::cmd("HGETALL").arg(key).clone(),
+                "string" => redis::cmd("GET").arg(key).clone(),
+                "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone(),
+                "zset" => redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).clone(),
+                "set" => redis::cmd("SMEMBERS").arg(key).clone(),
+                "none" => continue, // gone since KEYS listed it
+                other => panic!("{key} is a {other}"),
+            };
+            let values: redis::Value = read.query_async(&mut connection).await.unwrap();
+            dumped.extend(format!("{values:?}").into_bytes());
+            if let redis::Value::Array(items) = values {
+                for item in items {
+                    if let redis::Value::BulkString(bytes) = item {
+                        dumped.extend(bytes);
+                    }
+                }
+            } else if let redis::Value::BulkString(bytes) = values {
+                dumped.extend(bytes);
+            }
+        }
+        let found = readable_secrets(&dumped);
+        if prefix == "sealed:" {
+            assert!(found.is_empty(), "readable in Redis: {found:?}");
+        } else {
+            assert!(found.contains(&PASSWORD.to_string()), "{found:?}");
+        }
+    }
+}
+
+/// Waits until the gateway has sealed its store as its keys say (in the background from
+/// the start).
+async fn sealed(gateway: &Gateway) {
+    support::eventually("the store is sealed", Duration::from_secs(10), async || {
+        gateway
+            .log()
+            .contains("subscriptions sealed as store.encryption says")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_is_sealed_in_place_resealed_with_a_new_key_and_refuses_a_missing_one() {
+    let (app, dir) = (TestApp::start().await, tempfile::tempdir().unwrap());
+    // Written in clear, before there are keys.
+    let first = gateway(None).store_dir(dir.path()).start().await;
+    subscribe(&first, &app).await;
+    stop(first);
+    // The first start with a key seals what is there, and still delivers.
+    let with_key = gateway(Some(&[KEY_A])).store_dir(dir.path()).start().await;
+    sealed(&with_key).await;
+    delivers(&with_key, &app).await;
+    let (status, listed) = with_key
+        .admin(reqwest::Method::GET, "/admin/subscriptions")
+        .await;
+    assert_eq!(
+        (status, listed["subscriptions"].as_array().map(Vec::len)),
+        (200, Some(2))
+    );
+    stop(with_key);
+    let found = readable_secrets(&std::fs::read(dir.path().join("subscriptions.redb")).unwrap());
+    assert!(
+        found.is_empty(),
+        "still readable after sealing in place: {found:?}"
+    );
+    // A new first key: resealed at start; the old one may then go.
+    let both = gateway(Some(&[KEY_B, KEY_A]))
+        .store_dir(dir.path())
+        .start()
+        .await;
+    sealed(&both).await;
+    stop(both);
+    let rotated = gateway(Some(&[KEY_B])).store_dir(dir.path()).start().await;
+    delivers(&rotated, &app).await;
+    let text = rotated.config_text();
+    stop(rotated);
+    // Without its key, or without keys, the store does not start, and says why.
+    let keyless = text.replace(", encryption: { keys: [\"${STORE_KEY_0}\"] }", "");
+    assert_ne!(keyless, text);
+    for (config, expected) in [
+        (&text, "sealed with key"),
+        (
+            &keyless,
+            "the store is encrypted, and store.encryption gives no keys",
+        ),
+    ] {
+        let file = dir.path().join("restart.yaml");
+        std::fs::write(&file, config).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["run", "--config", file.to_str().unwrap()])
+            .env("STORE_KEY_0", KEY_C)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{log}");
+        assert!(
+            log.contains(expected) && log.contains("cannot start"),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_a_key_that_is_not_32_bytes_of_base64() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        "store: { encryption: { keys: [\"c2hvcnQ=\", \"${NOT_SET_ANYWHERE}\"] } }\noutbound: { endpoints: [] }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        text.contains("store.encryption.keys[0]: 5 bytes once decoded"),
+        "{text}"
+    );
+    assert!(
+        text.contains("store.encryption.keys[1]") && text.contains("NOT_SET_ANYWHERE"),
+        "{text}"
+    );
+    assert!(!text.contains("c2hvcnQ="), "{text}");
+}
