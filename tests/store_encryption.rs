@@ -1,7 +1,7 @@
-//! `store.encryption`: subscriptions' signing secrets and receiver auth are sealed in the
-//! redb file and in Redis (read raw, and `DUMP`ed key by key), sealed in place when keys
-//! are first given, resealed with a new first key, and a store whose key is missing does
-//! not start.
+//! `store.encryption`: subscriptions' signing secrets and receiver auth, payloads, inline
+//! secrets and receivers' answers are sealed in the redb files and in Redis (read raw, and
+//! `DUMP`ed key by key); subscriptions are sealed in place when keys are first given and
+//! resealed with a new first key; a store whose key is missing does not start.
 
 mod support;
 
@@ -13,14 +13,16 @@ use serde_json::json;
 
 use support::{Gateway, GatewayBuilder, TestApp, TestRedis};
 
-// 32 bytes of 0x01, 0x02 and 0x03, encoded with Python's base64 module.
+// 32 bytes of 0x01 and 0x02, encoded with Python's base64 module.
 const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
-const KEY_C: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
 const SIGNING_SECRET: &str = "whsec_c2lnbmluZy1rZXktZm9yLXRoZS1hdC1yZXN0LXRlc3Q=";
 const PASSWORD: &str = "pw-Plaintext-7781";
 const HEADER_VALUE: &str = "hdr-Plaintext-5521";
 const CLIENT_SECRET: &str = "cs-Plaintext-9034";
+const PAYLOAD: &str = "payload-Plaintext-4410";
+const INLINE_SECRET: &str = "inline-Plaintext-8812";
+const ANSWER: &str = "answer-Plaintext-3306";
 
 fn gateway(keys: Option<&[&str]>) -> GatewayBuilder {
     let builder = Gateway::builder("http://127.0.0.1:9")
@@ -61,6 +63,56 @@ async fn subscribe(gateway: &Gateway, app: &TestApp) {
         .await;
 }
 
+/// Every kind of secret the store keeps: the subscriptions; a payload, delivered and so
+/// in the history; and a message with an inline secret whose receiver answers 503, so it
+/// waits in the queue with that answer.
+async fn traffic(gateway: &Gateway, app: &TestApp, failing: &TestApp) {
+    subscribe(gateway, app).await;
+    let payload = format!("{{\"note\":\"{PAYLOAD}\"}}");
+    let (status, answer) = gateway
+        .publish(&[("Hookgate-Event-Type", "a.b")], &payload)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    failing.respond_with_body(503, ANSWER);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/", gateway.outbound))
+        .header("Hookgate-Destination", failing.url() + "/in")
+        .header("Hookgate-Secret", INLINE_SECRET)
+        .header("Hookgate-Scheme", "github")
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<serde_json::Value>().await.unwrap()["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Read back through the API, opened: the answer, and the delivered payload's row.
+    support::eventually(
+        "the answer is recorded",
+        Duration::from_secs(10),
+        async || {
+            let (_, delivery) = gateway
+                .admin(reqwest::Method::GET, &format!("/admin/deliveries/{id}"))
+                .await;
+            delivery["attempts"][0]["response"].as_str() == Some(ANSWER)
+        },
+    )
+    .await;
+    support::eventually(
+        "the delivered event is in the history",
+        Duration::from_secs(10),
+        async || {
+            let (_, page) = gateway
+                .admin(reqwest::Method::GET, "/admin/deliveries?state=delivered")
+                .await;
+            page["deliveries"].as_array().is_some_and(|d| !d.is_empty())
+        },
+    )
+    .await;
+}
+
 /// Publishes an `a.b` event and checks that it arrives signed with the signing secret and
 /// with the auth headers: the store opened what it sealed.
 async fn delivers(gateway: &Gateway, app: &TestApp) {
@@ -81,17 +133,25 @@ async fn delivers(gateway: &Gateway, app: &TestApp) {
 fn readable_secrets(bytes: &[u8]) -> Vec<String> {
     use base64::Engine;
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    [SIGNING_SECRET, PASSWORD, HEADER_VALUE, CLIENT_SECRET]
-        .into_iter()
-        .flat_map(|secret| {
-            [
-                secret.to_string(),
-                base64::engine::general_purpose::STANDARD.encode(secret),
-                const_hex::encode(secret),
-            ]
-        })
-        .filter(|form| contains(form.as_bytes()))
-        .collect()
+    [
+        SIGNING_SECRET,
+        PASSWORD,
+        HEADER_VALUE,
+        CLIENT_SECRET,
+        PAYLOAD,
+        INLINE_SECRET,
+        ANSWER,
+    ]
+    .into_iter()
+    .flat_map(|secret| {
+        [
+            secret.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(secret),
+            const_hex::encode(secret),
+        ]
+    })
+    .filter(|form| contains(form.as_bytes()))
+    .collect()
 }
 
 fn files_under(dir: &Path) -> Vec<u8> {
@@ -112,28 +172,37 @@ fn stop(mut gateway: Gateway) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_redb_files_hold_no_readable_secret_with_keys_and_do_without() {
-    let app = TestApp::start().await;
+    let (app, failing) = (TestApp::start().await, TestApp::start().await);
     for keys in [Some(&[KEY_A][..]), None] {
         let dir = tempfile::tempdir().unwrap();
         let gateway = gateway(keys).store_dir(dir.path()).start().await;
-        subscribe(&gateway, &app).await;
+        traffic(&gateway, &app, &failing).await;
         delivers(&gateway, &app).await;
         stop(gateway);
         let found = readable_secrets(&files_under(dir.path()));
         match keys {
             Some(_) => assert!(found.is_empty(), "readable at rest: {found:?}"),
             // The same test finds them in clear: it can fail.
-            None => assert!(found.contains(&PASSWORD.to_string()), "{found:?}"),
+            None => assert!(
+                [PASSWORD, PAYLOAD, INLINE_SECRET, ANSWER]
+                    .iter()
+                    .all(|s| found.contains(&s.to_string())),
+                "{found:?}"
+            ),
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_holds_no_readable_secret_in_any_dumped_key() {
-    let (app, redis) = (TestApp::start().await, TestRedis::start());
+    let (app, failing, redis) = (
+        TestApp::start().await,
+        TestApp::start().await,
+        TestRedis::start(),
+    );
     for (keys, prefix) in [(Some(&[KEY_A][..]), "sealed:"), (None, "clear:")] {
         let gateway = gateway(keys).redis(&redis.url, prefix).start().await;
-        subscribe(&gateway, &app).await;
+        traffic(&gateway, &app, &failing).await;
         delivers(&gateway, &app).await;
         let client = redis::Client::open(redis.url.as_str()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -182,7 +251,11 @@ async fn redis_holds_no_readable_secret_in_any_dumped_key() {
         if prefix == "sealed:" {
             assert!(found.is_empty(), "readable in Redis: {found:?}");
         } else {
-            assert!(found.contains(&PASSWORD.to_string()), "{found:?}");
+            let expected = [PASSWORD, PAYLOAD, INLINE_SECRET, ANSWER];
+            assert!(
+                expected.iter().all(|s| found.contains(&s.to_string())),
+                "{found:?}"
+            );
         }
     }
 }
@@ -222,22 +295,26 @@ async fn a_store_is_sealed_in_place_resealed_with_a_new_key_and_refuses_a_missin
         found.is_empty(),
         "still readable after sealing in place: {found:?}"
     );
-    // A new first key: resealed at start; the old one may then go.
+    // A new first key: subscriptions are resealed with it at start. The old key stays
+    // listed: the store's key check names it, since the queue and the history may still
+    // hold values sealed with it.
     let both = gateway(Some(&[KEY_B, KEY_A]))
         .store_dir(dir.path())
         .start()
         .await;
     sealed(&both).await;
+    delivers(&both, &app).await;
+    let text = both.config_text();
     stop(both);
-    let rotated = gateway(Some(&[KEY_B])).store_dir(dir.path()).start().await;
-    delivers(&rotated, &app).await;
-    let text = rotated.config_text();
-    stop(rotated);
-    // Without its key, or without keys, the store does not start, and says why.
-    let keyless = text.replace(", encryption: { keys: [\"${STORE_KEY_0}\"] }", "");
-    assert_ne!(keyless, text);
+    // Without that key, or without keys, the store does not start, and says why.
+    let new_key_only = text.replace(", \"${STORE_KEY_1}\"", "");
+    let keyless = text.replace(
+        ", encryption: { keys: [\"${STORE_KEY_0}\", \"${STORE_KEY_1}\"] }",
+        "",
+    );
+    assert!(new_key_only != text && keyless != text);
     for (config, expected) in [
-        (&text, "sealed with key"),
+        (&new_key_only, "sealed with key"),
         (
             &keyless,
             "the store is encrypted, and store.encryption gives no keys",
@@ -247,7 +324,7 @@ async fn a_store_is_sealed_in_place_resealed_with_a_new_key_and_refuses_a_missin
         std::fs::write(&file, config).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
             .args(["run", "--config", file.to_str().unwrap()])
-            .env("STORE_KEY_0", KEY_C)
+            .env("STORE_KEY_0", KEY_B)
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&output.stderr).to_string()

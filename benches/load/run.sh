@@ -31,6 +31,8 @@
 #                time until all are delivered, and RSS with the backlog waiting
 #   latency      accept-to-delivered p50/p99 at 500 msg/s offered (latency.py)
 #   2 replicas   Redis: the same backlog drained by two hookgate replicas at once
+#   sealed       the embedded and Redis rows again with store.encryption (when the binary
+#                under test has it): the cost of sealing bodies, secrets and answers
 # Inbound store and forward (`deliver: queue`, embedded store; the app is the nginx receiver):
 #   accept       wrk at saturation on a route with the rejento signature, dedupe and
 #                deliver: queue (verify, dedupe, durable store, 200), beside the nginx proxy
@@ -305,6 +307,9 @@ while True:
 PY
 }
 
+# store.encryption with a fixed key (32 bytes of 0x01), for the sealed rows.
+SEALED='encryption: { keys: ["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="] }'
+
 outbound_rows() {  # NAME STORE_YAML
   local name=$1
   hookgate_config "$name" "$2"
@@ -455,9 +460,19 @@ if [ "$ONLY" = all ] || [ "$ONLY" = outbound ]; then
   echo "| store | accepted/s (durable) | delivered/s while accepting | backlog drain | RSS with backlog (MiB) | accept-to-delivered p50 / p99 ms |"
   echo "|---|---|---|---|---|---|"
   outbound_rows embedded "{ kind: embedded, path: $WORK/data-embedded }"
+  # The same with store.encryption (bodies, secrets and answers sealed), where the binary
+  # under test has it.
+  if printf 'store: { %s }\noutbound: { endpoints: [] }\n' "$SEALED" > "$WORK/sealed-check.yaml" &&
+    "$BIN" check --config "$WORK/sealed-check.yaml" >/dev/null 2>&1; then
+    outbound_rows embedded-sealed "{ kind: embedded, path: $WORK/data-sealed, $SEALED }"
+  fi
   if [ -n "$REDIS_PORT" ]; then
     redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
     outbound_rows redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
+    if "$BIN" check --config "$WORK/sealed-check.yaml" >/dev/null 2>&1; then
+      redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
+      outbound_rows redis-sealed "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\", $SEALED }"
+    fi
     two_replicas_drain "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
   fi
 fi

@@ -23,11 +23,8 @@ pub fn warnings(config: &Config) -> Vec<String> {
             "admin.token is the example's placeholder {PLACEHOLDER_TOKEN:?}: anyone on this machine can use the admin API; set HOOKGATE_ADMIN_TOKEN"
         ));
     }
-    if config.outbound.is_some() {
-        warnings.push(match config.store_encryption {
-            None => "store.encryption is not set: subscriptions' signing secrets and auth, inline Hookgate-Secrets, payloads and recorded answers are stored in clear".to_string(),
-            Some(_) => "store.encryption seals subscriptions (their signing secrets and auth); inline Hookgate-Secrets, payloads, recorded answers and the delivery history are still stored in clear".to_string(),
-        });
+    if config.outbound.is_some() && config.store_encryption.is_none() {
+        warnings.push("store.encryption is not set: subscriptions' signing secrets and auth, inline Hookgate-Secrets, payloads and receivers' answers are stored in clear".to_string());
     }
     warnings
 }

@@ -1,7 +1,9 @@
-//! Sealing the store as `store.encryption` says, in the background from the start: what
-//! was written in clear before there were keys, or sealed with a key that is no longer the
-//! first, is rewritten; then the store's key check records the first key, after which
-//! the old key may go. Until then a restart needs the old key too, and says so.
+//! Sealing subscriptions as `store.encryption` says, in the background from the start:
+//! those written in clear before there were keys, or sealed with a key that is no longer
+//! the first, are rewritten. (Queued messages and history rows are sealed when they are
+//! written; those written before keep how they were written, so an older key stays
+//! listed while they may need it: the store's key check names the first key it was
+//! sealed with, and a start without that key is refused.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,33 +12,20 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::store::{Store, SubscriptionStore};
+use crate::store::SubscriptionStore;
 
 /// How long a failed pass (the store unavailable) waits before the next.
 const AGAIN: Duration = Duration::from_secs(5);
 
 pub struct Sealing {
     pub subscriptions: Arc<dyn SubscriptionStore>,
-    pub store: Store,
-}
-
-impl Sealing {
-    async fn pass(&self) -> Result<usize, String> {
-        let resealed = self
-            .subscriptions
-            .reseal()
-            .await
-            .map_err(|e| e.to_string())?;
-        self.store.mark_sealed().await?;
-        Ok(resealed)
-    }
 }
 
 #[async_trait]
 impl BackgroundService for Sealing {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
-            match self.pass().await {
+            match self.subscriptions.reseal().await {
                 Ok(0) => return,
                 Ok(resealed) => {
                     tracing::info!(resealed, "subscriptions sealed as store.encryption says");

@@ -78,7 +78,6 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let subscription_store = store.subscriptions()?;
     let sealing = Sealing {
         subscriptions: subscription_store.clone(),
-        store: store.clone(),
     };
     let subscriptions = Arc::new(Subscriptions::new(
         subscription_store,

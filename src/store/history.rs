@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::queue::{DeliveryFilter, Record};
+use super::seal::Sealer;
 use super::StoreError;
 
 /// A delivered message as the history keeps it.
@@ -21,6 +22,32 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// The row as the store keeps it: JSON, its record's secrets and answers sealed
+    /// (`store.encryption`; the payload is sealed on its own, as a body).
+    pub fn encode(&self, sealer: &Sealer) -> Vec<u8> {
+        let json = if sealer.enabled() {
+            serde_json::to_vec(&Delivered {
+                record: self.record.sealed(sealer),
+                ..self.clone()
+            })
+        } else {
+            serde_json::to_vec(self)
+        };
+        json.expect("a history row always serializes")
+    }
+
+    /// A stored row, opened.
+    pub fn decode(sealer: &Sealer, bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut row = Self::parse(bytes)?;
+        row.record = row.record.opened(sealer)?;
+        Ok(row)
+    }
+
+    /// A stored row as it is kept (enough for its id, times and names).
+    pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("history row: {e}")))
+    }
+
     /// Where it is in the history's order, for paging.
     pub fn cursor(&self) -> Cursor {
         Cursor {

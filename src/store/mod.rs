@@ -126,8 +126,11 @@ impl Store {
     /// The outbound queue.
     pub fn queue(&self) -> Result<Arc<dyn Queue>, String> {
         Ok(match &self.backend {
-            Backend::Embedded(store) => Arc::new(Measured::new(store.queue()?)),
-            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(redis.clone()))),
+            Backend::Embedded(store) => Arc::new(Measured::new(store.queue(self.sealer.clone())?)),
+            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisQueue::new(
+                redis.clone(),
+                self.sealer.clone(),
+            ))),
         })
     }
 
@@ -135,10 +138,13 @@ impl Store {
     /// and the portal read it).
     pub fn history(&self) -> Result<Arc<dyn HistoryStore>, String> {
         Ok(match &self.backend {
-            Backend::Embedded(store) => Arc::new(Measured::new(store.history()?)),
-            Backend::Redis(redis) => {
-                Arc::new(Measured::new(redis::RedisHistory::new(redis.clone())))
+            Backend::Embedded(store) => {
+                Arc::new(Measured::new(store.history(self.sealer.clone())?))
             }
+            Backend::Redis(redis) => Arc::new(Measured::new(redis::RedisHistory::new(
+                redis.clone(),
+                self.sealer.clone(),
+            ))),
         })
     }
 
@@ -153,19 +159,6 @@ impl Store {
                 self.sealer.clone(),
             ))),
         })
-    }
-
-    /// Records that everything the store holds is sealed with the first key (after a
-    /// reseal): from then on, the store starts only with that key.
-    pub async fn mark_sealed(&self) -> Result<(), String> {
-        if !self.sealer.enabled() {
-            return Ok(());
-        }
-        let mark = seal::key_check_mark(&self.sealer);
-        match &self.backend {
-            Backend::Embedded(store) => store.write_key_check(&mark),
-            Backend::Redis(redis) => redis.write_key_check(&mark).await,
-        }
     }
 
     /// Whether the store is usable now, for `/readyz`: the embedded store's directory takes

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::seal::Sealer;
 use super::StoreError;
 
 /// What an enqueue did.
@@ -39,6 +40,42 @@ pub struct Attempt {
     /// The request's headers as sent, with signature and credential values masked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub request_headers: Vec<(String, String)>,
+}
+
+impl Attempt {
+    /// Seals (or opens) the answer, bound to its message and attempt.
+    pub fn seal_answer(
+        &mut self,
+        id: &str,
+        change: &impl Fn(&'static str, &str, &str) -> Result<String, StoreError>,
+    ) -> Result<(), StoreError> {
+        if !self.response.is_empty() {
+            let place = format!("{id}@{}", self.at_ms);
+            self.response = change("queue.answer", &place, &self.response)?;
+        }
+        Ok(())
+    }
+}
+
+/// A message's body as the store keeps it: sealed with `store.encryption`, bound to it.
+pub fn seal_body(sealer: &Sealer, id: &str, body: &[u8]) -> Vec<u8> {
+    sealer.seal("queue.body", id, body)
+}
+
+/// What [`seal_body`] sealed, or a body written before the store had keys.
+pub fn open_body(sealer: &Sealer, id: &str, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    sealer
+        .open("queue.body", id, stored)
+        .map(|body| body.into_owned())
+        .map_err(|e| StoreError::Sealed(format!("the body of {id}: {e}")))
+}
+
+/// A request header holding a credential or a signature.
+fn is_credential(name: &str) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie")
+        || ["signature", "token", "secret"]
+            .iter()
+            .any(|part| name.contains(part))
 }
 
 /// An idempotency key (`Idempotency-Key` on an enqueue or a publish), held until
@@ -182,17 +219,53 @@ impl Record {
         }
         // A stored webhook's credentials and signatures (kept for the app) are not shown.
         for (name, value) in self.inbound.iter_mut().flat_map(|i| i.headers.iter_mut()) {
-            let credential = matches!(
-                name.as_str(),
-                "authorization" | "proxy-authorization" | "cookie"
-            ) || ["signature", "token", "secret"]
-                .iter()
-                .any(|part| name.contains(part));
-            if credential {
+            if is_credential(name) {
                 *value = "[masked]".to_string();
             }
         }
         self
+    }
+
+    /// The record as the store keeps it (`store.encryption`): an inline `Hookgate-Secret`,
+    /// a stored webhook's credentials and signatures, and every answer sealed, each bound
+    /// to this message (and an answer to its attempt). Its body is sealed on its own
+    /// ([`seal_body`]); the rest stays readable, for the store's own scripts and indexes.
+    pub fn sealed(&self, sealer: &Sealer) -> Record {
+        let mut record = self.clone();
+        record
+            .seal_fields(|table, id, value| Ok(sealer.seal_text(table, id, value)))
+            .expect("sealing cannot fail");
+        record
+    }
+
+    /// What [`Record::sealed`] sealed, opened.
+    pub fn opened(mut self, sealer: &Sealer) -> Result<Record, StoreError> {
+        self.seal_fields(|table, id, value| {
+            sealer
+                .open_text(table, id, value)
+                .map_err(|e| StoreError::Sealed(format!("{table} of {id}: {e}")))
+        })?;
+        Ok(self)
+    }
+
+    /// Replaces each sealed field with `change(table, place, value)`.
+    fn seal_fields(
+        &mut self,
+        change: impl Fn(&'static str, &str, &str) -> Result<String, StoreError>,
+    ) -> Result<(), StoreError> {
+        let id = self.id.clone();
+        if let Some(secret) = self.target.as_mut().and_then(|t| t.secret.as_mut()) {
+            *secret = change("queue.secret", &id, secret)?;
+        }
+        for (name, value) in self.inbound.iter_mut().flat_map(|i| i.headers.iter_mut()) {
+            if is_credential(name) {
+                *value = change("queue.header", &format!("{id}/{name}"), value)?;
+            }
+        }
+        for attempt in &mut self.attempts {
+            attempt.seal_answer(&id, &change)?;
+        }
+        Ok(())
     }
 
     /// Which count of its endpoint's depth the message is in.

@@ -27,6 +27,8 @@ use crate::ids::random_bytes;
 use crate::metrics::METRICS;
 
 const MAGIC: &[u8; 4] = b"\0hs1";
+/// A sealed value kept in a JSON string.
+const TEXT_PREFIX: &str = "hs1:";
 const HEADER: usize = MAGIC.len() + 4 + 8 + 12;
 const TAG: usize = 16;
 /// Seals under one subkey before the next salt.
@@ -160,6 +162,40 @@ impl Sealer {
         Ok(Cow::Owned(body))
     }
 
+    /// `plain` sealed as text, for a JSON field: `hs1:` and the sealed bytes in base64;
+    /// as it is when there are no keys.
+    pub fn seal_text(&self, table: &str, id: &str, plain: &str) -> String {
+        if !self.enabled() {
+            return plain.to_string();
+        }
+        let sealed = self.seal(table, id, plain.as_bytes());
+        format!(
+            "{TEXT_PREFIX}{}",
+            crate::schemes::crypto::base64_encode(&sealed)
+        )
+    }
+
+    /// What [`Sealer::seal_text`] sealed, or text written before the store had keys.
+    pub fn open_text(
+        &self,
+        table: &'static str,
+        id: &str,
+        stored: &str,
+    ) -> Result<String, SealError> {
+        use base64::Engine;
+        let sealed = stored
+            .strip_prefix(TEXT_PREFIX)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .filter(|bytes| is_sealed(bytes));
+        match sealed {
+            None => Ok(stored.to_string()),
+            Some(bytes) => {
+                let plain = self.open(table, id, &bytes)?;
+                String::from_utf8(plain.into_owned()).map_err(|_| SealError::Altered)
+            }
+        }
+    }
+
     /// Whether `stored` is as this sealer writes now: sealed with the first key, or in
     /// clear when there are no keys. Anything else is rewritten by a reseal.
     pub fn is_current(&self, stored: &[u8]) -> bool {
@@ -188,25 +224,22 @@ impl Sealer {
     }
 }
 
-/// The store's key check: a known text the store keeps sealed with the key everything it
-/// holds is sealed with (none, before there were keys), read at start. `stored` is
-/// what the store holds; the answer is what to write (for a new store), or why the
-/// configured keys cannot read this one.
+/// The store's key check: a known text sealed with the first key the store was sealed
+/// with (none while it has had no keys), read at start: a start without that key is
+/// refused, since values sealed with it may remain. `stored` is what the store holds; the
+/// answer is what to write (the first start with keys), or why the configured keys cannot
+/// read this store.
 pub fn key_check(sealer: &Sealer, stored: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
     match stored {
-        // Without keys, no key check is written: none means in clear.
-        None => Ok(sealer.enabled().then(|| key_check_mark(sealer))),
+        None => Ok(sealer
+            .enabled()
+            .then(|| sealer.seal("store", "key_check", KEY_CHECK))),
         Some(stored) => match sealer.open("store", "key_check", stored) {
             Ok(text) if *text == *KEY_CHECK => Ok(None),
             Ok(_) => Err("store.encryption: the store's key check holds something else".into()),
             Err(e) => Err(format!("store.encryption: the store was encrypted: {e}")),
         },
     }
-}
-
-/// The key check to write once everything is sealed with the first key.
-pub fn key_check_mark(sealer: &Sealer) -> Vec<u8> {
-    sealer.seal("store", "key_check", KEY_CHECK)
 }
 
 const KEY_CHECK: &[u8] = b"hookgate store key check";

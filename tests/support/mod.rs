@@ -305,6 +305,7 @@ struct Behaviour {
     status: u16,
     delay: Duration,
     headers: Vec<(String, String)>,
+    body: &'static str,
 }
 
 /// A small HTTP/1.1 app (hyper) that records every request and answers
@@ -339,6 +340,7 @@ impl TestApp {
             status: 200,
             delay: Duration::ZERO,
             headers: Vec::new(),
+            body: "app says hi",
         }));
         let (rec, beh) = (received.clone(), behaviour.clone());
         let to_drop = Arc::new(AtomicU32::new(0));
@@ -391,7 +393,7 @@ impl TestApp {
                                 response = response.header(k, v);
                             }
                             let response = response
-                                .body(Full::new(Bytes::from_static(b"app says hi")))
+                                .body(Full::new(Bytes::from_static(behaviour.body.as_bytes())))
                                 .unwrap();
                             Ok::<_, Infallible>(response)
                         }
@@ -461,7 +463,15 @@ impl TestApp {
             status,
             delay,
             headers,
+            body: "app says hi",
         };
+    }
+
+    /// Answers `status` with `body` from now on.
+    pub fn respond_with_body(&self, status: u16, body: &'static str) {
+        let mut behaviour = self.behaviour.lock().unwrap();
+        behaviour.status = status;
+        behaviour.body = body;
     }
 }
 

@@ -14,6 +14,8 @@ use redb::{
 
 use super::File;
 use crate::store::history::{Delivered, HistoryQuery, HistoryStore, Sweep};
+use crate::store::queue::{open_body, seal_body};
+use crate::store::seal::Sealer;
 use crate::store::StoreError;
 
 /// Delivered time (big-endian ms) and id → the row's JSON.
@@ -31,6 +33,8 @@ const SWEEP_BATCH: usize = 1000;
 
 pub struct EmbeddedHistory {
     file: File,
+    /// Seals rows and payloads (`store.encryption`).
+    sealer: Arc<Sealer>,
     /// When a write was last made durable (fsync'd): the others are not, until the next.
     last_durable: Arc<Mutex<Instant>>,
 }
@@ -52,10 +56,6 @@ fn index_prefix(kind: u8, name: &str) -> Vec<u8> {
     prefix
 }
 
-fn decode(bytes: &[u8]) -> Result<Delivered, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("history row: {e}")))
-}
-
 fn add_bytes(txn: &WriteTransaction, delta: i64) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let now = meta.get("bytes")?.map_or(0, |v| v.value());
@@ -65,7 +65,7 @@ fn add_bytes(txn: &WriteTransaction, delta: i64) -> Result<(), StoreError> {
 
 /// Removes one row, its payload and its index entries; the bytes it held.
 fn remove_row(txn: &WriteTransaction, key: &[u8], json: &[u8]) -> Result<u64, StoreError> {
-    let row = decode(json)?;
+    let row = Delivered::parse(json)?;
     let id = row.record.id.as_str();
     let mut freed = json.len() as u64;
     // A message sent again has a newer row under the same id: that one keeps the id.
@@ -89,7 +89,7 @@ fn remove_row(txn: &WriteTransaction, key: &[u8], json: &[u8]) -> Result<u64, St
 }
 
 impl EmbeddedHistory {
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path, sealer: Arc<Sealer>) -> Result<Self, String> {
         let file = File::open(dir, "history.redb", "history", |txn| {
             txn.open_table(ROWS)?;
             txn.open_table(PAYLOADS)?;
@@ -100,6 +100,7 @@ impl EmbeddedHistory {
         })?;
         Ok(EmbeddedHistory {
             file,
+            sealer,
             last_durable: Arc::new(Mutex::new(Instant::now())),
         })
     }
@@ -167,7 +168,7 @@ fn sweep_payloads(db: &Database, before_ms: u64) -> Result<bool, StoreError> {
                 reached = u64::from_be_bytes(key.value()[..8].try_into().unwrap_or_default());
                 break;
             }
-            ids.push(decode(json.value())?.record.id);
+            ids.push(Delivered::parse(json.value())?.record.id);
         }
     }
     let mut freed = 0;
@@ -189,6 +190,7 @@ fn sweep_payloads(db: &Database, before_ms: u64) -> Result<bool, StoreError> {
 impl HistoryStore for EmbeddedHistory {
     async fn keep(&self, rows: Vec<(Delivered, Option<Vec<u8>>)>) -> Result<(), StoreError> {
         let last_durable = self.last_durable.clone();
+        let sealer = self.sealer.clone();
         self.file
             .run(move |db| {
                 let mut txn = db.begin_write()?;
@@ -225,12 +227,12 @@ impl HistoryStore for EmbeddedHistory {
                     let mut index = txn.open_table(INDEX)?;
                     for (row, payload) in &rows {
                         let key = row_key(row.delivered_ms, &row.record.id);
-                        let json =
-                            serde_json::to_vec(row).expect("a history row always serializes");
+                        let json = row.encode(&sealer);
                         added += json.len() as i64;
                         table.insert(key.as_slice(), json.as_slice())?;
                         ids.insert(row.record.id.as_str(), key.as_slice())?;
                         if let Some(payload) = payload {
+                            let payload = seal_body(&sealer, &row.record.id, payload);
                             added += payload.len() as i64;
                             payloads.insert(row.record.id.as_str(), payload.as_slice())?;
                         }
@@ -250,6 +252,7 @@ impl HistoryStore for EmbeddedHistory {
 
     async fn get(&self, id: &str) -> Result<Option<(Delivered, Option<Vec<u8>>)>, StoreError> {
         let id = id.to_string();
+        let sealer = self.sealer.clone();
         self.file
             .run(move |db| {
                 let txn = db.begin_read()?;
@@ -260,9 +263,10 @@ impl HistoryStore for EmbeddedHistory {
                     return Ok(None);
                 };
                 let payload = txn.open_table(PAYLOADS)?.get(id.as_str())?;
+                let payload = payload.map(|p| open_body(&sealer, &id, p.value()));
                 Ok(Some((
-                    decode(json.value())?,
-                    payload.map(|p| p.value().to_vec()),
+                    Delivered::decode(&sealer, json.value())?,
+                    payload.transpose()?,
                 )))
             })
             .await
@@ -270,6 +274,7 @@ impl HistoryStore for EmbeddedHistory {
 
     async fn list(&self, query: &HistoryQuery) -> Result<Vec<Delivered>, StoreError> {
         let query = query.clone();
+        let sealer = self.sealer.clone();
         self.file
             .run(move |db| {
                 let txn = db.begin_read()?;
@@ -277,9 +282,9 @@ impl HistoryStore for EmbeddedHistory {
                 let upper = query.after.as_ref().map(|a| row_key(a.delivered_ms, &a.id));
                 let mut found = Vec::new();
                 let mut consider = |json: &[u8]| -> Result<bool, StoreError> {
-                    let row = decode(json)?;
+                    let row = Delivered::parse(json)?;
                     if query.matches(&row) {
-                        found.push(row);
+                        found.push(Delivered::decode(&sealer, json)?);
                     }
                     Ok(found.len() < query.limit)
                 };

@@ -46,12 +46,13 @@ impl EmbeddedStore {
             .map_err(|e| format!("store: {e}"))
     }
 
-    pub fn queue(&self) -> Result<EmbeddedQueue, String> {
-        EmbeddedQueue::open(&self.path, self.health.clone()).map_err(|e| format!("store: {e}"))
+    pub fn queue(&self, sealer: Arc<Sealer>) -> Result<EmbeddedQueue, String> {
+        EmbeddedQueue::open(&self.path, self.health.clone(), sealer)
+            .map_err(|e| format!("store: {e}"))
     }
 
-    pub fn history(&self) -> Result<EmbeddedHistory, String> {
-        EmbeddedHistory::open(&self.path).map_err(|e| format!("store: {e}"))
+    pub fn history(&self, sealer: Arc<Sealer>) -> Result<EmbeddedHistory, String> {
+        EmbeddedHistory::open(&self.path, sealer).map_err(|e| format!("store: {e}"))
     }
 
     pub fn subscriptions(&self, sealer: Arc<Sealer>) -> Result<EmbeddedSubscriptions, String> {
@@ -73,8 +74,7 @@ impl EmbeddedStore {
         }
     }
 
-    /// Once everything is sealed with the first key: the key check says so.
-    pub fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
+    fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
         let file = self.path.join("key-check");
         let written = file.with_extension("new");
         std::fs::write(&written, bytes)

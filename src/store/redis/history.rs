@@ -12,6 +12,8 @@ use redis::Script;
 
 use super::RedisStore;
 use crate::store::history::{Cursor, Delivered, HistoryQuery, HistoryStore, Sweep};
+use crate::store::queue::{open_body, seal_body};
+use crate::store::seal::Sealer;
 use crate::store::StoreError;
 
 /// KEYS: all, p, bytes, then per row: row, payload, its index sets. ARGV per row: id,
@@ -72,19 +74,18 @@ const BATCH: usize = 500;
 
 pub struct RedisHistory {
     store: Arc<RedisStore>,
+    /// Seals rows and payloads (`store.encryption`).
+    sealer: Arc<Sealer>,
     keep: Script,
     remove: Script,
     drop_payloads: Script,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("history row: {e}"))
-}
-
 impl RedisHistory {
-    pub fn new(store: Arc<RedisStore>) -> Self {
+    pub fn new(store: Arc<RedisStore>, sealer: Arc<Sealer>) -> Self {
         RedisHistory {
             store,
+            sealer,
             keep: Script::new(KEEP),
             remove: Script::new(REMOVE),
             drop_payloads: Script::new(DROP_PAYLOADS),
@@ -115,7 +116,7 @@ impl RedisHistory {
         found
             .into_iter()
             .map(|json| {
-                json.map(|j| serde_json::from_str(&j).map_err(corrupt))
+                json.map(|j| Delivered::decode(&self.sealer, j.as_bytes()))
                     .transpose()
             })
             .collect()
@@ -197,12 +198,12 @@ impl HistoryStore for RedisHistory {
             for (kind, name) in &names {
                 script.key(self.index_key(*kind, name));
             }
-            let json = serde_json::to_string(row).expect("a history row always serializes");
+            let payload = payload.as_ref().map(|p| seal_body(&self.sealer, id, p));
             script
                 .arg(id)
                 .arg(row.delivered_ms)
-                .arg(json)
-                .arg(payload.as_deref().unwrap_or_default())
+                .arg(row.encode(&self.sealer))
+                .arg(payload.unwrap_or_default())
                 .arg(names.len());
         }
         self.store
@@ -221,7 +222,10 @@ impl HistoryStore for RedisHistory {
             .run(|mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await })
             .await?;
         row.map(|json| {
-            let row = serde_json::from_str(&json).map_err(corrupt)?;
+            let row = Delivered::decode(&self.sealer, json.as_bytes())?;
+            let payload = payload
+                .map(|p| open_body(&self.sealer, id, &p))
+                .transpose()?;
             Ok((row, payload))
         })
         .transpose()

@@ -241,8 +241,7 @@ impl RedisStore {
         }
     }
 
-    /// Once everything is sealed with the first key: the key check says so.
-    pub async fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
+    async fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
         let key = self.key("store:key_check");
         self.run(|mut c| async move {
             redis::cmd("SET")

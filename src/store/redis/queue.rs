@@ -22,9 +22,10 @@ use bytes::Bytes;
 use super::queue_scripts::Scripts;
 use super::{stable_hash, RedisStore};
 use crate::store::queue::{
-    Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue,
-    Record, State,
+    open_body, seal_body, Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued,
+    Idempotency, Next, Queue, Record, State,
 };
+use crate::store::seal::Sealer;
 use crate::store::StoreError;
 
 /// Partitions of the queue, each under its own hash tag: on a Redis Cluster they spread
@@ -77,6 +78,8 @@ pub struct RedisQueue {
     /// Which partition a claim starts with, turned by one each claim.
     claim_turn: AtomicUsize,
     scripts: Scripts,
+    /// Seals bodies, inline secrets and answers (`store.encryption`).
+    sealer: Arc<Sealer>,
 }
 
 /// A message as the scripts return it: fixed part, state, due, round, attempts (and the
@@ -100,7 +103,7 @@ fn state_name(state: State) -> &'static str {
 }
 
 impl RedisQueue {
-    pub fn new(store: Arc<RedisStore>) -> Self {
+    pub fn new(store: Arc<RedisStore>, sealer: Arc<Sealer>) -> Self {
         let mut partitions: Vec<Partition> = (0..PARTITIONS)
             .map(|n| Partition {
                 base: store.key(&format!("{{outbound:{n}}}:")),
@@ -116,6 +119,7 @@ impl RedisQueue {
             claimed: Mutex::default(),
             claim_turn: AtomicUsize::new(0),
             scripts: Scripts::new(),
+            sealer,
         }
     }
 
@@ -143,8 +147,9 @@ impl RedisQueue {
         self.claimed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rebuilds a record from its stored parts.
+    /// Rebuilds a record from its stored parts, opened.
     fn record(
+        &self,
         meta: &str,
         state: &str,
         due: &str,
@@ -164,13 +169,13 @@ impl RedisQueue {
             .map(|a| serde_json::from_str(a))
             .collect::<Result<_, _>>()
             .map_err(|e| corrupt("attempt", e))?;
-        Ok(record)
+        record.opened(&self.sealer)
     }
 
-    fn rows(rows: Vec<Row>) -> Result<Vec<Record>, StoreError> {
+    fn rows(&self, rows: Vec<Row>) -> Result<Vec<Record>, StoreError> {
         rows.iter()
             .map(|(meta, state, due, round, attempts)| {
-                Self::record(meta, state, due, round, attempts)
+                self.record(meta, state, due, round, attempts)
             })
             .collect()
     }
@@ -188,7 +193,7 @@ impl RedisQueue {
                 call.invoke_async(&mut c).await
             })
             .await?;
-        Self::rows(rows)
+        self.rows(rows)
     }
 
     /// Every message of one partition, in accept order (without bodies).
@@ -244,14 +249,20 @@ impl RedisQueue {
                     .await
             })
             .await?;
-        rows.into_iter()
-            .map(|(meta, state, round, body, attempts)| {
-                Ok((
-                    Self::record(&meta, &state, &lease_end.to_string(), &round, &attempts)?,
-                    body,
-                ))
-            })
-            .collect()
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (meta, state, round, body, attempts) in rows {
+            let due = lease_end.to_string();
+            let opened = self
+                .record(&meta, &state, &due, &round, &attempts)
+                .and_then(|r| Ok((open_body(&self.sealer, &r.id, &body)?, r)));
+            match opened {
+                Ok((body, record)) => claimed.push((record, body)),
+                // Claimed again at its lease's end, counted and logged each time, until its
+                // key is given again: never delivered half-read, never skipped silently.
+                Err(e) => tracing::error!(error = %e, "a stored message does not open; it waits"),
+            }
+        }
+        Ok(claimed)
     }
 
     async fn purge_in(
@@ -355,7 +366,14 @@ impl Queue for RedisQueue {
         ];
         let mut args: Vec<Vec<u8>> =
             vec![expires.to_string().into(), receipt.into(), body.to_vec()];
-        for record in &records {
+        let sealed: Vec<Record>;
+        let records = if self.sealer.enabled() {
+            sealed = records.iter().map(|r| r.sealed(&self.sealer)).collect();
+            &sealed
+        } else {
+            &records
+        };
+        for record in records {
             keys.push(partition.message(&record.id));
             keys.push(partition.attempts(&record.id));
             keys.push(partition.key(&format!("w:{}", record.endpoint)));
@@ -386,6 +404,11 @@ impl Queue for RedisQueue {
                     .iter()
                     .map(|a| serde_json::to_vec(a).expect("an attempt always serializes")),
             );
+            // Sealed, each message's own body; in clear, the one shared by all (ARGV[3]).
+            args.push(match self.sealer.enabled() {
+                true => seal_body(&self.sealer, &record.id, &body),
+                false => Vec::new(),
+            });
         }
         let earlier: String = self
             .store
@@ -468,6 +491,10 @@ impl Queue for RedisQueue {
             Next::RetryAt(due) => ("retry", due),
             Next::Dead => ("dead", 0),
         };
+        let mut attempt = attempt;
+        attempt.seal_answer(&claimed.id, &|table, id, value| {
+            Ok(self.sealer.seal_text(table, id, value))
+        })?;
         let attempt = serde_json::to_string(&attempt).expect("an attempt always serializes");
         let keys = partition.message_keys(&claimed.id);
         let done: u8 = self
@@ -499,7 +526,8 @@ impl Queue for RedisQueue {
             return Ok(None);
         };
         let message = self.partitions[index].message(id);
-        self.store
+        let stored: Option<Vec<u8>> = self
+            .store
             .run(|mut c| async move {
                 redis::cmd("HGET")
                     .arg(message)
@@ -507,7 +535,8 @@ impl Queue for RedisQueue {
                     .query_async(&mut c)
                     .await
             })
-            .await
+            .await?;
+        stored.map(|b| open_body(&self.sealer, id, &b)).transpose()
     }
 
     async fn list(

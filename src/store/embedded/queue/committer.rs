@@ -111,14 +111,16 @@ impl Redb {
         {
             let mut keys = txn.open_table(IDEMPOTENCY)?;
             let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, &self.sealer)?;
             for write in batch.iter() {
                 let answer = match write {
                     Write::Accept(message, _) => {
                         Answer::Accept(accept(&mut tables, &mut keys, &mut expiry, message)?)
                     }
                     Write::Finish(outcome, _) => match finish(&mut tables, outcome) {
-                        Err(StoreError::Corrupt(e)) => Answer::Finish(Err(StoreError::Corrupt(e))),
+                        Err(e @ (StoreError::Corrupt(_) | StoreError::Sealed(_))) => {
+                            Answer::Finish(Err(e))
+                        }
                         other => Answer::Finish(Ok(other?)),
                     },
                 };
@@ -168,7 +170,8 @@ pub(super) fn accept(
         expiry.insert((*expires_ms, key.as_str()), ())?;
     }
     for record in records {
-        tables.bodies.insert(record.id.as_str(), body.as_ref())?;
+        let body = seal_body(tables.sealer, &record.id, body);
+        tables.bodies.insert(record.id.as_str(), body.as_slice())?;
         tables.store(record)?;
     }
     Ok(Enqueued::New)
@@ -211,7 +214,7 @@ mod tests {
     #[test]
     fn expired_idempotency_keys_are_swept_as_messages_come() {
         let dir = tempfile::tempdir().unwrap();
-        let redb = Redb::open(dir.path(), Arc::default()).unwrap();
+        let redb = Redb::open(dir.path(), Arc::default(), Arc::new(Sealer::new(None))).unwrap();
         // Each key's window ends before the next message arrives.
         for i in 0..200u64 {
             let key = format!("acme:k{i}");

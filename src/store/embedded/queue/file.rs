@@ -17,23 +17,30 @@ pub(super) struct Redb {
     /// Which endpoint a claim starts with, turned by one each claim, so one endpoint's
     /// backlog cannot keep another's due messages waiting.
     pub(super) claim_turn: AtomicUsize,
+    /// Seals bodies, inline secrets and answers (`store.encryption`).
+    pub(super) sealer: Arc<Sealer>,
 }
 
 impl Redb {
-    pub(super) fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
+    pub(super) fn open(
+        dir: &Path,
+        health: Arc<StoreHealth>,
+        sealer: Arc<Sealer>,
+    ) -> Result<Self, String> {
         let path = dir.join("outbound.redb");
-        let db =
-            Self::open_file(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let db = Self::open_file(&path, &sealer)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         Ok(Redb {
             path,
             db: RwLock::new(Some(Arc::new(db))),
             health,
             last_recovery: Mutex::new(None),
             claim_turn: AtomicUsize::new(0),
+            sealer,
         })
     }
 
-    pub(super) fn open_file(path: &Path) -> Result<Database, StoreError> {
+    pub(super) fn open_file(path: &Path, sealer: &Sealer) -> Result<Database, StoreError> {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)?;
@@ -50,12 +57,12 @@ impl Redb {
                     expiry.insert((value.value().0, key.value()), ())?;
                 }
             }
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, sealer)?;
             // A file from before the per-endpoint indexes and counts: build them once.
             if tables.counts.is_empty()? && !tables.messages.is_empty()? {
                 let mut records = Vec::new();
                 for row in tables.messages.iter()? {
-                    records.push(decode(row?.1.value())?);
+                    records.push(parse(row?.1.value())?);
                 }
                 for record in &records {
                     tables.index(record)?;
@@ -122,7 +129,7 @@ impl Redb {
                 return;
             }
         }
-        match Self::open_file(&self.path) {
+        match Self::open_file(&self.path, &self.sealer) {
             Ok(db) => {
                 *slot = Some(Arc::new(db));
                 self.health.recovered("queue");

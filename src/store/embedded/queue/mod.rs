@@ -40,9 +40,10 @@ use tokio::sync::oneshot;
 use crate::clock::now_ms;
 use crate::metrics::{StoreLabels, METRICS};
 use crate::store::queue::{
-    Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue,
-    Record, State,
+    open_body, seal_body, Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued,
+    Idempotency, Next, Queue, Record, State,
 };
+use crate::store::seal::Sealer;
 use crate::store::{StoreError, StoreHealth};
 
 use committer::{commit_loop, NewMessages, Outcome, Write};
@@ -57,8 +58,8 @@ pub struct EmbeddedQueue {
 }
 
 impl EmbeddedQueue {
-    pub fn open(dir: &Path, health: Arc<StoreHealth>) -> Result<Self, String> {
-        let redb = Arc::new(Redb::open(dir, health)?);
+    pub fn open(dir: &Path, health: Arc<StoreHealth>, sealer: Arc<Sealer>) -> Result<Self, String> {
+        let redb = Arc::new(Redb::open(dir, health, sealer)?);
         let (writes, queued) = mpsc::channel();
         // Weak: the file closes as soon as the queue is dropped, not when the thread notices.
         let committer = Arc::downgrade(&redb);

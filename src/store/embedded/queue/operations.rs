@@ -18,7 +18,7 @@ impl Redb {
         let mut claimed = Vec::new();
         {
             let disabled = disabled_endpoints(&txn.open_table(ENDPOINTS)?)?;
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, &self.sealer)?;
             let mut endpoints = endpoints_with_work(&tables.counts)?;
             endpoints.retain(|e| !disabled.contains(e));
             if !endpoints.is_empty() {
@@ -33,16 +33,30 @@ impl Redb {
                     .map(|row| row.map(|(k, _)| k.value().2.to_string()))
                     .collect::<Result<_, _>>()?;
                 for id in ready {
-                    let Some(mut record) = tables.read(&id)? else {
+                    let Some(mut raw) = tables.read_raw(&id)? else {
                         continue;
                     };
-                    tables.move_due(&mut record, now_ms + lease_ms)?;
                     let body = tables
                         .bodies
                         .get(id.as_str())?
                         .map(|v| v.value().to_vec())
                         .unwrap_or_default();
-                    claimed.push((record, body));
+                    let opened = raw
+                        .clone()
+                        .opened(&self.sealer)
+                        .and_then(|record| Ok((record, open_body(&self.sealer, &id, &body)?)));
+                    match opened {
+                        Ok((mut record, body)) => {
+                            tables.move_due(&mut record, now_ms + lease_ms)?;
+                            claimed.push((record, body));
+                        }
+                        // Held for its lease, counted and logged each time, until its key
+                        // is given again: never delivered half-read, never skipped silently.
+                        Err(e) => {
+                            tables.move_due_raw(&mut raw, now_ms + lease_ms)?;
+                            tracing::error!(delivery_id = %id, error = %e, "a stored message does not open; it waits");
+                        }
+                    }
                 }
                 if claimed.len() == limit {
                     break;
@@ -57,13 +71,14 @@ impl Redb {
         let txn = self.db()?.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
         let bytes = messages.get(id)?.map(|v| v.value().to_vec());
-        bytes.map(|b| decode(&b)).transpose()
+        bytes.map(|b| decode(&self.sealer, &b)).transpose()
     }
 
     pub(super) fn body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let bodies = txn.open_table(BODIES)?;
-        Ok(bodies.get(id)?.map(|v| v.value().to_vec()))
+        let stored = bodies.get(id)?.map(|v| v.value().to_vec());
+        stored.map(|b| open_body(&self.sealer, id, &b)).transpose()
     }
 
     pub(super) fn list(
@@ -75,7 +90,7 @@ impl Redb {
         let messages = txn.open_table(MESSAGES)?;
         let mut records = Vec::new();
         for row in messages.iter()? {
-            let record = decode(row?.1.value())?;
+            let record = decode(&self.sealer, row?.1.value())?;
             if endpoint.is_none_or(|e| e == record.endpoint)
                 && state.is_none_or(|s| s == record.state)
             {
@@ -89,7 +104,7 @@ impl Redb {
     pub(super) fn retry_now(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_write()?;
         let found = {
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, &self.sealer)?;
             match tables.read(id)? {
                 None => false,
                 Some(mut record) => {
@@ -116,7 +131,7 @@ impl Redb {
         let txn = self.db()?.begin_write()?;
         let mut purged = 0;
         {
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, &self.sealer)?;
             for record in &doomed {
                 // Read again: the message may have moved since the list.
                 if let Some(current) = tables.read(&record.id)?.filter(|r| r.state == state) {
@@ -132,7 +147,7 @@ impl Redb {
     pub(super) fn postpone(&self, id: &str, due_ms: u64) -> Result<(), StoreError> {
         let txn = self.begin_unsynced()?;
         {
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, &self.sealer)?;
             if let Some(mut record) = tables.read(id)?.filter(|r| r.state == State::Pending) {
                 tables.move_due(&mut record, due_ms)?;
             }

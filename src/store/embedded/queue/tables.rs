@@ -68,11 +68,23 @@ pub(super) fn sweep_expired(
     Ok(())
 }
 
-pub(super) fn encode(record: &Record) -> Vec<u8> {
-    serde_json::to_vec(record).expect("a record always serializes")
+/// A record as stored: JSON, with its secrets and answers sealed (`store.encryption`).
+pub(super) fn encode(sealer: &Sealer, record: &Record) -> Vec<u8> {
+    let json = if sealer.enabled() {
+        serde_json::to_vec(&record.sealed(sealer))
+    } else {
+        serde_json::to_vec(record)
+    };
+    json.expect("a record always serializes")
 }
 
-pub(super) fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+/// A stored record, opened.
+pub(super) fn decode(sealer: &Sealer, bytes: &[u8]) -> Result<Record, StoreError> {
+    parse(bytes)?.opened(sealer)
+}
+
+/// A stored record as it is kept: what is sealed stays sealed.
+pub(super) fn parse(bytes: &[u8]) -> Result<Record, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record: {e}")))
 }
 
@@ -86,11 +98,13 @@ pub(super) struct Tables<'t> {
     pub(super) waiting: redb::Table<'t, (&'static str, u64, &'static str), ()>,
     pub(super) counts: redb::Table<'t, (&'static str, &'static str), u64>,
     pub(super) order: redb::Table<'t, (&'static str, u64, &'static str), ()>,
+    pub(super) sealer: &'t Sealer,
 }
 
 impl<'t> Tables<'t> {
-    pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    pub(super) fn open(txn: &'t WriteTransaction, sealer: &'t Sealer) -> Result<Self, StoreError> {
         Ok(Tables {
+            sealer,
             messages: txn.open_table(MESSAGES)?,
             bodies: txn.open_table(BODIES)?,
             due: txn.open_table(DUE)?,
@@ -101,8 +115,15 @@ impl<'t> Tables<'t> {
     }
 
     pub(super) fn read(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        self.read_raw(id)?
+            .map(|r| r.opened(self.sealer))
+            .transpose()
+    }
+
+    /// A message as it is kept, sealed parts still sealed.
+    pub(super) fn read_raw(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let bytes = self.messages.get(id)?.map(|v| v.value().to_vec());
-        bytes.map(|b| decode(&b)).transpose()
+        bytes.map(|b| parse(&b)).transpose()
     }
 
     pub(super) fn count(
@@ -139,7 +160,7 @@ impl<'t> Tables<'t> {
 
     /// Puts a line's message in [`DUE`] (`true`) or takes it out, at its stored due time.
     fn set_due_indexed(&mut self, id: &str, indexed: bool) -> Result<(), StoreError> {
-        let Some(record) = self.read(id)? else {
+        let Some(record) = self.read_raw(id)? else {
             return Ok(());
         };
         let key = (record.endpoint.as_str(), record.due_ms, id);
@@ -197,7 +218,7 @@ impl<'t> Tables<'t> {
     /// Writes a message (new, or changed after [`Tables::unindex`]) and indexes it.
     pub(super) fn store(&mut self, record: &Record) -> Result<(), StoreError> {
         self.messages
-            .insert(record.id.as_str(), encode(record).as_slice())?;
+            .insert(record.id.as_str(), encode(self.sealer, record).as_slice())?;
         self.index(record)
     }
 
@@ -211,6 +232,23 @@ impl<'t> Tables<'t> {
     /// Moves a pending message's due time: nothing else about it changes (one waiting
     /// behind its line's head stays out of [`DUE`]).
     pub(super) fn move_due(&mut self, record: &mut Record, due_ms: u64) -> Result<(), StoreError> {
+        self.reindex_due(record, due_ms)?;
+        let encoded = encode(self.sealer, record);
+        self.messages
+            .insert(record.id.as_str(), encoded.as_slice())?;
+        Ok(())
+    }
+
+    /// [`Tables::move_due`] for a message as it is kept (one that does not open): written
+    /// back as it was read, sealed parts untouched.
+    pub(super) fn move_due_raw(&mut self, raw: &mut Record, due_ms: u64) -> Result<(), StoreError> {
+        self.reindex_due(raw, due_ms)?;
+        let json = serde_json::to_vec(raw).expect("a record always serializes");
+        self.messages.insert(raw.id.as_str(), json.as_slice())?;
+        Ok(())
+    }
+
+    fn reindex_due(&mut self, record: &mut Record, due_ms: u64) -> Result<(), StoreError> {
         let indexed = self.is_due_indexed(record)?;
         let (endpoint, id) = (record.endpoint.as_str(), record.id.as_str());
         self.due.remove((endpoint, record.due_ms, id))?;
@@ -218,7 +256,6 @@ impl<'t> Tables<'t> {
             self.due.insert((endpoint, due_ms, id), ())?;
         }
         record.due_ms = due_ms;
-        self.messages.insert(id, encode(record).as_slice())?;
         Ok(())
     }
 }
