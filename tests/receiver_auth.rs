@@ -368,3 +368,35 @@ async fn the_ssrf_guard_covers_the_token_url() {
     assert_eq!(server.token_requests().await, 0);
     assert!(app.received().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_trace_level_no_auth_value_token_or_store_key_reaches_the_log() {
+    let server = TokenServer::start();
+    // 32 bytes of 0x07, encoded with Python's base64 module.
+    let store_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let endpoint = format!(
+        "    - {{ name: acme, url: \"{}\", sign: {{ scheme: rejento, secret: acme-secret }}, auth: {{ headers: {{ X-Extra: extra-Hdr-4471 }}, oauth2: {{ token_url: \"{}\", client_id: hookgate-client, client_secret: \"${{TOKEN_CLIENT_SECRET}}\" }} }} }}\n",
+        server.url("/hook"),
+        server.url("/token"),
+    );
+    let gateway = Gateway::builder("http://127.0.0.1:9")
+        .endpoints(&endpoint)
+        .store_keys("encryption: { keys: [\"${STORE_KEY}\"] }")
+        .env("TOKEN_CLIENT_SECRET", CLIENT_SECRET)
+        .env("STORE_KEY", store_key)
+        .env("HOOKGATE_LOG", "trace")
+        .start()
+        .await;
+    send_many(&gateway, 5).await;
+    eventually("the deliveries are accepted", WITHIN, async || {
+        server.hooks().await.0 == 5
+    })
+    .await;
+    let log = gateway.log();
+    // The client's Basic credentials as the token endpoint gets them, and the token.
+    let basic = "aG9va2dhdGUtY2xpZW50OmNzLVp4ODErcSUyNnA=";
+    for secret in [CLIENT_SECRET, "tok-1", "extra-Hdr-4471", store_key, basic] {
+        assert!(!log.contains(secret), "the trace log holds {secret}");
+    }
+    assert!(log.len() > 1000, "a trace log was written:\n{log}");
+}
