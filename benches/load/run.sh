@@ -40,6 +40,7 @@
 #   drain        a backlog of N stored while the route is paused, then resumed: time until
 #                the app has them all, and RSS with the backlog and after the drain
 #   latency      accept-to-app p50/p99 at 500 webhooks/s offered (latency.py, verify: none)
+#   sealed       the accept row again with store.encryption (when the binary has it)
 # Fan-out (POST /events, embedded store): each event reaches 1, 10 or 100 subscriptions
 # (all to the nginx receiver); wrk publishes for S seconds: events/s accepted (each one
 # commit of all its deliveries), and deliveries/s from the first publish until every
@@ -309,6 +310,11 @@ PY
 
 # store.encryption with a fixed key (32 bytes of 0x01), for the sealed rows.
 SEALED='encryption: { keys: ["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="] }'
+# Whether the binary under test has store.encryption.
+sealed_supported() {
+  printf 'store: { %s }\noutbound: { endpoints: [] }\n' "$SEALED" > "$WORK/sealed-check.yaml"
+  "$BIN" check --config "$WORK/sealed-check.yaml" >/dev/null 2>&1
+}
 
 outbound_rows() {  # NAME STORE_YAML
   local name=$1
@@ -385,14 +391,15 @@ fanout_row() {
   kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
 }
 
-# queue_config NAME LATENCY_PORT: hookgate with deliver: queue routes, the signed one to the
-# nginx receiver (its deliveries log counts them), the unsigned one to latency.py.
+# queue_config NAME LATENCY_PORT [STORE_KEYS]: hookgate with deliver: queue routes, the
+# signed one to the nginx receiver (its deliveries log counts them), the unsigned one to
+# latency.py; STORE_KEYS adds keys to the store (such as $SEALED).
 queue_config() {
   ADMIN=$(port) INBOUND=$(port) OUTBOUND=$(port)
   cat > "$WORK/$1.yaml" <<CONF
 server: { threads: $WORKERS }
 admin: { listen: 127.0.0.1:$ADMIN, token: bench-token }
-store: { kind: embedded, path: $WORK/data-$1, max_ids: 4000000 }
+store: { kind: embedded, path: $WORK/data-$1, max_ids: 4000000${3:+, $3} }
 inbound:
   listen: 127.0.0.1:$INBOUND
   upstream: http://127.0.0.1:$RECEIVER
@@ -442,6 +449,26 @@ if [ "$ONLY" = all ] || [ "$ONLY" = queue ]; then
   printf "| RSS with the backlog stored / after the drain | %s / %s MiB |\n" "$rss_backlog" "$rss_after"
   printf "| accept-to-app p50 / p99 at 500/s | %s ms |\n" "$latency"
   kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+  # The accept row with store.encryption (each webhook's body and signature sealed), beside
+  # the same row without, each on a fresh gateway after the other's, so both meet the disk
+  # in the same state (the rows above leave it busy writing back).
+  if sealed_supported; then
+    for variant in plain sealed; do
+      keys=""
+      if [ "$variant" = sealed ]; then keys=$SEALED; fi
+      queue_config "queue-$variant" "$lat_port" "$keys"
+      start_hookgate "queue-$variant"
+      read -r vrate vp50 vp99 _ vbad _ < <(wrk_run "http://127.0.0.1:$INBOUND/queued" X-Rejento-Delivery-Id 0 "${SECONDS_EACH}s" "$signed")
+      kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+      if [ "$variant" = plain ]; then
+        plain_rate=$vrate; label=plain
+      else
+        label="with store.encryption: $(printf '%.2f' "$(echo "$vrate / $plain_rate" | bc -l)")× the plain one"
+      fi
+      printf "| accept, fresh gateway, %s | %s req/s, p50 %s ms, p99 %s ms, non-2xx %s |\n" \
+        "$label" "$vrate" "$vp50" "$vp99" "$vbad"
+    done
+  fi
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = fanout ]; then
@@ -462,14 +489,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = outbound ]; then
   outbound_rows embedded "{ kind: embedded, path: $WORK/data-embedded }"
   # The same with store.encryption (bodies, secrets and answers sealed), where the binary
   # under test has it.
-  if printf 'store: { %s }\noutbound: { endpoints: [] }\n' "$SEALED" > "$WORK/sealed-check.yaml" &&
-    "$BIN" check --config "$WORK/sealed-check.yaml" >/dev/null 2>&1; then
+  if sealed_supported; then
     outbound_rows embedded-sealed "{ kind: embedded, path: $WORK/data-sealed, $SEALED }"
   fi
   if [ -n "$REDIS_PORT" ]; then
     redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
     outbound_rows redis "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\" }"
-    if "$BIN" check --config "$WORK/sealed-check.yaml" >/dev/null 2>&1; then
+    if sealed_supported; then
       redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
       outbound_rows redis-sealed "{ kind: redis, url: \"redis://127.0.0.1:$REDIS_PORT\", $SEALED }"
     fi

@@ -8,6 +8,11 @@ use super::*;
 /// Messages to store together (one body), with their idempotency key.
 pub(super) struct NewMessages {
     pub(super) records: Vec<Record>,
+    /// Each record as stored (JSON, its secrets sealed), made by the caller: the committer
+    /// thread, which every accept waits for, only writes.
+    pub(super) encoded: Vec<Vec<u8>>,
+    /// Each record's own sealed body (`store.encryption`); in clear they share `body`.
+    pub(super) sealed_bodies: Option<Vec<Vec<u8>>>,
     pub(super) body: Bytes,
     pub(super) idempotency: Option<Idempotency>,
     /// When they were accepted (unix ms): idempotency windows are measured from it.
@@ -148,6 +153,8 @@ pub(super) fn accept(
 ) -> Result<Enqueued, StoreError> {
     let NewMessages {
         records,
+        encoded,
+        sealed_bodies,
         body,
         idempotency,
         accepted_ms,
@@ -169,10 +176,12 @@ pub(super) fn accept(
         keys.insert(key.as_str(), (*expires_ms, receipt.as_str()))?;
         expiry.insert((*expires_ms, key.as_str()), ())?;
     }
-    for record in records {
-        let body = seal_body(tables.sealer, &record.id, body);
-        tables.bodies.insert(record.id.as_str(), body.as_slice())?;
-        tables.store(record)?;
+    for (i, record) in records.iter().enumerate() {
+        let body = sealed_bodies
+            .as_ref()
+            .map_or(body.as_ref(), |b| b[i].as_slice());
+        tables.bodies.insert(record.id.as_str(), body)?;
+        tables.store_encoded(record, &encoded[i])?;
     }
     Ok(Enqueued::New)
 }
@@ -218,8 +227,11 @@ mod tests {
         // Each key's window ends before the next message arrives.
         for i in 0..200u64 {
             let key = format!("acme:k{i}");
+            let records = vec![record(&format!("m{i}"), i * 10)];
             let message = NewMessages {
-                records: vec![record(&format!("m{i}"), i * 10)],
+                encoded: records.iter().map(|r| encode(&redb.sealer, r)).collect(),
+                sealed_bodies: None,
+                records,
                 body: Bytes::from_static(b"x"),
                 idempotency: Some(Idempotency {
                     key,

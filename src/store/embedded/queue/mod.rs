@@ -110,8 +110,16 @@ impl Queue for EmbeddedQueue {
         if records.is_empty() {
             return Ok(Enqueued::New); // nothing to store, no key to hold
         }
+        let sealer = &self.redb.sealer;
         let messages = NewMessages {
             accepted_ms: records.first().map_or_else(now_ms, |r| r.created_ms),
+            encoded: records.iter().map(|r| tables::encode(sealer, r)).collect(),
+            sealed_bodies: sealer.enabled().then(|| {
+                records
+                    .iter()
+                    .map(|r| seal_body(sealer, &r.id, &body))
+                    .collect()
+            }),
             records,
             body,
             idempotency,

@@ -217,8 +217,16 @@ impl<'t> Tables<'t> {
 
     /// Writes a message (new, or changed after [`Tables::unindex`]) and indexes it.
     pub(super) fn store(&mut self, record: &Record) -> Result<(), StoreError> {
-        self.messages
-            .insert(record.id.as_str(), encode(self.sealer, record).as_slice())?;
+        self.store_encoded(record, &encode(self.sealer, record))
+    }
+
+    /// [`Tables::store`] with the record already encoded.
+    pub(super) fn store_encoded(
+        &mut self,
+        record: &Record,
+        encoded: &[u8],
+    ) -> Result<(), StoreError> {
+        self.messages.insert(record.id.as_str(), encoded)?;
         self.index(record)
     }
 
