@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::load::parse_destination;
+use super::values::valid_header_name;
 use super::Secret;
 
 /// What an API answer shows instead of a secret value.
@@ -190,14 +191,6 @@ fn plain_value(field: &str, value: &str) -> Result<(), (String, String)> {
         ));
     }
     Ok(())
-}
-
-/// An HTTP header name (RFC 9110 token).
-fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

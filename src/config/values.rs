@@ -311,6 +311,26 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// An HTTP header name (RFC 9110 token).
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl Destination {
+    /// The `Host` header for it: the host alone on the scheme's default port.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// `https://host[:port]/path?query`; the scheme in any case, IPv6 hosts in brackets.
 pub fn parse_destination(s: &str) -> Result<Destination, String> {
     let expected = || {

@@ -489,13 +489,7 @@ impl Endpoint {
         let mut request =
             RequestHeader::build("POST", destination.path.as_bytes(), Some(signed.len() + 4))
                 .map_err(|e| e.to_string())?;
-        let host = if (destination.tls && destination.port == 443)
-            || (!destination.tls && destination.port == 80)
-        {
-            destination.host.clone()
-        } else {
-            format!("{}:{}", destination.host, destination.port)
-        };
+        let host = destination.host_header();
         let insert = |request: &mut RequestHeader, name: String, value: String| {
             request
                 .insert_header(name, value)

@@ -155,14 +155,8 @@ impl TokenSource {
         let d = &self.destination;
         let mut request =
             RequestHeader::build("POST", d.path.as_bytes(), Some(6)).map_err(|e| e.to_string())?;
-        let default_port = if d.tls { 443 } else { 80 };
-        let host = if d.port == default_port {
-            d.host.clone()
-        } else {
-            format!("{}:{}", d.host, d.port)
-        };
         let mut headers = vec![
-            ("Host", host),
+            ("Host", d.host_header()),
             ("Content-Type", "application/x-www-form-urlencoded".into()),
             ("Content-Length", body.len().to_string()),
             ("Accept", "application/json".into()),

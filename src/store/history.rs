@@ -38,9 +38,13 @@ impl Delivered {
 
     /// A stored row, opened.
     pub fn decode(sealer: &Sealer, bytes: &[u8]) -> Result<Self, StoreError> {
-        let mut row = Self::parse(bytes)?;
-        row.record = row.record.opened(sealer)?;
-        Ok(row)
+        Self::parse(bytes)?.opened(sealer)
+    }
+
+    /// A row as [`Delivered::parse`] read it, its sealed parts opened.
+    pub fn opened(mut self, sealer: &Sealer) -> Result<Self, StoreError> {
+        self.record = self.record.opened(sealer)?;
+        Ok(self)
     }
 
     /// A stored row as it is kept (enough for its id, times and names).

@@ -2,6 +2,7 @@
 //! and the mappings whose keys are checked.
 
 use super::*;
+pub(super) use crate::config::values::valid_header_name;
 
 /// The entries of one YAML mapping, already checked for unknown keys.
 pub(super) struct Fields<'n> {
@@ -306,12 +307,4 @@ pub(super) fn route_name(s: &str) -> Result<String, String> {
 /// A header name, lower-cased, if it is one.
 pub(super) fn header_name(name: &str) -> Option<String> {
     valid_header_name(name).then(|| name.to_ascii_lowercase())
-}
-
-/// An HTTP header name (RFC 9110 token).
-pub(super) fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -284,7 +284,7 @@ impl HistoryStore for EmbeddedHistory {
                 let mut consider = |json: &[u8]| -> Result<bool, StoreError> {
                     let row = Delivered::parse(json)?;
                     if query.matches(&row) {
-                        found.push(Delivered::decode(&sealer, json)?);
+                        found.push(row.opened(&sealer)?);
                     }
                     Ok(found.len() < query.limit)
                 };

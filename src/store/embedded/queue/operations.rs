@@ -41,19 +41,15 @@ impl Redb {
                         .get(id.as_str())?
                         .map(|v| v.value().to_vec())
                         .unwrap_or_default();
+                    tables.move_due(&mut raw, now_ms + lease_ms)?;
                     let opened = raw
-                        .clone()
                         .opened(&self.sealer)
                         .and_then(|record| Ok((record, open_body(&self.sealer, &id, &body)?)));
                     match opened {
-                        Ok((mut record, body)) => {
-                            tables.move_due(&mut record, now_ms + lease_ms)?;
-                            claimed.push((record, body));
-                        }
+                        Ok(claim) => claimed.push(claim),
                         // Held for its lease, counted and logged each time, until its key
                         // is given again: never delivered half-read, never skipped silently.
                         Err(e) => {
-                            tables.move_due_raw(&mut raw, now_ms + lease_ms)?;
                             tracing::error!(delivery_id = %id, error = %e, "a stored message does not open; it waits");
                         }
                     }
@@ -148,8 +144,8 @@ impl Redb {
         let txn = self.begin_unsynced()?;
         {
             let mut tables = Tables::open(&txn, &self.sealer)?;
-            if let Some(mut record) = tables.read(id)?.filter(|r| r.state == State::Pending) {
-                tables.move_due(&mut record, due_ms)?;
+            if let Some(mut raw) = tables.read_raw(id)?.filter(|r| r.state == State::Pending) {
+                tables.move_due(&mut raw, due_ms)?;
             }
         }
         txn.commit()?;

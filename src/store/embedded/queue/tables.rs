@@ -238,18 +238,10 @@ impl<'t> Tables<'t> {
     }
 
     /// Moves a pending message's due time: nothing else about it changes (one waiting
-    /// behind its line's head stays out of [`DUE`]).
-    pub(super) fn move_due(&mut self, record: &mut Record, due_ms: u64) -> Result<(), StoreError> {
-        self.reindex_due(record, due_ms)?;
-        let encoded = encode(self.sealer, record);
-        self.messages
-            .insert(record.id.as_str(), encoded.as_slice())?;
-        Ok(())
-    }
-
-    /// [`Tables::move_due`] for a message as it is kept (one that does not open): written
-    /// back as it was read, sealed parts untouched.
-    pub(super) fn move_due_raw(&mut self, raw: &mut Record, due_ms: u64) -> Result<(), StoreError> {
+    /// behind its line's head stays out of [`DUE`]). `raw` is the message as it is kept
+    /// ([`Tables::read_raw`]), written back with its sealed parts untouched: moving a due
+    /// time opens and seals nothing.
+    pub(super) fn move_due(&mut self, raw: &mut Record, due_ms: u64) -> Result<(), StoreError> {
         self.reindex_due(raw, due_ms)?;
         let json = serde_json::to_vec(raw).expect("a record always serializes");
         self.messages.insert(raw.id.as_str(), json.as_slice())?;
