@@ -16,6 +16,8 @@ use crate::cli::{
 };
 use crate::http_io::exchange;
 
+pub mod store;
+
 /// Calls `method path` on the admin port (with a JSON body); the status and the JSON answer.
 async fn call(
     args: &AdminArgs,

@@ -191,6 +191,22 @@ replay.",
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Seal everything the store keeps with a new key, so that the old one can go.
+    #[command(
+        long_about = "Rotate the store's encryption key (store.encryption) while traffic flows. First put the new \
+key first in store.encryption.keys, keep the old one after it, and restart (or roll) every replica. Then \
+`rotate-key` seals every subscription, queued message and delivery-history row anew with the new key, in the \
+background and a page at a time, shows its progress, and at the end moves the store's key check to the new key. \
+From then on the old key can leave the list: a start without it is no longer refused. A value that does not \
+open is left as it is and fails the rotation (the key check stays), with its id in hookgate's log.",
+        after_help = "Examples:\n  hookgate store rotate-key\n  hookgate store rotate-key --no-wait\n  hookgate store status"
+    )]
+    Store {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Serve the Kubernetes admission webhook that injects the hookgate sidecar into pods.
     #[command(
         long_about = "Serve a mutating admission webhook (admission.k8s.io/v1) over TLS. Pods annotated \
@@ -380,6 +396,18 @@ pub enum JobsCommand {
     Show { id: String },
     /// Stop a running job where it is.
     Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Seal every stored value with the first key, then move the key check to it.
+    RotateKey {
+        /// Start the rotation and return; `hookgate store status` follows it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The running rotation's progress, or how the last one ended.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Routes { admin, command } => admin_client::routes(&admin, &command),
         Command::Portal { admin, command } => admin_client::portal(&admin, &command),
         Command::Jobs { admin, command } => admin_client::jobs(&admin, &command),
+        Command::Store { admin, command } => admin_client::store::store(&admin, &command),
         Command::Reload {
             admin,
             allow_weaker,

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub dead_letters_expired: Counter,
     pub token_requests: Family<TokenLabels, Counter>,
     pub decrypt_errors: Family<SealedLabels, Counter>,
+    pub resealed: Family<SealedLabels, Counter>,
     pub inbound_requests: Family<RequestLabels, Counter>,
     pub inbound_duration: Family<RouteLabels, Histogram>,
     pub inbound_errors: Family<RejectLabels, Counter>,
@@ -170,6 +171,12 @@ impl Metrics {
             "store_decrypt_errors",
             "Values the store holds sealed (store.encryption) that did not open: altered, moved, or sealed with a key not configured",
             decrypt_errors.clone(),
+        );
+        let resealed = Family::<SealedLabels, Counter>::default();
+        registry.register(
+            "store_resealed",
+            "Records sealed anew by a reseal pass (store.encryption: at the first start with a new key, or hookgate store rotate-key), by table: subscriptions, queue, history",
+            resealed.clone(),
         );
         let dedupe_store_errors = Counter::default();
         registry.register(
@@ -333,6 +340,7 @@ impl Metrics {
             dead_letters_expired,
             token_requests,
             decrypt_errors,
+            resealed,
             inbound_requests,
             inbound_duration,
             inbound_errors,
@@ -442,6 +450,12 @@ impl Metrics {
         self.decrypt_errors
             .get_or_create(&SealedLabels { table })
             .inc();
+    }
+
+    pub fn record_resealed(&self, table: &'static str, records: u64) {
+        self.resealed
+            .get_or_create(&SealedLabels { table })
+            .inc_by(records);
     }
 
     pub fn record_history(&self, outcome: &'static str, rows: usize) {

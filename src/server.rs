@@ -59,6 +59,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
     let overview = Arc::new(Overview::default());
     let (mut deliveries, mut subscriptions, mut outbound_reload) = (None, None, None);
     let mut jobs = None;
+    let mut resealer = None;
     // The outbound queue and worker, which `deliver: queue` routes store into.
     let mut queued = None;
     if let Some(config) = &config.outbound {
@@ -70,6 +71,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         server.add_service(services.operational);
         server.add_service(services.history_service);
         server.add_service(services.sealing);
+        resealer = Some(services.resealer);
         queued = Some(inbound::QueueHandle::new(
             services.queue.clone(),
             services.wake.clone(),
@@ -93,6 +95,15 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         server.add_service(service);
         inbound_app = Some(app);
     }
+    // Without an outbound side the store keeps nothing sealed but its key check.
+    let resealer = resealer.unwrap_or_else(|| {
+        Arc::new(store::reseal::Resealer::new(
+            store.clone(),
+            None,
+            None,
+            None,
+        ))
+    });
     let readiness = Readiness {
         listeners: listeners
             .into_iter()
@@ -129,6 +140,7 @@ pub fn build(config: &Config, path: Option<&Path>) -> Result<Server, String> {
         readiness,
         deliveries,
         jobs,
+        resealer,
         token: config.admin.token.clone(),
         endpoints,
         subscriptions,

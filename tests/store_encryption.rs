@@ -266,17 +266,30 @@ async fn sealed(gateway: &Gateway) {
     support::eventually("the store is sealed", Duration::from_secs(10), async || {
         gateway
             .log()
-            .contains("subscriptions sealed as store.encryption says")
+            .contains("every value the store keeps is sealed with the first key")
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_is_sealed_in_place_resealed_with_a_new_key_and_refuses_a_missing_one() {
-    let (app, dir) = (TestApp::start().await, tempfile::tempdir().unwrap());
-    // Written in clear, before there are keys.
+    let (app, failing) = (TestApp::start().await, TestApp::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    // Written in clear, before there are keys: subscriptions, a delivered payload in the
+    // history, and a waiting message with an inline secret and an answer.
     let first = gateway(None).store_dir(dir.path()).start().await;
-    subscribe(&first, &app).await;
+    traffic(&first, &app, &failing).await;
+    let (status, idle) = first
+        .admin(reqwest::Method::GET, "/admin/store/rotate-key")
+        .await;
+    assert_eq!((status, idle["state"].as_str()), (200, Some("idle")));
+    let (status, refused) = first
+        .admin(reqwest::Method::POST, "/admin/store/rotate-key")
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (409, Some("store_not_encrypted"))
+    );
     stop(first);
     // The first start with a key seals what is there, and still delivers.
     let with_key = gateway(Some(&[KEY_A])).store_dir(dir.path()).start().await;
@@ -289,15 +302,22 @@ async fn a_store_is_sealed_in_place_resealed_with_a_new_key_and_refuses_a_missin
         (status, listed["subscriptions"].as_array().map(Vec::len)),
         (200, Some(2))
     );
+    let (status, waiting) = with_key
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
+    assert_eq!(status, 200, "{waiting}");
+    let (status, delivered) = with_key
+        .admin(reqwest::Method::GET, "/admin/deliveries?state=delivered")
+        .await;
+    assert_eq!(status, 200, "{delivered}");
     stop(with_key);
-    let found = readable_secrets(&std::fs::read(dir.path().join("subscriptions.redb")).unwrap());
+    let found = readable_secrets(&files_under(dir.path()));
     assert!(
         found.is_empty(),
         "still readable after sealing in place: {found:?}"
     );
-    // A new first key: subscriptions are resealed with it at start. The old key stays
-    // listed: the store's key check names it, since the queue and the history may still
-    // hold values sealed with it.
+    // A new first key: everything is resealed with it at start. The old key stays listed:
+    // the store's key check names it until `hookgate store rotate-key` moves it.
     let both = gateway(Some(&[KEY_B, KEY_A]))
         .store_dir(dir.path())
         .start()
@@ -435,15 +455,135 @@ async fn a_rotation_with_messages_waiting_loses_none() {
         app.received().len() >= 400
     })
     .await;
+    each_arrived_once(&app, 400, &rotated).await;
+    stop(rotated);
+}
+
+/// `app` received `count` acme messages, each verifying and each once, and `gateway` met no
+/// value it could not open.
+async fn each_arrived_once(app: &TestApp, count: usize, gateway: &Gateway) {
     let received = app.received();
     let ids: std::collections::HashSet<String> = received
         .iter()
         .map(|r| r.verified_id("rejento", "acme-secret").unwrap())
         .collect();
-    assert_eq!((received.len(), ids.len()), (400, 400));
-    assert!(!rotated
+    assert_eq!((received.len(), ids.len()), (count, count));
+    assert!(!gateway
         .metrics()
         .await
         .contains("hookgate_store_decrypt_errors_total"));
+}
+
+/// `hookgate store rotate-key`, run by the CLI as a user would, and followed to its end.
+fn rotate_key(admin: String) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["store", "rotate-key"])
+        .env("HOOKGATE_ADMIN_URL", admin)
+        .env("HOOKGATE_ADMIN_TOKEN", support::ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// A key rotation while messages are accepted and delivered: under key A the store holds
+/// every kind of secret and 200 messages wait; restarted with `[B, A]`, 200 more are sent and
+/// the endpoint enabled while `hookgate store rotate-key` runs. Every message arrives once
+/// and verifies, and then the store starts with key B alone and reads everything it holds.
+async fn rotation_under_load(store: impl Fn(GatewayBuilder) -> GatewayBuilder) {
+    let (app, acme, failing) = (
+        TestApp::start().await,
+        TestApp::start().await,
+        TestApp::start().await,
+    );
+    let endpoint = support::acme_endpoint(&acme, "/hooks", "");
+    let with_keys = |keys: &'static [&'static str]| store(gateway(Some(keys)).endpoints(&endpoint));
+    let send = async |gateway: &Gateway, from: usize| {
+        for i in from..from + 200 {
+            let response = support::send_to_acme(gateway, &format!("{{\"n\":{i}}}")).await;
+            assert_eq!(response.status(), 202);
+        }
+    };
+    let first = with_keys(&[KEY_A]).start().await;
+    traffic(&first, &app, &failing).await;
+    let (status, _) = first
+        .admin(reqwest::Method::POST, "/admin/endpoints/acme/disable")
+        .await;
+    assert_eq!(status, 200);
+    send(&first, 0).await;
+    stop(first);
+
+    let rotated = with_keys(&[KEY_B, KEY_A]).start().await;
+    let rotation = tokio::task::spawn_blocking({
+        let admin = rotated.admin_url("");
+        move || rotate_key(admin)
+    });
+    let (status, _) = rotated
+        .admin(reqwest::Method::POST, "/admin/endpoints/acme/enable")
+        .await;
+    assert_eq!(status, 200);
+    send(&rotated, 200).await;
+    let (ok, printed) = rotation.await.unwrap();
+    assert!(ok, "{printed}\n{}", rotated.log());
+    assert!(
+        printed.contains("older keys can leave store.encryption.keys"),
+        "{printed}"
+    );
+    let (status, pass) = rotated
+        .admin(reqwest::Method::GET, "/admin/store/rotate-key")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (pass["state"].as_str(), pass["key_check_moved"].as_bool()),
+        (Some("done"), Some(true)),
+        "{pass}"
+    );
+    assert!(pass["queue"]["scanned"].as_u64() > Some(0), "{pass}");
+    support::eventually("all 400 arrive", Duration::from_secs(30), async || {
+        acme.received().len() >= 400
+    })
+    .await;
     stop(rotated);
+
+    // Key A is gone from the list: the store starts, and everything it holds opens.
+    let new_key_only = with_keys(&[KEY_B]).start().await;
+    delivers(&new_key_only, &app).await;
+    let (status, waiting) = new_key_only
+        .admin(reqwest::Method::GET, "/admin/deliveries")
+        .await;
+    assert_eq!(status, 200, "{waiting}");
+    let answered = waiting["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["attempts"][0]["response"].as_str() == Some(ANSWER));
+    assert!(answered, "{waiting}");
+    let (status, delivered) = new_key_only
+        .admin(
+            reqwest::Method::GET,
+            "/admin/deliveries?state=delivered&limit=1000",
+        )
+        .await;
+    assert_eq!(status, 200, "{delivered}");
+    assert!(
+        delivered["deliveries"].as_array().unwrap().len() > 400,
+        "{delivered}"
+    );
+    each_arrived_once(&acme, 400, &new_key_only).await;
+    stop(new_key_only);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_under_load_on_the_embedded_store_lets_the_old_key_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    rotation_under_load(move |builder| builder.store_dir(&path)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_under_load_on_redis_lets_the_old_key_go() {
+    let redis = TestRedis::start();
+    let url = redis.url.clone();
+    rotation_under_load(move |builder| builder.redis(&url, "rotate:")).await;
 }

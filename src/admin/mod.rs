@@ -10,6 +10,7 @@ mod page;
 pub mod portal;
 pub mod reload;
 pub mod routes;
+mod store_keys;
 pub mod subscriptions;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -32,6 +33,7 @@ use crate::outbound::facade::Endpoints;
 use crate::recent::RecentRefusals;
 use crate::schemes::crypto::ct_eq;
 use crate::store::queue::{DeliveryFilter, EndpointState, Queue};
+use crate::store::reseal::Resealer;
 use crate::store::HistoryStore;
 use crate::store::Store;
 
@@ -49,6 +51,8 @@ pub struct AdminApp {
     pub deliveries: Option<(Arc<dyn Queue>, Arc<dyn HistoryStore>)>,
     /// Bulk replays under way and lately ended (`/admin/jobs`), with an outbound side.
     pub jobs: Option<Arc<jobs::Jobs>>,
+    /// Seals the store anew on demand (`/admin/store/rotate-key`).
+    pub resealer: Arc<Resealer>,
     /// Bearer token for `/admin/*`; without one the admin API is off.
     pub token: Option<Secret>,
     /// The configured outbound endpoints (as the config, reloaded or not, says).
@@ -332,6 +336,9 @@ impl AdminApp {
             "/admin/refusals" => return self.refusals_api(session),
             "/admin/overview" => return self.overview_api().await,
             "/admin/reload" => return self.reload_api(session).await,
+            "/admin/store/rotate-key" => {
+                return store_keys::rotate_key_api(&self.resealer, session).await
+            }
             _ => {}
         }
         let Some((queue, history)) = self.deliveries.clone() else {

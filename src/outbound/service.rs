@@ -19,6 +19,7 @@ use super::subscriptions::Subscriptions;
 use super::worker::{DeliveryWorker, WorkerService};
 use super::OutboundApp;
 use crate::config::OutboundConfig;
+use crate::store::reseal::Resealer;
 use crate::store::{HistoryStore, Queue, Store};
 
 pub struct OutboundServices {
@@ -41,6 +42,8 @@ pub struct OutboundServices {
     pub history_service: GenBackgroundService<HistoryService>,
     /// Seals what the store holds as `store.encryption` says, once at start.
     pub sealing: GenBackgroundService<Sealing>,
+    /// The same passes on demand (`hookgate store rotate-key`).
+    pub resealer: Arc<Resealer>,
 }
 
 /// A config reload's way in: the state the listener and worker share, and what it is built from.
@@ -76,11 +79,8 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
     let live: LiveOutbound = Arc::new(ArcSwap::from_pointee(Live::build(config, &parts, None)?));
     let (notices, noticed) = operational::channel(config.operational.clone());
     let subscription_store = store.subscriptions()?;
-    let sealing = Sealing {
-        subscriptions: subscription_store.clone(),
-    };
     let subscriptions = Arc::new(Subscriptions::new(
-        subscription_store,
+        subscription_store.clone(),
         config.subscriptions.clone(),
         config.allow_private_destinations.clone(),
         parts.pacing.clone(),
@@ -104,6 +104,12 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         listener
     });
     let history_store = store.history()?;
+    let resealer = Arc::new(Resealer::new(
+        store.clone(),
+        Some(subscription_store.clone()),
+        Some(queue.clone()),
+        Some(history_store.clone()),
+    ));
     let (history_writer, history_service) =
         history::history(history_store.clone(), queue.clone(), config);
     let worker = DeliveryWorker::new(
@@ -131,7 +137,13 @@ pub fn services(config: &OutboundConfig, store: &Store) -> Result<OutboundServic
         subscriptions: subscriptions.clone(),
         history: history_store,
         history_service: background_service("delivery history", history_service),
-        sealing: background_service("store sealing", sealing),
+        sealing: background_service(
+            "store sealing",
+            Sealing {
+                resealer: resealer.clone(),
+            },
+        ),
+        resealer,
         reload: OutboundReload {
             live,
             parts,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::queue::{DeliveryFilter, Record};
-use super::seal::Sealer;
+use super::seal::{ResealPage, Sealer};
 use super::StoreError;
 
 /// A delivered message as the history keeps it.
@@ -166,6 +166,13 @@ pub trait HistoryStore: Send + Sync {
     async fn list(&self, query: &HistoryQuery) -> Result<Vec<Delivered>, StoreError>;
     /// Removes what `sweep` says, a batch at a time; how many rows went.
     async fn sweep(&self, sweep: Sweep) -> Result<usize, StoreError>;
+    /// Rewrites the rows (and payloads) sealed otherwise than the store seals now, a page
+    /// of at most `limit` from `after` (the previous page's `next`).
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError>;
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::queue::{
     Attempt, DeliveryFilter, Depth, EndpointState, Enqueued, Idempotency, Next, Queue, Record,
     State,
 };
+use super::seal::ResealPage;
 use super::subscriptions::{DeliveryNote, Subscription, SubscriptionStats, SubscriptionStore};
 use super::{Claim, Decision, DedupeStore, RateKey, RateLimiter, StoreError};
 use crate::metrics::{StoreLabels, METRICS};
@@ -85,6 +86,7 @@ struct Ops {
     history_keep: Op,
     history_read: Op,
     history_sweep: Op,
+    reseal: Op,
 }
 
 impl<T> Measured<T> {
@@ -116,6 +118,7 @@ impl<T> Measured<T> {
                 history_keep: Op::new("history_keep"),
                 history_read: Op::new("history_read"),
                 history_sweep: Op::new("history_sweep"),
+                reseal: Op::new("reseal"),
             },
         }
     }
@@ -239,6 +242,13 @@ impl<T: Queue> Queue for Measured<T> {
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         measure(&self.ops.queue_depth, self.inner.depth()).await
     }
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        measure(&self.ops.reseal, self.inner.reseal_page(after, limit)).await
+    }
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let op = &self.ops.queue_endpoints;
         measure(op, self.inner.endpoint_states()).await
@@ -300,5 +310,12 @@ impl<T: HistoryStore> HistoryStore for Measured<T> {
     }
     async fn sweep(&self, sweep: Sweep) -> Result<usize, StoreError> {
         measure(&self.ops.history_sweep, self.inner.sweep(sweep)).await
+    }
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        measure(&self.ops.reseal, self.inner.reseal_page(after, limit)).await
     }
 }

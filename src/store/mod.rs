@@ -14,6 +14,7 @@ pub mod pacing;
 pub mod queue;
 pub mod rate_limit;
 mod redis;
+pub mod reseal;
 pub mod seal;
 pub mod subscriptions;
 
@@ -49,6 +50,31 @@ pub enum StoreError {
     /// was altered.
     #[error("cannot decrypt {0}")]
     Sealed(String),
+}
+
+/// The store's own marks, beside what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The key check ([`seal::key_check`]): the store cannot start without its key.
+    KeyCheck,
+    /// The id of the key a complete reseal pass last sealed everything with.
+    SealedWith,
+}
+
+impl Mark {
+    fn file(self) -> &'static str {
+        match self {
+            Mark::KeyCheck => "key-check",
+            Mark::SealedWith => "sealed-with",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Mark::KeyCheck => "key_check",
+            Mark::SealedWith => "sealed_with",
+        }
+    }
 }
 
 /// The configured store, from which each service takes the parts it uses.
@@ -159,6 +185,27 @@ impl Store {
                 self.sealer.clone(),
             ))),
         })
+    }
+
+    /// What seals the store's values (`store.encryption`).
+    pub fn sealer(&self) -> &Arc<Sealer> {
+        &self.sealer
+    }
+
+    /// One of the store's own marks: `key_check`, or `sealed_with` (the key a complete
+    /// reseal pass last sealed everything with).
+    pub async fn mark(&self, name: Mark) -> Result<Option<Vec<u8>>, String> {
+        match &self.backend {
+            Backend::Embedded(store) => store.mark(name.file()),
+            Backend::Redis(redis) => redis.mark(name.key()).await,
+        }
+    }
+
+    pub async fn set_mark(&self, name: Mark, bytes: &[u8]) -> Result<(), String> {
+        match &self.backend {
+            Backend::Embedded(store) => store.set_mark(name.file(), bytes),
+            Backend::Redis(redis) => redis.set_mark(name.key(), bytes).await,
+        }
     }
 
     /// Whether the store is usable now, for `/readyz`: the embedded store's directory takes

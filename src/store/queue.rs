@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::seal::Sealer;
+use super::seal::{ResealPage, Sealer};
 use super::StoreError;
 
 /// What an enqueue did.
@@ -68,6 +68,19 @@ pub fn open_body(sealer: &Sealer, id: &str, stored: &[u8]) -> Result<Vec<u8>, St
         .open("queue.body", id, stored)
         .map(|body| body.into_owned())
         .map_err(|e| StoreError::Sealed(format!("the body of {id}: {e}")))
+}
+
+/// A stored body sealed otherwise than `sealer` seals now, sealed anew; `None` if it is
+/// current.
+pub fn reseal_body(
+    sealer: &Sealer,
+    id: &str,
+    stored: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if sealer.is_current(stored) {
+        return Ok(None);
+    }
+    Ok(Some(seal_body(sealer, id, &open_body(sealer, id, stored)?)))
 }
 
 /// A request header holding a credential or a signature.
@@ -246,6 +259,21 @@ impl Record {
                 .map_err(|e| StoreError::Sealed(format!("{table} of {id}: {e}")))
         })?;
         Ok(self)
+    }
+
+    /// Whether every sealed field is sealed as `sealer` seals now (a rotation rewrites the
+    /// others).
+    pub fn is_sealed_as(&self, sealer: &Sealer) -> bool {
+        let stale = || StoreError::Sealed(String::new());
+        self.clone()
+            .seal_fields(|_, _, value| {
+                if sealer.is_current_text(value) {
+                    Ok(String::new())
+                } else {
+                    Err(stale())
+                }
+            })
+            .is_ok()
     }
 
     /// Replaces each sealed field with `change(table, place, value)`.
@@ -478,6 +506,13 @@ pub trait Queue: Send + Sync {
     async fn next_due(&self) -> Result<Option<u64>, StoreError>;
     /// Every endpoint's depth, from counts the queue keeps (no scan of the messages).
     async fn depth(&self) -> Result<Vec<Depth>, StoreError>;
+    /// Rewrites the messages (records and bodies) sealed otherwise than the store seals
+    /// now, a page of at most `limit` from `after` (the previous page's `next`).
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError>;
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError>;
     async fn set_endpoint_state(
         &self,

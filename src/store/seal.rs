@@ -208,6 +208,25 @@ impl Sealer {
         }
     }
 
+    /// [`Sealer::is_current`] for a value [`Sealer::seal_text`] wrote (or text written in
+    /// clear).
+    pub fn is_current_text(&self, stored: &str) -> bool {
+        use base64::Engine;
+        let sealed = stored
+            .strip_prefix(TEXT_PREFIX)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .filter(|bytes| is_sealed(bytes));
+        match sealed {
+            Some(bytes) => self.is_current(&bytes),
+            None => !self.enabled(),
+        }
+    }
+
+    /// The id of the key that seals, as the store's markers name it (hex).
+    pub fn sealing_key_id(&self) -> Option<String> {
+        self.keys.first().map(|(id, _)| const_hex::encode(id))
+    }
+
     fn opener(&self, key_id: [u8; 4], salt: [u8; 8]) -> Result<Arc<LessSafeKey>, SealError> {
         let mut openers = self.openers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = openers.get(&(key_id, salt)) {
@@ -234,9 +253,7 @@ impl Sealer {
 /// read this store.
 pub fn key_check(sealer: &Sealer, stored: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
     match stored {
-        None => Ok(sealer
-            .enabled()
-            .then(|| sealer.seal("store", "key_check", KEY_CHECK))),
+        None => Ok(current_key_check(sealer)),
         Some(stored) => match sealer.open("store", "key_check", stored) {
             Ok(text) if *text == *KEY_CHECK => Ok(None),
             Ok(_) => Err("store.encryption: the store's key check holds something else".into()),
@@ -245,7 +262,28 @@ pub fn key_check(sealer: &Sealer, stored: Option<&[u8]>) -> Result<Option<Vec<u8
     }
 }
 
+/// The key check sealed with the key that seals now: written once every value is (a
+/// rotation's last step), so that older keys can go.
+pub fn current_key_check(sealer: &Sealer) -> Option<Vec<u8>> {
+    sealer
+        .enabled()
+        .then(|| sealer.seal("store", "key_check", KEY_CHECK))
+}
+
 const KEY_CHECK: &[u8] = b"hookgate store key check";
+
+/// One page of a pass that rewrites stored values sealed otherwise than the sealer seals
+/// now ([`Sealer::is_current`]): how many records it read and rewrote, and where the next
+/// page starts (`None`: the pass is over). Values changed meanwhile by someone else are
+/// left as they are: whoever changed them sealed them as they are sealed now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealPage {
+    pub scanned: u64,
+    pub resealed: u64,
+    /// Values that do not open (counted and logged as they are met): left as they are.
+    pub unreadable: u64,
+    pub next: Option<String>,
+}
 
 pub fn is_sealed(stored: &[u8]) -> bool {
     stored.len() >= HEADER + TAG && stored.starts_with(MAGIC)

@@ -3,6 +3,7 @@
 //! start beside it, and an index of the names it is found by (tenant, subscription, event
 //! id, endpoint, `Idempotency-Key`), each entry ending with the row's key.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use redb::{
 
 use super::File;
 use crate::store::history::{Delivered, HistoryQuery, HistoryStore, Sweep};
-use crate::store::queue::{open_body, seal_body};
-use crate::store::seal::Sealer;
+use crate::store::queue::{open_body, reseal_body, seal_body};
+use crate::store::seal::{ResealPage, Sealer};
 use crate::store::StoreError;
 
 /// Delivered time (big-endian ms) and id → the row's JSON.
@@ -186,8 +187,105 @@ fn sweep_payloads(db: &Database, before_ms: u64) -> Result<bool, StoreError> {
     Ok(reached < before_ms)
 }
 
+/// One page of rows (and their payloads) sealed otherwise than `sealer` seals now, sealed
+/// anew, from after the row key `after`: a read finds them, one write transaction rewrites
+/// them, each read again there.
+fn reseal_rows(
+    db: &Database,
+    sealer: &Sealer,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<ResealPage, StoreError> {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = ResealPage::default();
+    let mut stale = Vec::new();
+    {
+        let txn = db.begin_read()?;
+        let rows = txn.open_table(ROWS)?;
+        let payloads = txn.open_table(PAYLOADS)?;
+        for row in rows.range::<&[u8]>((lower, Bound::Unbounded))?.take(limit) {
+            let (key, json) = row?;
+            page.scanned += 1;
+            let record = Delivered::parse(json.value())?.record;
+            let payload_current = payloads
+                .get(record.id.as_str())?
+                .is_none_or(|p| sealer.is_current(p.value()));
+            if !payload_current || !record.is_sealed_as(sealer) {
+                stale.push((key.value().to_vec(), record.id));
+            }
+            page.next = Some(const_hex::encode(key.value()));
+        }
+    }
+    if page.scanned < limit as u64 {
+        page.next = None;
+    }
+    if stale.is_empty() {
+        return Ok(page);
+    }
+    let txn = db.begin_write()?;
+    let mut added = 0i64;
+    {
+        let mut rows = txn.open_table(ROWS)?;
+        let mut payloads = txn.open_table(PAYLOADS)?;
+        for (key, id) in &stale {
+            let Some(json) = rows.get(key.as_slice())?.map(|v| v.value().to_vec()) else {
+                continue;
+            };
+            let payload = payloads.get(id.as_str())?.map(|v| v.value().to_vec());
+            let resealed = (|| {
+                let row = Delivered::parse(&json)?;
+                let row = (!row.record.is_sealed_as(sealer))
+                    .then(|| row.opened(sealer))
+                    .transpose()?;
+                let payload = match &payload {
+                    Some(payload) => reseal_body(sealer, id, payload)?,
+                    None => None,
+                };
+                Ok::<_, StoreError>((row, payload))
+            })();
+            match resealed {
+                Ok((row, new_payload)) => {
+                    if let Some(row) = &row {
+                        let encoded = row.encode(sealer);
+                        added += encoded.len() as i64 - json.len() as i64;
+                        rows.insert(key.as_slice(), encoded.as_slice())?;
+                    }
+                    if let (Some(new), Some(old)) = (&new_payload, &payload) {
+                        added += new.len() as i64 - old.len() as i64;
+                        payloads.insert(id.as_str(), new.as_slice())?;
+                    }
+                    page.resealed += u64::from(row.is_some() || new_payload.is_some());
+                }
+                Err(e) => {
+                    tracing::error!(delivery_id = %id, error = %e, "a history row does not open; it cannot be sealed anew");
+                    page.unreadable += 1;
+                }
+            }
+        }
+    }
+    add_bytes(&txn, added)?;
+    txn.commit()?;
+    Ok(page)
+}
+
 #[async_trait]
 impl HistoryStore for EmbeddedHistory {
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        let after = after
+            .map(|a| {
+                const_hex::decode(a).map_err(|_| StoreError::Corrupt("a reseal cursor".into()))
+            })
+            .transpose()?;
+        let sealer = self.sealer.clone();
+        self.file
+            .run(move |db| reseal_rows(db, &sealer, after.as_deref(), limit))
+            .await
+    }
+
     async fn keep(&self, rows: Vec<(Delivered, Option<Vec<u8>>)>) -> Result<(), StoreError> {
         let last_durable = self.last_durable.clone();
         let sealer = self.sealer.clone();

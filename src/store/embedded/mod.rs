@@ -62,20 +62,25 @@ impl EmbeddedStore {
     /// Refuses a directory sealed with keys that are not given (`store.encryption`); marks
     /// a new one.
     pub fn check_keys(&self, sealer: &Sealer) -> Result<(), String> {
-        let file = self.path.join("key-check");
-        let stored = match std::fs::read(&file) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("store: cannot read {}: {e}", file.display())),
-        };
-        match key_check(sealer, stored.as_deref())? {
-            Some(bytes) => self.write_key_check(&bytes),
+        match key_check(sealer, self.mark("key-check")?.as_deref())? {
+            Some(bytes) => self.set_mark("key-check", &bytes),
             None => Ok(()),
         }
     }
 
-    fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
-        let file = self.path.join("key-check");
+    /// A small file of the store's own (`key-check`, `sealed-with`), if written.
+    pub fn mark(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let file = self.path.join(name);
+        match std::fs::read(&file) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("store: cannot read {}: {e}", file.display())),
+        }
+    }
+
+    /// Writes a mark whole or not at all (a rename).
+    pub fn set_mark(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let file = self.path.join(name);
         let written = file.with_extension("new");
         std::fs::write(&written, bytes)
             .and_then(|_| std::fs::rename(&written, &file))

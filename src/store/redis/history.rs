@@ -10,10 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::Script;
 
+use super::replace::{Place, Replacement, Replacer};
 use super::RedisStore;
 use crate::store::history::{Cursor, Delivered, HistoryQuery, HistoryStore, Sweep};
-use crate::store::queue::{open_body, seal_body};
-use crate::store::seal::Sealer;
+use crate::store::queue::{open_body, reseal_body, seal_body};
+use crate::store::seal::{ResealPage, Sealer};
 use crate::store::StoreError;
 
 /// KEYS: all, p, bytes, then per row: row, payload, its index sets. ARGV per row: id,
@@ -79,6 +80,7 @@ pub struct RedisHistory {
     keep: Script,
     remove: Script,
     drop_payloads: Script,
+    replacer: Replacer,
 }
 
 impl RedisHistory {
@@ -89,6 +91,7 @@ impl RedisHistory {
             keep: Script::new(KEEP),
             remove: Script::new(REMOVE),
             drop_payloads: Script::new(DROP_PAYLOADS),
+            replacer: Replacer::new(),
         }
     }
 
@@ -179,8 +182,112 @@ impl RedisHistory {
     }
 }
 
+impl RedisHistory {
+    /// A row and its payload sealed otherwise than the store seals now, sealed anew.
+    fn stale_parts(
+        &self,
+        id: &str,
+        row: Option<String>,
+        payload: Option<Vec<u8>>,
+    ) -> Result<Vec<Replacement>, StoreError> {
+        let sealer = &self.sealer;
+        let mut replacements = Vec::new();
+        if let Some(json) = row {
+            let parsed = Delivered::parse(json.as_bytes())?;
+            if !parsed.record.is_sealed_as(sealer) {
+                replacements.push(Replacement {
+                    place: Place::String(self.key(&format!("row:{id}"))),
+                    new: parsed.opened(sealer)?.encode(sealer),
+                    read: json.into_bytes(),
+                });
+            }
+        }
+        if let Some(payload) = payload {
+            if let Some(new) = reseal_body(sealer, id, &payload)? {
+                replacements.push(Replacement {
+                    place: Place::String(self.key(&format!("payload:{id}"))),
+                    read: payload,
+                    new,
+                });
+            }
+        }
+        Ok(replacements)
+    }
+}
+
 #[async_trait]
 impl HistoryStore for RedisHistory {
+    /// `ZSCAN` of `all` from `after` (its cursor): every row present for the whole pass is
+    /// met at least once.
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        let cursor: u64 = match after {
+            None => 0,
+            Some(at) => at
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("a reseal cursor {at:?}")))?,
+        };
+        let (next, ids) = self.store.zscan(self.key("all"), cursor, limit).await?;
+        let mut page = ResealPage {
+            scanned: ids.len() as u64,
+            next: (next != 0).then(|| next.to_string()),
+            ..ResealPage::default()
+        };
+        if ids.is_empty() {
+            return Ok(page);
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .flat_map(|id| {
+                [
+                    self.key(&format!("row:{id}")),
+                    self.key(&format!("payload:{id}")),
+                ]
+            })
+            .collect();
+        let found: Vec<Option<Vec<u8>>> = self
+            .store
+            .run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .await?;
+        let mut found = found.into_iter();
+        let mut grown = 0;
+        for id in &ids {
+            let row = found
+                .next()
+                .flatten()
+                .map(|r| String::from_utf8_lossy(&r).into_owned());
+            let payload = found.next().flatten();
+            match self.stale_parts(id, row, payload) {
+                Ok(replacements) if replacements.is_empty() => {}
+                Ok(replacements) => {
+                    let (replaced, by) = self.replacer.replace(&self.store, &replacements).await?;
+                    page.resealed += u64::from(replaced > 0);
+                    grown += by;
+                }
+                Err(e) => {
+                    tracing::error!(delivery_id = %id, error = %e, "a history row does not open; it cannot be sealed anew");
+                    page.unreadable += 1;
+                }
+            }
+        }
+        if grown != 0 {
+            let bytes = self.key("bytes");
+            self.store
+                .run(|mut c| async move {
+                    redis::cmd("INCRBY")
+                        .arg(bytes)
+                        .arg(grown)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
+                .await?;
+        }
+        Ok(page)
+    }
+
     async fn keep(&self, rows: Vec<(Delivered, Option<Vec<u8>>)>) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());

@@ -19,6 +19,7 @@ mod pacing;
 mod queue;
 mod queue_scripts;
 mod rate_limit;
+mod replace;
 mod subscriptions;
 
 use std::future::Future;
@@ -221,28 +222,25 @@ impl RedisStore {
         }
     }
 
-    /// `PING` on every pooled connection, for `/readyz`: each connects on its first
-    /// command, and once ready a request's claim must not be the command that waits for a
-    /// connect (under load it could outlast `command_timeout`).
     /// Fails while this Redis holds a store sealed with keys that are not given
     /// (`store.encryption`); marks a new one.
     pub async fn check_keys(&self, sealer: &Sealer) -> Result<(), String> {
-        let key = self.key("store:key_check");
-        let stored: Option<Vec<u8>> = self
-            .run(|mut c| {
-                let key = key.clone();
-                async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
-            })
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
-        match key_check(sealer, stored.as_deref())? {
-            Some(bytes) => self.write_key_check(&bytes).await,
+        match key_check(sealer, self.mark("key_check").await?.as_deref())? {
+            Some(bytes) => self.set_mark("key_check", &bytes).await,
             None => Ok(()),
         }
     }
 
-    async fn write_key_check(&self, bytes: &[u8]) -> Result<(), String> {
-        let key = self.key("store:key_check");
+    /// A value of the store's own (`store:key_check`, `store:sealed_with`), if written.
+    pub async fn mark(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let key = self.key(&format!("store:{name}"));
+        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
+            .map_err(|e| format!("redis: {e}"))
+    }
+
+    pub async fn set_mark(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let key = self.key(&format!("store:{name}"));
         self.run(|mut c| async move {
             redis::cmd("SET")
                 .arg(key)
@@ -254,6 +252,33 @@ impl RedisStore {
         .map_err(|e| format!("redis: {e}"))
     }
 
+    /// One `ZSCAN` step over the sorted set `key`: the next cursor (0 at the end) and about
+    /// `count` members, without their scores. Members present for a whole scan are met at
+    /// least once, however the set changes meanwhile.
+    pub async fn zscan(
+        &self,
+        key: String,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        let (next, members): (u64, Vec<String>) = self
+            .run(|mut c| async move {
+                redis::cmd("ZSCAN")
+                    .arg(key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        // Members and scores alternate.
+        Ok((next, members.into_iter().step_by(2).collect()))
+    }
+
+    /// `PING` on every pooled connection, for `/readyz`: each connects on its first
+    /// command, and once ready a request's claim must not be the command that waits for a
+    /// connect (under load it could outlast `command_timeout`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let pings = self.connections.iter().map(|connection| {
             self.run_on(connection.clone(), |mut c| async move {

@@ -19,13 +19,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+mod depth;
+mod reseal;
+
 use super::queue_scripts::Scripts;
+use super::replace::Replacer;
 use super::{stable_hash, RedisStore};
 use crate::store::queue::{
     open_body, seal_body, Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued,
     Idempotency, Next, Queue, Record, State,
 };
-use crate::store::seal::Sealer;
+use crate::store::seal::{ResealPage, Sealer};
 use crate::store::StoreError;
 
 /// Partitions of the queue, each under its own hash tag: on a Redis Cluster they spread
@@ -78,6 +82,7 @@ pub struct RedisQueue {
     /// Which partition a claim starts with, turned by one each claim.
     claim_turn: AtomicUsize,
     scripts: Scripts,
+    replacer: Replacer,
     /// Seals bodies, inline secrets and answers (`store.encryption`).
     sealer: Arc<Sealer>,
 }
@@ -119,6 +124,7 @@ impl RedisQueue {
             claimed: Mutex::default(),
             claim_turn: AtomicUsize::new(0),
             scripts: Scripts::new(),
+            replacer: Replacer::new(),
             sealer,
         }
     }
@@ -294,47 +300,6 @@ impl RedisQueue {
             purged += usize::from(done);
         }
         Ok(purged)
-    }
-
-    async fn depth_in(&self, partition: &Partition) -> Result<Vec<Depth>, StoreError> {
-        let keys = [
-            partition.key("counts"),
-            partition.key("counted"),
-            partition.key("all"),
-        ];
-        let rows: Vec<(String, String, i64, String)> = self
-            .store
-            .run(|mut c| async move {
-                let mut call = self.scripts.depth.prepare_invoke();
-                for key in &keys {
-                    call.key(key);
-                }
-                call.arg(&partition.base).invoke_async(&mut c).await
-            })
-            .await?;
-        let mut depths: Vec<Depth> = Vec::new();
-        for (endpoint, bucket, count, oldest) in rows {
-            let Some(bucket) = Bucket::parse(&bucket) else {
-                return Err(corrupt("depth bucket", format_args!("{bucket:?}")));
-            };
-            let index = match depths.iter().position(|d| d.endpoint == endpoint) {
-                Some(index) => index,
-                None => {
-                    let oldest = match oldest.as_str() {
-                        "" => None,
-                        ms => Some(ms.parse().map_err(|e| corrupt("accept time", e))?),
-                    };
-                    depths.push(Depth {
-                        endpoint,
-                        oldest_waiting_ms: oldest,
-                        ..Depth::default()
-                    });
-                    depths.len() - 1
-                }
-            };
-            *depths[index].count_mut(bucket) = count.max(0) as u64;
-        }
-        Ok(depths)
     }
 }
 
@@ -631,6 +596,13 @@ impl Queue for RedisQueue {
         Ok(firsts.into_iter().flatten().map(|(_, due)| due).min())
     }
 
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        self.reseal(after, limit).await
+    }
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         let mut depths: Vec<Depth> = Vec::new();
         for partition in &self.partitions {

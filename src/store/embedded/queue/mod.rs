@@ -22,6 +22,7 @@
 mod committer;
 mod file;
 mod operations;
+mod reseal;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ use crate::store::queue::{
     open_body, seal_body, Attempt, Bucket, DeliveryFilter, Depth, EndpointState, Enqueued,
     Idempotency, Next, Queue, Record, State,
 };
-use crate::store::seal::Sealer;
+use crate::store::seal::{ResealPage, Sealer};
 use crate::store::{StoreError, StoreHealth};
 
 use committer::{commit_loop, NewMessages, Outcome, Write};
@@ -183,6 +184,14 @@ impl Queue for EmbeddedQueue {
     }
     async fn depth(&self) -> Result<Vec<Depth>, StoreError> {
         self.blocking(|q| q.depth()).await
+    }
+    async fn reseal_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ResealPage, StoreError> {
+        self.blocking(move |q| q.reseal_page(after.as_deref(), limit))
+            .await
     }
     async fn endpoint_states(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         self.blocking(|q| q.endpoint_states()).await
