@@ -5,6 +5,7 @@
 pub mod console;
 pub mod deliveries;
 pub mod jobs;
+mod openapi;
 pub mod overview;
 mod page;
 pub mod portal;
@@ -311,6 +312,11 @@ impl AdminApp {
 
     /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
     async fn admin_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // The contract is public: it holds no secret, and tools fetch it before they have one.
+        if session.req_header().uri.path() == "/admin/openapi.json" {
+            let _ = session.drain_request_body().await;
+            return openapi::document();
+        }
         let Some(token) = &self.token else {
             return api_error(
                 403,
@@ -363,22 +369,20 @@ impl AdminApp {
         };
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
         let method = header.method.clone();
-        if let ("POST", ["tenants", tenant, "portal", rest @ ..]) =
-            (method.as_str(), segments.as_slice())
-        {
-            let answer = match (&self.portal, rest) {
-                (None, []) | (None, ["revoke"]) => Err(ErrorResponse::new(
+        let portal_call = match (method.as_str(), segments.as_slice()) {
+            ("POST", ["tenants", tenant, "portal"]) => Some((*tenant, false)),
+            ("POST", ["tenants", tenant, "portal", "revoke"]) => Some((*tenant, true)),
+            _ => None,
+        };
+        if let Some((tenant, revoke)) = portal_call {
+            let answer = match (&self.portal, revoke) {
+                (None, _) => Err(ErrorResponse::new(
                     404,
                     "portal_not_configured",
                     "set admin.portal.signing_key to issue portal tokens",
                 )),
-                (Some(portal), []) => portal.issue(tenant, &body).await,
-                (Some(portal), ["revoke"]) => portal.revoke(tenant).await,
-                _ => Err(ErrorResponse::new(
-                    404,
-                    "not_found",
-                    format!("{method} {path} is not an admin API call"),
-                )),
+                (Some(portal), false) => portal.issue(tenant, &body).await,
+                (Some(portal), true) => portal.revoke(tenant).await,
             };
             return match answer {
                 Ok((status, body)) => json_response(status, body),
@@ -504,7 +508,11 @@ impl AdminApp {
                             .endpoint_disabled(name, &state.reason);
                     }
                 }
-                set.map(|_| Some(json!(state)))
+                set.map(|_| {
+                    let mut answer = json!(state);
+                    answer["name"] = json!(name);
+                    Some(answer)
+                })
             }
             ("POST", ["endpoints", name, "replay"]) => {
                 return api_error(

@@ -153,7 +153,17 @@ impl SubscriptionApi {
         }
         let mut page: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
         // `?stats=true`: each one's delivery counts too (one store read each), for a health column.
-        if param("stats").as_deref() == Some("true") {
+        let stats = match param("stats").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(
+                    ErrorResponse::new(400, "invalid_field", "stats is true or false")
+                        .with_field("stats"),
+                )
+            }
+        };
+        if stats {
             for view in &mut page {
                 let id = view["id"].as_str().unwrap_or_default().to_string();
                 view["stats"] = self.subscriptions.stats(&id).await?;
