@@ -294,4 +294,42 @@ async fn the_admin_port_serves_the_document_and_answers_every_operation() {
         }
     }
     assert!(answered > 55, "{answered}");
+
+    // A method a documented path does not take: 405, and `Allow` names those it takes.
+    for (method, path, allow) in [
+        ("PUT", "/admin/subscriptions/sub_x", "GET, PATCH, DELETE"),
+        ("GET", "/admin/deliveries/replay", "POST"),
+        ("DELETE", "/admin/openapi.json", "GET"),
+        ("POST", "/admin/refusals", "GET"),
+    ] {
+        let answer = client
+            .request(method.parse().unwrap(), gateway.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405, "{method} {path}");
+        assert_eq!(answer.headers()["allow"], allow, "{method} {path}");
+    }
+    let answer = client
+        .put(gateway.admin_url("/portal/api/subscriptions"))
+        .bearer_auth(&portal_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            answer.status().as_u16(),
+            answer.headers()["allow"].to_str().unwrap()
+        ),
+        (405, "GET, POST")
+    );
+    // A query parameter without a value is refused, not taken for "any".
+    let (status, refused) = gateway
+        .admin(reqwest::Method::GET, "/admin/subscriptions?tenant=")
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str(), refused["field"].as_str()),
+        (400, Some("bad_request"), Some("tenant"))
+    );
 }

@@ -57,7 +57,7 @@ S["SubscriptionWithSecret"] = {"allOf": [ref("Subscription"), {"type": "object",
     "public_key": {"type": "string", "description": "For `algorithm: ed25519`: the public key receivers verify with, shown once"}}}]}
 editable = {
     "tenant": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-    "url": {"type": "string", "description": "The receiver's URL, checked by the SSRF guard"},
+    "url": {"type": "string", "format": "uri", "pattern": "^https?://[^#]+$", "description": "The receiver's URL, checked by the SSRF guard"},
     "event_types": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 256, "description": "Names, `prefix.*` or `*`"},
     "filters": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 32},
     "retry": {"type": ["object", "null"], "description": "The delivery policy's retry schedule, as `outbound.defaults.retry`"},
@@ -70,7 +70,7 @@ editable = {
     "auth": {"type": ["object", "null"], "description": "Receiver auth: `headers`, `basic` or `oauth2`; answers mask every value"},
 }
 create = dict(editable)
-create.update({"scheme": {"type": "string", "description": "A scheme name; `standard-webhooks` when absent"},
+create.update({"scheme": {"type": "string", "minLength": 1, "description": "A scheme name; `standard-webhooks` when absent"},
                "algorithm": {"type": "string", "enum": ["hmac-sha256", "ed25519"]},
                "secret": {"type": "string", "maxLength": 4096, "description": "The signing secret; a new one is made when absent"}})
 S["SubscriptionCreate"] = {"type": "object", "required": ["url", "event_types"], "additionalProperties": False, "properties": create}
@@ -109,7 +109,7 @@ S["Job"] = {"type": "object", "required": ["id", "kind", "state"], "properties":
     "replayed": {"type": "integer"}, "skipped": {"type": "integer"}, "started_ms": {"type": "integer"}, "finished_ms": {"type": ["integer", "null"]}}}
 S["JobList"] = {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": ref("Job")}}}
 S["ReplayRequest"] = {"type": "object", "properties": {
-    "states": {"type": "array", "items": {"type": "string", "enum": ["pending", "scheduled", "dead", "delivered"]}},
+    "states": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["pending", "scheduled", "dead", "delivered"]}},
     "new_ids": {"type": "boolean"}, "all": {"type": "boolean"},
     "endpoint": {"type": "string"}, "route": {"type": "string"}, "subscription": {"type": "string"}, "tenant": {"type": "string"},
     "event_type": {"type": "string"}, "since": {"type": "integer"}, "until": {"type": "integer"}}}
@@ -146,7 +146,7 @@ def pp(name, desc, schema=None):
     return {"$ref": f"#/components/parameters/{key}"}
 
 limit = qp("limit", "Page size, 1 to 1000 (100 when absent)", {"type": "integer", "minimum": 1, "maximum": 1000})
-after = qp("after", "The `next` of the previous page")
+after = qp("after", "The `next` of the previous page (empty or absent: the first page)", {"type": "string"})
 f_endpoint = qp("endpoint", "Only this endpoint's deliveries (`subscriptions` for subscriptions')")
 f_route = qp("route", "Only the webhooks this `deliver: queue` route stored")
 f_subscription = qp("subscription", "Only this subscription's deliveries")
@@ -177,8 +177,21 @@ common_admin = {"401": err("No or a wrong admin token", ["unauthorized"]), "403"
 no_outbound = ["outbound_not_configured"]
 store_down = err("The store cannot be read or written now", ["store_unavailable", "queue_unavailable"])
 
+def with_code(responses, status, description, code):
+    """`responses` with `code` among those `status` carries."""
+    if status not in responses:
+        responses[status] = err(description, [code])
+        return
+    codes = responses[status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["enum"]
+    if code not in codes:
+        codes.append(code)
+
+
 def op(op_id, summary, tags, security, params=(), body=None, responses=None, description=None):
-    o = {"operationId": op_id, "summary": summary, "tags": tags, "responses": responses or {}}
+    responses = responses or {}
+    if any(P.get(p["$ref"].rsplit("/", 1)[1], {}).get("in") == "query" for p in params if "$ref" in p):
+        with_code(responses, "400", "A query parameter other than `after` given without a value", "bad_request")
+    o = {"operationId": op_id, "summary": summary, "tags": tags, "responses": responses}
     if description: o["description"] = description
     if security is not None: o["security"] = security
     if params: o["parameters"] = list(params)
@@ -252,8 +265,15 @@ sub_field_errors = ["invalid_json", "unknown_field", "missing_field", "read_only
 not_found_sub = err("No subscription has that id", ["subscription_not_found"])
 def subs(prefix, tag, security_ops):
     mk = security_ops
+    created = jbody(ref("SubscriptionWithSecret"), "Created; the secret is shown this once")
+    # What a client (and schemathesis's stateful phase) does next with the new id.
+    created["links"] = {
+        name: {"operationId": (f"portal_{op_id}" if tag == "portal" else op_id), "parameters": {"id": "$response.body#/id"}}
+        for name, op_id in [("get", "getSubscription"), ("update", "updateSubscription"), ("rotate", "rotateSubscriptionSecret"),
+                            ("test", "testSubscription"), ("disable", "disableSubscription"), ("enable", "enableSubscription"),
+                            ("replay", "replaySubscription"), ("delete", "deleteSubscription")]}
     add(f"{prefix}/subscriptions", "post", mk("createSubscription", "Subscribe a URL to event types", tag, body=reqjson("SubscriptionCreate"),
-        ok={"201": jbody(ref("SubscriptionWithSecret"), "Created; the secret is shown this once")},
+        ok={"201": created},
         errors={"400": err("A field cannot be used", sub_field_errors), "422": err("An event type the catalog does not list", ["unknown_event_type"])}))
     add(f"{prefix}/subscriptions", "get", mk("listSubscriptions", "Subscriptions in creation order, a page at a time", tag,
         params=[f_tenant, f_event_type, sub_state, after, limit, stats],
@@ -288,7 +308,9 @@ def deliveries(prefix, tag, mk, admin):
         ok={"200": jbody(ref("DeliveryList"), "The deliveries")}, errors={"400": err("A bad filter", bad_filter + ["invalid_cursor", "invalid_limit"])}))
     add(f"{prefix}/deliveries/replay", "post", mk("replayDeliveries", "Send stored or delivered messages again, as a job", tag,
         body={"required": False, "content": {"application/json": {"schema": ref("ReplayRequest")}}},
-        ok={"200": jbody(ref("ReplayStarted"), "Finished at once"), "202": jbody(ref("ReplayStarted"), "Running: follow the job")},
+        ok={"200": jbody(ref("ReplayStarted"), "Finished at once"), "202": dict(jbody(ref("ReplayStarted"), "Running: follow the job"), links={
+            "job": {"operationId": ("getJob" if admin else "portal_getJob"), "parameters": {"id": "$response.body#/job/id"}},
+            "cancel": {"operationId": ("cancelJob" if admin else "portal_cancelJob"), "parameters": {"id": "$response.body#/job/id"}}})},
         errors={"400": err("A bad filter", bad_filter + ["filter_required", "invalid_json", "unknown_field"]),
                 "403": err("A tenant's token named another tenant or a field only the vendor may set", ["tenant_mismatch", "field_not_allowed"]) if not admin else common_admin["403"]}))
     add(f"{prefix}/deliveries/{{id}}", "get", mk("getDelivery", "One delivery with every attempt and its payload", tag, params=[delivery_id],

@@ -94,7 +94,7 @@ fn history_query(
     filter: DeliveryFilter,
     param: &Params<'_>,
 ) -> Result<HistoryQuery, ErrorResponse> {
-    let after = match param("after") {
+    let after = match param("after").filter(|after| !after.is_empty()) {
         None => None,
         Some(text) => Some(Cursor::parse(&text).ok_or_else(|| {
             bad("invalid_cursor", "after is the next of an earlier page").with_field("after")

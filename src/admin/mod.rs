@@ -5,7 +5,7 @@
 pub mod console;
 pub mod deliveries;
 pub mod jobs;
-mod openapi;
+pub(crate) mod openapi;
 pub mod overview;
 mod page;
 pub mod portal;
@@ -125,12 +125,28 @@ fn is_destination(name: &str) -> bool {
 }
 
 /// A request's query, decoded.
-fn query_params(header: &pingora::http::RequestHeader) -> Vec<(String, String)> {
-    header
+/// An API call's query parameters; one given with no value is refused (leave it out to
+/// mean "any"), but for `after`, where empty is the first page.
+fn query_params(
+    header: &pingora::http::RequestHeader,
+) -> Result<Vec<(String, String)>, ErrorResponse> {
+    let query: Vec<(String, String)> = header
         .uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match query
+        .iter()
+        .find(|(name, value)| value.is_empty() && name != "after")
+    {
+        Some((name, _)) => Err(ErrorResponse::new(
+            400,
+            "bad_request",
+            format!("{name} is given without a value: leave it out to mean any"),
+        )
+        .with_field(name.clone())),
+        None => Ok(query),
+    }
 }
 
 fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Response<Vec<u8>> {
@@ -248,9 +264,6 @@ impl AdminApp {
     /// `POST /admin/reload[?allow_weaker=true]`: the config file read now, as `SIGHUP` does.
     async fn reload_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let _ = session.drain_request_body().await;
-        if session.req_header().method != http::Method::POST {
-            return api_error(405, "method_not_allowed", "POST /admin/reload");
-        }
         let Some(reload) = &self.reload else {
             return api_error(
                 404,
@@ -258,7 +271,11 @@ impl AdminApp {
                 "this hookgate was not started from a config file",
             );
         };
-        let allow_weaker = match query_params(session.req_header())
+        let query = match query_params(session.req_header()) {
+            Ok(query) => query,
+            Err(e) => return e.to_response(),
+        };
+        let allow_weaker = match query
             .iter()
             .find(|(k, _)| k == "allow_weaker")
             .map(|(_, v)| v.as_str())
@@ -280,10 +297,10 @@ impl AdminApp {
     /// `GET /admin/refusals[?route=&reason=&limit=]`: the last inbound refusals, newest first.
     fn refusals_api(&self, session: &ServerSession) -> Response<Vec<u8>> {
         let header = session.req_header();
-        if header.method != http::Method::GET {
-            return api_error(405, "method_not_allowed", "GET /admin/refusals");
-        }
-        let query = query_params(header);
+        let query = match query_params(header) {
+            Ok(query) => query,
+            Err(e) => return e.to_response(),
+        };
         let param = |name: &str| {
             query
                 .iter()
@@ -312,6 +329,13 @@ impl AdminApp {
 
     /// `/admin/deliveries[?endpoint=&state=]`, `/admin/deliveries/{id}`, `POST /admin/deliveries/{id}/retry`.
     async fn admin_api(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // A method the path does not take, as the contract says (which names no secret).
+        let header = session.req_header();
+        if let Some(wrong) = openapi::method_not_allowed(header.method.as_str(), header.uri.path())
+        {
+            let _ = session.drain_request_body().await;
+            return wrong.to_response();
+        }
         // The contract is public: it holds no secret, and tools fetch it before they have one.
         if session.req_header().uri.path() == "/admin/openapi.json" {
             let _ = session.drain_request_body().await;
@@ -360,7 +384,10 @@ impl AdminApp {
         };
         let header = session.req_header();
         let path = header.uri.path().to_string();
-        let query = query_params(header);
+        let query = match query_params(header) {
+            Ok(query) => query,
+            Err(e) => return e.to_response(),
+        };
         let param = |name: &str| {
             query
                 .iter()
@@ -562,6 +589,10 @@ impl ServeHttp for AdminApp {
         }
         // Only the admin API reads a body; drain so the connection can be reused.
         let _ = session.drain_request_body().await;
+        let method = session.req_header().method.clone();
+        if let Some(wrong) = openapi::method_not_allowed(method.as_str(), &path) {
+            return wrong.to_response();
+        }
         match path.as_str() {
             "/healthz" | "/livez" => json_response(200, json!({ "status": "ok" })),
             "/readyz" => {

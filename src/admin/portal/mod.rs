@@ -200,7 +200,12 @@ impl Portal {
             ));
         }
         let body = read_body(session, super::MAX_ADMIN_BODY, Duration::from_secs(10)).await?;
-        let query = super::query_params(session.req_header());
+        if let Some(wrong) =
+            super::openapi::method_not_allowed(&method, &format!("/portal/api/{call}"))
+        {
+            return Err(wrong);
+        }
+        let query = super::query_params(session.req_header())?;
         let param = |name: &str| {
             query
                 .iter()
