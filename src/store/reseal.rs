@@ -64,6 +64,21 @@ impl Progress {
 }
 
 impl Pass {
+    fn new(key: String, rotate: bool) -> Self {
+        Pass {
+            rotate: AtomicBool::new(rotate),
+            closing: AtomicBool::new(false),
+            key_check_moved: AtomicBool::new(false),
+            key,
+            started_ms: now_ms(),
+            subscriptions: AtomicU64::new(0),
+            queue: Progress::default(),
+            history: Progress::default(),
+            unreadable: AtomicU64::new(0),
+            state: Mutex::new(("running", None, 0)),
+        }
+    }
+
     pub fn view(&self) -> Value {
         let (state, error, finished_ms) =
             self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -253,23 +268,6 @@ where
         match done.next {
             Some(next) => after = Some(next),
             None => return Ok(()),
-        }
-    }
-}
-
-impl Pass {
-    fn new(key: String, rotate: bool) -> Self {
-        Pass {
-            rotate: AtomicBool::new(rotate),
-            closing: AtomicBool::new(false),
-            key_check_moved: AtomicBool::new(false),
-            key,
-            started_ms: now_ms(),
-            subscriptions: AtomicU64::new(0),
-            queue: Progress::default(),
-            history: Progress::default(),
-            unreadable: AtomicU64::new(0),
-            state: Mutex::new(("running", None, 0)),
         }
     }
 }

@@ -185,12 +185,7 @@ impl Sealer {
         id: &str,
         stored: &str,
     ) -> Result<String, SealError> {
-        use base64::Engine;
-        let sealed = stored
-            .strip_prefix(TEXT_PREFIX)
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .filter(|bytes| is_sealed(bytes));
-        match sealed {
+        match sealed_text(stored) {
             None => Ok(stored.to_string()),
             Some(bytes) => {
                 let plain = self.open(table, id, &bytes)?;
@@ -211,12 +206,7 @@ impl Sealer {
     /// [`Sealer::is_current`] for a value [`Sealer::seal_text`] wrote (or text written in
     /// clear).
     pub fn is_current_text(&self, stored: &str) -> bool {
-        use base64::Engine;
-        let sealed = stored
-            .strip_prefix(TEXT_PREFIX)
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .filter(|bytes| is_sealed(bytes));
-        match sealed {
+        match sealed_text(stored) {
             Some(bytes) => self.is_current(&bytes),
             None => !self.enabled(),
         }
@@ -283,6 +273,15 @@ pub struct ResealPage {
     /// Values that do not open (counted and logged as they are met): left as they are.
     pub unreadable: u64,
     pub next: Option<String>,
+}
+
+/// The sealed bytes of a value [`Sealer::seal_text`] wrote; `None` for text in clear.
+fn sealed_text(stored: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    stored
+        .strip_prefix(TEXT_PREFIX)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .filter(|bytes| is_sealed(bytes))
 }
 
 pub fn is_sealed(stored: &[u8]) -> bool {

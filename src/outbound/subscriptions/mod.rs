@@ -157,15 +157,6 @@ impl Subscriptions {
     /// start, and removes those no longer in it. What the store learnt since (a 410
     /// disabled one) is kept. Every replica does the same at start; the writes agree.
     async fn write_config(&self) -> Result<(), StoreError> {
-        // Sealed as store.encryption says now: in place at the first start with keys, and
-        // with the new first key after a rotation.
-        let resealed = self.store.reseal().await?;
-        if resealed > 0 {
-            tracing::info!(
-                resealed,
-                "subscriptions sealed with the first key of store.encryption"
-            );
-        }
         let (_, stored) = self.store.load().await?;
         let now = now_ms();
         let configured = self.configured();
