@@ -126,7 +126,7 @@ async fn webhooks_sent_while_the_app_is_down_arrive_once_it_is_back() {
     let (status, listed) = gateway
         .admin(
             reqwest::Method::GET,
-            "/admin/deliveries?route=queued&limit=5000",
+            "/admin/deliveries?route=queued&limit=1000",
         )
         .await;
     assert_eq!(status, 200, "{listed}");

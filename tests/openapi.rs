@@ -222,6 +222,24 @@ fn every_route_the_routers_name_is_documented_and_every_operation_is_routed() {
     );
 }
 
+#[test]
+fn the_documented_schemes_are_those_hookgate_signs_with() {
+    let doc = document();
+    let documented: Vec<&str> = doc["components"]["schemas"]["SchemeName"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // `hmac` needs its options, which a name alone cannot give.
+    let named: Vec<&str> = hookgate::schemes::SCHEME_NAMES
+        .iter()
+        .copied()
+        .filter(|n| *n != "hmac")
+        .collect();
+    assert_eq!(documented, named, "SCHEMES in docs/openapi/build.py");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_port_serves_the_document_and_answers_every_operation() {
     let app = TestApp::start().await;

@@ -21,6 +21,9 @@ def err(desc, codes):
             "content": {"application/json": {"schema": {"allOf": [ref("Error"), {"properties": {"error": {"enum": codes}}}]}}}}
 
 S = {}  # schemas
+# A header hookgate reads as text: visible ASCII, inner spaces allowed (src/header_text.rs).
+HEADER_TEXT = {"type": "string", "pattern": "^[!-~]([ -~]*[!-~])?$"}
+EVENT_TYPE = {"type": "string", "pattern": "^[!-)+-~]{1,256}$", "description": "1 to 256 printable ASCII bytes, without spaces or `*`"}
 S["Error"] = {"type": "object", "description": "Every answer hookgate makes itself on an error: a stable code clients match on, and a human message that never holds a secret.",
               "required": ["error", "message"],
               "properties": {"error": {"type": "string", "description": "A stable code, listed in docs/src/errors-and-metrics.md"},
@@ -36,7 +39,8 @@ auth_masked = {"type": "object", "description": "Receiver auth, every value show
                "properties": {"headers": {"type": "object", "additionalProperties": {"type": "string"}},
                               "basic": {"type": "object", "properties": {"user": {"type": "string"}, "password": {"type": "string"}}},
                               "oauth2": {"type": "object", "properties": {"token_url": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"},
-                                                                         "scopes": {"type": "array", "items": {"type": "string"}}, "audience": {"type": "string"}}}}}
+                                                                         "scopes": {"type": "array", "items": {"type": "string"}}, "audience": {"type": ["string", "null"]},
+                                                                         "client_auth": {"type": "string", "enum": ["basic", "body"]}}}}}
 S["ReceiverAuth"] = auth_masked
 S["Subscription"] = {"type": "object", "description": "A subscription as answers show it: its signing secrets are never shown (only how many are live), and `auth` is masked.",
     "required": ["id", "url", "event_types", "scheme", "enabled", "created_at", "updated_at"],
@@ -55,33 +59,74 @@ S["Subscription"] = {"type": "object", "description": "A subscription as answers
 S["SubscriptionWithSecret"] = {"allOf": [ref("Subscription"), {"type": "object", "properties": {
     "secret": {"type": "string", "description": "The new signing secret, shown once"},
     "public_key": {"type": "string", "description": "For `algorithm: ed25519`: the public key receivers verify with, shown once"}}}]}
+# Receiver auth as the API takes it (src/config/auth.rs): values are secrets, at most 4096
+# characters without control characters, and never the mask an answer shows.
+PLAIN = {"type": "string", "maxLength": 4096, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+SECRET_VALUE = dict(PLAIN, minLength=1, **{"not": {"const": "[masked]"}})
+S["ReceiverAuthInput"] = {"type": "object", "additionalProperties": False,
+    "anyOf": [{"required": ["basic"]}, {"required": ["oauth2"]}, {"required": ["headers"], "properties": {"headers": {"minProperties": 1}}}],
+    "not": {"required": ["basic", "oauth2"]}, "description": "`headers`, and `basic` or `oauth2` (both set `Authorization`)",
+    "properties": {
+        "headers": {"type": "object", "maxProperties": 16, "additionalProperties": SECRET_VALUE,
+                    "propertyNames": {"pattern": "^[Xx]-[A-Za-z0-9-]{1,62}$"},
+                    "description": "Sent as they are, such as `X-Api-Key` (any header name but those hookgate sets: `Host`, the framing, `Authorization` with basic or oauth2, ...)"},
+        "basic": {"type": "object", "additionalProperties": False, "required": ["user", "password"],
+                  "properties": {"user": dict(PLAIN, minLength=1, pattern="^[^:\\u0000-\\u001f\\u007f-\\u009f]*$"), "password": SECRET_VALUE}},
+        "oauth2": {"type": "object", "additionalProperties": False, "required": ["token_url", "client_id", "client_secret"],
+                   "properties": {"token_url": {"type": "string", "format": "uri", "pattern": "^https?://[^#]+$"},
+                                  "client_id": dict(PLAIN, minLength=1), "client_secret": SECRET_VALUE,
+                                  "scopes": {"type": "array", "items": {"type": "string", "pattern": "^[!#-\\[\\]-~]+$"}},
+                                  "audience": PLAIN, "client_auth": {"type": "string", "enum": ["basic", "body"]}}}}}
 editable = {
     "tenant": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
     "url": {"type": "string", "format": "uri", "pattern": "^https?://[^#]+$", "description": "The receiver's URL, checked by the SSRF guard"},
-    "event_types": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 256, "description": "Names, `prefix.*` or `*`"},
-    "filters": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 32},
-    "retry": {"type": ["object", "null"], "description": "The delivery policy's retry schedule, as `outbound.defaults.retry`"},
-    "rate_limit": {"type": ["string", "null"], "description": "For example `50/s`"},
-    "concurrency": {"type": ["integer", "null"], "minimum": 1},
+    "event_types": {"type": "array", "items": {"type": "string", "pattern": "^(\\*|[!-)+-~]{1,256}(\\.\\*)?)$"}, "minItems": 1, "maxItems": 256,
+                    "description": "Names (1 to 256 printable ASCII bytes, without spaces or `*`), `prefix.*` or `*`"},
+    "filters": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,64}$"}, "additionalProperties": {"type": ["string", "number"]}, "maxProperties": 32,
+                "description": "Labels the event must carry with these values (a number is read as its text)"},
+    "retry": {"type": ["object", "null"], "additionalProperties": False, "description": "The delivery policy's retry schedule, as `outbound.defaults.retry`",
+              "properties": {"preset": {"type": "string"}, "schedule": {"type": "array", "items": {"type": "string"}}, "max_attempts": {"type": "integer"},
+                             "timeout": {"type": "string"}, "success_status": {"type": "array", "items": {"type": "integer"}},
+                             "max_retry_after": {"type": "string"}, "jitter": {"type": "integer"}}},
+    "rate_limit": {"type": ["string", "null"], "pattern": "^[1-9][0-9]{0,5}/(s|sec|second|m|min|minute|h|hour|d|day)$", "description": "For example `50/s` (null removes it)"},
+    "concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 1024},
     "enabled": {"type": "boolean"},
     "description": {"type": "string", "minLength": 1, "maxLength": 1024},
     "metadata": {"type": "object"},
     "trace_propagation": {"type": "boolean"},
-    "auth": {"type": ["object", "null"], "description": "Receiver auth: `headers`, `basic` or `oauth2`; answers mask every value"},
+    "auth": {"anyOf": [ref("ReceiverAuthInput"), {"type": "null"}], "description": "Receiver auth: `headers`, `basic` or `oauth2`; answers mask every value (null removes it)"},
 }
+# The schemes hookgate signs with (src/schemes/mod.rs SCHEME_NAMES, but `hmac`, which needs options; tests/openapi.rs holds the two together).
+SCHEMES = ["standard-webhooks", "svix", "stripe", "github", "gitlab", "slack", "shopify", "paddle", "zoom", "square", "linear",
+           "intercom", "twilio", "rejento", "hiresscope", "tenzo", "jobylon", "bearer", "basic"]
+S["SchemeName"] = {"type": "string", "enum": SCHEMES, "description": "A named signing scheme"}
 create = dict(editable)
-create.update({"scheme": {"type": "string", "minLength": 1, "description": "A scheme name; `standard-webhooks` when absent"},
+create.update({"scheme": {"allOf": [ref("SchemeName")], "description": "A scheme name; `standard-webhooks` when absent"},
                "algorithm": {"type": "string", "enum": ["hmac-sha256", "ed25519"]},
-               "secret": {"type": "string", "maxLength": 4096, "description": "The signing secret; a new one is made when absent"}})
-S["SubscriptionCreate"] = {"type": "object", "required": ["url", "event_types"], "additionalProperties": False, "properties": create}
+               "secret": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The signing secret; a new one is made when absent"}})
+# Ed25519 is Standard Webhooks' v1a: no other scheme signs with it; and
+# `basic` signs with `user:password`.
+SCHEME_RULES = {"allOf": [
+    {"if": {"required": ["algorithm"], "properties": {"algorithm": {"const": "ed25519"}}},
+     "then": {"properties": {"scheme": {"const": "standard-webhooks"}}}},
+    {"if": {"required": ["scheme"], "properties": {"scheme": {"const": "basic"}}},
+     "then": {"properties": {"secret": {"pattern": "^[^:]+:"}}}}]}
+S["SubscriptionCreate"] = {"type": "object", "required": ["url", "event_types"], "additionalProperties": False, "properties": create, **SCHEME_RULES}
 S["SubscriptionPatch"] = {"type": "object", "additionalProperties": False, "properties": editable}
+# What a tenant's token may set (src/admin/portal/api.rs): its own tenant is filled in.
+TENANT_FIELDS = ["url", "event_types", "filters", "description", "enabled"]
+S["PortalSubscriptionCreate"] = {"type": "object", "required": ["url", "event_types"], "additionalProperties": False,
+                                 "properties": {k: v for k, v in create.items() if k in TENANT_FIELDS + ["scheme", "algorithm", "secret"]}, **SCHEME_RULES}
+S["PortalSubscriptionPatch"] = {"type": "object", "additionalProperties": False, "properties": {k: v for k, v in editable.items() if k in TENANT_FIELDS}}
 S["SubscriptionList"] = {"type": "object", "required": ["subscriptions"], "properties": {
     "subscriptions": {"type": "array", "items": ref("Subscription")},
     "next": {"type": ["string", "null"], "description": "The `after` of the next page; null on the last"}}}
 S["RotateSecret"] = {"type": "object", "additionalProperties": False, "properties": {
-    "secret": {"type": "string", "description": "The new secret; a new one is made when absent"},
-    "overlap": {"type": "string", "description": "How long the old secret still signs too, for example `24h`"}}}
-S["TestEvent"] = {"type": "object", "properties": {"event_type": {"type": "string"}, "data": {}}}
+    "secret": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The new secret; a new one is made when absent"},
+    "overlap": {"type": "string", "pattern": "^([0-9]{1,9}ms|[0-9]{1,6}s|[0-9]{1,4}m|([0-9]{1,2}|[1-6][0-9]{2})h|([0-9]|[12][0-9]|30)d)$",
+                "description": "How long the old secret still signs too, at most 30 days, for example `24h` (24h when absent)"}}}
+S["TestEvent"] = {"type": "object", "additionalProperties": False, "properties": {
+    "event_type": {"anyOf": [EVENT_TYPE, {"type": "null"}], "description": "`hookgate.test` when absent or null"}, "data": {"description": "The event's data"}}}
 S["TestResult"] = {"type": "object", "required": ["delivery_id", "success"], "properties": {
     "delivery_id": {"type": "string"}, "success": {"type": "boolean"}, "status": {"type": ["integer", "null"]},
     "latency_ms": {"type": "integer"}, "response": {"type": "string"}, "error": {"type": ["string", "null"]}}}
@@ -95,12 +140,15 @@ S["Delivery"] = {"type": "object", "description": "A message: stored (pending, s
                    "state": {"type": "string", "enum": ["pending", "scheduled", "dead", "delivered"]},
                    "timestamp": {"type": "integer"}, "created_ms": {"type": "integer"}, "due_ms": {"type": "integer"},
                    "round_attempts": {"type": "integer"}, "attempts": {"type": "array", "items": ref("Attempt")},
-                   "event": {"type": "object"}, "target": {"type": "object"}, "destination": {"type": "object"},
+                   "event": {"type": "object", "description": "For a subscription's delivery: the event it carries",
+                             "required": ["event_id", "subscription", "event_type"],
+                             "properties": {"event_id": {"type": "string"}, "subscription": {"type": "string"}, "tenant": {"type": "string"}, "event_type": {"type": "string"}}},
+                   "target": {"type": "object"}, "destination": {"type": "object"},
                    "delivered_ms": {"type": "integer"}, "payload": {"type": ["string", "null"]},
                    "payload_bytes": {"type": "integer"}, "payload_truncated": {"type": "boolean"}}}
 S["DeliveryList"] = {"type": "object", "required": ["deliveries"], "properties": {
     "deliveries": {"type": "array", "items": ref("Delivery")},
-    "next": {"type": ["string", "null"], "description": "`state=delivered`: the `after` of the next page; null on the last"}}}
+    "next": {"type": ["string", "null"], "description": "The `after` of the next page; null on the last (and on a search by `event_id` or `idempotency_key`, which answers every match)"}}}
 S["Replayed"] = {"type": "object", "required": ["replayed"], "properties": {"replayed": {"type": "integer"}}}
 S["Job"] = {"type": "object", "required": ["id", "kind", "state"], "properties": {
     "id": {"type": "string"}, "kind": {"type": "string", "enum": ["replay"]},
@@ -108,11 +156,20 @@ S["Job"] = {"type": "object", "required": ["id", "kind", "state"], "properties":
     "filter": {"type": "object"}, "states": {"type": "array", "items": {"type": "string"}}, "new_ids": {"type": "boolean"},
     "replayed": {"type": "integer"}, "skipped": {"type": "integer"}, "started_ms": {"type": "integer"}, "finished_ms": {"type": ["integer", "null"]}}}
 S["JobList"] = {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": ref("Job")}}}
-S["ReplayRequest"] = {"type": "object", "properties": {
+# Each filter of a replay: `null` is the same as leaving it out.
+replay_fields = {
     "states": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["pending", "scheduled", "dead", "delivered"]}},
-    "new_ids": {"type": "boolean"}, "all": {"type": "boolean"},
-    "endpoint": {"type": "string"}, "route": {"type": "string"}, "subscription": {"type": "string"}, "tenant": {"type": "string"},
-    "event_type": {"type": "string"}, "since": {"type": "integer"}, "until": {"type": "integer"}}}
+    "new_ids": {"type": ["boolean", "null"]}, "all": {"type": ["boolean", "null"]},
+    "endpoint": {"type": ["string", "null"]}, "route": {"type": ["string", "null"]}, "subscription": {"type": ["string", "null"]},
+    "tenant": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._:-]{1,128}$"}, "event_type": {"type": ["string", "null"]},
+    "since": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**64 - 1, "description": "Unix milliseconds (an RFC 3339 time is read too)"},
+    "until": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**64 - 1, "description": "Unix milliseconds (an RFC 3339 time is read too)"}}
+# Only delivered messages go out again under new ids: dead and waiting ones keep theirs.
+NEW_IDS_ONLY_DELIVERED = {"if": {"required": ["new_ids"], "properties": {"new_ids": {"const": True}}},
+                          "then": {"required": ["states"], "properties": {"states": {"items": {"const": "delivered"}}}}}
+S["ReplayRequest"] = {"type": "object", "additionalProperties": False, "properties": replay_fields, **NEW_IDS_ONLY_DELIVERED}
+S["PortalReplayRequest"] = {"type": "object", "additionalProperties": False,
+                            "properties": {k: v for k, v in replay_fields.items() if k not in ("endpoint", "route", "all", "tenant")}, **NEW_IDS_ONLY_DELIVERED}
 S["ReplayStarted"] = {"type": "object", "required": ["job"], "properties": {"job": ref("Job"), "replayed": {"type": "integer"}, "skipped": {"type": "integer"}}}
 S["EventTypes"] = {"type": "object", "required": ["event_types"], "properties": {"event_types": {"type": "array", "items": {"type": "object"}}}}
 S["Endpoint"] = {"type": "object", "required": ["name", "enabled"], "properties": {
@@ -145,16 +202,19 @@ def pp(name, desc, schema=None):
     P[key] = {"name": name, "in": "path", "required": True, "description": desc, "schema": schema or {"type": "string", "minLength": 1}}
     return {"$ref": f"#/components/parameters/{key}"}
 
+sub_after = qp("subscription_after", "The `next` of the previous page: the last subscription's id (empty or absent: the first page)", {"type": "string"})
+P["subscription_after"]["name"] = "after"
 limit = qp("limit", "Page size, 1 to 1000 (100 when absent)", {"type": "integer", "minimum": 1, "maximum": 1000})
-after = qp("after", "The `next` of the previous page (empty or absent: the first page)", {"type": "string"})
+after = qp("after", "The `next` of the previous page (empty or absent: the first page)", {"type": "string", "pattern": "^([0-9]{1,19}-.+)?$"})
 f_endpoint = qp("endpoint", "Only this endpoint's deliveries (`subscriptions` for subscriptions')")
 f_route = qp("route", "Only the webhooks this `deliver: queue` route stored")
 f_subscription = qp("subscription", "Only this subscription's deliveries")
 TENANT = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}
 f_tenant = qp("tenant", "Only this tenant's", TENANT)
 f_event_type = qp("event_type", "Only events of this type")
-f_since = qp("since", "Accepted at or after, unix milliseconds", {"type": "integer", "minimum": 0})
-f_until = qp("until", "Accepted at or before, unix milliseconds", {"type": "integer", "minimum": 0})
+UNIX_MS = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+f_since = qp("since", "Accepted at or after, unix milliseconds", UNIX_MS)
+f_until = qp("until", "Accepted at or before, unix milliseconds", UNIX_MS)
 f_state = qp("state", "pending, scheduled, dead or delivered (the history); without it, those still stored", {"type": "string", "enum": ["pending", "scheduled", "dead", "delivered"]})
 f_event_id = qp("event_id", "Find an event's deliveries")
 f_key = qp("idempotency_key", "Find a message by the `Idempotency-Key` it was sent with")
@@ -260,7 +320,7 @@ add("/admin/tenants/{tenant}/portal/revoke", "post", admin_op("revokePortalLinks
     errors={"400": err("A bad tenant", ["invalid_tenant"]), "404": err("No `admin.portal`", ["portal_not_configured"])}, outbound=False))
 
 sub_field_errors = ["invalid_json", "unknown_field", "missing_field", "read_only_field", "invalid_field", "invalid_url", "destination_not_allowed",
-                    "unresolvable_destination", "invalid_auth", "invalid_event_types", "invalid_filters", "invalid_scheme", "invalid_algorithm",
+                    "invalid_auth", "invalid_event_types", "invalid_filters", "invalid_scheme", "invalid_algorithm",
                     "invalid_secret", "invalid_policy", "invalid_concurrency", "invalid_tenant", "invalid_label"]
 not_found_sub = err("No subscription has that id", ["subscription_not_found"])
 def subs(prefix, tag, security_ops):
@@ -272,15 +332,15 @@ def subs(prefix, tag, security_ops):
         for name, op_id in [("get", "getSubscription"), ("update", "updateSubscription"), ("rotate", "rotateSubscriptionSecret"),
                             ("test", "testSubscription"), ("disable", "disableSubscription"), ("enable", "enableSubscription"),
                             ("replay", "replaySubscription"), ("delete", "deleteSubscription")]}
-    add(f"{prefix}/subscriptions", "post", mk("createSubscription", "Subscribe a URL to event types", tag, body=reqjson("SubscriptionCreate"),
+    add(f"{prefix}/subscriptions", "post", mk("createSubscription", "Subscribe a URL to event types", tag, body=reqjson(("Portal" if tag == "portal" else "") + "SubscriptionCreate"),
         ok={"201": created},
         errors={"400": err("A field cannot be used", sub_field_errors), "422": err("An event type the catalog does not list", ["unknown_event_type"])}))
     add(f"{prefix}/subscriptions", "get", mk("listSubscriptions", "Subscriptions in creation order, a page at a time", tag,
-        params=[f_tenant, f_event_type, sub_state, after, limit, stats],
-        ok={"200": jbody(ref("SubscriptionList"), "A page")}, errors={"400": err("A bad query", ["invalid_limit", "invalid_state", "invalid_field"])}))
+        params=([f_tenant] if tag != "portal" else []) + [f_event_type, sub_state, sub_after, limit, stats],
+        ok={"200": jbody(ref("SubscriptionList"), "A page")}, errors={"400": err("A bad query", ["invalid_limit", "invalid_state", "invalid_field", "invalid_tenant"])}))
     add(f"{prefix}/subscriptions/{{id}}", "get", mk("getSubscription", "One subscription", tag, params=[id_],
         ok={"200": jbody(ref("Subscription"), "The subscription")}, errors={"404": not_found_sub}))
-    add(f"{prefix}/subscriptions/{{id}}", "patch", mk("updateSubscription", "Change a subscription's fields", tag, params=[id_], body=reqjson("SubscriptionPatch"),
+    add(f"{prefix}/subscriptions/{{id}}", "patch", mk("updateSubscription", "Change a subscription's fields", tag, params=[id_], body=reqjson(("Portal" if tag == "portal" else "") + "SubscriptionPatch"),
         ok={"200": jbody(ref("Subscription"), "Changed")},
         errors={"400": err("A field cannot be used", sub_field_errors), "404": not_found_sub, "409": err("Written in the config file", ["subscription_from_config"]),
                 "422": err("An event type the catalog does not list", ["unknown_event_type"])}))
@@ -298,16 +358,18 @@ def subs(prefix, tag, security_ops):
     add(f"{prefix}/subscriptions/{{id}}/test", "post", mk("testSubscription", "Send one signed test event now and show the receiver's answer", tag, params=[id_],
         body={"required": False, "content": {"application/json": {"schema": ref("TestEvent")}}},
         ok={"200": jbody(ref("TestResult"), "The attempt")},
-        errors={"400": err("A bad body", ["invalid_json"]), "404": not_found_sub, "409": err("The subscription cannot be used", ["subscription_unusable"])}))
+        errors={"400": err("A bad body", ["invalid_json", "unknown_field", "invalid_event_type"]), "404": not_found_sub, "409": err("The subscription cannot be used", ["subscription_unusable"])}))
     add(f"{prefix}/subscriptions/{{id}}/replay", "post", mk("replaySubscription", "Make the subscription's dead deliveries due now", tag, params=[id_, f_since, f_until],
         ok={"200": jbody(ref("Replayed"), "How many")}, errors={"400": err("A bad filter", bad_filter), "404": not_found_sub}))
 
 def deliveries(prefix, tag, mk, admin):
     params = ([f_endpoint, f_route] if admin else []) + [f_subscription] + ([f_tenant] if admin else []) + [f_event_type, f_since, f_until, f_state, f_event_id, f_key, after, limit]
     add(f"{prefix}/deliveries", "get", mk("listDeliveries", "Stored and delivered messages, filtered", tag, params=params,
-        ok={"200": jbody(ref("DeliveryList"), "The deliveries")}, errors={"400": err("A bad filter", bad_filter + ["invalid_cursor", "invalid_limit"])}))
+        ok={"200": dict(jbody(ref("DeliveryList"), "The deliveries"), links={
+            name: {"operationId": (op_id if admin else "portal_" + op_id), "parameters": {"id": "$response.body#/deliveries/0/id"}}
+            for name, op_id in [("first", "getDelivery"), ("retry_first", "retryDelivery")]})}, errors={"400": err("A bad filter", bad_filter + ["invalid_cursor", "invalid_limit"])}))
     add(f"{prefix}/deliveries/replay", "post", mk("replayDeliveries", "Send stored or delivered messages again, as a job", tag,
-        body={"required": False, "content": {"application/json": {"schema": ref("ReplayRequest")}}},
+        body={"required": False, "content": {"application/json": {"schema": ref(("" if admin else "Portal") + "ReplayRequest")}}},
         ok={"200": jbody(ref("ReplayStarted"), "Finished at once"), "202": dict(jbody(ref("ReplayStarted"), "Running: follow the job"), links={
             "job": {"operationId": ("getJob" if admin else "portal_getJob"), "parameters": {"id": "$response.body#/job/id"}},
             "cancel": {"operationId": ("cancelJob" if admin else "portal_cancelJob"), "parameters": {"id": "$response.body#/job/id"}}})},
@@ -326,7 +388,9 @@ def deliveries(prefix, tag, mk, admin):
 
 subs("/admin", "subscriptions", admin_op)
 deliveries("/admin", "deliveries", admin_op, True)
-add("/admin/deliveries", "delete", admin_op("purgeDeliveries", "Delete stored deliveries", "deliveries", params=filters + [f_state, f_all],
+purge_state = qp("purge_state", "Which stored deliveries: pending, scheduled or dead", {"type": "string", "enum": ["pending", "scheduled", "dead"]})
+P["purge_state"].update(name="state", required=True)
+add("/admin/deliveries", "delete", admin_op("purgeDeliveries", "Delete stored deliveries", "deliveries", params=filters + [purge_state, f_all],
     ok={"200": jbody({"type": "object", "required": ["purged"], "properties": {"purged": {"type": "integer"}}}, "How many")},
     errors={"400": err("A bad filter, or none without all=true", bad_filter + ["filter_required"])}))
 add("/admin/event-types", "get", admin_op("listEventTypes", "The event-type catalog (outbound.event_types)", "subscriptions", ok={"200": jbody(ref("EventTypes"), "The catalog")}))
@@ -382,10 +446,10 @@ add("/portal/", "get", op("portal", "The tenant's portal (a page that calls /por
 # --- outbound listener
 publish_errors = ["missing_event_type", "invalid_event_type", "invalid_json", "invalid_tenant", "invalid_label", "invalid_idempotency_key", "invalid_content_type", "bad_request_body"]
 add("/events", "post", op("publishEvent", "Publish an event to every subscription of its type", ["outbound"], [],
-    params=[{"name": "Hookgate-Event-Type", "in": "header", "required": False, "schema": {"type": "string"}, "description": "The event's type (or as `outbound.events` says)"},
-            {"name": "Hookgate-Tenant", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
-    body={"required": True, "content": {"application/json": {"schema": {}}}},
+    params=[{"name": "Hookgate-Event-Type", "in": "header", "required": True, "schema": EVENT_TYPE, "description": "The event's type (or where `outbound.events` says)"},
+            {"name": "Hookgate-Tenant", "in": "header", "required": False, "schema": TENANT},
+            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": HEADER_TEXT}],
+    body={"required": False, "description": "The event: JSON by default (any bytes when nothing reads it)", "content": {"application/json": {"schema": {}}}},
     responses={"202": jbody(ref("Published"), "Stored durably for every matching subscription"),
                "400": err("The event cannot be read", publish_errors), "405": err("Not a POST", ["method_not_allowed"]),
                "413": err("Over the body limit", ["body_too_large"]),
@@ -393,15 +457,16 @@ add("/events", "post", op("publishEvent", "Publish an event to every subscriptio
                "503": err("Not stored; retry later", ["queue_unavailable", "store_unavailable"])}), OUTBOUND_SERVER)
 add("/{endpoint}", "post", op("sendToEndpoint", "Sign and deliver a message to a configured endpoint (or, with Hookgate-Destination, to a per-request destination)", ["outbound"], [],
     params=[{"name": "endpoint", "in": "path", "required": True, "schema": {"type": "string"}, "description": "An endpoint's name"},
-            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Hookgate-Destination", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Hookgate-Scheme", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Hookgate-Secret", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Hookgate-Secret-Ref", "in": "header", "required": False, "schema": {"type": "string"}}],
-    body={"required": True, "content": {"application/json": {"schema": {}}}},
+            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": HEADER_TEXT},
+            {"name": "Hookgate-Destination", "in": "header", "required": False, "schema": {"type": "string", "format": "uri", "pattern": "^https?://[!-~]+$"},
+             "description": "A per-request destination's URL; with Hookgate-Secret or Hookgate-Secret-Ref"},
+            {"name": "Hookgate-Scheme", "in": "header", "required": False, "schema": ref("SchemeName"), "description": "The per-request destination's scheme (`standard-webhooks` when absent)"},
+            {"name": "Hookgate-Secret", "in": "header", "required": False, "schema": HEADER_TEXT, "description": "The per-request destination's secret, in its scheme's format"},
+            {"name": "Hookgate-Secret-Ref", "in": "header", "required": False, "schema": HEADER_TEXT, "description": "Or the name of a secret in `outbound.secrets`"}],
+    body={"required": False, "description": "The message, sent on as it is", "content": {"application/json": {"schema": {}}}},
     responses={"202": jbody(ref("Accepted"), "Stored durably; delivered and retried in the background"),
                "200": {"description": "`mode: sync`: the receiver's answer, relayed"},
-               "400": err("The message cannot be read or sent", ["invalid_idempotency_key", "invalid_content_type", "bad_destination", "bad_scheme", "bad_secret", "missing_secret", "unknown_secret_ref", "bad_request_body"]),
+               "400": err("The message cannot be read or sent", ["invalid_idempotency_key", "invalid_content_type", "bad_destination", "destination_not_allowed", "bad_scheme", "bad_secret", "missing_secret", "unknown_secret_ref", "bad_request_body"]),
                "404": err("No endpoint has that name", ["endpoint_not_found"]), "405": err("Not a POST", ["method_not_allowed"]),
                "413": err("Over the body limit", ["body_too_large"]),
                "502": err("`mode: sync`: no answer from the receiver", ["delivery_failed", "bad_receiver_answer"]),

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::jobs::{Job, Jobs, ReplaySpec, Replayed};
 use super::subscriptions::{page_size, Answer, Params};
 use crate::clock::now_ms;
-use crate::config::values::{display_url, tenant};
+use crate::config::values::{display_url, tenant, whole_number};
 use crate::error_response::ErrorResponse;
 use crate::outbound::facade::destination_id;
 use crate::store::history::{Cursor, Delivered, HistoryQuery};
@@ -79,7 +79,12 @@ fn stored_state(bucket: Bucket) -> State {
 /// A purge or a replay of everything must be asked for in so many words.
 fn scoped(param: &Params<'_>) -> Result<DeliveryFilter, ErrorResponse> {
     let filter = filter(param)?;
-    if filter.is_empty() && param("all").as_deref() != Some("true") {
+    let all = match param("all").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(bad("bad_request", "all is true or false").with_field("all")),
+    };
+    if filter.is_empty() && !all {
         return Err(bad(
             "filter_required",
             "name the deliveries (endpoint, subscription, tenant, event_type, since, until), or send all=true",
@@ -94,19 +99,24 @@ fn history_query(
     filter: DeliveryFilter,
     param: &Params<'_>,
 ) -> Result<HistoryQuery, ErrorResponse> {
-    let after = match param("after").filter(|after| !after.is_empty()) {
-        None => None,
-        Some(text) => Some(Cursor::parse(&text).ok_or_else(|| {
-            bad("invalid_cursor", "after is the next of an earlier page").with_field("after")
-        })?),
-    };
     Ok(HistoryQuery {
         filter,
         event_id: param("event_id"),
         idempotency_key: param("idempotency_key"),
-        after,
+        after: after(param)?,
         limit: page_size(param)?,
     })
+}
+
+/// A list's `after`, the `next` of an earlier page: `<ms>-<id>`, where the history's `ms`
+/// is when a message was delivered and the stored list's when it was accepted.
+fn after(param: &Params<'_>) -> Result<Option<Cursor>, ErrorResponse> {
+    match param("after").filter(|after| !after.is_empty()) {
+        None => Ok(None),
+        Some(text) => Cursor::parse(&text).map(Some).ok_or_else(|| {
+            bad("invalid_cursor", "after is the next of an earlier page").with_field("after")
+        }),
+    }
 }
 
 /// A delivered message as the admin API shows it.
@@ -131,9 +141,9 @@ fn payload_fields(value: &mut serde_json::Value, payload: Option<&[u8]>, total_b
 }
 
 /// `GET /admin/deliveries?state=pending|scheduled|dead|delivered&<filter>`: without a
-/// state, those still stored; `delivered`, the delivery history, newest first and paged
-/// (`after`, `limit`; `next` is the next page's `after`). `event_id` and
-/// `idempotency_key` find a message in either.
+/// state, those still stored, oldest first; `delivered`, the delivery history, newest
+/// first. Both are paged (`after`, `limit`; `next` is the next page's `after`).
+/// `event_id` and `idempotency_key` find a message in either.
 pub async fn list(queue: &dyn Queue, history: &dyn HistoryStore, param: &Params<'_>) -> Answer {
     let mut filter = filter(param)?;
     let (event_id, key) = (param("event_id"), param("idempotency_key"));
@@ -155,13 +165,23 @@ pub async fn list(queue: &dyn Queue, history: &dyn HistoryStore, param: &Params<
             Some(stored_state(bucket))
         }
     };
-    let stored = queue
+    // Stored deliveries come oldest first, paged like the history; a search answers every
+    // match, stored and delivered, on one page.
+    let (from, limit) = (after(param)?, page_size(param)?);
+    let (from, limit) = match searched {
+        true => (None, usize::MAX),
+        false => (from, limit),
+    };
+    let place = |r: &crate::store::queue::Record| Cursor {
+        delivered_ms: r.created_ms,
+        id: r.id.clone(),
+    };
+    let mut stored: Vec<_> = queue
         .list(filter.endpoint.as_deref(), state)
         .await
-        .map_err(unavailable)?;
-    let mut list: Vec<serde_json::Value> = stored
+        .map_err(unavailable)?
         .into_iter()
-        .filter(|r| filter.matches(r))
+        .filter(|r| filter.matches(r) && from.as_ref().is_none_or(|a| place(r) > *a))
         .filter(|r| {
             let event = r.event.as_ref().map(|e| &e.event_id);
             event_id.as_ref().is_none_or(|id| event == Some(id))
@@ -169,6 +189,12 @@ pub async fn list(queue: &dyn Queue, history: &dyn HistoryStore, param: &Params<
                     .as_ref()
                     .is_none_or(|k| r.idempotency_key.as_ref() == Some(k))
         })
+        .collect();
+    stored.sort_by_key(place);
+    let next = (stored.len() > limit).then(|| place(&stored[limit - 1]).to_string());
+    stored.truncate(limit);
+    let mut list: Vec<_> = stored
+        .into_iter()
         .map(|r| present(json!(r.redacted())))
         .collect();
     if searched && state.is_none() {
@@ -176,7 +202,7 @@ pub async fn list(queue: &dyn Queue, history: &dyn HistoryStore, param: &Params<
         let rows = history.list(&query).await.map_err(unavailable)?;
         list.extend(rows.into_iter().map(delivered));
     }
-    Ok((200, json!({ "deliveries": list })))
+    Ok((200, json!({ "deliveries": list, "next": next })))
 }
 
 /// `GET /admin/deliveries/{id}`: a stored delivery with the start of its payload, or one
@@ -307,9 +333,18 @@ fn replay_spec(body: &[u8]) -> Result<ReplaySpec, ErrorResponse> {
     let text = |name: &str| -> Result<Option<String>, ErrorResponse> {
         match fields.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(serde_json::Value::Number(n)) if matches!(name, "since" | "until") => {
-                Ok(Some(n.to_string()))
+            Some(serde_json::Value::String(s)) if !matches!(name, "all" | "new_ids") => {
+                Ok(Some(s.clone()))
+            }
+            Some(number @ serde_json::Value::Number(_)) if matches!(name, "since" | "until") => {
+                whole_number(number)
+                    .map(|ms| Some(ms.to_string()))
+                    .ok_or_else(|| {
+                        bad(
+                            "bad_request",
+                            format!("{name} is a time in unix milliseconds, not {number}"),
+                        )
+                    })
             }
             Some(serde_json::Value::Bool(b)) if matches!(name, "all" | "new_ids") => {
                 Ok(Some(b.to_string()))

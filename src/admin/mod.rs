@@ -124,7 +124,6 @@ fn is_destination(name: &str) -> bool {
         .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A request's query, decoded.
 /// An API call's query parameters; one given with no value is refused (leave it out to
 /// mean "any"), but for `after`, where empty is the first page.
 fn query_params(
@@ -147,6 +146,18 @@ fn query_params(
         .with_field(name.clone())),
         None => Ok(query),
     }
+}
+
+/// A call's path segments, each percent-decoded: a client may send the `:` of a tenant
+/// or an id as `%3A`.
+fn path_segments(call: &str) -> Vec<String> {
+    call.split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 fn api_error(status: u16, code: &'static str, message: impl Into<String>) -> Response<Vec<u8>> {
@@ -394,7 +405,8 @@ impl AdminApp {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+        let segments = path_segments(path.trim_start_matches("/admin/"));
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let method = header.method.clone();
         let portal_call = match (method.as_str(), segments.as_slice()) {
             ("POST", ["tenants", tenant, "portal"]) => Some((*tenant, false)),
@@ -572,6 +584,15 @@ impl ServeHttp for AdminApp {
         if path.starts_with("/admin/") {
             return self.admin_api(session).await;
         }
+        // Health, metrics and pages take what the document says; the pages' files, GET.
+        let method = session.req_header().method.clone();
+        let file = path == "/portal" || path.starts_with("/ui/") || path.starts_with("/portal/");
+        let wrong = openapi::method_not_allowed(method.as_str(), &path)
+            .or_else(|| openapi::not_a_read(method.as_str()).filter(|_| file));
+        if let Some(wrong) = wrong.filter(|_| !path.starts_with("/portal/api/")) {
+            let _ = session.drain_request_body().await;
+            return wrong.to_response();
+        }
         if path == "/portal" || path.starts_with("/portal/") {
             if let Some(portal) = &self.portal {
                 return portal.serve(session).await;
@@ -589,10 +610,6 @@ impl ServeHttp for AdminApp {
         }
         // Only the admin API reads a body; drain so the connection can be reused.
         let _ = session.drain_request_body().await;
-        let method = session.req_header().method.clone();
-        if let Some(wrong) = openapi::method_not_allowed(method.as_str(), &path) {
-            return wrong.to_response();
-        }
         match path.as_str() {
             "/healthz" | "/livez" => json_response(200, json!({ "status": "ok" })),
             "/readyz" => {

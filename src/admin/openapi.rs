@@ -54,6 +54,19 @@ fn paths() -> &'static [Documented] {
     })
 }
 
+/// `405 method_not_allowed` for a method other than GET or HEAD on the console's or the
+/// portal's files (`/ui/app.js`), which the document does not list one by one.
+pub fn not_a_read(method: &str) -> Option<ErrorResponse> {
+    (!matches!(method, "GET" | "HEAD")).then(|| {
+        ErrorResponse::new(
+            405,
+            "method_not_allowed",
+            format!("a page takes GET, not {method}"),
+        )
+        .with_header("Allow", "GET")
+    })
+}
+
 /// `405 method_not_allowed` for a call to a documented `path` with a `method` it does not
 /// take, with `Allow` naming those it does; `None` for a method it takes, or a path the
 /// document does not hold. A literal segment wins over a parameter, as in OpenAPI: `GET
@@ -65,7 +78,8 @@ pub fn method_not_allowed(method: &str, path: &str) -> Option<ErrorResponse> {
             && segments
                 .iter()
                 .zip(&parts)
-                .all(|(s, p)| !p.is_empty() && s.as_deref().is_none_or(|s| s == *p))
+                // A parameter takes a non-empty segment; `/ui/`'s last segment is empty.
+                .all(|(s, p)| s.as_deref().map_or(!p.is_empty(), |s| s == *p))
     })?;
     // HEAD goes wherever GET does (load balancers' health checks use it).
     let asked = if method == "HEAD" { "GET" } else { method };

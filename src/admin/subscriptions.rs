@@ -124,6 +124,10 @@ impl SubscriptionApi {
             }
         };
         let (tenant, event_type) = (param("tenant"), param("event_type"));
+        if let Some(name) = &tenant {
+            crate::config::values::tenant(name)
+                .map_err(|e| ErrorResponse::new(400, "invalid_tenant", e).with_field("tenant"))?;
+        }
         let after = param("after").unwrap_or_default();
         let index = self
             .subscriptions
@@ -188,11 +192,31 @@ impl SubscriptionApi {
         } else {
             subscription_fields(body)?
         };
-        let event_type = given
-            .get("event_type")
-            .and_then(Value::as_str)
-            .unwrap_or("hookgate.test")
-            .to_string();
+        if let Some(unknown) = given
+            .keys()
+            .find(|k| !["event_type", "data"].contains(&k.as_str()))
+        {
+            return Err(ErrorResponse::new(
+                400,
+                "unknown_field",
+                format!("a test event has event_type and data, not {unknown:?}"),
+            )
+            .with_field(unknown.clone()));
+        }
+        let event_type = match given.get("event_type") {
+            None | Some(Value::Null) => "hookgate.test".to_string(),
+            Some(Value::String(name)) if crate::config::values::event_type(name).is_ok() => {
+                name.clone()
+            }
+            Some(_) => {
+                return Err(ErrorResponse::new(
+                    400,
+                    "invalid_event_type",
+                    "event_type is 1 to 256 printable ASCII bytes, without spaces or *",
+                )
+                .with_field("event_type"))
+            }
+        };
         let data = given
             .get("data")
             .cloned()

@@ -41,6 +41,17 @@ pub fn event_type(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A JSON number that is a whole, non-negative number however it was written (`5`, `5.0`,
+/// `5e0`), as JSON Schema's `integer` has it.
+pub fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    let n = value.as_number()?;
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
 /// The longest tenant name.
 pub const MAX_TENANT: usize = 128;
 

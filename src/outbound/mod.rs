@@ -192,7 +192,7 @@ impl OutboundApp {
         };
         ssrf::check_host(&destination.host, destination.port, &self.allow)
             .await
-            .map_err(|(code, e)| bad(code, e))?;
+            .map_err(|e| bad("destination_not_allowed", e))?;
         Ok(Target {
             url: url.to_string(),
             scheme,
@@ -216,11 +216,10 @@ impl OutboundApp {
         trace: Option<&mut Span>,
     ) -> Result<(serde_json::Value, bool), ErrorResponse> {
         if session.req_header().method != http::Method::POST {
-            return Err(ErrorResponse::new(
-                405,
-                "method_not_allowed",
-                "post the event to /events",
-            ));
+            return Err(
+                ErrorResponse::new(405, "method_not_allowed", "post the event to /events")
+                    .with_header("Allow", "POST"),
+            );
         }
         let max_body = self.live.load().max_body;
         let body = read_body(session, max_body, Duration::from_secs(30)).await?;
@@ -239,7 +238,8 @@ impl OutboundApp {
                 405,
                 "method_not_allowed",
                 "post the message body to /<endpoint>",
-            ));
+            )
+            .with_header("Allow", "POST"));
         }
         let destination =
             header_or_400(&header.headers, "hookgate-destination", "bad_destination")?

@@ -89,23 +89,18 @@ fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// Resolves `host` and checks every address it gives: a refusal is a stable code
-/// (`unresolvable_destination`, `destination_not_allowed`) and why.
-pub async fn check_host(
-    host: &str,
-    port: u16,
-    allow: &[Cidr],
-) -> Result<(), (&'static str, String)> {
-    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
-        (
-            "unresolvable_destination",
-            format!("cannot resolve {host}: {e}"),
-        )
-    })?;
-    for addr in addresses {
-        check(addr.ip(), allow).map_err(|e| ("destination_not_allowed", e))?;
+/// Resolves `host` and refuses it when any address it gives is internal
+/// (`destination_not_allowed`, and why). A host that does not resolve now passes: its DNS
+/// may be down or not yet set up, and refusing it would turn a passing outage into a lost
+/// message or subscription. Every connection checks the addresses again when it is made.
+pub async fn check_host(host: &str, port: u16, allow: &[Cidr]) -> Result<(), String> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => addresses.into_iter().try_for_each(|a| check(a.ip(), allow)),
+        Err(e) => {
+            tracing::debug!(host, error = %e, "a destination does not resolve now; checked again when attempted");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Refuses internal addresses that no allow-list entry covers.

@@ -212,7 +212,8 @@ impl Portal {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let segments: Vec<&str> = call.split('/').collect();
+        let segments = super::path_segments(call);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         count("served");
         let tenant = api::TenantApi {
             api: &self.api,

@@ -179,7 +179,7 @@ fn set(s: &mut Subscription, key: &str, value: &Value) -> Result<(), ErrorRespon
             s.concurrency = match value {
                 Value::Null => None,
                 v => Some(
-                    v.as_u64()
+                    crate::config::values::whole_number(v)
                         .filter(|n| (1..=1024).contains(n))
                         .ok_or_else(|| {
                             bad(
@@ -234,6 +234,15 @@ fn auth(value: &Value) -> Result<Option<ReceiverAuth>, ErrorResponse> {
     if value.is_null() {
         return Ok(None);
     }
+    // `null` removes the whole of `auth`; a member is left out, never sent as null.
+    let members = value.as_object().into_iter().flatten();
+    if let Some((name, _)) = members.into_iter().find(|(_, v)| v.is_null()) {
+        return Err(bad(
+            "invalid_auth",
+            format!("auth.{name}"),
+            "leave it out rather than send null",
+        ));
+    }
     let auth: ReceiverAuth = serde_json::from_value(value.clone()).map_err(|e| {
         bad(
             "invalid_auth",
@@ -258,12 +267,13 @@ fn without_quoted(text: &str) -> String {
 /// A string of at most `max` bytes, not empty.
 fn text(value: &Value, field: &str, max: usize) -> Result<String, ErrorResponse> {
     match value.as_str() {
-        Some(s) if !s.is_empty() && s.len() <= max => Ok(s.to_string()),
+        // Counted in characters, as JSON Schema's maxLength counts.
+        Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
         Some("") => Err(bad("invalid_field", field, format!("{field} is empty"))),
         Some(_) => Err(bad(
             "invalid_field",
             field,
-            format!("{field} is longer than {max} bytes"),
+            format!("{field} is longer than {max} characters"),
         )),
         None => Err(bad("invalid_field", field, "expected a string")),
     }
@@ -404,14 +414,14 @@ async fn check(s: &Subscription, allow: &[Cidr]) -> Result<(), ErrorResponse> {
     let destination = parse_destination(&s.url).map_err(|e| bad("invalid_url", "url", e))?;
     ssrf::check_host(&destination.host, destination.port, allow)
         .await
-        .map_err(|(code, e)| bad(code, "url", e))?;
+        .map_err(|e| bad("destination_not_allowed", "url", e))?;
     if let Some(oauth2) = s.auth.as_ref().and_then(|a| a.oauth2.as_ref()) {
         let field = "auth.oauth2.token_url";
         let token =
             parse_destination(&oauth2.token_url).map_err(|e| bad("invalid_auth", field, e))?;
         ssrf::check_host(&token.host, token.port, allow)
             .await
-            .map_err(|(code, e)| bad(code, field, e))?;
+            .map_err(|e| bad("destination_not_allowed", field, e))?;
     }
     Ok(())
 }

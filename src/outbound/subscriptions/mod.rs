@@ -268,8 +268,11 @@ impl Subscriptions {
                         })?
                 }
                 "secret" => {
-                    given = Some(value.as_str().map(str::to_string).ok_or_else(|| {
-                        ErrorResponse::new(400, "invalid_field", "expected a string")
+                    let text = value
+                        .as_str()
+                        .filter(|s| (1..=4096).contains(&s.chars().count()));
+                    given = Some(text.map(str::to_string).ok_or_else(|| {
+                        ErrorResponse::new(400, "invalid_secret", "expected 1 to 4096 characters")
                             .with_field("secret")
                     })?)
                 }
