@@ -45,6 +45,13 @@ await check("github: @octokit/webhooks-methods signs, hookgate verifies", async 
   hookgateVerify("github", GH, BODY, { "X-Hub-Signature-256": await octokitSign(GH, BODY) }));
 await check("github: hookgate signs, @octokit/webhooks-methods verifies", async () =>
   octokitVerify(GH, BODY, hookgateSign("github", GH, BODY)["x-hub-signature-256"]));
+// Meta, Bitbucket and Jira send GitHub's `sha256=<hex HMAC-SHA256 of the body>`, in their own headers.
+for (const [preset, header] of [["meta", "X-Hub-Signature-256"], ["bitbucket", "X-Hub-Signature"], ["jira", "X-Hub-Signature"]]) {
+  await check(`${preset}: @octokit/webhooks-methods signs, hookgate verifies`, async () =>
+    hookgateVerify(preset, GH, BODY, { [header]: await octokitSign(GH, BODY) }));
+  await check(`${preset}: hookgate signs, @octokit/webhooks-methods verifies`, async () =>
+    octokitVerify(GH, BODY, hookgateSign(preset, GH, BODY)[header.toLowerCase()]));
+}
 
 // Shopify: the library only verifies; its own test helper makes signatures.
 const SHOPIFY_SECRET = "testApiSecretKey";

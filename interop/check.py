@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import discord_interactions
+import nacl.signing
 import slack_sdk.signature
 import standardwebhooks
 import stripe
@@ -82,6 +84,54 @@ def svix_we_sign():
 
 case("svix: library signs, hookgate verifies", svix_they_sign)
 case("svix: hookgate signs, library verifies", svix_we_sign)
+
+
+# The providers that send Svix's or Standard Webhooks' signatures, under their own preset names.
+def alias_they_sign(preset, library, prefix):
+    def check():
+        sig = library(SW_SECRET).sign("msg_3", datetime.datetime.fromtimestamp(NOW, tz=datetime.timezone.utc), BODY)
+        return hookgate_verify(preset, SW_SECRET, BODY, {f"{prefix}-id": "msg_3", f"{prefix}-timestamp": str(NOW), f"{prefix}-signature": sig})
+    return check
+
+
+def alias_we_sign(preset, library):
+    def check():
+        library(SW_SECRET).verify(BODY, hookgate_sign(preset, SW_SECRET, BODY))
+        return True
+    return check
+
+
+for preset, library, prefix in [("clerk", svix.webhooks.Webhook, "svix"), ("resend", svix.webhooks.Webhook, "svix"),
+                                ("stytch", svix.webhooks.Webhook, "svix"), ("replicate", standardwebhooks.Webhook, "webhook"),
+                                ("openai", standardwebhooks.Webhook, "webhook")]:
+    case(f"{preset}: {library.__module__.split('.')[0]} signs, hookgate verifies", alias_they_sign(preset, library, prefix))
+    case(f"{preset}: hookgate signs, {library.__module__.split('.')[0]} verifies", alias_we_sign(preset, library))
+
+# Discord: discord-interactions verifies with PyNaCl, which signs here as Discord does.
+DISCORD_SEED = bytes(range(1, 33))
+DISCORD_KEY = nacl.signing.SigningKey(DISCORD_SEED)
+DISCORD_PUBLIC = bytes(DISCORD_KEY.verify_key).hex()
+
+
+def discord_they_sign():
+    signature = DISCORD_KEY.sign(f"{NOW}{BODY}".encode()).signature.hex()
+    return hookgate_verify("discord", DISCORD_PUBLIC, BODY, {"X-Signature-Ed25519": signature, "X-Signature-Timestamp": str(NOW)})
+
+
+def discord_we_sign():
+    private = "whsk_" + base64.b64encode(DISCORD_SEED + bytes(DISCORD_KEY.verify_key)).decode()
+    headers = hookgate_sign("discord", private, BODY)
+    return discord_interactions.verify_key(BODY.encode(), headers["x-signature-ed25519"], headers["x-signature-timestamp"], DISCORD_PUBLIC)
+
+
+def discord_near_miss():
+    headers = hookgate_sign("discord", "whsk_" + base64.b64encode(DISCORD_SEED + bytes(DISCORD_KEY.verify_key)).decode(), BODY)
+    return not discord_interactions.verify_key((BODY + " ").encode(), headers["x-signature-ed25519"], headers["x-signature-timestamp"], DISCORD_PUBLIC)
+
+
+case("discord: PyNaCl signs, hookgate verifies", discord_they_sign)
+case("discord: hookgate signs, discord-interactions verifies", discord_we_sign)
+case("discord: discord-interactions refuses a changed body", discord_near_miss)
 
 # Stripe
 STRIPE_SECRET = "whsec_interop_secret"

@@ -231,6 +231,18 @@ injected and other kinds pass unchanged. deploy/kubernetes/injector.yaml install
         #[arg(long, env = "HOOKGATE_IMAGE", default_value = concat!("ghcr.io/hookgate/hookgate:", env!("CARGO_PKG_VERSION")))]
         image: String,
     },
+    /// The providers hookgate verifies by name: `list` them, or `show` one as a ready route.
+    #[command(
+        long_about = "Every preset `verify.scheme` takes: the provider, the header its signature \
+comes in and what it signs, and the header of its delivery id (what `dedupe: { id: scheme }` reads). \
+`show NAME` prints a route for it to paste under inbound.routes, with its secret from the environment. \
+A provider that is not listed can be described with `scheme: hmac` (docs: Inbound).",
+        after_help = "Examples:\n  hookgate schemes list\n  hookgate schemes show github >> routes.yaml"
+    )]
+    Schemes {
+        #[command(subcommand)]
+        command: SchemesCommand,
+    },
     /// Validate a config file and list every problem in it, with line, column and key.
     #[command(
         long_about = "Validate a config file without starting anything. Exits 0 if it is valid; \
@@ -396,6 +408,14 @@ pub enum JobsCommand {
     Show { id: String },
     /// Stop a running job where it is.
     Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemesCommand {
+    /// Every preset: its provider, signature header, and delivery id header.
+    List,
+    /// A ready inbound route for one preset, in YAML.
+    Show { name: String },
 }
 
 #[derive(Debug, Subcommand)]

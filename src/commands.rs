@@ -1,14 +1,15 @@
-//! The one-shot commands: `check`, `sign` and `verify`.
+//! The one-shot commands: `check`, `sign`, `verify` and `schemes`.
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cli::SchemeArgs;
+use crate::cli::{SchemeArgs, SchemesCommand};
 use crate::clock::unix_now;
 use crate::config::{self, values::parse_duration};
 use crate::ids::new_delivery_id;
+use crate::schemes::presets::{self, PRESETS};
 use crate::schemes::{Message, Request, SchemeSpec, Verifier};
 
 /// sysexits' EX_CONFIG: the configuration is wrong.
@@ -186,4 +187,70 @@ pub fn verify(
             ExitCode::FAILURE
         }
     }
+}
+
+pub fn schemes(command: &SchemesCommand) -> ExitCode {
+    match command {
+        SchemesCommand::List => {
+            println!("{:<20} {:<40} {:<24} SIGNATURE", "NAME", "PROVIDER", "DELIVERY ID");
+            for p in PRESETS {
+                let id = p.dedupe_id().unwrap_or("-");
+                println!("{:<20} {:<40} {:<24} {}", p.name, p.provider, id, p.signature());
+            }
+            println!("\n{} presets; `hookgate schemes show NAME` prints a route for one.", PRESETS.len());
+            ExitCode::SUCCESS
+        }
+        SchemesCommand::Show { name } => match presets::find(name) {
+            Some(p) => {
+                print!("{}", route_yaml(p));
+                ExitCode::SUCCESS
+            }
+            None => usage(format!(
+                "no preset is named {name:?}: `hookgate schemes list` shows them, and `scheme: hmac` describes any other"
+            )),
+        },
+    }
+}
+
+/// A route for `preset`, to paste under `inbound.routes`.
+fn route_yaml(p: &presets::Preset) -> String {
+    let env = format!("{}_SECRET", p.name.to_uppercase().replace('-', "_"));
+    let mut yaml = format!(
+        "# {}: {}\n# {}\n- name: {}\n  path: /hooks/{}\n  verify:\n    scheme: {}\n    secrets: [\"${{{env}}}\"]\n",
+        p.provider,
+        p.docs,
+        p.signature(),
+        p.name,
+        p.name,
+        p.name
+    );
+    let shape = match p.secret_format() {
+        presets::SecretFormat::Text => "the secret as the provider shows it",
+        presets::SecretFormat::Base64 => "the secret as the provider shows it: base64",
+        presets::SecretFormat::Hex => "the secret as the provider shows it: hex",
+        presets::SecretFormat::Whsec => "whsec_ and base64, as the provider shows it",
+        presets::SecretFormat::UserPassword => "user:password, as set in the provider's URL",
+        presets::SecretFormat::Ed25519PublicKey => "the provider's public key, as it shows it",
+    };
+    yaml = yaml.replacen(
+        &format!("\"${{{env}}}\"]\n"),
+        &format!("\"${{{env}}}\"]   # {shape}\n"),
+        1,
+    );
+    if p.signs_url() {
+        yaml.push_str(&format!(
+            "    url: https://hooks.example.com/hooks/{}   # exactly as registered with the provider: it is signed\n",
+            p.name
+        ));
+    }
+    if let Some(id) = p.dedupe_id() {
+        yaml.push_str(&format!("  dedupe: {{ id: scheme, ttl: 24h }}   # {id}\n"));
+    }
+    if matches!(p.name, "slack" | "zoom" | "dropbox") {
+        yaml.push_str(&format!(
+            "  handshake: {}   # answered by hookgate itself\n",
+            p.name
+        ));
+    }
+    yaml
 }

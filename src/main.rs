@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => commands::check(&config),
+        Command::Schemes { command } => commands::schemes(&command),
         Command::Sign {
             scheme,
             id,

@@ -137,6 +137,25 @@ fn check_never_echoes_a_password_and_refuses_what_run_would() {
 }
 
 #[test]
+fn a_timestamp_format_is_one_of_three_and_a_wrong_one_is_named() {
+    let route = |format: &str| {
+        format!(
+            "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  routes:\n    - name: a\n      path: /a\n      verify:\n        scheme: hmac\n        secrets: [s]\n        header: X-Sig\n        timestamp_header: X-Time\n        signed_content: \"{{timestamp}}{{body}}\"\n        timestamp_format: {format}\n"
+        )
+    };
+    for good in ["unix", "unix_ms", "rfc3339"] {
+        let (_, output) = check(&route(good));
+        assert!(output.status.success(), "{good}: {}", stderr(&output));
+    }
+    let (f, output) = check(&route("iso8601"));
+    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(
+        stderr(&output),
+        format!("{f}:13:27: inbound.routes[0].verify.timestamp_format: expected unix, unix_ms or rfc3339, found \"iso8601\"\n{f}: 1 problem(s)\n")
+    );
+}
+
+#[test]
 fn rates_and_durations_the_code_cannot_run_are_refused_with_their_position() {
     let (f, output) = check(
         "inbound:\n  listen: 127.0.0.1:8000\n  upstream: http://127.0.0.1:8080\n  idle_timeout: 400d\n  routes:\n    - name: a\n      path: /a\n      verify: none\n      rate_limit: { key: route, limit: 2000000000/s }\n    - name: b\n      path: /b\n      verify: none\n      rate_limit: { key: route, limit: 1/365d, burst: 2 }\n",

@@ -262,6 +262,8 @@ async fn generic_hmac_and_url_signing_schemes() {
         template: hookgate::schemes::Template::parse("{id}:{timestamp}:{body}").unwrap(),
         secret_encoding: hookgate::schemes::SecretEncoding::Utf8,
         body_timestamp_ms: None,
+        timestamp_format: hookgate::schemes::TimestampFormat::UnixSeconds,
+        signature_list: None,
     };
     let headers = Verifier::new(&SchemeSpec::Hmac(options), &["custom-secret"], None)
         .unwrap()
@@ -434,15 +436,29 @@ async fn every_scheme_end_to_end() {
         .copied()
         .filter(|s| *s != "hmac")
         .collect();
-    let secret = |scheme: &str, good: bool| match (scheme, good) {
-        ("standard-webhooks" | "svix", true) => {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+    let secret = |scheme: &str, good: bool| {
+        use hookgate::schemes::presets::{find, SecretFormat};
+        let key = if good {
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        } else {
+            "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+        };
+        match find(scheme).unwrap().secret_format() {
+            SecretFormat::Whsec => format!("whsec_{key}"),
+            SecretFormat::Base64 => key.to_string(),
+            SecretFormat::Hex => (if good { "00112233" } else { "44556677" }).to_string(),
+            SecretFormat::UserPassword => format!("user:{}", if good { "right" } else { "wrong" }),
+            // Base64 of a 32-byte Ed25519 seed.
+            SecretFormat::Ed25519PublicKey => format!(
+                "whsk_{}",
+                if good {
+                    "cmlnaHQtZWQyNTUxOS1zZWVkLW9mLTMyLWJ5dGVzISE="
+                } else {
+                    "d3JvbmctZWQyNTUxOS1zZWVkLW9mLTMyLWJ5dGVzISE="
+                }
+            ),
+            SecretFormat::Text => (if good { "right-secret" } else { "wrong-secret" }).to_string(),
         }
-        ("standard-webhooks" | "svix", false) => {
-            "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB".to_string()
-        }
-        ("basic", good) => format!("user:{}", if good { "right" } else { "wrong" }),
-        (_, good) => (if good { "right-secret" } else { "wrong-secret" }).to_string(),
     };
     let routes: String = schemes
         .iter()
@@ -502,8 +518,10 @@ async fn every_scheme_end_to_end() {
             401,
             "{scheme}: wrong secret"
         );
-        let signs_body = !matches!(scheme, "bearer" | "basic" | "gitlab" | "jobylon");
-        if signs_body {
+        if hookgate::schemes::presets::find(scheme)
+            .unwrap()
+            .signs_body()
+        {
             let mut tampered = body.clone();
             tampered.push(b' ');
             assert_eq!(

@@ -96,13 +96,20 @@ editable = {
     "trace_propagation": {"type": "boolean"},
     "auth": {"anyOf": [ref("ReceiverAuthInput"), {"type": "null"}], "description": "Receiver auth: `headers`, `basic` or `oauth2`; answers mask every value (null removes it)"},
 }
-# The schemes hookgate signs with (src/schemes/mod.rs SCHEME_NAMES, but `hmac`, which needs options; tests/openapi.rs holds the two together).
-SCHEMES = ["standard-webhooks", "svix", "stripe", "github", "gitlab", "slack", "shopify", "paddle", "zoom", "square", "linear",
-           "intercom", "twilio", "rejento", "hiresscope", "tenzo", "jobylon", "bearer", "basic"]
+# The schemes hookgate signs with (src/schemes/presets.rs SCHEME_NAMES, but `hmac`, which needs options; tests/openapi.rs holds the two together).
+SCHEMES = ["standard-webhooks", "svix", "clerk", "resend", "stytch", "workos", "okta", "auth0", "replicate",
+           "openai", "stripe", "paddle", "shopify", "square", "woocommerce", "lemonsqueezy", "coinbase-commerce",
+           "razorpay", "checkout", "gocardless", "chargebee", "xero", "github", "gitlab", "bitbucket", "jira",
+           "linear", "sentry", "vercel", "circleci", "buildkite", "gitea", "gogs", "heroku", "pagerduty",
+           "launchdarkly", "azure-devops", "twilio", "discord", "telnyx", "slack", "zoom", "intercom", "meta",
+           "teams", "telegram", "customerio", "twitch", "zendesk", "helpscout", "postmark", "typeform", "calendly",
+           "docusign", "dropbox", "asana", "trello", "clickup", "notion", "airtable", "pipedrive", "persona", "box",
+           "webflow", "sanity", "tally", "segment", "cloudflare", "hookdeck", "mux", "frameio", "rejento",
+           "hiresscope", "tenzo", "jobylon", "bearer", "basic"]
 S["SchemeName"] = {"type": "string", "enum": SCHEMES, "description": "A named signing scheme"}
 create = dict(editable)
 create.update({"scheme": {"allOf": [ref("SchemeName")], "description": "A scheme name; `standard-webhooks` when absent"},
-               "algorithm": {"type": "string", "enum": ["hmac-sha256", "ed25519"]},
+               "algorithm": {"type": ["string", "null"], "enum": ["hmac-sha256", "ed25519", None], "description": "hmac-sha256 when absent or null"},
                "secret": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The signing secret; a new one is made when absent"}})
 # Ed25519 is Standard Webhooks' v1a: no other scheme signs with it; and
 # `basic` signs with `user:password`.

@@ -63,7 +63,9 @@ impl Encoding {
         match self {
             Encoding::Hex => const_hex::encode(bytes),
             Encoding::Base64 => STANDARD.encode(bytes),
-            Encoding::Base64Url => URL_SAFE.encode(bytes),
+            // Without padding, as JWS and the providers that use base64url write it;
+            // decode_tag takes either.
+            Encoding::Base64Url => URL_SAFE_NO_PAD.encode(bytes),
         }
     }
 

@@ -5,8 +5,9 @@ use std::fmt;
 
 use http::HeaderName;
 
-use super::crypto::{ct_eq, Algorithm, Encoding, MacKey};
-use super::{parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+use super::crypto::{ct_eq, Algorithm, Candidates, Encoding, MacKey};
+use super::parse::{self, TimestampFormat};
+use super::{Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 /// How the configured secret becomes the HMAC key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,84 +147,31 @@ pub struct HmacOptions {
     pub secret_encoding: SecretEncoding,
     /// A JSON pointer to a signed timestamp in milliseconds inside the body (Linear).
     pub body_timestamp_ms: Option<String>,
+    /// How the timestamp header is written.
+    pub timestamp_format: TimestampFormat,
+    /// The header may hold several signatures split by this (PagerDuty's `v1=a,v1=b` while
+    /// a secret rotates); any may match.
+    pub signature_list: Option<char>,
 }
 
 impl HmacOptions {
-    fn body_only(header: &str, encoding: Encoding) -> Self {
+    /// A preset's options, from its row of the provider table.
+    pub fn preset(h: &super::presets::Hmac) -> Self {
         HmacOptions {
-            header: header.to_string(),
-            algorithm: Algorithm::Sha256,
-            encoding,
-            prefix: String::new(),
-            timestamp_header: None,
-            id_header: None,
-            template: Template(vec![Part::Body]),
-            secret_encoding: SecretEncoding::Utf8,
-            body_timestamp_ms: None,
+            header: h.header.to_ascii_lowercase(),
+            algorithm: h.algorithm,
+            encoding: h.encoding,
+            prefix: h.prefix.to_string(),
+            timestamp_header: h.timestamp_header.map(str::to_ascii_lowercase),
+            id_header: h.id_header.map(str::to_ascii_lowercase),
+            template: Template::parse(h.signed)
+                .expect("preset templates parse (tests/scheme_presets.rs)"),
+            secret_encoding: h.secret,
+            body_timestamp_ms: h.body_timestamp_ms.map(str::to_string),
+            timestamp_format: h.timestamp_format,
+            signature_list: h.list,
         }
     }
-
-    fn with_id(mut self, header: &str) -> Self {
-        self.id_header = Some(header.to_string());
-        self
-    }
-
-    fn prefixed(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_string();
-        self
-    }
-
-    fn timestamped(mut self, header: &str, template: &[Part]) -> Self {
-        self.timestamp_header = Some(header.to_string());
-        self.template = Template(template.to_vec());
-        self
-    }
-}
-
-/// The named schemes that are plain HMAC presets.
-pub fn preset(name: &str) -> Option<HmacOptions> {
-    let v0 = |rest: &[Part]| {
-        [
-            &[
-                Part::Literal(b"v0:".to_vec()),
-                Part::Timestamp,
-                Part::Literal(b":".to_vec()),
-            ],
-            rest,
-        ]
-        .concat()
-    };
-    let options = match name {
-        "github" => HmacOptions::body_only("x-hub-signature-256", Encoding::Hex)
-            .prefixed("sha256=")
-            .with_id("x-github-delivery"),
-        "intercom" => HmacOptions {
-            algorithm: Algorithm::Sha1,
-            ..HmacOptions::body_only("x-hub-signature", Encoding::Hex).prefixed("sha1=")
-        },
-        "slack" => HmacOptions::body_only("x-slack-signature", Encoding::Hex)
-            .prefixed("v0=")
-            .timestamped("x-slack-request-timestamp", &v0(&[Part::Body])),
-        "zoom" => HmacOptions::body_only("x-zm-signature", Encoding::Hex)
-            .prefixed("v0=")
-            .timestamped("x-zm-request-timestamp", &v0(&[Part::Body])),
-        "shopify" => HmacOptions::body_only("x-shopify-hmac-sha256", Encoding::Base64)
-            .with_id("x-shopify-webhook-id"),
-        "square" => HmacOptions {
-            template: Template(vec![Part::Url, Part::Body]),
-            ..HmacOptions::body_only("x-square-hmacsha256-signature", Encoding::Base64)
-        },
-        "linear" => HmacOptions {
-            body_timestamp_ms: Some("/webhookTimestamp".to_string()),
-            ..HmacOptions::body_only("linear-signature", Encoding::Hex).with_id("linear-delivery")
-        },
-        "rejento" => HmacOptions::body_only("x-rejento-signature", Encoding::Hex)
-            .with_id("x-rejento-delivery-id"),
-        "hiresscope" => HmacOptions::body_only("x-hiresscope-signature", Encoding::Hex),
-        "tenzo" => HmacOptions::body_only("x-webhook-signature", Encoding::Hex),
-        _ => return None,
-    };
-    Some(options)
 }
 
 pub struct HmacScheme {
@@ -311,7 +259,7 @@ impl Scheme for HmacScheme {
             (true, None) => return Err(VerifyError::MissingUrl),
             (_, url) => url.unwrap_or(""),
         };
-        let timestamp = message.timestamp.to_string();
+        let timestamp = o.timestamp_format.write(message.timestamp);
         let fields = Fields {
             id: message.id,
             timestamp: &timestamp,
@@ -341,25 +289,32 @@ impl Scheme for HmacScheme {
     ) -> Result<Verified, VerifyError> {
         let o = &self.options;
         let text = parse::signature(request.headers, &self.names.signature)?;
-        let encoded = text.strip_prefix(o.prefix.as_str()).ok_or_else(|| {
-            VerifyError::malformed(format!("{} should start with {:?}", o.header, o.prefix))
-        })?;
-        let received = o
-            .encoding
-            .decode_tag(encoded)
-            .map_err(VerifyError::malformed)?;
-        let received = received.as_ref();
-        if received.len() != o.algorithm.tag_len() {
-            return Err(VerifyError::malformed(format!(
-                "expected a {}-byte tag, found {} bytes",
-                o.algorithm.tag_len(),
-                received.len()
-            )));
+        let listed: Vec<&str> = match o.signature_list {
+            Some(separator) => text.split(separator).map(str::trim).collect(),
+            None => vec![text],
+        };
+        let mut candidates = Candidates::default();
+        for entry in listed {
+            let encoded = entry.strip_prefix(o.prefix.as_str()).ok_or_else(|| {
+                VerifyError::malformed(format!("{} should start with {:?}", o.header, o.prefix))
+            })?;
+            let received = o
+                .encoding
+                .decode_tag(encoded)
+                .map_err(VerifyError::malformed)?;
+            if received.as_ref().len() != o.algorithm.tag_len() {
+                return Err(VerifyError::malformed(format!(
+                    "expected a {}-byte tag, found {} bytes",
+                    o.algorithm.tag_len(),
+                    received.as_ref().len()
+                )));
+            }
+            candidates.push(received).map_err(VerifyError::malformed)?;
         }
         let (timestamp_text, timestamp) = match &self.names.timestamp {
             Some(h) => {
                 let text = parse::required(request.headers, h)?;
-                let ts = parse::timestamp(text)?;
+                let ts = o.timestamp_format.read(text)?;
                 clock.check(ts)?;
                 (text, Some(ts))
             }
@@ -383,9 +338,12 @@ impl Scheme for HmacScheme {
         };
         let index = keys
             .iter()
-            .position(
-                |k| matches!(k, Key::Mac(mac) if ct_eq(self.tag(mac, &fields).as_ref(), received)),
-            )
+            .position(|k| {
+                matches!(k, Key::Mac(mac) if {
+                    let tag = self.tag(mac, &fields);
+                    candidates.as_slice().iter().any(|c| ct_eq(tag.as_ref(), c.as_ref()))
+                })
+            })
             .ok_or(VerifyError::InvalidSignature)?;
         // A timestamp inside the body can only be trusted once the body is authentic.
         let timestamp = match &o.body_timestamp_ms {

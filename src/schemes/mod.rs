@@ -7,8 +7,10 @@
 
 pub mod crypto;
 pub mod ed25519;
+mod ed25519_preset;
 mod hmac;
 mod parse;
+pub mod presets;
 mod standard;
 mod stripe_like;
 mod token;
@@ -20,6 +22,9 @@ use std::time::Duration;
 use http::HeaderMap;
 
 pub use hmac::{HmacOptions, SecretEncoding, Template};
+pub use parse::TimestampFormat;
+use presets::Recipe;
+pub use presets::SCHEME_NAMES;
 
 /// Default replay window for schemes whose signatures carry a timestamp.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -216,35 +221,11 @@ impl SchemeSpec {
     /// Whether the scheme signs the request URL, which callers then have to supply.
     pub fn signs_url(&self) -> bool {
         match self {
-            SchemeSpec::Named(name) => matches!(name.as_str(), "twilio" | "square"),
+            SchemeSpec::Named(name) => presets::find(name).is_some_and(|p| p.signs_url()),
             SchemeSpec::Hmac(options) => options.template.uses_url(),
         }
     }
 }
-
-/// Every scheme name a config may use.
-pub const SCHEME_NAMES: &[&str] = &[
-    "standard-webhooks",
-    "svix",
-    "stripe",
-    "github",
-    "gitlab",
-    "slack",
-    "shopify",
-    "paddle",
-    "zoom",
-    "square",
-    "linear",
-    "intercom",
-    "twilio",
-    "rejento",
-    "hiresscope",
-    "tenzo",
-    "jobylon",
-    "bearer",
-    "basic",
-    "hmac",
-];
 
 /// Builds the scheme a spec names.
 pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
@@ -257,18 +238,24 @@ pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
             "paddle" => Box::new(stripe_like::KeyValueScheme::paddle()),
             "twilio" => Box::new(twilio::Twilio),
             "gitlab" => Box::new(token::TokenScheme::gitlab()),
-            "jobylon" | "bearer" => Box::new(token::TokenScheme::bearer()),
+            "bearer" => Box::new(token::TokenScheme::bearer()),
             "basic" => Box::new(token::TokenScheme::basic()),
             "hmac" => {
                 return Err(
                     "scheme hmac needs its options (header, algorithm, encoding, ...)".into(),
                 )
             }
-            other => match hmac::preset(other) {
-                Some(options) => Box::new(hmac::HmacScheme::new(options)?),
-                None => {
+            other => match presets::find(other).map(|p| &p.recipe) {
+                Some(Recipe::Alias(target)) => {
+                    return build(&SchemeSpec::Named(target.to_string()))
+                }
+                Some(Recipe::Hmac(h)) => Box::new(hmac::HmacScheme::new(HmacOptions::preset(h))?),
+                Some(Recipe::KeyValue(kv)) => Box::new(stripe_like::KeyValueScheme::preset(kv)),
+                Some(Recipe::Token { header }) => Box::new(token::TokenScheme::in_header(header)),
+                Some(Recipe::Ed25519(e)) => Box::new(ed25519_preset::Ed25519Scheme::preset(e)),
+                Some(Recipe::Own { .. }) | None => {
                     return Err(format!(
-                        "unknown scheme {other:?} (known: {})",
+                        "unknown scheme {other:?} (known: {}; `hookgate schemes list` shows them)",
                         SCHEME_NAMES.join(", ")
                     ))
                 }

@@ -1,10 +1,12 @@
 //! Schemes whose one header is a list of `key=value` pairs with a timestamp and one or
-//! more hex signatures: Stripe (`t=…,v1=…`) and Paddle (`ts=…;h1=…`).
+//! more hex signatures: Stripe (`t=…,v1=…`), Paddle (`ts=…;h1=…`), and presets of the same
+//! shape.
 
 use http::HeaderName;
 
 use super::crypto::{Algorithm, Candidates, Encoding, MacKey};
-use super::{matching_key, parse, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
+use super::parse::{self, TimestampFormat};
+use super::{matching_key, Clock, Key, Message, Request, Scheme, Verified, VerifyError};
 
 pub struct KeyValueScheme {
     header: HeaderName,
@@ -13,6 +15,8 @@ pub struct KeyValueScheme {
     signature_key: &'static str,
     /// Between the timestamp and the body in the signed content.
     joiner: &'static [u8],
+    timestamp_format: TimestampFormat,
+    encoding: Encoding,
 }
 
 impl KeyValueScheme {
@@ -24,6 +28,8 @@ impl KeyValueScheme {
             timestamp_key: "t",
             signature_key: "v1",
             joiner: b".",
+            timestamp_format: TimestampFormat::UnixSeconds,
+            encoding: Encoding::Hex,
         }
     }
 
@@ -35,6 +41,25 @@ impl KeyValueScheme {
             timestamp_key: "ts",
             signature_key: "h1",
             joiner: b":",
+            timestamp_format: TimestampFormat::UnixSeconds,
+            encoding: Encoding::Hex,
+        }
+    }
+}
+
+impl KeyValueScheme {
+    /// A preset of the same shape (Calendly, Buildkite, Persona), from its row of the
+    /// provider table.
+    pub fn preset(kv: &'static super::presets::KeyValue) -> Self {
+        KeyValueScheme {
+            header: HeaderName::from_bytes(kv.header.as_bytes())
+                .expect("the provider table's headers are header names (tests)"),
+            separator: kv.separator,
+            timestamp_key: kv.timestamp_key,
+            signature_key: kv.signature_key,
+            joiner: kv.joiner.as_bytes(),
+            timestamp_format: kv.timestamp_format,
+            encoding: kv.encoding,
         }
     }
 }
@@ -48,7 +73,7 @@ impl Scheme for KeyValueScheme {
     }
 
     fn sign(&self, keys: &[Key], message: &Message) -> Result<Vec<(String, String)>, VerifyError> {
-        let timestamp = message.timestamp.to_string();
+        let timestamp = self.timestamp_format.write(message.timestamp);
         let mut value = format!("{}={timestamp}", self.timestamp_key);
         for key in keys {
             if let Key::Mac(mac) = key {
@@ -57,7 +82,7 @@ impl Scheme for KeyValueScheme {
                 value.push_str(&format!(
                     "{}={}",
                     self.signature_key,
-                    Encoding::Hex.encode(tag.as_ref())
+                    self.encoding.encode(tag.as_ref())
                 ));
             }
         }
@@ -85,7 +110,8 @@ impl Scheme for KeyValueScheme {
                     )));
                 }
             } else if k == self.signature_key {
-                let tag = Encoding::Hex
+                let tag = self
+                    .encoding
                     .decode_tag(v)
                     .map_err(VerifyError::malformed)?;
                 candidates.push(tag).map_err(VerifyError::malformed)?;
@@ -94,7 +120,7 @@ impl Scheme for KeyValueScheme {
         let timestamp_text = timestamp_text.ok_or_else(|| {
             VerifyError::malformed(format!("no {}= timestamp", self.timestamp_key))
         })?;
-        let timestamp = parse::timestamp(timestamp_text)?;
+        let timestamp = self.timestamp_format.read(timestamp_text)?;
         if candidates.as_slice().is_empty() {
             return Err(VerifyError::malformed(format!(
                 "no {}= signature",

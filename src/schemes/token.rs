@@ -1,5 +1,6 @@
 //! Static credentials: `Authorization: Bearer` (also Jobylon), `Authorization: Basic`,
-//! and GitLab's `X-Gitlab-Token`. Compared in constant time; stripped before forwarding.
+//! GitLab's `X-Gitlab-Token`, and a token in a provider's own header (Telegram's
+//! `X-Telegram-Bot-Api-Secret-Token`). Compared in constant time; stripped before forwarding.
 
 use http::HeaderName;
 
@@ -11,6 +12,8 @@ enum Kind {
     Bearer,
     Basic,
     GitLab,
+    /// The token as it is, in this header (lower case), from the provider table.
+    Header(&'static &'static str),
 }
 
 pub struct TokenScheme {
@@ -27,11 +30,17 @@ impl TokenScheme {
     pub fn gitlab() -> Self {
         TokenScheme { kind: Kind::GitLab }
     }
+    pub fn in_header(name: &'static &'static str) -> Self {
+        TokenScheme {
+            kind: Kind::Header(name),
+        }
+    }
 
     fn header(&self) -> HeaderName {
         match self.kind {
             Kind::Bearer | Kind::Basic => http::header::AUTHORIZATION,
             Kind::GitLab => HeaderName::from_static("x-gitlab-token"),
+            Kind::Header(name) => HeaderName::from_static(name),
         }
     }
 
@@ -51,7 +60,7 @@ impl TokenScheme {
             Kind::Basic => base64_decode_lenient(after("Basic ")?).map_err(|e| {
                 VerifyError::malformed(format!("bad base64 in Basic credentials: {e}"))
             }),
-            Kind::GitLab => Ok(value.as_bytes().to_vec()),
+            Kind::GitLab | Kind::Header(_) => Ok(value.as_bytes().to_vec()),
         }
     }
 }
@@ -75,7 +84,7 @@ impl Scheme for TokenScheme {
         let value = match self.kind {
             Kind::Bearer => format!("Bearer {token}"),
             Kind::Basic => format!("Basic {}", base64_encode(token.as_bytes())),
-            Kind::GitLab => token.into_owned(),
+            Kind::GitLab | Kind::Header(_) => token.into_owned(),
         };
         Ok(vec![(self.header().to_string(), value)])
     }
@@ -117,6 +126,7 @@ impl Scheme for TokenScheme {
         match self.kind {
             Kind::Bearer | Kind::Basic => &["authorization"],
             Kind::GitLab => &["x-gitlab-token"],
+            Kind::Header(name) => std::slice::from_ref(name),
         }
     }
 }

@@ -17,6 +17,7 @@ const HMAC_KEYS: &[&str] = &[
     "id_header",
     "signed_content",
     "secret_encoding",
+    "timestamp_format",
 ];
 
 /// What a route's handshake needs and the route lacks: Slack's and Zoom's are signed with
@@ -513,6 +514,12 @@ impl Loader<'_> {
             self.with_default(f, "secret_encoding", SecretEncoding::Utf8, |l, n, p| {
                 l.parsed(n, p, SecretEncoding::parse)
             });
+        let timestamp_format = self.with_default(
+            f,
+            "timestamp_format",
+            TimestampFormat::UnixSeconds,
+            |l, n, p| l.parsed(n, p, TimestampFormat::parse_name),
+        );
         let options = HmacOptions {
             header: header?,
             algorithm: algorithm?,
@@ -523,6 +530,8 @@ impl Loader<'_> {
             template: template?,
             secret_encoding: secret_encoding?,
             body_timestamp_ms: None,
+            timestamp_format: timestamp_format?,
+            signature_list: None,
         };
         if options.template.uses_timestamp() && options.timestamp_header.is_none() {
             let at = f.get("signed_content").map_or(f.at, |n| n.at);

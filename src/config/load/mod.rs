@@ -28,7 +28,7 @@ use super::values::{
 use super::yaml::{self, Key, Node, Position, Value};
 use super::*;
 use crate::schemes::crypto::{Algorithm, Encoding};
-use crate::schemes::{self, HmacOptions, SecretEncoding, Template, SCHEME_NAMES};
+use crate::schemes::{self, HmacOptions, SecretEncoding, Template, TimestampFormat, SCHEME_NAMES};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
