@@ -7,6 +7,10 @@ import { shopifyApi, ApiVersion } from "@shopify/shopify-api";
 import { getHmac } from "@shopify/shopify-api/test-helpers";
 import { Webhook } from "standardwebhooks";
 import Stripe from "stripe";
+import { generateKeyPairSync } from "node:crypto";
+import sendgrid from "@sendgrid/eventwebhook";
+import starkbank from "starkbank-ecdsa";
+import curves from "starkbank-ecdsa/ellipticcurve/curve.js";
 
 const HOOKGATE = process.argv[2];
 const NOW = Math.floor(Date.now() / 1000);
@@ -45,6 +49,26 @@ await check("github: @octokit/webhooks-methods signs, hookgate verifies", async 
   hookgateVerify("github", GH, BODY, { "X-Hub-Signature-256": await octokitSign(GH, BODY) }));
 await check("github: hookgate signs, @octokit/webhooks-methods verifies", async () =>
   octokitVerify(GH, BODY, hookgateSign("github", GH, BODY)["x-hub-signature-256"]));
+// SendGrid's Event Webhook: ECDSA P-256. Its library (@sendgrid/eventwebhook) verifies;
+// starkbank-ecdsa, which it is built on, signs as SendGrid does.
+{
+  const events = new sendgrid.EventWebhook();
+  const pemBody = (pem) => pem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+  await check("sendgrid: starkbank-ecdsa signs, hookgate verifies", async () => {
+    const key = new starkbank.PrivateKey(curves.prime256v1); // SendGrid's curve, P-256
+    const signature = starkbank.Ecdsa.sign(String(NOW) + BODY, key).toBase64();
+    return hookgateVerify("sendgrid", pemBody(key.publicKey().toPem()), BODY, {
+      "X-Twilio-Email-Event-Webhook-Signature": signature, "X-Twilio-Email-Event-Webhook-Timestamp": String(NOW) });
+  });
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const pkcs8 = privateKey.export({ type: "pkcs8", format: "der" }).toString("base64");
+  const spki = publicKey.export({ type: "spki", format: "der" }).toString("base64");
+  const signed = hookgateSign("sendgrid", pkcs8, BODY);
+  const verify = (body) => events.verifySignature(events.convertPublicKeyToECDSA(spki), body,
+    signed["x-twilio-email-event-webhook-signature"], signed["x-twilio-email-event-webhook-timestamp"]);
+  await check("sendgrid: hookgate signs, @sendgrid/eventwebhook verifies", async () => verify(BODY));
+  await check("sendgrid: @sendgrid/eventwebhook refuses a changed body", async () => !verify(BODY + " "));
+}
 // Meta, Bitbucket and Jira send GitHub's `sha256=<hex HMAC-SHA256 of the body>`, in their own headers.
 for (const [preset, header] of [["meta", "X-Hub-Signature-256"], ["bitbucket", "X-Hub-Signature"], ["jira", "X-Hub-Signature"]]) {
   await check(`${preset}: @octokit/webhooks-methods signs, hookgate verifies`, async () =>

@@ -231,6 +231,9 @@ fn route_yaml(p: &presets::Preset) -> String {
         presets::SecretFormat::Whsec => "whsec_ and base64, as the provider shows it",
         presets::SecretFormat::UserPassword => "user:password, as set in the provider's URL",
         presets::SecretFormat::Ed25519PublicKey => "the provider's public key, as it shows it",
+        presets::SecretFormat::EcdsaPublicKey => {
+            "the provider's verification key (base64), as it shows it"
+        }
     };
     yaml = yaml.replacen(
         &format!("\"${{{env}}}\"]\n"),

@@ -449,6 +449,8 @@ async fn every_scheme_end_to_end() {
             SecretFormat::Hex => (if good { "00112233" } else { "44556677" }).to_string(),
             SecretFormat::UserPassword => format!("user:{}", if good { "right" } else { "wrong" }),
             // Base64 of a 32-byte Ed25519 seed.
+            // PKCS#8 P-256 keys, made with Python's cryptography.
+            SecretFormat::EcdsaPublicKey => (if good { "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAD2t1qyvEccehRANCAASCZJhJbaGTBQRq51VV7FgN8L6sxS+EieFUTCdG/vrTkYRNL39xJFgbCU6OFzLBCyhxuE7e7QZoMNCkvEnEsYLK" } else { "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAHtbrVleI446hRANCAAQIjfGyYTGeO9lxDAGadD79Y0j0F02LXNRTiKZ6pinCIkB6dtt4fDGUnV8L0UDMzZT1trxIspf1ZWU8pQqE8LFz" }).to_string(),
             SecretFormat::Ed25519PublicKey => format!(
                 "whsk_{}",
                 if good {

@@ -162,6 +162,18 @@ fn sign_makes_the_headers_the_provider_sends() {
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
+        // ECDSA signatures are randomized: the provider's public key must verify hookgate's.
+        if preset.secret_format() == SecretFormat::EcdsaPublicKey {
+            let pairs: BTreeMap<String, String> = signed.into_iter().collect();
+            verify(
+                &verifier(preset.name, &v.secret),
+                &v,
+                &header_map(&pairs),
+                v.body.as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", preset.name));
+            continue;
+        }
         for (header, value) in signed {
             let header = header.to_ascii_lowercase();
             // Standard Webhooks' timestamp and id are the message's; any other header is the vector's.
@@ -267,8 +279,12 @@ fn secret_for(format: SecretFormat, key: &str) -> String {
         SecretFormat::Whsec => format!("whsec_{key}"),
         SecretFormat::UserPassword => format!("user:{key}"),
         SecretFormat::Ed25519PublicKey => hookgate::schemes::ed25519::generate(),
+        SecretFormat::EcdsaPublicKey => OTHER_P256_PUBLIC.to_string(),
     }
 }
+
+/// Another P-256 public key (SPKI DER, base64) than the vector's.
+const OTHER_P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPteijsZI7c5dW34lL2sqr7tEg1EUoks8qo9xD2SZO8JXEaNM3JIpCAtjnwmXf+t8qR7M4WSb/qithccrIGrefg==";
 
 /// The providers page's table, as the preset table says it
 /// (`HOOKGATE_BLESS_DOCS=1 cargo test --test scheme_presets` rewrites it).

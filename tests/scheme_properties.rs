@@ -18,6 +18,8 @@ fn secret_for(scheme: &str, seed: &str) -> String {
         SecretFormat::Hex => hex_of(format!("{seed}-key")),
         SecretFormat::UserPassword => format!("user:{seed}"),
         // A whsk_ seed signs, and verifies through its public half.
+        // A PKCS#8 P-256 key (made with Python's cryptography) signs, and verifies through its public half.
+        SecretFormat::EcdsaPublicKey => "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAD2t1qyvEccehRANCAASCZJhJbaGTBQRq51VV7FgN8L6sxS+EieFUTCdG/vrTkYRNL39xJFgbCU6OFzLBCyhxuE7e7QZoMNCkvEnEsYLK".to_string(),
         SecretFormat::Ed25519PublicKey => {
             format!("whsk_{}", base64(format!("{seed:0>32}")[..32].to_string()))
         }

@@ -101,11 +101,11 @@ SCHEMES = ["standard-webhooks", "svix", "clerk", "resend", "stytch", "workos", "
            "openai", "stripe", "paddle", "shopify", "square", "woocommerce", "lemonsqueezy", "coinbase-commerce",
            "razorpay", "checkout", "gocardless", "chargebee", "xero", "github", "gitlab", "bitbucket", "jira",
            "linear", "sentry", "vercel", "circleci", "buildkite", "gitea", "gogs", "heroku", "pagerduty",
-           "launchdarkly", "azure-devops", "twilio", "discord", "telnyx", "slack", "zoom", "intercom", "meta",
-           "teams", "telegram", "customerio", "twitch", "zendesk", "helpscout", "postmark", "typeform", "calendly",
-           "docusign", "dropbox", "asana", "trello", "clickup", "notion", "airtable", "pipedrive", "persona", "box",
-           "webflow", "sanity", "tally", "segment", "cloudflare", "hookdeck", "mux", "frameio", "rejento",
-           "hiresscope", "tenzo", "jobylon", "bearer", "basic"]
+           "launchdarkly", "azure-devops", "twilio", "discord", "telnyx", "sendgrid", "slack", "zoom", "intercom",
+           "meta", "teams", "telegram", "customerio", "twitch", "zendesk", "helpscout", "postmark", "typeform",
+           "calendly", "docusign", "dropbox", "asana", "trello", "clickup", "notion", "airtable", "pipedrive",
+           "persona", "box", "webflow", "sanity", "tally", "segment", "cloudflare", "hookdeck", "mux", "frameio",
+           "rejento", "hiresscope", "tenzo", "jobylon", "bearer", "basic"]
 S["SchemeName"] = {"type": "string", "enum": SCHEMES, "description": "A named signing scheme"}
 create = dict(editable)
 create.update({"scheme": {"allOf": [ref("SchemeName")], "description": "A scheme name; `standard-webhooks` when absent"},

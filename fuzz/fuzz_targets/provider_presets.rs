@@ -1,5 +1,5 @@
 #![no_main]
-// The parsers the provider presets added: Ed25519 signatures (hex and base64), RFC 3339
+// The parsers the provider presets added: Ed25519 and ECDSA signatures, RFC 3339
 // and millisecond timestamps, signature lists, and key=value headers written otherwise.
 mod common;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -8,6 +8,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let telnyx = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
     common::verify("discord", discord, &["x-signature-ed25519", "x-signature-timestamp"], data);
     common::verify("telnyx", telnyx, &["telnyx-signature-ed25519", "telnyx-timestamp"], data);
+    // SendGrid's: a P-256 public key (SPKI DER, base64).
+    let sendgrid = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPteijsZI7c5dW34lL2sqr7tEg1EUoks8qo9xD2SZO8JXEaNM3JIpCAtjnwmXf+t8qR7M4WSb/qithccrIGrefg==";
+    common::verify("sendgrid", sendgrid, &["x-twilio-email-event-webhook-signature", "x-twilio-email-event-webhook-timestamp"], data);
     for (scheme, headers) in [
         ("twitch", &["twitch-eventsub-message-signature", "twitch-eventsub-message-timestamp", "twitch-eventsub-message-id"][..]),
         ("zendesk", &["x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp"][..]),

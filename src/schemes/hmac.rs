@@ -114,6 +114,21 @@ impl Template {
     pub fn uses_id(&self) -> bool {
         self.uses(&Part::Id)
     }
+
+    /// The signed content of a template of literals, `{timestamp}` and `{body}` (the
+    /// asymmetric presets'; anything else in it is left out).
+    pub fn render(&self, timestamp: &str, body: &[u8]) -> Vec<u8> {
+        let mut content = Vec::with_capacity(body.len() + 32);
+        for part in &self.0 {
+            match part {
+                Part::Literal(l) => content.extend_from_slice(l),
+                Part::Timestamp => content.extend_from_slice(timestamp.as_bytes()),
+                Part::Body => content.extend_from_slice(body),
+                Part::Id | Part::Method | Part::Url => {}
+            }
+        }
+        content
+    }
 }
 
 impl fmt::Display for Template {

@@ -6,9 +6,11 @@
 //! ([`Keys`]), so a request costs one HMAC per secret tried and no copy of the body.
 
 pub mod crypto;
+mod ecdsa_preset;
 pub mod ed25519;
 mod ed25519_preset;
 mod hmac;
+mod key_signed;
 mod parse;
 pub mod presets;
 mod standard;
@@ -160,6 +162,9 @@ pub enum Key {
     /// Standard Webhooks `v1a`: a private key signs (and verifies), a public key verifies.
     Ed25519Private(std::sync::Arc<ring::signature::Ed25519KeyPair>),
     Ed25519Public(Vec<u8>),
+    /// ECDSA P-256 (SendGrid): a PKCS#8 private key signs, the public point verifies.
+    EcdsaPrivate(std::sync::Arc<ring::signature::EcdsaKeyPair>),
+    EcdsaPublic(Vec<u8>),
     /// Static credentials compared as they are (bearer tokens, basic `user:pass`, GitLab tokens).
     Token(Vec<u8>),
 }
@@ -253,6 +258,7 @@ pub fn build(spec: &SchemeSpec) -> Result<Box<dyn Scheme>, String> {
                 Some(Recipe::KeyValue(kv)) => Box::new(stripe_like::KeyValueScheme::preset(kv)),
                 Some(Recipe::Token { header }) => Box::new(token::TokenScheme::in_header(header)),
                 Some(Recipe::Ed25519(e)) => Box::new(ed25519_preset::Ed25519Scheme::preset(e)),
+                Some(Recipe::EcdsaP256(e)) => Box::new(ecdsa_preset::EcdsaScheme::preset(e)),
                 Some(Recipe::Own { .. }) | None => {
                     return Err(format!(
                         "unknown scheme {other:?} (known: {}; `hookgate schemes list` shows them)",

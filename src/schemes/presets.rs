@@ -37,6 +37,18 @@ pub enum Recipe {
     Token { header: &'static str },
     /// An Ed25519 signature the provider's public key verifies.
     Ed25519(Ed25519),
+    /// An ECDSA P-256 / SHA-256 signature the provider's public key verifies.
+    EcdsaP256(EcdsaP256),
+}
+
+/// [`Recipe::EcdsaP256`]: the signature's header (base64, DER when `der`, else raw r‖s),
+/// the timestamp's header (unix seconds) and the signed content; the key is base64 of a
+/// DER SubjectPublicKeyInfo.
+pub struct EcdsaP256 {
+    pub header: &'static str,
+    pub der: bool,
+    pub timestamp_header: &'static str,
+    pub signed: &'static str,
 }
 
 /// [`Recipe::Ed25519`]: the signature's header and encoding, the timestamp's header (unix
@@ -64,6 +76,8 @@ pub enum SecretFormat {
     UserPassword,
     /// The provider's Ed25519 public key (or a `whsk_` private key, to sign).
     Ed25519PublicKey,
+    /// Base64 of the provider's DER P-256 public key (or of a PKCS#8 private key, to sign).
+    EcdsaPublicKey,
 }
 
 /// [`Recipe::Hmac`]: what `scheme: hmac` would spell out.
@@ -241,6 +255,7 @@ pub const PRESETS: &[Preset] = &[
     preset("twilio", "Twilio", own("X-Twilio-Signature", None), "https://www.twilio.com/docs/usage/webhooks/webhooks-security"),
     preset("discord", "Discord (interactions)", Recipe::Ed25519(Ed25519 { header: "X-Signature-Ed25519", encoding: Encoding::Hex, timestamp_header: "X-Signature-Timestamp", signed: "{timestamp}{body}", key_encoding: Encoding::Hex }), "https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers"),
     preset("telnyx", "Telnyx", Recipe::Ed25519(Ed25519 { header: "telnyx-signature-ed25519", encoding: Encoding::Base64, timestamp_header: "telnyx-timestamp", signed: "{timestamp}|{body}", key_encoding: Encoding::Base64 }), "https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks"),
+    preset("sendgrid", "SendGrid (Event Webhook)", Recipe::EcdsaP256(EcdsaP256 { header: "X-Twilio-Email-Event-Webhook-Signature", der: true, timestamp_header: "X-Twilio-Email-Event-Webhook-Timestamp", signed: "{timestamp}{body}" }), "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features"),
     preset("slack", "Slack", Recipe::Hmac(prefixed(timestamped(body_hex("X-Slack-Signature"), "X-Slack-Request-Timestamp", "v0:{timestamp}:{body}"), "v0=")), "https://api.slack.com/authentication/verifying-requests-from-slack"),
     preset("zoom", "Zoom", Recipe::Hmac(prefixed(timestamped(body_hex("X-Zm-Signature"), "X-Zm-Request-Timestamp", "v0:{timestamp}:{body}"), "v0=")), "https://developers.zoom.us/docs/api/webhooks/#verify-with-zooms-header"),
     preset("intercom", "Intercom", Recipe::Hmac(prefixed(sha1(body_hex("X-Hub-Signature")), "sha1=")), "https://developers.intercom.com/docs/webhooks/setting-up-webhooks"),
@@ -337,6 +352,10 @@ impl Preset {
                 kv.joiner
             ),
             Recipe::Token { header } => format!("{header}: <token>"),
+            Recipe::EcdsaP256(e) => format!(
+                "{}: <base64 ECDSA P-256 of {}>, {}: {{timestamp}}",
+                e.header, e.signed, e.timestamp_header
+            ),
             Recipe::Ed25519(e) => format!(
                 "{}: <{} Ed25519 of {}>, {}: {{timestamp}}",
                 e.header,
@@ -365,6 +384,7 @@ impl Preset {
             (Recipe::Hmac(h), _) if h.secret == SecretEncoding::Base64 => SecretFormat::Base64,
             (Recipe::Hmac(h), _) if h.secret == SecretEncoding::Hex => SecretFormat::Hex,
             (Recipe::Ed25519(_), _) => SecretFormat::Ed25519PublicKey,
+            (Recipe::EcdsaP256(_), _) => SecretFormat::EcdsaPublicKey,
             _ => SecretFormat::Text,
         }
     }

@@ -97,7 +97,10 @@ impl Scheme for StandardWebhooks {
                     "v1a,{}",
                     base64_encode(pair.sign(&parts.concat()).as_ref())
                 )),
-                Key::Ed25519Public(_) | Key::Token(_) => None,
+                Key::Ed25519Public(_)
+                | Key::Token(_)
+                | Key::EcdsaPrivate(_)
+                | Key::EcdsaPublic(_) => None,
             })
             .collect();
         if signatures.is_empty() {

@@ -203,7 +203,19 @@ V["discord"] = ("https://discord.com/developers/docs/interactions/overview#setti
 V["telnyx"] = ("https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks",
                base64.b64encode(PUBLIC).decode(),
                {"telnyx-signature-ed25519": base64.b64encode(KEY.sign(f"{TS}|{BODY}".encode()).signature).decode(), "telnyx-timestamp": str(TS)}, None)
-SIGNING = {"discord": WHSK, "telnyx": WHSK}
+# ECDSA P-256 (SendGrid): `cryptography` signs with a fixed private key; receivers hold base64
+# of the public key's DER SubjectPublicKeyInfo, as SendGrid's settings show it.
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+EC_KEY = ec.derive_private_key(0x1D0E5B9A2C4F6E8D7B3A192817263544F5E6D7C8B9A0F1E2D3C4B5A697887766, ec.SECP256R1())
+EC_PUBLIC = base64.b64encode(EC_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+EC_PRIVATE = base64.b64encode(EC_KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())).decode()
+V["sendgrid"] = ("https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features",
+                 EC_PUBLIC,
+                 {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(EC_KEY.sign(f"{TS}{BODY}".encode(), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))).decode(),
+                  "X-Twilio-Email-Event-Webhook-Timestamp": str(TS)}, None)
+SIGNING = {"discord": WHSK, "telnyx": WHSK, "sendgrid": EC_PRIVATE}
 
 # Linear signs the body, which carries the time in milliseconds.
 LINEAR_BODY = json.dumps({"action": "create", "type": "Issue", "webhookTimestamp": TS * 1000}, separators=(",", ":"))
