@@ -304,12 +304,10 @@ impl Scheme for HmacScheme {
     ) -> Result<Verified, VerifyError> {
         let o = &self.options;
         let text = parse::signature(request.headers, &self.names.signature)?;
-        let listed: Vec<&str> = match o.signature_list {
-            Some(separator) => text.split(separator).map(str::trim).collect(),
-            None => vec![text],
-        };
+        // One signature, or a list of them (no allocation on the request path).
+        let separator = o.signature_list.unwrap_or('\0');
         let mut candidates = Candidates::default();
-        for entry in listed {
+        for entry in text.split(separator).map(str::trim) {
             let encoded = entry.strip_prefix(o.prefix.as_str()).ok_or_else(|| {
                 VerifyError::malformed(format!("{} should start with {:?}", o.header, o.prefix))
             })?;
